@@ -1,0 +1,117 @@
+"""Command line: syncd run | once | check | status | retry | config | version."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from syncd import __version__, exitcodes
+from syncd.config import ConfigError, Settings, load
+from syncd.log import configure, get_logger
+
+DEFAULT_CONFIG = os.environ.get("SYNCD_CONFIG", "/etc/syncd/config.toml")
+
+EPILOG = "exit codes:\n" + "\n".join(f"  {code:<3} {text}" for code, text in exitcodes.DOC.items())
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load(args.config)
+    configure(args.log_level or settings.log.level, settings.log.format)
+    return settings
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    from syncd.pipeline import run_cycle
+    from syncd.services import Services
+
+    svc = Services.build(_settings(args))
+    try:
+        return exitcodes.OK if run_cycle(svc) else exitcodes.CHECK_FAILED
+    finally:
+        svc.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from syncd.daemon import run_forever
+    from syncd.services import Services
+
+    settings = _settings(args)
+    svc = Services.build(settings)
+    try:
+        run_forever(svc, settings.schedule.scan_interval)
+    finally:
+        svc.close()
+    return exitcodes.OK
+
+
+def cmd_version(_args: argparse.Namespace) -> int:
+    print(f"syncd {__version__}")
+    return exitcodes.OK
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    load(args.config)
+    print(f"{args.config}: valid")
+    return exitcodes.OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="syncd",
+        description="Keep S3 recordings, machine transcripts and human review in Label Studio in sync.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c",
+        "--config",
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
+        help="config file (default: %(default)s, or $SYNCD_CONFIG)",
+    )
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override [log] level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            parents=[common],
+            help=help_text,
+            description=help_text,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(func=fn)
+        return p
+
+    add("run", cmd_run, "run the daemon: sync continuously until SIGTERM/SIGINT")
+    add("once", cmd_once, "run one full cycle (scan, transcribe, import, export) and exit")
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    validate = config_sub.add_parser("validate", parents=[common], help="check a config file and exit")
+    validate.set_defaults(func=cmd_config_validate)
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=cmd_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return exitcodes.CONFIG
+    except KeyboardInterrupt:
+        return exitcodes.OK
+    except Exception as exc:
+        get_logger().error("syncd.crashed", error=exc, exc_info=True)
+        return exitcodes.SOFTWARE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""The configuration schema: the single source of truth for validation, defaults and config.example.toml.
+
+Settings come from one TOML file. Secrets never live in it: the file names an environment variable or a file
+(systemd's ``LoadCredential=`` puts them under ``$CREDENTIALS_DIRECTORY``) and the value is read from there.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+AUDIO_SUFFIXES = (".mp3", ".wav", ".flac", ".ogg", ".m4a", ".webm", ".mp4", ".amr")
+OUTPUT_FORMATS = ("txt", "json", "srt", "vtt")
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the operator: key, bad value, what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelStudioSettings(_Section):
+    url: str = Field("http://127.0.0.1:8080", description="Base URL of the Label Studio server.")
+    api_key_env: str = Field(
+        "LABEL_STUDIO_API_KEY", description="Environment variable holding the Label Studio API token."
+    )
+    api_key_file: str = Field(
+        "",
+        description="File holding the token instead (relative names are looked up in $CREDENTIALS_DIRECTORY).",
+    )
+    project: str = Field(
+        "Transcript review",
+        description="Project title (created if missing) or numeric id of an existing one.",
+    )
+    layout: Literal["segments", "whole"] = Field(
+        "segments",
+        description='"segments": one region per ASR segment with its own text box; "whole": one text box.',
+    )
+    import_batch_size: int = Field(500, ge=1, le=5000, description="Tasks per bulk import request.")
+    timeout: float = Field(60.0, gt=0, description="Seconds before a Label Studio request is abandoned.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class S3Settings(_Section):
+    endpoint_url: str = Field("", description="S3 endpoint; empty means AWS. Set it for MinIO, SeaweedFS, ...")
+    region: str = Field("us-east-1", description="AWS region for S3 and Amazon Transcribe.")
+    access_key_id_env: str = Field("AWS_ACCESS_KEY_ID", description="Environment variable with the access key.")
+    secret_access_key_env: str = Field("AWS_SECRET_ACCESS_KEY", description="Environment variable with the secret key.")
+    secret_access_key_file: str = Field(
+        "",
+        description="File holding the secret key instead (looked up in $CREDENTIALS_DIRECTORY if relative).",
+    )
+
+
+class SourceSettings(_Section):
+    bucket: str = Field(description="Bucket to watch for recordings.")
+    prefix: str = Field("", description="Only keys under this prefix are read.")
+    suffixes: list[str] = Field(
+        list(AUDIO_SUFFIXES), description="Keys ending in one of these (case-insensitive) are audio."
+    )
+    max_size_mb: int = Field(2048, ge=1, description="Larger objects are skipped (Transcribe's limit is 2 GB).")
+
+    @field_validator("suffixes")
+    @classmethod
+    def _known_suffixes(cls, value: list[str]) -> list[str]:
+        bad = [s for s in value if s.lower() not in AUDIO_SUFFIXES]
+        if bad:
+            raise ValueError(f"unsupported {bad}; allowed: {', '.join(AUDIO_SUFFIXES)}")
+        return [s.lower() for s in value]
+
+
+class AwsTranscribeSettings(_Section):
+    output_bucket: str = Field("", description="Bucket for Transcribe's raw output; empty: the source bucket.")
+    output_prefix: str = Field(
+        "syncd-transcribe/", description="Key prefix of Transcribe's raw output; never scanned as audio."
+    )
+    max_in_flight: int = Field(50, ge=1, le=250, description="Most Transcribe jobs running at once.")
+    speaker_labels: bool = Field(True, description="Ask Transcribe to tell speakers apart.")
+    max_speakers: int = Field(4, ge=2, le=30, description="Most speakers Transcribe may label.")
+    endpoint_url: str = Field("", description="Transcribe endpoint; empty means AWS (tests point it at moto).")
+
+
+class WhisperSettings(_Section):
+    model: str = Field(
+        "bundled", description='"bundled" (tiny.en shipped in a package), or a CTranslate2 model directory.'
+    )
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the model runs.")
+    compute_type: str = Field("int8", description="CTranslate2 compute type: int8, float16, float32, ...")
+    beam_size: int = Field(5, ge=1, le=10, description="Beam width; 1 is greedy and fastest.")
+    cpu_threads: int = Field(0, ge=0, description="CPU threads for the model; 0 lets CTranslate2 choose.")
+
+
+class TranscriberSettings(_Section):
+    engine: Literal["whisper", "aws"] = Field("whisper", description='"whisper" (local) or "aws" (Transcribe).')
+    language: str = Field("", description='Language code such as "en-US"; empty: detect it.')
+    max_attempts: int = Field(5, ge=1, description="Attempts before a recording stays failed.")
+    aws: AwsTranscribeSettings = AwsTranscribeSettings()
+    whisper: WhisperSettings = WhisperSettings()
+
+
+class OutputSettings(_Section):
+    formats: list[Literal["txt", "json", "srt", "vtt"]] = Field(
+        list(OUTPUT_FORMATS), description="Formats written next to the audio."
+    )
+    suffix: str = Field(".transcript", description='Inserted before the format: "a.mp3" -> "a.transcript.txt".')
+
+    @field_validator("suffix")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value or "/" in value:
+            raise ValueError('must be non-empty and contain no "/"')
+        return value
+
+
+class ScheduleSettings(_Section):
+    scan_interval: float = Field(60.0, gt=0, description="Seconds between bucket scans.")
+    transcribe_interval: float = Field(10.0, gt=0, description="Seconds between transcription polls.")
+    import_interval: float = Field(10.0, gt=0, description="Seconds between imports into Label Studio.")
+    export_interval: float = Field(15.0, gt=0, description="Seconds between pulls of new reviews.")
+
+
+class StateSettings(_Section):
+    path: str = Field("/var/lib/syncd/state.db", description="SQLite state database.")
+
+
+class HttpSettings(_Section):
+    listen: str = Field("127.0.0.1:9464", description='host:port for /healthz, /metrics and /webhook; "" turns it off.')
+    public_url: str = Field(
+        "", description="URL Label Studio can reach this daemon at; empty: no webhook, polling only."
+    )
+    webhook_secret_env: str = Field(
+        "SYNCD_WEBHOOK_SECRET", description="Environment variable with the webhook shared secret."
+    )
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description='"auto": console on a terminal, JSON lines otherwise.'
+    )
+
+
+class Settings(_Section):
+    labelstudio: LabelStudioSettings = LabelStudioSettings()
+    s3: S3Settings = S3Settings()
+    sources: Annotated[list[SourceSettings], Field(min_length=1)] = Field(
+        description="One [[sources]] table per bucket/prefix to watch."
+    )
+    transcriber: TranscriberSettings = TranscriberSettings()
+    output: OutputSettings = OutputSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    state: StateSettings = StateSettings()
+    http: HttpSettings = HttpSettings()
+    log: LogSettings = LogSettings()
+
+
+def load(path: str | Path) -> Settings:
+    """Read and validate a config file; every problem becomes one ConfigError naming key, value and rule."""
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse(raw, source=str(path))
+
+
+def parse(raw: dict[str, Any], source: str = "config") -> Settings:
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(err) for err in exc.errors()]
+        raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(lines)) from None
+
+
+def _describe(err: Any) -> str:
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown key; allowed here: {', '.join(_allowed_keys(err['loc'][:-1]))}"
+    if err["type"] == "missing":
+        return f"{key}: required key is missing"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{key} = {err['input']!r}: {message}"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        model = getattr(annotation, "__args__", (annotation,))[0] if part == "sources" else annotation
+    return sorted(model.model_fields)
+
+
+def read_secret(env_name: str, file_name: str = "") -> str | None:
+    """A secret from a file (absolute, or under $CREDENTIALS_DIRECTORY) or else from an environment variable."""
+    if file_name:
+        path = Path(file_name)
+        if not path.is_absolute():
+            path = Path(os.environ.get("CREDENTIALS_DIRECTORY", ".")) / path
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read secret file {path}: {exc.strerror}") from exc
+    return os.environ.get(env_name) or None

@@ -1,0 +1,149 @@
+"""Writers for the corrected transcript: txt, json, srt, vtt. Pure functions from a Review to bytes."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import jiwer
+import srt
+import webvtt
+
+from syncd.transcript import Segment, Transcript
+
+
+@dataclass(frozen=True)
+class Review:
+    """A reviewed transcript with everything the outputs record about where it came from."""
+
+    bucket: str
+    key: str
+    etag: str
+    asr: Transcript
+    segments: tuple[Segment, ...]
+    project: int
+    task: int
+    annotation: int
+    annotator: str | None
+    created_at: str | None
+    updated_at: str | None
+    layout: str
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.segments if s.text)
+
+    @property
+    def has_speakers(self) -> bool:
+        return self.layout == "segments" and any(s.speaker for s in self.segments)
+
+
+_PUNCT = re.compile(r"[^\w\s']", re.UNICODE)
+
+
+def _normalize(text: str) -> str:
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float | None:
+    """WER of the ASR text against the reviewer's text, case and punctuation ignored; None when both are empty."""
+    ref, hyp = _normalize(reference), _normalize(hypothesis)
+    if not ref:
+        return None if not hyp else 1.0
+    return round(float(jiwer.wer(ref, hyp)), 4)
+
+
+def to_txt(review: Review) -> str:
+    if review.has_speakers:
+        return "".join(f"{s.speaker or ''}: {s.text}\n" for s in review.segments if s.text)
+    return "".join(f"{s.text}\n" for s in review.segments if s.text)
+
+
+def _cue_text(review: Review, seg: Segment) -> str:
+    return f"{seg.speaker}: {seg.text}" if review.has_speakers and seg.speaker else seg.text
+
+
+def to_srt(review: Review) -> str:
+    cues = [
+        srt.Subtitle(
+            index=i,
+            start=timedelta(seconds=s.start),
+            end=timedelta(seconds=max(s.end, s.start + 0.001)),
+            content=_cue_text(review, s),
+        )
+        for i, s in enumerate((s for s in review.segments if s.text), start=1)
+    ]
+    return str(srt.compose(cues, reindex=False))
+
+
+def _vtt_time(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
+
+
+def to_vtt(review: Review) -> str:
+    doc = webvtt.WebVTT()
+    for s in review.segments:
+        if s.text:
+            end = max(s.end, s.start + 0.001)
+            doc.captions.append(webvtt.Caption(_vtt_time(s.start), _vtt_time(end), _cue_text(review, s)))
+    buffer = io.StringIO()
+    doc.write(buffer)
+    return buffer.getvalue()
+
+
+def to_document(review: Review) -> dict[str, Any]:
+    asr = review.asr
+    return {
+        "schema": "syncd.transcript/1",
+        "source": {"bucket": review.bucket, "key": review.key, "etag": review.etag},
+        "asr": {
+            "engine": asr.engine,
+            "model": asr.model,
+            "job": asr.job,
+            "language": asr.language,
+            "confidence": asr.confidence,
+            "duration": asr.duration,
+            "text": asr.text,
+        },
+        "review": {
+            "layout": review.layout,
+            "project": review.project,
+            "task": review.task,
+            "annotation": review.annotation,
+            "annotator": review.annotator,
+            "submitted_at": review.created_at,
+            "updated_at": review.updated_at,
+        },
+        "word_error_rate": word_error_rate(review.text, asr.text),
+        "text": review.text,
+        "segments": [
+            {
+                "start": s.start,
+                "end": s.end,
+                "speaker": s.speaker,
+                "text": s.text,
+                "asr_text": s.asr_text,
+                "confidence": s.confidence,
+            }
+            for s in review.segments
+        ],
+    }
+
+
+def to_json(review: Review) -> str:
+    return json.dumps(to_document(review), ensure_ascii=False, indent=2) + "\n"
+
+
+WRITERS: dict[str, Callable[[Review], str]] = {"txt": to_txt, "json": to_json, "srt": to_srt, "vtt": to_vtt}
+
+
+def render(review: Review, formats: list[str]) -> dict[str, bytes]:
+    return {fmt: WRITERS[fmt](review).encode("utf-8") for fmt in formats}

@@ -1,0 +1,150 @@
+"""Label Studio side: project, storage and view set-up, bulk import, and incremental reads of changed tasks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from label_studio_sdk.client import LabelStudio
+
+from syncd import layouts
+from syncd.config import LabelStudioSettings
+
+VIEW_TITLE = "Least confident first"
+SAMPLING = "Uncertainty sampling"
+
+
+def ls_time(moment: datetime | float) -> str:
+    """The one datetime form Label Studio's filters accept (others give HTTP 500)."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, tz=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """SDK objects and plain dicts alike, as dicts."""
+    if isinstance(obj, dict):
+        return obj
+    dumped: dict[str, Any] = obj.model_dump() if hasattr(obj, "model_dump") else obj.dict()
+    return dumped
+
+
+def _filters(*items: dict[str, Any]) -> str:
+    return json.dumps({"filters": {"conjunction": "and", "items": list(items)}})
+
+
+class LabelStudioClient:
+    def __init__(self, settings: LabelStudioSettings, token: str) -> None:
+        self.settings = settings
+        self.sdk = LabelStudio(base_url=settings.url, api_key=token, timeout=settings.timeout)
+
+    def whoami(self) -> str:
+        user = self.sdk.users.whoami()
+        return str(user.email or user.username)
+
+    # --- set-up -------------------------------------------------------------------------------------------
+
+    def ensure_project(self, model_version: str, max_speakers: int) -> int:
+        """The configured project (by id or title), created with our layout if missing, set to low-confidence-first."""
+        wanted = self.settings.project
+        project_id = int(wanted) if wanted.isdigit() else self._find_project(wanted)
+        if project_id is None:
+            created = self.sdk.projects.create(
+                title=wanted,
+                label_config=layouts.label_config(self.settings.layout, max_speakers),
+                description="Machine transcripts for human review, least confident first. Managed by syncd.",
+                show_skip_button=True,
+            )
+            project_id = int(created.id or 0)
+        self.sdk.projects.update(project_id, sampling=SAMPLING, model_version=model_version)
+        self._ensure_view(project_id)
+        return project_id
+
+    def _find_project(self, title: str) -> int | None:
+        for project in self.sdk.projects.list(page_size=100):
+            if project.title == title:
+                return int(project.id or 0)
+        return None
+
+    def _ensure_view(self, project_id: int) -> None:
+        views = self.sdk.views.list(project=project_id)
+        if any((as_dict(v).get("data") or {}).get("title") == VIEW_TITLE for v in views):
+            return
+        self.sdk.views.create(
+            project=project_id,
+            data={"title": VIEW_TITLE, "ordering": ["tasks:predictions_score"]},  # type: ignore[arg-type]
+        )
+
+    def ensure_storage(self, project_id: int, bucket: str, s3: dict[str, Any]) -> int:
+        """Register the bucket so Label Studio presigns ``s3://`` audio URLs; never synced, we import ourselves."""
+        for storage in self.sdk.import_storage.s3.list(project=project_id):
+            if storage.bucket == bucket:
+                return int(storage.id or 0)
+        created = self.sdk.import_storage.s3.create(
+            project=project_id,
+            title=f"syncd audio: {bucket}",
+            description="Presigns audio URLs for syncd's tasks. Do not sync: syncd imports tasks itself.",
+            bucket=bucket,
+            prefix="",
+            use_blob_urls=False,
+            presign=True,
+            presign_ttl=60,
+            recursive_scan=True,
+            regex_filter="^$",
+            **s3,
+        )
+        return int(created.id or 0)
+
+    # --- import -------------------------------------------------------------------------------------------
+
+    def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> list[int]:
+        response = self.sdk.projects.import_tasks(project_id, request=tasks, return_task_ids=True)  # type: ignore[arg-type]
+        ids = list(getattr(response, "task_ids", None) or [])
+        if len(ids) != len(tasks):
+            raise RuntimeError(f"Label Studio returned {len(ids)} task ids for {len(tasks)} tasks")
+        return [int(i) for i in ids]
+
+    def tasks_created_since(self, project_id: int, since: float) -> dict[str, int]:
+        """syncd_id -> task id of tasks created after ``since``: how a crashed import finds what already landed."""
+        query = _filters(
+            {
+                "filter": "filter:tasks:created_at",
+                "operator": "greater",
+                "type": "Datetime",
+                "value": ls_time(since),
+            }
+        )
+        found: dict[str, int] = {}
+        for task in self.sdk.tasks.list(
+            project=project_id, query=query, fields="all", resolve_uri=False, page_size=500
+        ):
+            data = as_dict(task).get("data") or {}
+            if data.get("syncd_id"):
+                found.setdefault(str(data["syncd_id"]), int(task.id or 0))
+        return found
+
+    # --- export -------------------------------------------------------------------------------------------
+
+    def changed_tasks(self, project_id: int, since: str) -> Iterator[dict[str, Any]]:
+        """Annotated tasks updated after ``since`` (an ls_time string), with their annotations, oldest first."""
+        query = _filters(
+            {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since},
+            {"filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0},
+        )
+        for task in self.sdk.tasks.list(
+            project=project_id,
+            query=query,
+            fields="all",
+            resolve_uri=False,
+            page_size=200,
+            ordering=["tasks:updated_at"],
+        ):
+            yield as_dict(task)
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        task = as_dict(self.sdk.tasks.get(task_id))
+        if "annotations" not in task or task["annotations"] is None:
+            task["annotations"] = [as_dict(a) for a in self.sdk.annotations.list(task_id)]
+        return task

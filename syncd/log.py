@@ -1,0 +1,58 @@
+"""structlog set-up: JSON lines for journald, a console renderer on a terminal, secrets redacted on the way out."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"(token|secret|password|api_key|authorization|credential)", re.I)
+_PRESIGNED = re.compile(r"([?&](X-Amz-[A-Za-z-]+|Signature|AWSAccessKeyId|Expires)=)[^&\s\"']+")
+_TOKEN_HEADER = re.compile(r"((?:Token|Bearer)\s+)[A-Za-z0-9._-]{8,}")
+_REDACTED = "[redacted]"
+
+
+def _scrub(value: str) -> str:
+    return _TOKEN_HEADER.sub(r"\1" + _REDACTED, _PRESIGNED.sub(r"\1" + _REDACTED, value))
+
+
+def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Drop secret-looking fields and presigned-URL signatures from every event, wherever they hide."""
+    for key, value in list(event.items()):
+        if _SECRET_KEYS.search(key) and key != "event":
+            event[key] = _REDACTED
+        elif isinstance(value, str):
+            event[key] = _scrub(value)
+        elif isinstance(value, BaseException):
+            event[key] = _scrub(f"{type(value).__name__}: {value}")
+    return event
+
+
+def configure(level: str = "info", fmt: str = "auto") -> None:
+    use_console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
+    renderer: Any = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries log through stdlib logging; keep them quiet and on stderr unless asked.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("botocore", "urllib3", "httpx", "faster_whisper", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(**context: Any) -> Any:
+    return structlog.get_logger("syncd", **context)

@@ -1,0 +1,91 @@
+"""Import: transcribed recordings become Label Studio tasks, in bulk, lowest confidence first, exactly once.
+
+Exactly once across crashes: the batch is marked ``importing`` (the intent) before the Label Studio call, every task
+carries ``data.syncd_id``, and stranded ``importing`` rows are first looked up in Label Studio before a re-import.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from syncd import layouts
+from syncd.faults import fault_point
+from syncd.services import Services
+from syncd.state import Recording
+
+
+def task_for(rec: Recording, layout: str, model_version: str) -> dict[str, Any]:
+    transcript = rec.transcript
+    assert transcript is not None
+    confidence = transcript.confidence
+    return {
+        "data": {
+            "audio": rec.uri,
+            "syncd_id": rec.syncd_id,
+            "source": rec.uri,
+            "etag": rec.etag,
+            "duration": transcript.duration,
+            "language": transcript.language,
+            "asr_engine": transcript.engine,
+            "asr_confidence": "n/a" if confidence is None else f"{confidence:.2f}",
+        },
+        "predictions": [
+            {
+                "model_version": model_version,
+                "score": confidence if confidence is not None else 0.0,
+                "result": layouts.prediction_result(transcript, layout),
+            }
+        ],
+    }
+
+
+def _recover(svc: Services, project: int) -> int:
+    """Rows left ``importing`` by a crash: adopt tasks that did land, send the rest back to be imported."""
+    stranded = svc.state.due("importing", limit=100_000)
+    if not stranded:
+        return 0
+    since = min(r.updated_at for r in stranded) - 120
+    landed = svc.labelstudio.tasks_created_since(project, since)
+    adopted = 0
+    for rec in stranded:
+        task_id = landed.get(rec.syncd_id)
+        if task_id:
+            svc.state.update(rec.id, status="imported", task_id=task_id, project_id=project)
+            svc.log.info("task.recovered", recording=rec.id, task=task_id, bucket=rec.bucket, key=rec.key)
+            adopted += 1
+        else:
+            svc.state.update(rec.id, status="transcribed")
+    return adopted
+
+
+def run(svc: Services) -> int:
+    """Import every transcribed recording in batches; returns tasks created or adopted."""
+    if not svc.state.count("transcribed") and not svc.state.count("importing"):
+        return 0
+    project = svc.project_id
+    imported = _recover(svc, project)
+    layout = svc.settings.labelstudio.layout
+    size = svc.settings.labelstudio.import_batch_size
+    while batch := svc.state.due("transcribed", limit=size, order="score, id"):
+        started = time.monotonic()
+        svc.state.update_many([r.id for r in batch], status="importing")
+        task_ids = svc.labelstudio.import_tasks(
+            project, [task_for(r, layout, svc.transcriber.model_version) for r in batch]
+        )
+        fault_point("import.after_labelstudio")
+        with svc.state.batch():
+            for rec, task_id in zip(batch, task_ids, strict=True):
+                svc.state.update(rec.id, status="imported", task_id=task_id, project_id=project, reason=None)
+        for rec, task_id in zip(batch, task_ids, strict=True):
+            svc.log.info(
+                "task.imported",
+                recording=rec.id,
+                task=task_id,
+                bucket=rec.bucket,
+                key=rec.key,
+                score=rec.score,
+            )
+        svc.log.info("import.batch", project=project, tasks=len(batch), seconds=round(time.monotonic() - started, 3))
+        imported += len(batch)
+    return imported

@@ -1,0 +1,50 @@
+"""Scan: list each source once and record object versions not seen before."""
+
+from __future__ import annotations
+
+from syncd.services import Services
+from syncd.state import S3Object
+
+
+def excluded_prefixes(svc: Services, bucket: str) -> tuple[str, ...]:
+    """Transcribe's raw output lives under its own prefix and is never audio."""
+    aws = svc.settings.transcriber.aws
+    if (aws.output_bucket or bucket) == bucket and aws.output_prefix:
+        return (aws.output_prefix,)
+    return ()
+
+
+def skip_reason(obj: S3Object, max_size_mb: int) -> str | None:
+    if obj.size == 0:
+        return "empty object (0 bytes)"
+    if obj.size > max_size_mb * 1024 * 1024:
+        return f"too large: {obj.size} bytes > max_size_mb {max_size_mb}"
+    return None
+
+
+def run(svc: Services) -> int:
+    """One listing pass per source; an unchanged bucket costs no per-object request. Returns new versions."""
+    found = 0
+    for source in svc.settings.sources:
+        known = svc.state.known_versions(source.bucket, source.prefix)
+        new: list[S3Object] = []
+        for obj in svc.storage.list_audio(source, excluded_prefixes(svc, source.bucket)):
+            if obj.etag in known.get(obj.key, ()):
+                continue
+            reason = skip_reason(obj, source.max_size_mb)
+            if reason:
+                svc.state.add_objects([obj], status="skipped", reason=reason)
+                svc.log.warning("audio.skipped", bucket=obj.bucket, key=obj.key, size=obj.size, reason=reason)
+                continue
+            new.append(obj)
+        for rec_id, obj in svc.state.add_objects(new):
+            svc.log.info(
+                "audio.discovered",
+                recording=rec_id,
+                bucket=obj.bucket,
+                key=obj.key,
+                etag=obj.etag,
+                size=obj.size,
+            )
+        found += len(new)
+    return found

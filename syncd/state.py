@@ -1,0 +1,316 @@
+"""SQLite (WAL) state store: the only thing the pipeline stages share.
+
+It is a cache of the truth held by S3 and Label Studio; every row can be rebuilt from them (``syncd_id`` is derived from
+bucket, key and ETag, and travels in each task's data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syncd.transcript import Transcript
+
+# Life cycle: discovered -> transcribing -> transcribed -> importing -> imported -> exported (-> re-exported on edit)
+STATUSES = (
+    "discovered",
+    "transcribing",
+    "transcribed",
+    "importing",
+    "imported",
+    "exported",
+    "failed",
+    "skipped",
+    "superseded",
+)
+PENDING = ("discovered", "transcribing", "transcribed", "importing")
+
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE recordings (
+        id INTEGER PRIMARY KEY,
+        syncd_id TEXT NOT NULL UNIQUE,
+        bucket TEXT NOT NULL,
+        key TEXT NOT NULL,
+        etag TEXT NOT NULL,
+        size INTEGER NOT NULL DEFAULT 0,
+        last_modified TEXT,
+        status TEXT NOT NULL,
+        reason TEXT,
+        failed_stage TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        engine TEXT,
+        job_name TEXT,
+        transcript TEXT,
+        score REAL,
+        task_id INTEGER,
+        project_id INTEGER,
+        annotation_id INTEGER,
+        annotation_updated_at TEXT,
+        exported_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (bucket, key, etag)
+    );
+    CREATE INDEX recordings_status ON recordings (status, next_attempt_at);
+    CREATE INDEX recordings_key ON recordings (bucket, key);
+    CREATE INDEX recordings_task ON recordings (task_id);
+    CREATE TABLE cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+)
+
+
+def syncd_id(bucket: str, key: str, etag: str) -> str:
+    """Stable id of one version of one object; goes into the task data so a lost DB can be rebuilt."""
+    digest = hashlib.sha256(f"{bucket}\0{key}\0{etag}".encode()).hexdigest()
+    return digest[:24]
+
+
+@dataclass(frozen=True)
+class S3Object:
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    last_modified: str = ""
+
+
+@dataclass(frozen=True)
+class Recording:
+    id: int
+    syncd_id: str
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    status: str
+    reason: str | None
+    attempts: int
+    job_name: str | None
+    transcript_json: str | None
+    score: float | None
+    task_id: int | None
+    annotation_id: int | None
+    annotation_updated_at: str | None
+    engine: str | None
+    updated_at: float
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def transcript(self) -> Transcript | None:
+        return Transcript.from_dict(json.loads(self.transcript_json)) if self.transcript_json else None
+
+
+_COLUMNS = ", ".join(Recording.__dataclass_fields__).replace("transcript_json", "transcript AS transcript_json")
+
+
+class StateStore:
+    """Thread-safe access to the state DB; each method is one short transaction."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group several writes into one transaction (one commit instead of many)."""
+        with self._tx():
+            yield
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._db.in_transaction:
+                yield self._db
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    # --- scan ---------------------------------------------------------------------------------------------
+
+    def known_versions(self, bucket: str, prefix: str) -> dict[str, set[str]]:
+        """key -> ETags already recorded under a prefix, in one query, so an idle scan costs no per-object I/O."""
+        rows = self._db.execute(
+            "SELECT key, etag FROM recordings WHERE bucket = ? AND substr(key, 1, ?) = ?",
+            (bucket, len(prefix), prefix),
+        ).fetchall()
+        known: dict[str, set[str]] = {}
+        for row in rows:
+            known.setdefault(row["key"], set()).add(row["etag"])
+        return known
+
+    def add_objects(
+        self, objects: Iterable[S3Object], status: str = "discovered", reason: str | None = None
+    ) -> list[tuple[int, S3Object]]:
+        """Record new object versions; an older version of the same key becomes ``superseded``."""
+        now = time.time()
+        added: list[tuple[int, S3Object]] = []
+        with self._tx() as db:
+            for obj in objects:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO recordings (syncd_id, bucket, key, etag, size, last_modified, status,"
+                    " reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        syncd_id(obj.bucket, obj.key, obj.etag),
+                        obj.bucket,
+                        obj.key,
+                        obj.etag,
+                        obj.size,
+                        obj.last_modified,
+                        status,
+                        reason,
+                        now,
+                        now,
+                    ),
+                )
+                if cur.rowcount:
+                    rowid = int(cur.lastrowid or 0)
+                    added.append((rowid, obj))
+                    db.execute(
+                        "UPDATE recordings SET status = 'superseded', reason = 'replaced by a newer version',"
+                        " updated_at = ? WHERE bucket = ? AND key = ? AND id != ? AND status != 'superseded'",
+                        (now, obj.bucket, obj.key, rowid),
+                    )
+        return added
+
+    # --- reads --------------------------------------------------------------------------------------------
+
+    def get(self, rec_id: int) -> Recording:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM recordings WHERE id = ?", (rec_id,)).fetchone()
+        if row is None:
+            raise KeyError(rec_id)
+        return Recording(**dict(row))
+
+    def by_syncd_id(self, sid: str) -> Recording | None:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM recordings WHERE syncd_id = ?", (sid,)).fetchone()
+        return Recording(**dict(row)) if row else None
+
+    def due(self, status: str, limit: int = 1000, order: str = "id") -> list[Recording]:
+        """Recordings waiting in ``status`` whose back-off has run out, oldest first."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM recordings WHERE status = ? AND next_attempt_at <= ? ORDER BY {order} LIMIT ?",
+            (status, time.time(), limit),
+        ).fetchall()
+        return [Recording(**dict(r)) for r in rows]
+
+    def update_many(self, rec_ids: Iterable[int], **fields: Any) -> None:
+        fields["updated_at"] = time.time()
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self._tx() as db:
+            db.executemany(
+                f"UPDATE recordings SET {assignments} WHERE id = ?", [(*fields.values(), i) for i in rec_ids]
+            )
+
+    def count(self, status: str) -> int:
+        return int(self._db.execute("SELECT count(*) FROM recordings WHERE status = ?", (status,)).fetchone()[0])
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT status, count(*) AS n FROM recordings GROUP BY status").fetchall()
+        return {s: 0 for s in STATUSES} | {r["status"]: r["n"] for r in rows}
+
+    def oldest_pending(self) -> Recording | None:
+        marks = ",".join("?" * len(PENDING))
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM recordings WHERE status IN ({marks}) ORDER BY created_at LIMIT 1",
+            PENDING,
+        ).fetchone()
+        return Recording(**dict(row)) if row else None
+
+    def last_errors(self, limit: int = 10) -> list[Recording]:
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM recordings WHERE reason IS NOT NULL AND status NOT IN ('superseded', 'exported')"
+            " ORDER BY updated_at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [Recording(**dict(r)) for r in rows]
+
+    # --- writes -------------------------------------------------------------------------------------------
+
+    def update(self, rec_id: int, **fields: Any) -> None:
+        """Set columns on one recording; ``transcript`` may be given as a Transcript."""
+        if isinstance(fields.get("transcript"), Transcript):
+            fields["transcript"] = json.dumps(fields["transcript"].to_dict())
+        fields["updated_at"] = time.time()
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE recordings SET {assignments} WHERE id = ?", (*fields.values(), rec_id))
+
+    def record_failure(self, rec_id: int, stage: str, reason: str, *, retryable: bool, max_attempts: int) -> bool:
+        """Count a failed attempt. Retryable ones wait with exponential back-off; returns True once given up."""
+        rec = self.get(rec_id)
+        attempts = rec.attempts + 1
+        if retryable and attempts < max_attempts:
+            delay = min(30.0 * 2 ** (attempts - 1), 3600.0)
+            self.update(rec_id, attempts=attempts, reason=reason, next_attempt_at=time.time() + delay)
+            return False
+        self.update(rec_id, status="failed", failed_stage=stage, attempts=attempts, reason=reason)
+        return True
+
+    def requeue_failed(self, rec_ids: Iterable[int] | None = None) -> int:
+        """Put failed recordings back where they failed, with a fresh attempt budget (``syncd retry``)."""
+        query = (
+            "UPDATE recordings SET status = coalesce(failed_stage, 'discovered'), failed_stage = NULL,"
+            " attempts = 0, next_attempt_at = 0, reason = NULL, updated_at = ? WHERE status = 'failed'"
+        )
+        params: list[Any] = [time.time()]
+        ids = list(rec_ids or [])
+        if ids:
+            query += f" AND id IN ({','.join('?' * len(ids))})"
+            params += ids
+        with self._tx() as db:
+            return db.execute(query, params).rowcount
+
+    def recording_for_task(self, task_id: int) -> Recording | None:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM recordings WHERE task_id = ?", (task_id,)).fetchone()
+        return Recording(**dict(row)) if row else None
+
+    # --- cursors ------------------------------------------------------------------------------------------
+
+    def cursor(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+        return str(row["value"]) if row else None
+
+    def set_cursor(self, name: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO cursors (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )

@@ -1,0 +1,106 @@
+"""S3 access: list new audio, read it, and write transcripts next to it. The audio itself is never written."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+
+from syncd.config import S3Settings, SourceSettings, read_secret
+from syncd.state import S3Object
+
+CONTENT_TYPES = {
+    "txt": "text/plain; charset=utf-8",
+    "json": "application/json",
+    "srt": "application/x-subrip; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+}
+
+
+def credentials(settings: S3Settings) -> dict[str, str]:
+    """Explicit keys when configured; otherwise boto3's own chain (instance role, profile, ...) decides."""
+    key_id = read_secret(settings.access_key_id_env)
+    secret = read_secret(settings.secret_access_key_env, settings.secret_access_key_file)
+    if key_id and secret:
+        return {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
+    return {}
+
+
+def boto_client(service: str, settings: S3Settings, endpoint_url: str = "") -> Any:
+    """A boto3 client with standard retries: throttling and 5xx are retried with back-off by botocore."""
+    config = BotoConfig(
+        retries={"mode": "standard", "max_attempts": 8},
+        connect_timeout=10,
+        read_timeout=60,
+        s3={"addressing_style": "path"} if settings.endpoint_url else None,
+    )
+    return boto3.client(
+        service,
+        region_name=settings.region,
+        endpoint_url=endpoint_url or None,
+        config=config,
+        **credentials(settings),
+    )
+
+
+def output_key(key: str, suffix: str, fmt: str) -> str:
+    """``calls/a.mp3`` -> ``calls/a.transcript.txt``: outputs live beside the recording."""
+    stem, _ = posixpath.splitext(key)
+    return f"{stem}{suffix}.{fmt}"
+
+
+class Storage:
+    def __init__(self, settings: S3Settings) -> None:
+        self.settings = settings
+        self.client = boto_client("s3", settings, settings.endpoint_url)
+
+    def list_audio(self, source: SourceSettings, exclude_prefixes: tuple[str, ...] = ()) -> Iterator[S3Object]:
+        """Every object under the source prefix whose suffix marks it as audio: one paginated listing pass."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=source.bucket, Prefix=source.prefix):
+            for item in page.get("Contents", ()):
+                key = item["Key"]
+                if key.endswith("/") or key.startswith(exclude_prefixes):
+                    continue
+                if not key.lower().endswith(tuple(source.suffixes)):
+                    continue
+                yield S3Object(
+                    bucket=source.bucket,
+                    key=key,
+                    etag=item["ETag"].strip('"'),
+                    size=int(item["Size"]),
+                    last_modified=item["LastModified"].isoformat(),
+                )
+
+    def download(self, bucket: str, key: str, dest: Path) -> None:
+        self.client.download_file(bucket, key, str(dest))
+
+    def read(self, bucket: str, key: str) -> bytes:
+        body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+
+    def head_etag(self, bucket: str, key: str) -> str | None:
+        try:
+            return str(self.client.head_object(Bucket=bucket, Key=key)["ETag"]).strip('"')
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def write(self, bucket: str, key: str, body: bytes, fmt: str, metadata: dict[str, str]) -> str:
+        response = self.client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ContentType=CONTENT_TYPES.get(fmt, "application/octet-stream"),
+            Metadata=metadata,
+        )
+        return str(response.get("ETag", "")).strip('"')
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.client.delete_object(Bucket=bucket, Key=key)
