@@ -106,13 +106,13 @@ class TranscriberSettings(_Section):
     engine: Literal["whisper", "aws"] = Field("whisper", description='"whisper" (local) or "aws" (Transcribe).')
     language: str = Field("", description='Language code such as "en-US"; empty: detect it.')
     max_attempts: int = Field(5, ge=1, description="Attempts before a recording stays failed.")
-    aws: AwsTranscribeSettings = AwsTranscribeSettings()
-    whisper: WhisperSettings = WhisperSettings()
+    aws: AwsTranscribeSettings = Field(default_factory=AwsTranscribeSettings)
+    whisper: WhisperSettings = Field(default_factory=WhisperSettings)
 
 
 class OutputSettings(_Section):
     formats: list[Literal["txt", "json", "srt", "vtt"]] = Field(
-        list(OUTPUT_FORMATS), description="Formats written next to the audio."
+        ["txt", "json", "srt", "vtt"], description="Formats written next to the audio."
     )
     suffix: str = Field(".transcript", description='Inserted before the format: "a.mp3" -> "a.transcript.txt".')
 
@@ -153,17 +153,17 @@ class LogSettings(_Section):
 
 
 class Settings(_Section):
-    labelstudio: LabelStudioSettings = LabelStudioSettings()
-    s3: S3Settings = S3Settings()
+    labelstudio: LabelStudioSettings = Field(default_factory=LabelStudioSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
     sources: Annotated[list[SourceSettings], Field(min_length=1)] = Field(
         description="One [[sources]] table per bucket/prefix to watch."
     )
-    transcriber: TranscriberSettings = TranscriberSettings()
-    output: OutputSettings = OutputSettings()
-    schedule: ScheduleSettings = ScheduleSettings()
-    state: StateSettings = StateSettings()
-    http: HttpSettings = HttpSettings()
-    log: LogSettings = LogSettings()
+    transcriber: TranscriberSettings = Field(default_factory=TranscriberSettings)
+    output: OutputSettings = Field(default_factory=OutputSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
 
 def load(path: str | Path) -> Settings:

@@ -31,8 +31,8 @@ def as_dict(obj: Any) -> dict[str, Any]:
     return dumped
 
 
-def _filters(*items: dict[str, Any]) -> str:
-    return json.dumps({"filters": {"conjunction": "and", "items": list(items)}})
+def _filters(*items: dict[str, Any], ordering: str = "tasks:id") -> str:
+    return json.dumps({"filters": {"conjunction": "and", "items": list(items)}, "ordering": [ordering]})
 
 
 class LabelStudioClient:
@@ -46,7 +46,7 @@ class LabelStudioClient:
 
     # --- set-up -------------------------------------------------------------------------------------------
 
-    def ensure_project(self, model_version: str, max_speakers: int) -> int:
+    def ensure_project(self, max_speakers: int) -> int:
         """The configured project (by id or title), created with our layout if missing, set to low-confidence-first."""
         wanted = self.settings.project
         project_id = int(wanted) if wanted.isdigit() else self._find_project(wanted)
@@ -58,12 +58,19 @@ class LabelStudioClient:
                 show_skip_button=True,
             )
             project_id = int(created.id or 0)
-        self.sdk.projects.update(project_id, sampling=SAMPLING, model_version=model_version)
+        self.sdk.projects.update(project_id, sampling=SAMPLING)
         self._ensure_view(project_id)
         return project_id
 
+    def set_model_version(self, project_id: int, model_version: str) -> None:
+        """Uncertainty sampling only counts predictions of the project's model version. Label Studio refuses a
+        version no prediction has yet, so this runs after the first import."""
+        project = self.sdk.projects.get(project_id)
+        if getattr(project, "model_version", None) != model_version:
+            self.sdk.projects.update(project_id, model_version=model_version)
+
     def _find_project(self, title: str) -> int | None:
-        for project in self.sdk.projects.list(page_size=100):
+        for project in self.sdk.projects.list(page_size=100):  # type: ignore[var-annotated]
             if project.title == title:
                 return int(project.id or 0)
         return None
@@ -74,7 +81,7 @@ class LabelStudioClient:
             return
         self.sdk.views.create(
             project=project_id,
-            data={"title": VIEW_TITLE, "ordering": ["tasks:predictions_score"]},  # type: ignore[arg-type]
+            data={"title": VIEW_TITLE, "ordering": ["tasks:predictions_score"]},
         )
 
     def ensure_storage(self, project_id: int, bucket: str, s3: dict[str, Any]) -> int:
@@ -117,7 +124,7 @@ class LabelStudioClient:
             }
         )
         found: dict[str, int] = {}
-        for task in self.sdk.tasks.list(
+        for task in self.sdk.tasks.list(  # type: ignore[var-annotated]
             project=project_id, query=query, fields="all", resolve_uri=False, page_size=500
         ):
             data = as_dict(task).get("data") or {}
@@ -132,19 +139,15 @@ class LabelStudioClient:
         query = _filters(
             {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since},
             {"filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0},
+            ordering="tasks:updated_at",
         )
-        for task in self.sdk.tasks.list(
-            project=project_id,
-            query=query,
-            fields="all",
-            resolve_uri=False,
-            page_size=200,
-            ordering=["tasks:updated_at"],
+        for task in self.sdk.tasks.list(  # type: ignore[var-annotated]
+            project=project_id, query=query, fields="all", resolve_uri=False, page_size=200
         ):
             yield as_dict(task)
 
     def task(self, task_id: int) -> dict[str, Any]:
-        task = as_dict(self.sdk.tasks.get(task_id))
+        task = as_dict(self.sdk.tasks.get(str(task_id)))
         if "annotations" not in task or task["annotations"] is None:
             task["annotations"] = [as_dict(a) for a in self.sdk.annotations.list(task_id)]
         return task

@@ -80,7 +80,7 @@ def prediction_result(transcript: Transcript, layout: str) -> list[dict[str, Any
 
 
 def _item(kind: str, name: str, rid: str, value: dict[str, Any], score: float | None) -> dict[str, Any]:
-    item = {"id": rid, "from_name": name, "to_name": AUDIO, "type": kind, "value": value}
+    item: dict[str, Any] = {"id": rid, "from_name": name, "to_name": AUDIO, "type": kind, "value": value}
     if score is not None:
         item["score"] = score
     return item

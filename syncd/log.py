@@ -16,8 +16,21 @@ _TOKEN_HEADER = re.compile(r"((?:Token|Bearer)\s+)[A-Za-z0-9._-]{8,}")
 _REDACTED = "[redacted]"
 
 
+_COOKIE = re.compile(r"((?:sessionid|csrftoken)=)[^;\s'\"]+", re.I)
+
+
 def _scrub(value: str) -> str:
-    return _TOKEN_HEADER.sub(r"\1" + _REDACTED, _PRESIGNED.sub(r"\1" + _REDACTED, value))
+    value = _PRESIGNED.sub(r"\1" + _REDACTED, value)
+    value = _COOKIE.sub(r"\1" + _REDACTED, value)
+    return _TOKEN_HEADER.sub(r"\1" + _REDACTED, value)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line per error: HTTP errors keep status and body, never response headers (they carry cookies)."""
+    status = getattr(exc, "status_code", None)
+    if status is not None and hasattr(exc, "body"):
+        return f"{type(exc).__name__}: HTTP {status}: {exc.body}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -28,7 +41,7 @@ def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutable
         elif isinstance(value, str):
             event[key] = _scrub(value)
         elif isinstance(value, BaseException):
-            event[key] = _scrub(f"{type(value).__name__}: {value}")
+            event[key] = _scrub(describe_error(value))
     return event
 
 

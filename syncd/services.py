@@ -60,9 +60,7 @@ class Services:
     def project_id(self) -> int:
         """Resolved on first use: creates the project, the sorted view and the audio storages if missing."""
         if self._project_id is None:
-            project = self.labelstudio.ensure_project(
-                self.transcriber.model_version, self.settings.transcriber.aws.max_speakers
-            )
+            project = self.labelstudio.ensure_project(self.settings.transcriber.aws.max_speakers)
             for bucket in sorted({s.bucket for s in self.settings.sources}):
                 self.labelstudio.ensure_storage(project, bucket, self.storage_credentials())
             self._project_id = project

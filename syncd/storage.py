@@ -39,7 +39,7 @@ def boto_client(service: str, settings: S3Settings, endpoint_url: str = "") -> A
         read_timeout=60,
         s3={"addressing_style": "path"} if settings.endpoint_url else None,
     )
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]
         service,
         region_name=settings.region,
         endpoint_url=endpoint_url or None,

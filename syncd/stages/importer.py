@@ -88,4 +88,6 @@ def run(svc: Services) -> int:
             )
         svc.log.info("import.batch", project=project, tasks=len(batch), seconds=round(time.monotonic() - started, 3))
         imported += len(batch)
+    if imported:
+        svc.labelstudio.set_model_version(project, svc.transcriber.model_version)
     return imported

