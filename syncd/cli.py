@@ -57,6 +57,13 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def cmd_config_example(_args: argparse.Namespace) -> int:
+    from syncd.sample import render
+
+    sys.stdout.write(render())
+    return exitcodes.OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncd",
@@ -94,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     validate = config_sub.add_parser("validate", parents=[common], help="check a config file and exit")
     validate.set_defaults(func=cmd_config_validate)
+    example = config_sub.add_parser("example", help="print a sample config with every key, its default and meaning")
+    example.set_defaults(func=cmd_config_example)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=cmd_version)
     return parser
