@@ -26,6 +26,8 @@ class _Section(BaseModel):
 
 
 class LabelStudioSettings(_Section):
+    """The Label Studio server and project where reviewers correct transcripts."""
+
     url: str = Field("http://127.0.0.1:8080", description="Base URL of the Label Studio server.")
     api_key_env: str = Field(
         "LABEL_STUDIO_API_KEY", description="Environment variable holding the Label Studio API token."
@@ -54,6 +56,8 @@ class LabelStudioSettings(_Section):
 
 
 class S3Settings(_Section):
+    """S3 connection shared by all sources (AWS, or any S3-compatible store)."""
+
     endpoint_url: str = Field("", description="S3 endpoint; empty means AWS. Set it for MinIO, SeaweedFS, ...")
     region: str = Field("us-east-1", description="AWS region for S3 and Amazon Transcribe.")
     access_key_id_env: str = Field("AWS_ACCESS_KEY_ID", description="Environment variable with the access key.")
@@ -65,6 +69,8 @@ class S3Settings(_Section):
 
 
 class SourceSettings(_Section):
+    """A bucket and prefix to watch for recordings; repeat the table for more."""
+
     bucket: str = Field(description="Bucket to watch for recordings.")
     prefix: str = Field("", description="Only keys under this prefix are read.")
     suffixes: list[str] = Field(
@@ -82,6 +88,8 @@ class SourceSettings(_Section):
 
 
 class AwsTranscribeSettings(_Section):
+    """Amazon Transcribe batch jobs (engine = "aws")."""
+
     output_bucket: str = Field("", description="Bucket for Transcribe's raw output; empty: the source bucket.")
     output_prefix: str = Field(
         "syncd-transcribe/", description="Key prefix of Transcribe's raw output; never scanned as audio."
@@ -93,6 +101,8 @@ class AwsTranscribeSettings(_Section):
 
 
 class WhisperSettings(_Section):
+    """Local faster-whisper (engine = "whisper")."""
+
     model: str = Field(
         "bundled", description='"bundled" (tiny.en shipped in a package), or a CTranslate2 model directory.'
     )
@@ -103,6 +113,8 @@ class WhisperSettings(_Section):
 
 
 class TranscriberSettings(_Section):
+    """Speech recognition engine."""
+
     engine: Literal["whisper", "aws"] = Field("whisper", description='"whisper" (local) or "aws" (Transcribe).')
     language: str = Field("", description='Language code such as "en-US"; empty: detect it.')
     max_attempts: int = Field(5, ge=1, description="Attempts before a recording stays failed.")
@@ -111,6 +123,8 @@ class TranscriberSettings(_Section):
 
 
 class OutputSettings(_Section):
+    """Corrected transcripts written next to each recording."""
+
     formats: list[Literal["txt", "json", "srt", "vtt"]] = Field(
         ["txt", "json", "srt", "vtt"], description="Formats written next to the audio."
     )
@@ -125,6 +139,8 @@ class OutputSettings(_Section):
 
 
 class ScheduleSettings(_Section):
+    """How often each stage of `syncd run` runs."""
+
     scan_interval: float = Field(60.0, gt=0, description="Seconds between bucket scans.")
     transcribe_interval: float = Field(10.0, gt=0, description="Seconds between transcription polls.")
     import_interval: float = Field(10.0, gt=0, description="Seconds between imports into Label Studio.")
@@ -132,10 +148,14 @@ class ScheduleSettings(_Section):
 
 
 class StateSettings(_Section):
+    """Local state: a cache of what S3 and Label Studio hold, rebuildable from them."""
+
     path: str = Field("/var/lib/syncd/state.db", description="SQLite state database.")
 
 
 class HttpSettings(_Section):
+    """Health, metrics and webhook endpoint."""
+
     listen: str = Field("127.0.0.1:9464", description='host:port for /healthz, /metrics and /webhook; "" turns it off.')
     public_url: str = Field(
         "", description="URL Label Studio can reach this daemon at; empty: no webhook, polling only."
@@ -146,6 +166,8 @@ class HttpSettings(_Section):
 
 
 class LogSettings(_Section):
+    """Structured logs on stdout (journald when run by systemd)."""
+
     level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
     format: Literal["auto", "json", "console"] = Field(
         "auto", description='"auto": console on a terminal, JSON lines otherwise.'

@@ -57,7 +57,8 @@ def _allowed(field: FieldInfo) -> str:
 
 
 def _section(name: str, model: type[BaseModel], lines: list[str], values: dict[str, Any] | None = None) -> None:
-    lines += ["", f"[{name}]"] if not name.startswith("[[") else ["", name]
+    header = name if name.startswith("[[") else f"[{name}]"
+    lines += ["", *_comment(model.__doc__ or ""), header]
     nested = []
     for key, field in model.model_fields.items():
         if _is_section(field):
@@ -79,10 +80,8 @@ def render() -> str:
     for key, field in Settings.model_fields.items():
         if _is_section(field):
             assert isinstance(field.annotation, type)
-            lines += [""] + _comment(field.annotation.__doc__ or "") if field.annotation.__doc__ else []
             _section(key, field.annotation, lines)
         else:
-            lines += ["", *_comment(field.description or "")]
             source_model = get_args(field.annotation)[0]
             for example in EXAMPLE_SOURCES:
                 _section(f"[[{key}]]", source_model, lines, example)
