@@ -85,9 +85,13 @@ class LabelStudioClient:
         )
 
     def ensure_storage(self, project_id: int, bucket: str, s3: dict[str, Any]) -> int:
-        """Register the bucket so Label Studio presigns ``s3://`` audio URLs; never synced, we import ourselves."""
+        """Register the bucket so Label Studio presigns ``s3://`` audio URLs; never synced, we import ourselves.
+
+        An existing registration gets the current endpoint and credentials, so rotated keys or a moved endpoint
+        keep audio playable."""
         for storage in self.sdk.import_storage.s3.list(project=project_id):
             if storage.bucket == bucket:
+                self.sdk.import_storage.s3.update(int(storage.id or 0), **s3)
                 return int(storage.id or 0)
         created = self.sdk.import_storage.s3.create(
             project=project_id,

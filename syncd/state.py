@@ -222,6 +222,12 @@ class StateStore:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM recordings WHERE syncd_id = ?", (sid,)).fetchone()
         return Recording(**dict(row)) if row else None
 
+    def recordings(self, bucket: str | None = None) -> list[Recording]:
+        """Every recording (of one bucket), in discovery order: for operators and tests, not for the hot path."""
+        where, args = ("WHERE bucket = ?", (bucket,)) if bucket else ("", ())
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM recordings {where} ORDER BY id", args).fetchall()
+        return [Recording(**dict(r)) for r in rows]
+
     def due(self, status: str, limit: int = 1000, order: str = "id") -> list[Recording]:
         """Recordings waiting in ``status`` whose back-off has run out, oldest first."""
         rows = self._db.execute(

@@ -96,14 +96,14 @@ class WhisperTranscriber:
 def _segment(piece: Any) -> Segment:
     words = [
         Word(
-            start=round(w.start, 3),
-            end=round(w.end, 3),
+            start=round(float(w.start), 3),
+            end=round(float(w.end), 3),
             text=w.word.strip(),
-            confidence=round(w.probability, 4),
+            confidence=round(float(w.probability), 4),
         )
         for w in piece.words or ()
         if w.word.strip()
     ]
     if not words:
-        return Segment(start=piece.start, end=piece.end, text=piece.text.strip())
+        return Segment(start=float(piece.start), end=float(piece.end), text=piece.text.strip())
     return Segment.from_words(words)

@@ -1,0 +1,418 @@
+"""The real test stack: Label Studio, SeaweedFS S3 and a moto server (Amazon Transcribe), on free loopback ports.
+
+One module serves the tests (through conftest fixtures), the demo (scripts/demo.py) and the benchmarks (bench/).
+Each service is a context manager: it starts the real program, waits until it answers, and stops its whole process
+group on exit. Installs live under the ignored ``.stack/`` folder (see scripts/stack-install.sh).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+STACK_DIR = ROOT / ".stack"
+LABEL_STUDIO_BIN = STACK_DIR / "ls-venv" / "bin" / "label-studio"
+VENV_BIN = Path(sys.executable).parent
+
+LS_TOKEN = "0123456789abcdef0123456789abcdef01234567"
+LS_USER = "admin@example.com"
+LS_PASSWORD = "syncd-demo"
+S3_ACCESS_KEY = "syncd-test-key"
+S3_SECRET_KEY = "syncd-test-secret-0123456789"
+REGION = "us-east-1"
+
+
+class StackError(RuntimeError):
+    """A service of the test stack did not come up; the message points at its log file."""
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_seaweed_port(taken: set[int]) -> int:
+    """A port below 55535 whose gRPC twin (port + 10000) is free too: SeaweedFS listens on both."""
+    for _ in range(200):
+        port = free_port()
+        if port < 55535 and port not in taken and port + 10000 not in taken and _port_is_free(port + 10000):
+            taken.update({port, port + 10000})
+            return port
+    raise StackError("no free port pair for SeaweedFS")
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float, ok: tuple[int, ...] = (200,)) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{proc.args!r} exited with {proc.returncode}; see {log}:\n{_tail(log)}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, timeout=2).status_code in ok:
+                return
+        time.sleep(0.3)
+    raise StackError(f"{url} not ready after {timeout:.0f}s; see {log}:\n{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+@dataclass
+class Service:
+    """A program started in its own process group, logging to a file, stopped with SIGTERM then SIGKILL."""
+
+    name: str
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def spawn(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                cwd=self.workdir,
+                start_new_session=True,
+            )
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+@dataclass
+class LabelStudio(Service):
+    """Label Studio 1.23.2 from its own venv, with a known admin user and legacy API token."""
+
+    port: int = 0
+    token: str = LS_TOKEN
+    user: str = LS_USER
+    password: str = LS_PASSWORD
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if not LABEL_STUDIO_BIN.exists():
+            raise StackError(f"{LABEL_STUDIO_BIN} missing: run scripts/stack-install.sh")
+        if not self.port or not _port_is_free(self.port):
+            self.port = free_port()
+        env = {
+            "LABEL_STUDIO_BASE_DATA_DIR": str(self.workdir / "data"),
+            "SSRF_PROTECTION_ENABLED": "false",
+            "USE_DEFAULT_BANNED_SUBNETS": "false",
+            "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "false",
+            "DJANGO_DEBUG": "false",
+            "LOG_LEVEL": "WARNING",
+        }
+        argv = [str(LABEL_STUDIO_BIN), "start", "--no-browser", "--host", "127.0.0.1", "--port", str(self.port)]
+        argv += ["--username", self.user, "--password", self.password, "--user-token", self.token]
+        self.spawn([*argv, "--enable-legacy-api-token"], env)
+
+    def wait(self, timeout: float = 180) -> None:
+        assert self.proc is not None
+        wait_http(f"{self.url}/health", self.proc, self.log_path, timeout)
+
+    def client(self) -> Any:
+        from label_studio_sdk import LabelStudio as LabelStudioSDK
+
+        return LabelStudioSDK(base_url=self.url, api_key=self.token)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """A raw call with the token, for the endpoints the SDK lacks (e.g. /api/projects/{id}/next)."""
+        headers = {"Authorization": f"Token {self.token}"}
+        response = requests.request(method, f"{self.url}{path}", headers=headers, timeout=60, **kwargs)
+        response.raise_for_status()
+        return response
+
+
+@dataclass
+class SeaweedS3(Service):
+    """SeaweedFS (`weed server -s3`) with one identity, so S3 calls are signed like on AWS."""
+
+    port: int = 0
+    access_key: str = S3_ACCESS_KEY
+    secret_key: str = S3_SECRET_KEY
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        taken: set[int] = set()
+        if self.port and _port_is_free(self.port) and _port_is_free(self.port + 10000):
+            taken.update({self.port, self.port + 10000})
+        else:
+            self.port = 0
+        ports = {name: free_seaweed_port(taken) for name in ("master", "volume", "filer")}
+        ports["s3"] = self.port or free_seaweed_port(taken)
+        self.port = ports["s3"]
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        identity = {
+            "identities": [
+                {
+                    "name": "syncd",
+                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        s3_config = self.workdir / "s3.json"
+        s3_config.write_text(json.dumps(identity))
+        (self.workdir / "data").mkdir(exist_ok=True)
+        argv = [shutil.which("weed", path=str(VENV_BIN)) or "weed", "server", f"-dir={self.workdir / 'data'}"]
+        argv += ["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3", f"-s3.port={ports['s3']}", f"-s3.config={s3_config}"]
+        argv += [f"-master.port={ports['master']}", f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}"]
+        argv += ["-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false"]
+        self.spawn([*argv, "-volume.max=200", "-master.volumeSizeLimitMB=64"])
+
+    def wait(self, timeout: float = 60) -> None:
+        assert self.proc is not None
+        wait_http(self.url, self.proc, self.log_path, timeout, ok=(200, 403))
+        deadline = time.monotonic() + timeout
+        probe = f"syncd-probe-{os.getpid()}"
+        while True:
+            try:
+                client = self.client()
+                client.create_bucket(Bucket=probe)
+                client.put_object(Bucket=probe, Key="x", Body=b"x")
+                client.delete_object(Bucket=probe, Key="x")
+                client.delete_bucket(Bucket=probe)
+                return
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise StackError(f"SeaweedFS S3 not writable: {exc}; see {self.log_path}") from exc
+                time.sleep(0.5)
+
+    def client(self) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=REGION,
+            config=boto3.session.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
+        )
+
+
+@dataclass
+class MotoServer(Service):
+    """moto's server standing in for Amazon Transcribe (the only simulated part)."""
+
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.port = self.port or free_port()
+        self.spawn([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)])
+
+    def wait(self, timeout: float = 60) -> None:
+        assert self.proc is not None
+        wait_http(f"{self.url}/moto-api/", self.proc, self.log_path, timeout)
+
+    def client(self) -> Any:
+        return boto3.client(
+            "transcribe",
+            endpoint_url=self.url,
+            aws_access_key_id="moto",
+            aws_secret_access_key="moto",
+            region_name=REGION,
+        )
+
+
+@dataclass
+class Stack:
+    """All three services, started together (Label Studio's first start dominates: ~25 s of migrations)."""
+
+    workdir: Path
+    ls_port: int = 0
+    s3_port: int = 0
+    labelstudio: LabelStudio = field(init=False)
+    s3: SeaweedS3 = field(init=False)
+    moto: MotoServer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.labelstudio = LabelStudio("labelstudio", self.workdir / "labelstudio", port=self.ls_port)
+        self.s3 = SeaweedS3("seaweedfs", self.workdir / "seaweedfs", port=self.s3_port)
+        self.moto = MotoServer("moto", self.workdir / "moto")
+
+    @property
+    def services(self) -> list[Service]:
+        return [self.labelstudio, self.s3, self.moto]
+
+    def __enter__(self) -> Stack:
+        try:
+            for service in self.services:
+                service.start()  # type: ignore[attr-defined]
+            for service in self.services:
+                service.wait()  # type: ignore[attr-defined]
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+
+    def env(self) -> dict[str, str]:
+        """Environment for a syncd process using this stack: secrets travel here, never in the config file."""
+        return {
+            "LABEL_STUDIO_API_KEY": self.labelstudio.token,
+            "AWS_ACCESS_KEY_ID": self.s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.s3.secret_key,
+            "AWS_DEFAULT_REGION": REGION,
+            "HF_HUB_OFFLINE": "1",
+        }
+
+    def config(
+        self,
+        state_dir: Path,
+        bucket: str,
+        *,
+        prefix: str = "",
+        project: str = "syncd test",
+        engine: str = "whisper",
+        extra: str = "",
+    ) -> str:
+        """A syncd config (TOML text) pointing at this stack."""
+        return f"""\
+[labelstudio]
+url = "{self.labelstudio.url}"
+project = "{project}"
+
+[s3]
+endpoint_url = "{self.s3.url}"
+region = "{REGION}"
+
+[[sources]]
+bucket = "{bucket}"
+prefix = "{prefix}"
+
+[transcriber]
+engine = "{engine}"
+
+[transcriber.aws]
+endpoint_url = "{self.moto.url}"
+
+[state]
+path = "{state_dir / "state.db"}"
+
+[http]
+listen = ""
+
+[log]
+format = "json"
+level = "debug"
+{extra}"""
+
+
+def speak(text: str, path: Path) -> Path:
+    """Speak `text` with espeak-ng into `path`; the suffix picks the format (wav as is, others through sox)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".wav":
+        subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
+        return path
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "speech.wav"
+        subprocess.run(["espeak-ng", "-w", str(wav), text], check=True, capture_output=True)
+        subprocess.run(["sox", str(wav), str(path)], check=True, capture_output=True)
+    return path
+
+
+SENTENCES = (
+    "Please send the invoice to the accounting department by Friday.",
+    "The meeting starts at ten in the morning on Monday.",
+    "Thank you for calling customer support, how can I help you today?",
+    "We need to review the contract before we sign it.",
+)
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path | None = None) -> Iterator[Stack]:
+    """A stack in `workdir` (default: a fresh temporary folder removed afterwards)."""
+    if workdir is not None:
+        with Stack(workdir) as stack:
+            yield stack
+        return
+    with tempfile.TemporaryDirectory(prefix="syncd-stack-") as tmp, Stack(Path(tmp)) as stack:
+        yield stack
+
+
+def run_syncd(
+    args: list[str], stack: Stack, *, timeout: float = 600, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `syncd` console script as a separate process, as systemd or an operator would."""
+    proc = subprocess.run(
+        [str(VENV_BIN / "syncd"), *args],
+        env={**os.environ, **stack.env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"syncd {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def log_events(output: str) -> list[dict[str, Any]]:
+    """The JSON log lines of a syncd run, parsed (other lines ignored)."""
+    events = []
+    for line in output.splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                events.append(json.loads(line))
+    return events
