@@ -323,6 +323,7 @@ class Stack:
         prefix: str = "",
         project: str = "syncd test",
         engine: str = "whisper",
+        aws: str = "",
         extra: str = "",
     ) -> str:
         """A syncd config (TOML text) pointing at this stack."""
@@ -344,6 +345,7 @@ engine = "{engine}"
 
 [transcriber.aws]
 endpoint_url = "{self.moto.url}"
+{aws}
 
 [state]
 path = "{state_dir / "state.db"}"

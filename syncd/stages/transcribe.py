@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 
+from syncd.faults import fault_point
 from syncd.services import Services
 from syncd.state import Recording
 from syncd.transcribers.base import TranscriptionError
@@ -32,6 +33,7 @@ def _start(svc: Services, limit: int) -> int:
         except Exception as exc:
             _fail(svc, rec, exc)
             continue
+        fault_point("transcribe.after_start")
         svc.state.update(rec.id, status="transcribing", job_name=job, engine=svc.transcriber.engine)
         svc.log.info("transcription.submitted", recording=rec.id, bucket=rec.bucket, key=rec.key, job=job)
         started += 1

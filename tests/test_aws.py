@@ -1,0 +1,140 @@
+"""Amazon Transcribe path: jobs on a moto server, real-shaped output JSON in real S3, tasks in Label Studio."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncd.labelstudio import as_dict
+from syncd.state import S3Object, StateStore, syncd_id
+from syncd.transcribers.aws import job_name
+from tests.stack import Stack, log_events, run_syncd
+
+FIXTURES = Path(__file__).parent / "fixtures" / "transcribe"
+PREFIX = "syncd-transcribe/"
+RECORDINGS = {
+    "calls/2026/support call.mp3": "two_speakers.json",
+    "calls/2026/b.wav": "two_speakers_new.json",
+    "calls/c.flac": "single_speaker.json",
+    "interviews/entrevista.m4a": "spanish.json",
+}
+
+
+def seed_formula(fixture: str) -> float:
+    """The score the seed gave a task: the mean confidence of the pronunciation items."""
+    items = json.loads((FIXTURES / fixture).read_text())["results"]["items"]
+    scores = [float(i["alternatives"][0]["confidence"]) for i in items if i["type"] == "pronunciation"]
+    return sum(scores) / len(scores)
+
+
+def aws_config(stack: Stack, tmp_path: Path, bucket: str, project: str, aws: str = "") -> Path:
+    path = tmp_path / "aws.toml"
+    path.write_text(stack.config(tmp_path, bucket, project=project, engine="aws", aws=aws))
+    return path
+
+
+def upload_with_results(s3: Any, bucket: str, recordings: dict[str, str]) -> dict[str, str]:
+    """Put stand-in audio (Transcribe never reads it here) and, where our job will write it, the job's output."""
+    names = {}
+    for key, fixture in recordings.items():
+        etag = s3.put_object(Bucket=bucket, Key=key, Body=f"audio of {key}".encode() * 20)["ETag"].strip('"')
+        rec = _recording(bucket, key, etag)
+        names[key] = job_name(rec)
+        s3.put_object(Bucket=bucket, Key=f"{PREFIX}{names[key]}.json", Body=(FIXTURES / fixture).read_bytes())
+    return names
+
+
+def _recording(bucket: str, key: str, etag: str) -> Any:
+    state = StateStore(":memory:")
+    ((rec_id, _),) = state.add_objects([S3Object(bucket, key, etag, 1)])
+    return state.get(rec_id)
+
+
+def run_until_imported(stack: Stack, config: Path, expected: int, runs: int = 5) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for _ in range(runs):
+        events += log_events(run_syncd(["once", "-c", str(config)], stack).stdout)
+        if sum(e["event"] == "task.imported" for e in events) >= expected:
+            return events
+    raise AssertionError(f"not all imported after {runs} runs: {Counter(e['event'] for e in events)}")
+
+
+def project_tasks(ls: Any, title: str) -> list[dict[str, Any]]:
+    project = next(int(p.id) for p in ls.projects.list() if p.title == title)
+    return [as_dict(t) for t in ls.tasks.list(project=project, fields="all", resolve_uri=False)]
+
+
+def test_transcribe_jobs_results_and_tasks(stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path) -> None:
+    names = upload_with_results(s3, bucket, RECORDINGS)
+    config = aws_config(stack, tmp_path, bucket, "aws jobs", aws="max_in_flight = 2\nmax_speakers = 3")
+
+    events = run_until_imported(stack, config, expected=len(RECORDINGS))
+
+    # Jobs: deterministic names, the media format of each object, our output location, speakers, language detection.
+    transcribe = stack.moto.client()
+    for key, name in names.items():
+        job = transcribe.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
+        assert job["Media"]["MediaFileUri"] == f"s3://{bucket}/{key}"
+        assert job["MediaFormat"] == key.rsplit(".", 1)[1]
+        assert job["Settings"]["ShowSpeakerLabels"] is True and job["Settings"]["MaxSpeakerLabels"] == 3
+        assert job.get("IdentifyLanguage") is True
+    # Never more than max_in_flight jobs running at once.
+    running, peak = 0, 0
+    for e in events:
+        running += {"transcription.submitted": 1, "transcription.completed": -1}.get(e["event"], 0)
+        peak = max(peak, running)
+    assert peak == 2
+
+    # Tasks: one per recording, scored with the seed's formula, speakers as labels, language from the output.
+    tasks = {t["data"]["source"]: t for t in project_tasks(ls, "aws jobs")}
+    assert sorted(tasks) == sorted(f"s3://{bucket}/{k}" for k in RECORDINGS)
+    for key, fixture in RECORDINGS.items():
+        task = tasks[f"s3://{bucket}/{key}"]
+        (prediction,) = task["predictions"]
+        assert prediction["model_version"] == "amazon-transcribe"
+        assert prediction["score"] == pytest.approx(seed_formula(fixture), abs=1e-4)
+        text = json.loads((FIXTURES / fixture).read_text())["results"]["transcripts"][0]["transcript"]
+        regions = [i["value"]["text"][0] for i in prediction["result"] if i["from_name"] == "transcription"]
+        assert " ".join(regions) == text
+    speakers = {
+        i["value"]["labels"][0]
+        for i in tasks[f"s3://{bucket}/calls/2026/support call.mp3"]["predictions"][0]["result"]
+        if i["from_name"] == "speaker"
+    }
+    assert speakers == {"Speaker 1", "Speaker 2"}
+    assert tasks[f"s3://{bucket}/interviews/entrevista.m4a"]["data"]["language"] == "es-ES"
+
+    # Transcribe's own output is never taken for audio, and a second pass starts no job and imports nothing.
+    state = StateStore(str(tmp_path / "state.db"))
+    assert {r.key for r in state.recordings()} == set(RECORDINGS)
+    run_syncd(["once", "-c", str(config)], stack)
+    jobs = transcribe.list_transcription_jobs(MaxResults=100)["TranscriptionJobSummaries"]
+    assert sorted(j["TranscriptionJobName"] for j in jobs if j["TranscriptionJobName"] in names.values()) == sorted(
+        names.values()
+    )
+    assert len(project_tasks(ls, "aws jobs")) == len(RECORDINGS)
+
+
+def test_crash_after_start_adopts_the_running_job(stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path) -> None:
+    recordings = {"calls/a.mp3": "single_speaker.json"}
+    names = upload_with_results(s3, bucket, recordings)
+    config = aws_config(stack, tmp_path, bucket, "aws crash")
+
+    crashed = run_syncd(
+        ["once", "-c", str(config)], stack, env={"SYNCD_CRASH_AT": "transcribe.after_start"}, check=False
+    )
+    assert crashed.returncode == -9
+    state = StateStore(str(tmp_path / "state.db"))
+    (rec,) = state.recordings()
+    assert rec.status == "discovered" and rec.job_name is None, "the crash came before the state commit"
+
+    run_until_imported(stack, config, expected=1)
+    (rec,) = state.recordings()
+    assert rec.status == "imported" and rec.job_name == names["calls/a.mp3"]
+    jobs = stack.moto.client().list_transcription_jobs(JobNameContains=rec.syncd_id)["TranscriptionJobSummaries"]
+    assert len(jobs) == 1
+    assert rec.syncd_id == syncd_id(bucket, "calls/a.mp3", rec.etag)
