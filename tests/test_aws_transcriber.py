@@ -1,0 +1,95 @@
+"""AwsTranscriber's decisions on Transcribe's answers (Transcribe stubbed with botocore's Stubber: it is the one
+service that cannot be reached here; the full path against moto and real S3 is in test_aws.py)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from syncd.config import S3Settings, TranscriberSettings
+from syncd.state import S3Object, StateStore
+from syncd.storage import Storage
+from syncd.transcribers.aws import AwsTranscriber, job_name
+from syncd.transcribers.base import TranscriptionError
+
+
+def recording(key: str = "calls/a.mp3") -> Any:
+    state = StateStore(":memory:")
+    ((rec_id, _),) = state.add_objects([S3Object("bucket", key, "etag1", 10)])
+    return state.get(rec_id)
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> AwsTranscriber:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    s3 = S3Settings()
+    return AwsTranscriber(TranscriberSettings(engine="aws", language="en-US"), s3, Storage(s3))
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["calls/a.mp3", "calls/Zoë interview 1.mp3", "x/" + "long name " * 40 + ".wav", "calls/.mp3", "日本語.flac"],
+)
+def test_job_names_follow_transcribes_rules(key: str) -> None:
+    name = job_name(recording(key))
+    assert re.fullmatch(r"[0-9a-zA-Z._-]+", name) and len(name) <= 200
+    assert name == job_name(recording(key)), "deterministic"
+    assert recording(key).syncd_id in name
+
+
+def test_request_carries_format_language_speakers_and_output(engine: AwsTranscriber) -> None:
+    request = engine.job_request(recording("calls/b.m4a"))
+    assert request["MediaFormat"] == "m4a"
+    assert request["LanguageCode"] == "en-US" and "IdentifyLanguage" not in request
+    assert request["Settings"] == {"ShowSpeakerLabels": True, "MaxSpeakerLabels": 4}
+    assert request["OutputBucketName"] == "bucket"
+    assert request["OutputKey"] == f"syncd-transcribe/{request['TranscriptionJobName']}.json"
+
+
+def test_unsupported_format_is_a_final_failure(engine: AwsTranscriber) -> None:
+    with pytest.raises(TranscriptionError) as failure:
+        engine.start(recording("calls/a.aiff"))
+    assert not failure.value.retryable and ".aiff" in failure.value.reason
+
+
+def test_conflict_means_the_job_exists_and_is_adopted(engine: AwsTranscriber) -> None:
+    rec = recording()
+    with Stubber(engine.client) as stub:
+        stub.add_client_error("start_transcription_job", "ConflictException", "The requested job name already exists")
+        assert engine.start(rec) == job_name(rec)
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "LimitExceededException"])
+def test_throttling_is_retryable(engine: AwsTranscriber, code: str) -> None:
+    with Stubber(engine.client) as stub:
+        stub.add_client_error("start_transcription_job", code, "slow down", http_status_code=400)
+        with pytest.raises(TranscriptionError) as failure:
+            engine.start(recording())
+    assert failure.value.retryable and code in failure.value.reason
+
+
+def test_failed_job_records_transcribes_reason(engine: AwsTranscriber) -> None:
+    rec = recording()
+    job = {
+        "TranscriptionJobName": job_name(rec),
+        "TranscriptionJobStatus": "FAILED",
+        "FailureReason": "The media format provided does not match the detected media format.",
+    }
+    with Stubber(engine.client) as stub:
+        stub.add_response("get_transcription_job", {"TranscriptionJob": job})
+        with pytest.raises(TranscriptionError) as failure:
+            engine.poll(rec)
+    assert not failure.value.retryable
+    assert failure.value.reason == "Transcribe: The media format provided does not match the detected media format."
+
+
+def test_running_job_is_not_waited_for(engine: AwsTranscriber) -> None:
+    rec = recording()
+    job = {"TranscriptionJobName": job_name(rec), "TranscriptionJobStatus": "IN_PROGRESS"}
+    with Stubber(engine.client) as stub:
+        stub.add_response("get_transcription_job", {"TranscriptionJob": job})
+        assert engine.poll(rec) is None
