@@ -117,16 +117,10 @@ class LabelStudioClient:
             raise RuntimeError(f"Label Studio returned {len(ids)} task ids for {len(tasks)} tasks")
         return [int(i) for i in ids]
 
-    def tasks_created_since(self, project_id: int, since: float) -> dict[str, int]:
-        """syncd_id -> task id of tasks created after ``since``: how a crashed import finds what already landed."""
-        query = _filters(
-            {
-                "filter": "filter:tasks:created_at",
-                "operator": "greater",
-                "type": "Datetime",
-                "value": ls_time(since),
-            }
-        )
+    def tasks_after(self, project_id: int, task_id: int) -> dict[str, int]:
+        """syncd_id -> task id of tasks with ids above ``task_id``: how a crashed import finds what already landed.
+        Task ids only grow, so unlike a created_at filter this needs no agreement between clocks."""
+        query = _filters({"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": task_id})
         found: dict[str, int] = {}
         for task in self.sdk.tasks.list(  # type: ignore[var-annotated]
             project=project_id, query=query, fields="all", resolve_uri=False, page_size=500

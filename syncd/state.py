@@ -228,6 +228,11 @@ class StateStore:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM recordings {where} ORDER BY id", args).fetchall()
         return [Recording(**dict(r)) for r in rows]
 
+    def max_task_id(self, project_id: int) -> int:
+        """The newest task we know we created in the project; tasks above it may be ours from a crashed import."""
+        row = self._db.execute("SELECT max(task_id) FROM recordings WHERE project_id = ?", (project_id,)).fetchone()
+        return int(row[0] or 0)
+
     def due(self, status: str, limit: int = 1000, order: str = "id") -> list[Recording]:
         """Recordings waiting in ``status`` whose back-off has run out, oldest first."""
         rows = self._db.execute(
@@ -320,3 +325,10 @@ class StateStore:
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 (name, value),
             )
+
+    def project_tasks(self, project_id: int) -> dict[int, int]:
+        """task id -> recording id of every task we hold in a project (export: notice tasks deleted there)."""
+        rows = self._db.execute(
+            "SELECT task_id, id FROM recordings WHERE project_id = ? AND task_id IS NOT NULL", (project_id,)
+        ).fetchall()
+        return {int(r[0]): int(r[1]) for r in rows}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,12 @@ class Storage:
     def __init__(self, settings: S3Settings) -> None:
         self.settings = settings
         self.client = boto_client("s3", settings, settings.endpoint_url)
+        self.calls: Counter[str] = Counter()
+        self.client.meta.events.register("before-call.s3", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        """S3 API calls by operation: what makes "an unchanged bucket costs one listing" measurable."""
+        self.calls[model.name] += 1
 
     def list_audio(self, source: SourceSettings, exclude_prefixes: tuple[str, ...] = ()) -> Iterator[S3Object]:
         """Every object under the source prefix whose suffix marks it as audio: one paginated listing pass."""

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,10 @@ from typing import Any
 
 import boto3
 import requests
+
+from syncd.labelstudio import as_dict
+from syncd.state import S3Object, StateStore
+from syncd.transcribers.aws import job_name
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_DIR = ROOT / ".stack"
@@ -418,3 +423,55 @@ def log_events(output: str) -> list[dict[str, Any]]:
             with contextlib.suppress(json.JSONDecodeError):
                 events.append(json.loads(line))
     return events
+
+
+# --- Amazon Transcribe on moto: real-shaped output JSON put where our job writes it -----------------------------------
+
+TRANSCRIBE_FIXTURES = ROOT / "tests" / "fixtures" / "transcribe"
+TRANSCRIBE_PREFIX = "syncd-transcribe/"
+
+
+def seed_formula(fixture: str) -> float:
+    """The score the seed gave a task: the mean confidence of the pronunciation items."""
+    items = json.loads((TRANSCRIBE_FIXTURES / fixture).read_text())["results"]["items"]
+    scores = [float(i["alternatives"][0]["confidence"]) for i in items if i["type"] == "pronunciation"]
+    return sum(scores) / len(scores)
+
+
+def aws_config(stack: Stack, tmp_path: Path, bucket: str, project: str, aws: str = "") -> Path:
+    path = tmp_path / "aws.toml"
+    path.write_text(stack.config(tmp_path, bucket, project=project, engine="aws", aws=aws))
+    return path
+
+
+def upload_with_results(s3: Any, bucket: str, recordings: dict[str, str]) -> dict[str, str]:
+    """Put stand-in audio (Transcribe never reads it here) and, where our job will write it, the job's output."""
+    names = {}
+    for key, fixture in recordings.items():
+        audio = f"audio of {key} ({fixture})".encode() * 20
+        etag = s3.put_object(Bucket=bucket, Key=key, Body=audio)["ETag"].strip('"')
+        rec = _recording(bucket, key, etag)
+        names[key] = job_name(rec)
+        body = (TRANSCRIBE_FIXTURES / fixture).read_bytes()
+        s3.put_object(Bucket=bucket, Key=f"{TRANSCRIBE_PREFIX}{names[key]}.json", Body=body)
+    return names
+
+
+def _recording(bucket: str, key: str, etag: str) -> Any:
+    state = StateStore(":memory:")
+    ((rec_id, _),) = state.add_objects([S3Object(bucket, key, etag, 1)])
+    return state.get(rec_id)
+
+
+def run_until_imported(stack: Stack, config: Path, expected: int, runs: int = 5) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for _ in range(runs):
+        events += log_events(run_syncd(["once", "-c", str(config)], stack).stdout)
+        if sum(e["event"] in ("task.imported", "task.recovered") for e in events) >= expected:
+            return events
+    raise AssertionError(f"not all imported after {runs} runs: {Counter(e['event'] for e in events)}")
+
+
+def project_tasks(ls: Any, title: str) -> list[dict[str, Any]]:
+    project = next(int(p.id) for p in ls.projects.list() if p.title == title)
+    return [as_dict(t) for t in ls.tasks.list(project=project, fields="all", resolve_uri=False)]

@@ -3,69 +3,29 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from syncd.labelstudio import as_dict
-from syncd.state import S3Object, StateStore, syncd_id
-from syncd.transcribers.aws import job_name
-from tests.stack import Stack, log_events, run_syncd
+from syncd.state import StateStore, syncd_id
+from tests.stack import (
+    TRANSCRIBE_FIXTURES,
+    Stack,
+    aws_config,
+    project_tasks,
+    run_syncd,
+    run_until_imported,
+    seed_formula,
+    upload_with_results,
+)
 
-FIXTURES = Path(__file__).parent / "fixtures" / "transcribe"
-PREFIX = "syncd-transcribe/"
 RECORDINGS = {
     "calls/2026/support call.mp3": "two_speakers.json",
     "calls/2026/b.wav": "two_speakers_new.json",
     "calls/c.flac": "single_speaker.json",
     "interviews/entrevista.m4a": "spanish.json",
 }
-
-
-def seed_formula(fixture: str) -> float:
-    """The score the seed gave a task: the mean confidence of the pronunciation items."""
-    items = json.loads((FIXTURES / fixture).read_text())["results"]["items"]
-    scores = [float(i["alternatives"][0]["confidence"]) for i in items if i["type"] == "pronunciation"]
-    return sum(scores) / len(scores)
-
-
-def aws_config(stack: Stack, tmp_path: Path, bucket: str, project: str, aws: str = "") -> Path:
-    path = tmp_path / "aws.toml"
-    path.write_text(stack.config(tmp_path, bucket, project=project, engine="aws", aws=aws))
-    return path
-
-
-def upload_with_results(s3: Any, bucket: str, recordings: dict[str, str]) -> dict[str, str]:
-    """Put stand-in audio (Transcribe never reads it here) and, where our job will write it, the job's output."""
-    names = {}
-    for key, fixture in recordings.items():
-        etag = s3.put_object(Bucket=bucket, Key=key, Body=f"audio of {key}".encode() * 20)["ETag"].strip('"')
-        rec = _recording(bucket, key, etag)
-        names[key] = job_name(rec)
-        s3.put_object(Bucket=bucket, Key=f"{PREFIX}{names[key]}.json", Body=(FIXTURES / fixture).read_bytes())
-    return names
-
-
-def _recording(bucket: str, key: str, etag: str) -> Any:
-    state = StateStore(":memory:")
-    ((rec_id, _),) = state.add_objects([S3Object(bucket, key, etag, 1)])
-    return state.get(rec_id)
-
-
-def run_until_imported(stack: Stack, config: Path, expected: int, runs: int = 5) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    for _ in range(runs):
-        events += log_events(run_syncd(["once", "-c", str(config)], stack).stdout)
-        if sum(e["event"] == "task.imported" for e in events) >= expected:
-            return events
-    raise AssertionError(f"not all imported after {runs} runs: {Counter(e['event'] for e in events)}")
-
-
-def project_tasks(ls: Any, title: str) -> list[dict[str, Any]]:
-    project = next(int(p.id) for p in ls.projects.list() if p.title == title)
-    return [as_dict(t) for t in ls.tasks.list(project=project, fields="all", resolve_uri=False)]
 
 
 def test_transcribe_jobs_results_and_tasks(stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path) -> None:
@@ -97,7 +57,7 @@ def test_transcribe_jobs_results_and_tasks(stack: Stack, s3: Any, ls: Any, bucke
         (prediction,) = task["predictions"]
         assert prediction["model_version"] == "amazon-transcribe"
         assert prediction["score"] == pytest.approx(seed_formula(fixture), abs=1e-4)
-        text = json.loads((FIXTURES / fixture).read_text())["results"]["transcripts"][0]["transcript"]
+        text = json.loads((TRANSCRIBE_FIXTURES / fixture).read_text())["results"]["transcripts"][0]["transcript"]
         regions = [i["value"]["text"][0] for i in prediction["result"] if i["from_name"] == "transcription"]
         assert " ".join(regions) == text
     speakers = {

@@ -41,20 +41,22 @@ def task_for(rec: Recording, layout: str, model_version: str) -> dict[str, Any]:
 
 
 def _recover(svc: Services, project: int) -> int:
-    """Rows left ``importing`` by a crash: adopt tasks that did land, send the rest back to be imported."""
+    """Adopt tasks that landed without our state knowing: rows left ``importing`` by a crash, or every pending row
+    when the state knows no task in this project yet (a new or lost state DB). The rest goes back to be imported."""
     stranded = svc.state.due("importing", limit=100_000)
-    if not stranded:
+    newest = svc.state.max_task_id(project)
+    if not stranded and newest:
         return 0
-    since = min(r.updated_at for r in stranded) - 120
-    landed = svc.labelstudio.tasks_created_since(project, since)
+    pending = stranded + svc.state.due("transcribed", limit=100_000)
+    landed = svc.labelstudio.tasks_after(project, newest)
     adopted = 0
-    for rec in stranded:
+    for rec in pending:
         task_id = landed.get(rec.syncd_id)
         if task_id:
-            svc.state.update(rec.id, status="imported", task_id=task_id, project_id=project)
+            svc.state.update(rec.id, status="imported", task_id=task_id, project_id=project, reason=None)
             svc.log.info("task.recovered", recording=rec.id, task=task_id, bucket=rec.bucket, key=rec.key)
             adopted += 1
-        else:
+        elif rec.status == "importing":
             svc.state.update(rec.id, status="transcribed")
     return adopted
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from syncd.services import Services
 from syncd.state import S3Object
 
@@ -26,9 +28,12 @@ def run(svc: Services) -> int:
     """One listing pass per source; an unchanged bucket costs no per-object request. Returns new versions."""
     found = 0
     for source in svc.settings.sources:
+        started, calls_before = time.monotonic(), svc.storage.calls.copy()
         known = svc.state.known_versions(source.bucket, source.prefix)
         new: list[S3Object] = []
+        listed = 0
         for obj in svc.storage.list_audio(source, excluded_prefixes(svc, source.bucket)):
+            listed += 1
             if obj.etag in known.get(obj.key, ()):
                 continue
             reason = skip_reason(obj, source.max_size_mb)
@@ -38,6 +43,14 @@ def run(svc: Services) -> int:
                 continue
             new.append(obj)
         for rec_id, obj in svc.state.add_objects(new):
+            if obj.key in known:
+                svc.log.info(
+                    "audio.replaced",
+                    bucket=obj.bucket,
+                    key=obj.key,
+                    etag=obj.etag,
+                    superseded_etags=sorted(known[obj.key]),
+                )
             svc.log.info(
                 "audio.discovered",
                 recording=rec_id,
@@ -47,4 +60,13 @@ def run(svc: Services) -> int:
                 size=obj.size,
             )
         found += len(new)
+        svc.log.debug(
+            "scan.completed",
+            bucket=source.bucket,
+            prefix=source.prefix,
+            listed=listed,
+            new=len(new),
+            s3_calls=dict(svc.storage.calls - calls_before),
+            seconds=round(time.monotonic() - started, 3),
+        )
     return found

@@ -1,0 +1,87 @@
+"""Import that scales: exactly once across a SIGKILL, incremental scans, replaced objects, least confident first."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncd.state import StateStore
+from tests.stack import (
+    Stack,
+    aws_config,
+    log_events,
+    project_tasks,
+    run_syncd,
+    run_until_imported,
+    seed_formula,
+    upload_with_results,
+)
+
+RECORDINGS = {
+    "calls/a.mp3": "two_speakers.json",
+    "calls/b.mp3": "single_speaker.json",
+    "calls/c.mp3": "two_speakers_new.json",
+}
+
+
+def test_sigkill_between_labelstudio_and_state_imports_exactly_once(
+    stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path
+) -> None:
+    upload_with_results(s3, bucket, RECORDINGS)
+    config = aws_config(stack, tmp_path, bucket, "import crash")
+    crash = {"SYNCD_CRASH_AT": "import.after_labelstudio"}
+    for _ in range(4):
+        if run_syncd(["once", "-c", str(config)], stack, env=crash, check=False).returncode == -9:
+            break
+    else:
+        raise AssertionError("the import never reached the crash point")
+    state = StateStore(str(tmp_path / "state.db"))
+    assert Counter(r.status for r in state.recordings()) == {"importing": 3}
+    assert len(project_tasks(ls, "import crash")) == 3, "the tasks landed before the kill"
+
+    events = run_until_imported(stack, config, expected=3)
+
+    tasks = project_tasks(ls, "import crash")
+    assert sorted(Counter(t["data"]["syncd_id"] for t in tasks).values()) == [1, 1, 1]
+    assert {r.status for r in state.recordings()} == {"imported"}
+    assert {r.task_id for r in state.recordings()} == {t["id"] for t in tasks}
+    assert sum(e["event"] == "task.recovered" for e in events) == 3
+    assert not any(e["event"] == "task.imported" for e in events)
+
+
+def test_incremental_scan_replacement_and_least_confident_first(
+    stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path
+) -> None:
+    upload_with_results(s3, bucket, RECORDINGS)
+    config = aws_config(stack, tmp_path, bucket, "import order")
+    run_until_imported(stack, config, expected=3)
+
+    # An unchanged bucket: one listing call, no per-object request, nothing new.
+    idle = log_events(run_syncd(["once", "-c", str(config)], stack).stdout)
+    (scan,) = [e for e in idle if e["event"] == "scan.completed"]
+    assert scan["s3_calls"] == {"ListObjectsV2": 1} and scan["new"] == 0 and scan["listed"] == 3
+
+    # Label Studio serves the least confident task first, in a project set up for it.
+    tasks = project_tasks(ls, "import order")
+    project = tasks[0]["project"]
+    lowest = min(tasks, key=lambda t: t["predictions"][0]["score"])
+    least_sure = min(seed_formula(f) for f in RECORDINGS.values())
+    assert lowest["predictions"][0]["score"] == pytest.approx(least_sure, abs=1e-4)
+    assert stack.labelstudio.api("GET", f"/api/projects/{project}/next").json()["id"] == lowest["id"]
+    settings = stack.labelstudio.api("GET", f"/api/projects/{project}").json()
+    assert settings["sampling"] == "Uncertainty sampling" and settings["model_version"] == "amazon-transcribe"
+    views = stack.labelstudio.api("GET", "/api/dm/views", params={"project": project}).json()
+    assert any(v["data"].get("ordering") == ["tasks:predictions_score"] for v in views)
+
+    # A replaced object (new ETag) is a new version with its own task; the old version is superseded.
+    upload_with_results(s3, bucket, {"calls/b.mp3": "spanish.json"})
+    events = run_until_imported(stack, config, expected=1)
+    assert any(e["event"] == "audio.replaced" and e["key"] == "calls/b.mp3" for e in events)
+    versions = [r for r in StateStore(str(tmp_path / "state.db")).recordings() if r.key == "calls/b.mp3"]
+    assert [r.status for r in versions] == ["superseded", "imported"]
+    tasks = project_tasks(ls, "import order")
+    assert len(tasks) == 4
+    assert {t["data"]["etag"] for t in tasks if t["data"]["source"].endswith("/b.mp3")} == {v.etag for v in versions}
