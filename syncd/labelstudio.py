@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import requests
 from label_studio_sdk.client import LabelStudio
 
 from syncd import layouts
@@ -14,6 +15,10 @@ from syncd.config import LabelStudioSettings
 
 VIEW_TITLE = "Least confident first"
 SAMPLING = "Uncertainty sampling"
+
+
+class LabelStudioError(RuntimeError):
+    """Label Studio answered a request with an error (status and body, never headers: they carry the token)."""
 
 
 def ls_time(moment: datetime | float) -> str:
@@ -39,6 +44,7 @@ class LabelStudioClient:
     def __init__(self, settings: LabelStudioSettings, token: str) -> None:
         self.settings = settings
         self.sdk = LabelStudio(base_url=settings.url, api_key=token, timeout=settings.timeout)
+        self._http = requests.Session()
 
     def whoami(self) -> str:
         user = self.sdk.users.whoami()
@@ -111,8 +117,24 @@ class LabelStudioClient:
     # --- import -------------------------------------------------------------------------------------------
 
     def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> list[int]:
-        response = self.sdk.projects.import_tasks(project_id, request=tasks, return_task_ids=True)  # type: ignore[arg-type]
-        ids = list(getattr(response, "task_ids", None) or [])
+        """One bulk import; returns the new task ids in order.
+
+        The same endpoint as the SDK's ``projects.import_tasks``, but the body is encoded with ``json.dumps`` instead
+        of the SDK's model encoder, which costs ~0.5 ms of CPU per task (a third of the import time at 2000 tasks).
+        Auth headers still come from the SDK, so JWT personal access tokens keep working."""
+        headers = {**self.sdk._client_wrapper.get_headers(), "Content-Type": "application/json"}
+        response = self._http.post(
+            f"{self.settings.url}/api/projects/{project_id}/import",
+            params={"return_task_ids": "true"},
+            data=json.dumps(tasks, separators=(",", ":")),
+            headers=headers,
+            timeout=self.settings.timeout,
+        )
+        if not response.ok:
+            raise LabelStudioError(
+                f"import into project {project_id}: HTTP {response.status_code}: {response.text[:500]}"
+            )
+        ids = list(response.json().get("task_ids") or [])
         if len(ids) != len(tasks):
             raise RuntimeError(f"Label Studio returned {len(ids)} task ids for {len(tasks)} tasks")
         return [int(i) for i in ids]

@@ -7,6 +7,8 @@ carries ``data.syncd_id``, and stranded ``importing`` rows are first looked up i
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from syncd import layouts
@@ -61,35 +63,56 @@ def _recover(svc: Services, project: int) -> int:
     return adopted
 
 
+@dataclass
+class _Batch:
+    records: list[Recording]
+    tasks: list[dict[str, Any]]
+    started: float
+
+
+def _next_batch(svc: Services) -> _Batch | None:
+    """The least confident transcribed recordings, marked ``importing`` (the intent) before Label Studio sees them."""
+    records = svc.state.due("transcribed", limit=svc.settings.labelstudio.import_batch_size, order="score, id")
+    if not records:
+        return None
+    layout, model_version = svc.settings.labelstudio.layout, svc.transcriber.model_version
+    tasks = [task_for(r, layout, model_version) for r in records]
+    svc.state.update_many([r.id for r in records], status="importing")
+    return _Batch(records, tasks, time.monotonic())
+
+
+def _commit(svc: Services, project: int, batch: _Batch, task_ids: list[int]) -> None:
+    fault_point("import.after_labelstudio")
+    with svc.state.batch():
+        for rec, task_id in zip(batch.records, task_ids, strict=True):
+            svc.state.update(rec.id, status="imported", task_id=task_id, project_id=project, reason=None)
+    for rec, task_id in zip(batch.records, task_ids, strict=True):
+        svc.log.info("task.imported", recording=rec.id, task=task_id, bucket=rec.bucket, key=rec.key, score=rec.score)
+    seconds = round(time.monotonic() - batch.started, 3)
+    svc.log.info("import.batch", project=project, tasks=len(task_ids), seconds=seconds)
+
+
 def run(svc: Services) -> int:
-    """Import every transcribed recording in batches; returns tasks created or adopted."""
+    """Import every transcribed recording in batches, least confident first; returns tasks created or adopted.
+
+    One request is in flight at a time (Label Studio serializes imports; concurrent ones only contend), but the
+    next batch is built and the previous one committed while Label Studio works, so our own cost hides behind its.
+    """
     if not svc.state.count("transcribed") and not svc.state.count("importing"):
         return 0
     project = svc.project_id
     imported = _recover(svc, project)
-    layout = svc.settings.labelstudio.layout
-    size = svc.settings.labelstudio.import_batch_size
-    while batch := svc.state.due("transcribed", limit=size, order="score, id"):
-        started = time.monotonic()
-        svc.state.update_many([r.id for r in batch], status="importing")
-        task_ids = svc.labelstudio.import_tasks(
-            project, [task_for(r, layout, svc.transcriber.model_version) for r in batch]
-        )
-        fault_point("import.after_labelstudio")
-        with svc.state.batch():
-            for rec, task_id in zip(batch, task_ids, strict=True):
-                svc.state.update(rec.id, status="imported", task_id=task_id, project_id=project, reason=None)
-        for rec, task_id in zip(batch, task_ids, strict=True):
-            svc.log.info(
-                "task.imported",
-                recording=rec.id,
-                task=task_id,
-                bucket=rec.bucket,
-                key=rec.key,
-                score=rec.score,
-            )
-        svc.log.info("import.batch", project=project, tasks=len(batch), seconds=round(time.monotonic() - started, 3))
-        imported += len(batch)
+    with ThreadPoolExecutor(1, thread_name_prefix="import") as pool:
+        in_flight: tuple[_Batch, Future[list[int]]] | None = None
+        while True:
+            batch = _next_batch(svc)
+            done = (in_flight[0], in_flight[1].result()) if in_flight else None
+            in_flight = (batch, pool.submit(svc.labelstudio.import_tasks, project, batch.tasks)) if batch else None
+            if done:
+                _commit(svc, project, *done)
+                imported += len(done[1])
+            if in_flight is None:
+                break
     if imported:
         svc.labelstudio.set_model_version(project, svc.transcriber.model_version)
     return imported

@@ -1,0 +1,170 @@
+"""Import throughput: N recordings whose Amazon Transcribe results are ready -> Label Studio tasks per second.
+
+Printed beside, in the same run and against the same Label Studio:
+  (a) Label Studio's own S3 import storage sync of the same N objects (tasks without predictions), and
+  (b) one raw bulk ``import_tasks`` call with exactly the tasks syncd builds (predictions included).
+Targets: syncd >= 5x (a) and >= 0.8x (b); a second, idle cycle over the same bucket <= 2 s.
+
+    .venv/bin/python -m bench.import [--recordings 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from syncd import config as config_module
+from syncd.labelstudio import as_dict
+from syncd.layouts import label_config
+from syncd.log import configure
+from syncd.pipeline import run_cycle
+from syncd.services import Services
+from syncd.stages import importer, scan, transcribe
+from syncd.transcribers.aws import job_name
+from tests.stack import TRANSCRIBE_FIXTURES, TRANSCRIBE_PREFIX, Stack, _recording, running_stack
+
+FIXTURES = ["two_speakers.json", "two_speakers_new.json", "single_speaker.json", "channels.json"]
+BUCKET = "bench-import"
+
+
+def jittered(fixture: str, rng: random.Random) -> bytes:
+    """A real-shaped Transcribe output whose word confidences differ per recording, so ordering matters."""
+    doc = json.loads((TRANSCRIBE_FIXTURES / fixture).read_text())
+    for item in doc["results"]["items"]:
+        if item["type"] == "pronunciation":
+            for alt in item["alternatives"]:
+                alt["confidence"] = f"{min(1.0, max(0.0, float(alt['confidence']) - rng.random() * 0.3)):.4f}"
+    return json.dumps(doc).encode()
+
+
+def upload(stack: Stack, count: int) -> None:
+    s3 = stack.s3.client()
+    s3.create_bucket(Bucket=BUCKET)
+    rng = random.Random(7)
+    bodies = [jittered(FIXTURES[i % len(FIXTURES)], rng) for i in range(count)]
+
+    def put(i: int) -> None:
+        key = f"calls/{i // 100:03d}/call-{i:05d}.mp3"
+        etag = s3.put_object(Bucket=BUCKET, Key=key, Body=f"audio {i}".encode() * 10)["ETag"].strip('"')
+        name = job_name(_recording(BUCKET, key, etag))
+        s3.put_object(Bucket=BUCKET, Key=f"{TRANSCRIBE_PREFIX}{name}.json", Body=bodies[i])
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, range(count)))
+
+
+def settings_for(stack: Stack, workdir: Path, project: str, batch_size: int) -> config_module.Settings:
+    text = stack.config(workdir, BUCKET, project=project, engine="aws", aws="max_in_flight = 250")
+    text = text.replace('level = "debug"', 'level = "warning"')
+    if batch_size:
+        text = text.replace("[s3]", f"import_batch_size = {batch_size}\n\n[s3]")
+    return config_module.parse(tomllib.loads(text))
+
+
+def transcribe_all(svc: Services, count: int) -> None:
+    scan.run(svc)
+    while svc.state.count("transcribed") < count:
+        if not transcribe.run(svc):
+            time.sleep(0.1)
+        failed = svc.state.count("failed")
+        if failed:
+            raise SystemExit(f"{failed} transcriptions failed: {svc.state.last_errors(3)}")
+
+
+def timed(fn: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
+
+
+def labelstudio_sync(stack: Stack, svc: Services, count: int) -> float:
+    """Reference (a): Label Studio lists the bucket and creates one task per object itself."""
+    sdk = svc.labelstudio.sdk
+    project = int(sdk.projects.create(title="bench: LS storage sync", label_config=label_config("segments")).id or 0)
+    storage = sdk.import_storage.s3.create(
+        project=project,
+        bucket=BUCKET,
+        prefix="calls/",
+        regex_filter=r".*\.mp3$",
+        use_blob_urls=True,
+        presign=True,
+        recursive_scan=True,
+        **svc.storage_credentials(),
+    )
+    started = time.perf_counter()
+    sdk.import_storage.s3.sync(int(storage.id or 0))
+    while True:
+        status = as_dict(sdk.import_storage.s3.get(int(storage.id or 0))).get("status")
+        if status in ("completed", "failed"):
+            break
+        time.sleep(0.2)
+    elapsed = time.perf_counter() - started
+    made = as_dict(sdk.projects.get(project)).get("task_number")
+    if status != "completed" or made != count:
+        raise SystemExit(f"Label Studio sync ended {status} with {made} tasks")
+    return elapsed
+
+
+def raw_import(svc: Services, tasks: list[dict[str, Any]], *, sdk_call: bool) -> float:
+    """Reference (b): the same tasks syncd builds, in one bulk call, with no bookkeeping: through the SDK's
+    ``projects.import_tasks`` (what NOTES.md measured), or as one plain HTTP POST of the same JSON."""
+    sdk = svc.labelstudio.sdk
+    title = f"bench: raw import ({'sdk' if sdk_call else 'http'})"
+    project = int(sdk.projects.create(title=title, label_config=label_config("segments")).id or 0)
+    if sdk_call:
+        call = lambda: sdk.projects.import_tasks(project, request=tasks, return_task_ids=True)  # noqa: E731
+    else:
+        call = lambda: svc.labelstudio.import_tasks(project, tasks)  # noqa: E731
+    _, elapsed = timed(call)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recordings", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=0, help="override labelstudio.import_batch_size")
+    args = parser.parse_args()
+    n = args.recordings
+    configure("warning", "console")
+    with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp, running_stack() as stack:
+        os.environ.update(stack.env())
+        print(f"setting up {n} recordings with ready Transcribe results (moto + SeaweedFS) ...", flush=True)
+        upload(stack, n)
+        svc = Services.build(settings_for(stack, Path(tmp), "bench: syncd", args.batch_size))
+        transcribe_all(svc, n)
+        project = svc.project_id
+        recordings = svc.state.due("transcribed", limit=n, order="score, id")
+        tasks = [importer.task_for(r, "segments", svc.transcriber.model_version) for r in recordings]
+
+        imported, ours = timed(lambda: importer.run(svc))
+        assert imported == n, imported
+        landed = as_dict(svc.labelstudio.sdk.projects.get(project)).get("task_number")
+        assert landed == n, landed
+        _, idle = timed(lambda: run_cycle(svc))
+        raw = raw_import(svc, tasks, sdk_call=True)
+        raw_http = raw_import(svc, tasks, sdk_call=False)
+        sync = labelstudio_sync(stack, svc, n)
+
+    rate = n / ours
+    print(f"\n{'path':<52}{'seconds':>10}{'tasks/s':>10}")
+    ours_label = f"syncd import (batches of {svc.settings.labelstudio.import_batch_size})"
+    print(f"{ours_label:<52}{ours:>10.2f}{rate:>10.0f}")
+    print(f"{'(a) Label Studio S3 import storage sync':<52}{sync:>10.2f}{n / sync:>10.0f}")
+    print(f"{'(b) raw SDK projects.import_tasks, one call':<52}{raw:>10.2f}{n / raw:>10.0f}")
+    print(f"{'(b2) raw HTTP POST /import, one call, same JSON':<52}{raw_http:>10.2f}{n / raw_http:>10.0f}")
+    print(f"\nsyncd / (a)  = {rate / (n / sync):.1f}x   (target >= 5x)")
+    print(f"syncd / (b)  = {rate / (n / raw):.2f}x   (target >= 0.8x)")
+    print(f"syncd / (b2) = {rate / (n / raw_http):.2f}x")
+    print(f"idle cycle over the same {n} objects: {idle:.2f} s   (target <= 2 s)")
+
+
+if __name__ == "__main__":
+    main()
