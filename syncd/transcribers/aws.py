@@ -86,7 +86,6 @@ class AwsTranscriber:
             "MediaFormat": media_format(rec.key),
             "OutputBucketName": bucket,
             "OutputKey": key,
-            "Tags": [{"Key": "syncd-id", "Value": rec.syncd_id}],
         }
         if self.settings.language:
             request["LanguageCode"] = self.settings.language
