@@ -34,16 +34,27 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from syncd.daemon import run_forever
-    from syncd.services import Services
+    from syncd.daemon import run
 
-    settings = _settings(args)
-    svc = Services.build(settings)
-    try:
-        run_forever(svc, settings.schedule.scan_interval)
-    finally:
-        svc.close()
-    return exitcodes.OK
+    return run(args.config, _settings(args))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from syncd.ops import run_checks
+
+    return run_checks(_settings(args), args.config)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from syncd.ops import print_status
+
+    return print_status(_settings(args), args.json)
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from syncd.ops import retry
+
+    return retry(_settings(args))
 
 
 def cmd_version(_args: argparse.Namespace) -> int:
@@ -97,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("run", cmd_run, "run the daemon: sync continuously until SIGTERM/SIGINT")
     add("once", cmd_once, "run one full cycle (scan, transcribe, import, export) and exit")
+    add("check", cmd_check, "check config, Label Studio, S3 (list, read, write) and Transcribe; one line each")
+    status = add("status", cmd_status, "recordings per state, the oldest pending one, the last errors")
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add("retry", cmd_retry, "re-queue failed recordings (where they failed, with a fresh attempt budget)")
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     validate = config_sub.add_parser("validate", parents=[common], help="check a config file and exit")

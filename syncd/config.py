@@ -42,7 +42,8 @@ class LabelStudioSettings(_Section):
     )
     layout: Literal["segments", "whole"] = Field(
         "segments",
-        description='"segments": one region per ASR segment with its own text box; "whole": one text box.',
+        description='"segments": one audio region per ASR segment with its speaker, text box and confidence;'
+        ' "whole": one text box, one line per segment. Set before the project is created.',
     )
     import_batch_size: int = Field(500, ge=1, le=5000, description="Tasks per bulk import request.")
     timeout: float = Field(60.0, gt=0, description="Seconds before a Label Studio request is abandoned.")
@@ -129,6 +130,9 @@ class OutputSettings(_Section):
         ["txt", "json", "srt", "vtt"], description="Formats written next to the audio."
     )
     suffix: str = Field(".transcript", description='Inserted before the format: "a.mp3" -> "a.transcript.txt".')
+    write_workers: int = Field(
+        8, ge=1, le=64, description="S3 writes in flight at once while exporting (each review is 1 put per format)."
+    )
 
     @field_validator("suffix")
     @classmethod
@@ -145,6 +149,14 @@ class ScheduleSettings(_Section):
     transcribe_interval: float = Field(10.0, gt=0, description="Seconds between transcription polls.")
     import_interval: float = Field(10.0, gt=0, description="Seconds between imports into Label Studio.")
     export_interval: float = Field(15.0, gt=0, description="Seconds between pulls of new reviews.")
+    startup_timeout: float = Field(
+        120.0, gt=0, description="Seconds `syncd run` retries reaching Label Studio and S3 before exiting with 69."
+    )
+    stage_timeout: float = Field(
+        3600.0,
+        ge=0,
+        description="A stage running longer is stuck: watchdog pings stop so systemd restarts syncd; 0: no limit.",
+    )
 
 
 class StateSettings(_Section):
@@ -163,6 +175,27 @@ class HttpSettings(_Section):
     webhook_secret_env: str = Field(
         "SYNCD_WEBHOOK_SECRET", description="Environment variable with the webhook shared secret."
     )
+    webhook_secret_file: str = Field(
+        "", description="File holding the webhook secret instead (looked up in $CREDENTIALS_DIRECTORY if relative)."
+    )
+    max_cycle_age: float = Field(
+        0.0,
+        ge=0,
+        description="/healthz fails when the last good cycle is older (seconds); 0: three export intervals + 60.",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if value and not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError('must be "host:port" (e.g. "127.0.0.1:9464") or "" to turn it off')
+        return value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 class LogSettings(_Section):

@@ -59,9 +59,8 @@ def word_error_rate(reference: str, hypothesis: str) -> float | None:
 
 
 def to_txt(review: Review) -> str:
-    if review.has_speakers:
-        return "".join(f"{s.speaker or ''}: {s.text}\n" for s in review.segments if s.text)
-    return "".join(f"{s.text}\n" for s in review.segments if s.text)
+    """One line per segment; in the segments layout each starts with its speaker ("Speaker 2: ...")."""
+    return "".join(f"{_cue_text(review, s)}\n" for s in review.segments if s.text)
 
 
 def _cue_text(review: Review, seg: Segment) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -154,20 +154,69 @@ class LabelStudioClient:
 
     # --- export -------------------------------------------------------------------------------------------
 
-    def changed_tasks(self, project_id: int, since: str) -> Iterator[dict[str, Any]]:
-        """Annotated tasks updated after ``since`` (an ls_time string), with their annotations, oldest first."""
-        query = _filters(
-            {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since},
-            {"filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0},
-            ordering="tasks:updated_at",
-        )
-        for task in self.sdk.tasks.list(  # type: ignore[var-annotated]
-            project=project_id, query=query, fields="all", resolve_uri=False, page_size=200
-        ):
-            yield as_dict(task)
+    def changed_tasks(self, project_id: int, since: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Tasks updated after ``since`` (an ls_time string), oldest first, with only the fields export reads.
+
+        Pages are keyset (``updated_at`` above the last one seen), not page numbers: a task edited while we read
+        moves to the end instead of shifting a page boundary over a task we would then miss. Tasks without
+        annotations come too, so a deleted annotation is noticed."""
+        seen: set[int] = set()
+        while True:
+            query = _filters(
+                {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since},
+                ordering="tasks:updated_at",
+            )
+            page = self.sdk.tasks.list(  # type: ignore[var-annotated]
+                project=project_id,
+                query=query,
+                fields="all",
+                include=EXPORT_FIELDS,
+                resolve_uri=False,
+                page=1,
+                page_size=page_size,
+            )
+            tasks = [as_dict(t) for t in page.items or []]
+            for task in tasks:
+                if int(task["id"]) not in seen:
+                    yield task
+            if len(tasks) < page_size:
+                return
+            last = ls_datetime(tasks[-1]["updated_at"])
+            seen = {int(t["id"]) for t in tasks if ls_datetime(t["updated_at"]) == last}
+            since = ls_time(last - timedelta(microseconds=1))
 
     def task(self, task_id: int) -> dict[str, Any]:
         task = as_dict(self.sdk.tasks.get(str(task_id)))
         if "annotations" not in task or task["annotations"] is None:
             task["annotations"] = [as_dict(a) for a in self.sdk.annotations.list(task_id)]
         return task
+
+    def user_email(self, user_id: int) -> str:
+        """The annotator's email (numeric ids mean nothing downstream); looked up once per user and cached."""
+        cache: dict[int, str] = self.__dict__.setdefault("_user_emails", {})
+        if user_id not in cache:
+            user = self.sdk.users.get(user_id)
+            cache[user_id] = str(user.email or user.username or user_id)
+        return cache[user_id]
+
+    def task_count(self, project_id: int) -> int:
+        return int(self.sdk.projects.get(project_id).task_number or 0)
+
+    def task_ids(self, project_id: int) -> set[int]:
+        """Every task id in the project: read only when the task count says some task was deleted."""
+        tasks = self.sdk.tasks.list(  # type: ignore[var-annotated]
+            project=project_id, include="id", resolve_uri=False, page_size=5000
+        )
+        return {int(as_dict(t)["id"]) for t in tasks}
+
+
+EXPORT_FIELDS = ",".join(
+    ("id", "project", "data", "created_at", "updated_at", "annotations", "result", "was_cancelled", "completed_by")
+)
+
+
+def ls_datetime(value: Any) -> datetime:
+    """A Label Studio time (the SDK gives datetimes for some fields, ISO strings for others) as an aware datetime."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)

@@ -6,10 +6,14 @@ import threading
 import time
 from collections.abc import Callable
 
+from syncd import exitcodes
+from syncd.probe import classify
 from syncd.services import Services
 from syncd.stages import exporter, importer, scan, transcribe
 
 STAGES = ("scan", "transcribe", "import", "export")
+# stage.failed's `cause`: what an alert on the logs can tell apart without parsing error text.
+CAUSES = {exitcodes.UNAVAILABLE: "unavailable", exitcodes.NOPERM: "denied"}
 
 
 def stage_functions(svc: Services, stop: threading.Event) -> dict[str, Callable[[], int]]:
@@ -27,7 +31,13 @@ def run_stage(svc: Services, name: str, fn: Callable[[], int]) -> tuple[int, flo
     try:
         count, ok = fn(), True
     except Exception as exc:
-        svc.log.error("stage.failed", stage=name, error=exc, exc_info=svc.settings.log.level == "debug")
+        svc.log.error(
+            "stage.failed",
+            stage=name,
+            cause=CAUSES.get(classify(exc), "error"),
+            error=exc,
+            exc_info=svc.settings.log.level == "debug",
+        )
         count, ok = 0, False
     return count, round(time.monotonic() - started, 3), ok
 

@@ -332,3 +332,13 @@ class StateStore:
             "SELECT task_id, id FROM recordings WHERE project_id = ? AND task_id IS NOT NULL", (project_id,)
         ).fetchall()
         return {int(r[0]): int(r[1]) for r in rows}
+
+    def by_syncd_ids(self, sids: list[str]) -> dict[str, Recording]:
+        """Many recordings in one query (export looks a page of tasks up at once)."""
+        found: dict[str, Recording] = {}
+        for start in range(0, len(sids), 500):
+            chunk = sids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM recordings WHERE syncd_id IN ({marks})", chunk).fetchall()
+            found.update((r["syncd_id"], Recording(**dict(r))) for r in rows)
+        return found

@@ -38,6 +38,9 @@ def boto_client(service: str, settings: S3Settings, endpoint_url: str = "") -> A
         retries={"mode": "standard", "max_attempts": 8},
         connect_timeout=10,
         read_timeout=60,
+        max_pool_connections=64,  # the exporter writes from a thread pool (output.write_workers)
+        # CRC32 trailers on every put cost CPU and some S3-compatible stores reject them; sent when S3 demands them.
+        request_checksum_calculation="when_required",
         s3={"addressing_style": "path"} if settings.endpoint_url else None,
     )
     return boto3.client(  # type: ignore[call-overload]
@@ -99,15 +102,61 @@ class Storage:
                 return None
             raise
 
-    def write(self, bucket: str, key: str, body: bytes, fmt: str, metadata: dict[str, str]) -> str:
-        response = self.client.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=body,
-            ContentType=CONTENT_TYPES.get(fmt, "application/octet-stream"),
-            Metadata=metadata,
-        )
+    def write(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        fmt: str,
+        metadata: dict[str, str],
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> str:
+        """Put one output; with ``if_match`` (an ETag) or ``if_absent`` the put is conditional and a lost race
+        raises WriteConflictError instead of overwriting what another writer just put there."""
+        condition: dict[str, str] = {}
+        if if_match is not None:
+            condition["IfMatch"] = f'"{if_match}"'
+        elif if_absent:
+            condition["IfNoneMatch"] = "*"
+        try:
+            response = self.client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ContentType=CONTENT_TYPES.get(fmt, "application/octet-stream"),
+                Metadata=metadata,
+                **condition,
+            )
+        except ClientError as exc:
+            if condition and exc.response.get("Error", {}).get("Code") in _CONFLICT_CODES:
+                raise WriteConflictError(bucket, key) from exc
+            raise
         return str(response.get("ETag", "")).strip('"')
 
     def delete(self, bucket: str, key: str) -> None:
         self.client.delete_object(Bucket=bucket, Key=key)
+
+    def head(self, bucket: str, key: str) -> tuple[str, dict[str, str]] | None:
+        """(ETag, user metadata) of an object, or None when there is none."""
+        try:
+            response = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return str(response["ETag"]).strip('"'), dict(response.get("Metadata") or {})
+
+
+# 412 from a failed If-Match / If-None-Match; 409 when a concurrent conditional put is still in flight (AWS).
+_CONFLICT_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+
+class WriteConflictError(Exception):
+    """A conditional put lost a race: the object changed (or appeared) since we looked."""
+
+    def __init__(self, bucket: str, key: str) -> None:
+        super().__init__(f"s3://{bucket}/{key} changed while we wrote it")
+        self.bucket = bucket
+        self.key = key

@@ -115,7 +115,7 @@ class Service:
                 start_new_session=True,
             )
 
-    def stop(self, timeout: float = 15) -> None:
+    def stop(self, timeout: float = 5) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):

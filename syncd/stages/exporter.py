@@ -1,72 +1,167 @@
 """Export: reviewed tasks become corrected transcripts next to the audio, in every configured format.
 
-Only tasks changed since a cursor are read (never a full project scan). The newest submitted annotation wins; an edit
-re-writes the outputs; a task whose annotations were deleted keeps its transcript (logged).
+Each cycle reads only the tasks whose ``updated_at`` is past a cursor, never the whole project. The newest submitted
+annotation wins (skipped ones never count; drafts are not annotations); an edit re-writes the outputs; a deleted
+annotation or task is logged and its transcript kept. Every output carries its annotation's version (updated_at, id)
+in S3 metadata and is put with If-None-Match / If-Match, so of two daemons racing, an older review never overwrites
+a newer one.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from syncd import layouts
-from syncd.formats import Review, render
-from syncd.labelstudio import ls_time
+from syncd.formats import Review, render, word_error_rate
+from syncd.labelstudio import ls_datetime, ls_time
 from syncd.services import Services
 from syncd.state import Recording
-from syncd.storage import output_key
+from syncd.storage import Storage, WriteConflictError, output_key
 
-# Tasks updated just before the cursor may commit after we read; re-reading a few seconds is cheap and deduplicated.
-_OVERLAP = timedelta(seconds=5)
+# A task saved just before the newest one we read may commit after our read; the cursor re-reads this much until a
+# read has started this long after the cursor moved (then it is "settled" and an idle cycle reads nothing twice).
+OVERLAP = timedelta(seconds=5)
+# Conditional puts retried when another writer keeps winning the race (each retry re-reads the object's version).
+_MAX_RACES = 5
+
+META_ANNOTATION = "syncd-annotation"
+META_UPDATED = "syncd-updated-at"
+META_SOURCE = "syncd-source-etag"
+
+Version = tuple[str, int]
+"""(annotation updated_at as an ls_time string, annotation id): larger is newer."""
+
+
+def moment(value: Any) -> str:
+    """Any Label Studio time as the one sortable ls_time form ("" when missing)."""
+    return "" if value in (None, "") else ls_time(ls_datetime(value))
+
+
+def version_of(annotation: dict[str, Any]) -> Version:
+    return moment(annotation.get("updated_at") or annotation.get("created_at")), int(annotation.get("id") or 0)
+
+
+def stored_version(metadata: dict[str, str]) -> Version:
+    """The version an existing output was written from; outputs without one are older than any review."""
+    return metadata.get(META_UPDATED, ""), int(metadata.get(META_ANNOTATION) or 0)
 
 
 def newest_submitted(task: dict[str, Any]) -> dict[str, Any] | None:
-    """The newest annotation that was submitted: skipped (cancelled) ones and empty results do not count."""
+    """The newest submitted annotation: skipped (cancelled) ones do not count."""
     submitted = [a for a in task.get("annotations") or [] if not a.get("was_cancelled") and a.get("result") is not None]
-    if not submitted:
-        return None
-    return max(submitted, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""), a.get("id") or 0))
+    return max(submitted, key=version_of, default=None)
 
 
-def _stamp(value: Any) -> str | None:
-    if value is None:
-        return None
-    return ls_time(value) if isinstance(value, datetime) else str(value)
+@dataclass(frozen=True)
+class Export:
+    """One review rendered and ready to write."""
+
+    rec: Recording
+    review: Review
+    version: Version
+    bodies: dict[str, bytes]
 
 
-def _annotator(annotation: dict[str, Any]) -> str | None:
+@dataclass(frozen=True)
+class Written:
+    """What became of each format: put now, already there from this same review, or kept (a newer one is there)."""
+
+    formats: list[str]
+    current: list[str]
+    kept_newer: list[str]
+    seconds: float
+
+
+# --- cursor ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The newest task ``updated_at`` read, when it was first read (local clock) and whether it has settled."""
+
+    at: str
+    seen: float = 0.0
+    settled: bool = True
+
+    @classmethod
+    def load(cls, raw: str | None) -> Cursor:
+        if not raw:
+            return cls(ls_time(0))
+        if not raw.startswith("{"):
+            return cls(raw, settled=False)
+        doc = json.loads(raw)
+        return cls(str(doc["at"]), float(doc["seen"]), bool(doc["settled"]))
+
+    def dump(self) -> str:
+        return json.dumps({"at": self.at, "seen": self.seen, "settled": self.settled})
+
+    @property
+    def since(self) -> str:
+        return self.at if self.settled else ls_time(ls_datetime(self.at) - OVERLAP)
+
+    def after_read(self, newest: str, started: float, finished: float) -> Cursor:
+        if newest > self.at:
+            return Cursor(newest, finished, settled=False)
+        if not self.settled and started - self.seen >= OVERLAP.total_seconds():
+            return Cursor(self.at, self.seen, settled=True)
+        return self
+
+
+# --- plan: what a task's reviews mean for its recording (main thread) ---------------------------------------------
+
+
+def _annotator(svc: Services, annotation: dict[str, Any]) -> str | None:
     who = annotation.get("completed_by")
     if isinstance(who, dict):
         return str(who.get("email") or who.get("username") or who.get("id"))
-    return None if who is None else str(who)
+    if who is None:
+        return None
+    try:
+        return svc.labelstudio.user_email(int(who))
+    except Exception as exc:  # a token without user rights: the id is still better than nothing
+        svc.log.warning("annotator.unknown", user=who, error=str(exc))
+        return str(who)
 
 
-def export_task(svc: Services, task: dict[str, Any]) -> bool:
-    """Write outputs for one task if its newest submitted annotation is not written yet; True when written."""
+def _syncd_id(task: dict[str, Any]) -> str:
+    return str((task.get("data") or {}).get("syncd_id", ""))
+
+
+def plan(svc: Services, task: dict[str, Any], rec: Recording | None = None) -> Export | None:
+    """The export a changed task calls for, or None (nothing submitted, or this version is written already)."""
     data = task.get("data") or {}
-    rec = svc.state.by_syncd_id(str(data.get("syncd_id", ""))) or svc.state.recording_for_task(int(task["id"]))
+    rec = rec or svc.state.by_syncd_id(_syncd_id(task)) or svc.state.recording_for_task(int(task["id"]))
     if rec is None:
         svc.log.warning("export.unknown_task", task=task.get("id"), syncd_id=data.get("syncd_id"))
-        return False
+        return None
+    annotations = task.get("annotations") or []
+    ids = {int(a["id"]) for a in annotations if a.get("id") is not None}
+    ids_log = {"task": task["id"], "recording": rec.id, "bucket": rec.bucket, "key": rec.key}
+    if rec.annotation_id and rec.annotation_id not in ids:
+        svc.log.warning("annotation.deleted", annotation=rec.annotation_id, kept=True, **ids_log)
     annotation = newest_submitted(task)
     if annotation is None:
-        if task.get("annotations"):
-            svc.log.info("annotation.skipped", task=task["id"], recording=rec.id, key=rec.key)
-        elif rec.annotation_id:
-            svc.log.warning("annotation.deleted", task=task["id"], recording=rec.id, key=rec.key, kept=True)
-        return False
-    updated = _stamp(annotation.get("updated_at"))
-    if rec.annotation_id == annotation["id"] and rec.annotation_updated_at == updated:
-        return False
-    write_outputs(svc, rec, task, annotation, updated)
-    return True
+        if annotations:
+            svc.log.info("annotation.skipped", annotations=sorted(ids), **ids_log)
+        return None
+    version = version_of(annotation)
+    if rec.annotation_id == version[1] and rec.annotation_updated_at == version[0]:
+        return None
+    return _render(svc, rec, task, annotation, version)
 
 
-def write_outputs(
-    svc: Services, rec: Recording, task: dict[str, Any], annotation: dict[str, Any], updated: str | None
-) -> None:
+def _render(
+    svc: Services, rec: Recording, task: dict[str, Any], annotation: dict[str, Any], version: Version
+) -> Export:
     asr = rec.transcript
-    assert asr is not None
+    if asr is None:
+        raise ValueError(f"recording {rec.id} has a task but no transcript")
     layout = svc.settings.labelstudio.layout
     review = Review(
         bucket=rec.bucket,
@@ -76,47 +171,182 @@ def write_outputs(
         segments=tuple(layouts.corrected_segments(annotation.get("result") or [], asr, layout)),
         project=int(task.get("project") or svc.project_id),
         task=int(task["id"]),
-        annotation=int(annotation["id"]),
-        annotator=_annotator(annotation),
-        created_at=_stamp(annotation.get("created_at")),
-        updated_at=updated,
+        annotation=version[1],
+        annotator=_annotator(svc, annotation),
+        created_at=moment(annotation.get("created_at")) or None,
+        updated_at=version[0] or None,
         layout=layout,
     )
-    output = svc.settings.output
-    bodies = render(review, list(output.formats))
-    meta = {"syncd-annotation": str(review.annotation), "syncd-source-etag": rec.etag}
-    for fmt in sorted(bodies, key=lambda f: f == "json"):  # json last: it marks a complete export
-        svc.storage.write(rec.bucket, output_key(rec.key, output.suffix, fmt), bodies[fmt], fmt, meta)
+    return Export(rec, review, version, render(review, list(svc.settings.output.formats)))
+
+
+# --- write: compare-and-swap puts (worker threads, S3 only) ----------------------------------------------------
+
+
+def put_if_newer(
+    storage: Storage,
+    bucket: str,
+    key: str,
+    body: bytes,
+    fmt: str,
+    meta: dict[str, str],
+    version: Version,
+    *,
+    fresh: bool,
+) -> str:
+    """Put ``body`` unless the object there was written from the same review ("current") or a newer one ("newer");
+    "written" when put. ``fresh`` (never exported before) tries If-None-Match first and saves a HEAD."""
+    current = None if fresh else storage.head(bucket, key)
+    for _ in range(_MAX_RACES):
+        if current is not None and stored_version(current[1]) >= version:
+            return "current" if stored_version(current[1]) == version else "newer"
+        try:
+            storage.write(bucket, key, body, fmt, meta, if_match=current[0] if current else None, if_absent=not current)
+            return "written"
+        except WriteConflictError:
+            current = storage.head(bucket, key)
+    raise WriteConflictError(bucket, key)
+
+
+def write_outputs(storage: Storage, export: Export, suffix: str) -> Written:
+    started = time.monotonic()
+    rec, (updated, annotation) = export.rec, export.version
+    meta = {META_ANNOTATION: str(annotation), META_UPDATED: updated, META_SOURCE: rec.etag}
+    outcomes: dict[str, list[str]] = {"written": [], "current": [], "newer": []}
+    for fmt in sorted(export.bodies, key=lambda f: f == "json"):  # json last: it marks a complete export
+        key = output_key(rec.key, suffix, fmt)
+        fresh = rec.annotation_id is None
+        outcome = put_if_newer(storage, rec.bucket, key, export.bodies[fmt], fmt, meta, export.version, fresh=fresh)
+        outcomes[outcome].append(fmt)
+    seconds = round(time.monotonic() - started, 3)
+    return Written(outcomes["written"], outcomes["current"], outcomes["newer"], seconds)
+
+
+# --- record: state and logs (main thread) -------------------------------------------------------------------------
+
+
+def record(svc: Services, export: Export, done: Written) -> None:
+    rec, review = export.rec, export.review
     svc.state.update(
         rec.id,
         status="exported",
         annotation_id=review.annotation,
-        annotation_updated_at=updated,
-        exported_at=datetime.now().timestamp(),
+        annotation_updated_at=export.version[0],
+        exported_at=time.time(),
         task_id=review.task,
     )
+    ids = {"recording": rec.id, "task": review.task, "annotation": review.annotation, "bucket": rec.bucket}
+    if done.kept_newer and not done.formats:
+        svc.log.info("annotation.superseded", key=rec.key, reason="outputs hold a newer review", **ids)
+        return
+    if not done.formats:
+        svc.log.debug("annotation.already_exported", key=rec.key, **ids)
+        return
     svc.log.info(
         "annotation.exported",
-        recording=rec.id,
-        task=review.task,
-        annotation=review.annotation,
-        bucket=rec.bucket,
         key=rec.key,
-        formats=sorted(bodies),
+        formats=sorted(done.formats),
+        kept_newer=sorted(done.kept_newer),
+        annotator=review.annotator,
+        word_error_rate=word_error_rate(review.text, review.asr.text),
         re_export=rec.annotation_id is not None,
+        seconds=done.seconds,
+        **ids,
     )
+
+
+def export_task(svc: Services, task: dict[str, Any]) -> bool:
+    """Export one task now (the webhook path); True when outputs were written."""
+    export = plan(svc, task)
+    if export is None:
+        return False
+    done = write_outputs(svc.storage, export, svc.settings.output.suffix)
+    record(svc, export, done)
+    return bool(done.formats)
+
+
+# --- the stage ----------------------------------------------------------------------------------------------------
 
 
 def run(svc: Services) -> int:
-    """Export every task changed since the cursor; returns transcripts written."""
+    """Export every task changed since the cursor, writing in parallel; returns transcripts written."""
     project = svc.project_id
     name = f"export:{project}"
-    cursor = svc.state.cursor(name) or ls_time(0)
-    since = ls_time(datetime.fromisoformat(cursor.replace("Z", "+00:00")) - _OVERLAP)
-    written, newest = 0, cursor
-    for task in svc.labelstudio.changed_tasks(project, since):
-        written += export_task(svc, task)
-        newest = max(newest, _stamp(task.get("updated_at")) or newest)
-    if newest != cursor:
-        svc.state.set_cursor(name, newest)
+    cursor = Cursor.load(svc.state.cursor(name))
+    started = time.time()
+    newest, failed = cursor.at, 0
+    suffix = svc.settings.output.suffix
+    pending: list[tuple[Future[Written], Export]] = []
+    with ThreadPoolExecutor(svc.settings.output.write_workers, thread_name_prefix="export") as pool:
+        for page in _pages(svc.labelstudio.changed_tasks(project, cursor.since)):
+            recs = svc.state.by_syncd_ids([_syncd_id(t) for t in page])
+            for task in page:
+                newest = max(newest, moment(task.get("updated_at")))
+                try:
+                    export = plan(svc, task, recs.get(_syncd_id(task)))
+                except Exception as exc:
+                    failed += 1
+                    svc.log.error("export.failed", task=task.get("id"), error=str(exc))
+                    continue
+                if export is not None:
+                    pending.append((pool.submit(write_outputs, svc.storage, export, suffix), export))
+        written, errors = _collect(svc, pending)
+    failed += errors
+    if failed:
+        svc.log.warning("export.cursor_held", cursor=cursor.at, failed=failed)
+    else:
+        moved = cursor.after_read(newest, started, time.time())
+        if moved != cursor:
+            svc.state.set_cursor(name, moved.dump())
+    check_deleted_tasks(svc, project)
     return written
+
+
+def _pages(tasks: Iterator[dict[str, Any]], size: int = 200) -> Iterator[list[dict[str, Any]]]:
+    page: list[dict[str, Any]] = []
+    for task in tasks:
+        page.append(task)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _collect(svc: Services, pending: list[tuple[Future[Written], Export]]) -> tuple[int, int]:
+    """Wait for the writes, then record them in one transaction (the state lock is not held while S3 works)."""
+    results: list[tuple[Export, Written]] = []
+    failed = 0
+    for future, export in pending:
+        try:
+            results.append((export, future.result()))
+        except Exception as exc:
+            failed += 1
+            rec = export.rec
+            svc.log.error("export.failed", task=export.review.task, recording=rec.id, key=rec.key, error=str(exc))
+    with svc.state.batch():
+        for export, done in results:
+            record(svc, export, done)
+    return sum(bool(done.formats) for _, done in results), failed
+
+
+def check_deleted_tasks(svc: Services, project: int) -> None:
+    """Log our tasks deleted in Label Studio (their transcripts stay). One count per cycle; the id list is read only
+    when the project holds fewer tasks than ours plus the others' tasks seen last time."""
+    ours = svc.state.project_tasks(project)
+    name = f"foreign-tasks:{project}"
+    foreign = int(svc.state.cursor(name) or 0)
+    total = svc.labelstudio.task_count(project)
+    if total < len(ours) + foreign:
+        present = svc.labelstudio.task_ids(project)
+        for task_id in sorted(set(ours) - present):
+            _forget_task(svc, svc.state.get(ours.pop(task_id)), task_id)
+    if total - len(ours) != foreign:
+        svc.state.set_cursor(name, str(max(0, total - len(ours))))
+
+
+def _forget_task(svc: Services, rec: Recording, task_id: int) -> None:
+    kept = rec.annotation_id is not None
+    svc.log.warning("task.deleted", task=task_id, recording=rec.id, bucket=rec.bucket, key=rec.key, kept=kept)
+    outputs = "; its transcript is kept" if kept else ""
+    svc.state.update(rec.id, task_id=None, reason=f"task {task_id} deleted in Label Studio{outputs}")

@@ -1,0 +1,209 @@
+"""Export throughput and idle cost, beside Label Studio's own S3 export storage, measured in the same run.
+
+    .venv/bin/python -m bench.export [--tasks 2000] [--idle-tasks 10000]
+
+1. ``--tasks`` tasks, each with one submitted annotation (4 regions, one corrected), are bulk-imported into a project
+   that syncd set up; one export cycle writes txt/json/srt/vtt for each: corrected transcripts per second.
+2. Label Studio's own S3 export storage syncs the same annotations (raw annotation JSON under a prefix, the reference
+   path a team would otherwise use): annotations per second. Target: syncd >= 5x.
+3. The project is filled up to ``--idle-tasks`` exported tasks; then an export cycle with nothing changed is timed
+   (the first one after the cursor moved re-reads the last few seconds of tasks once; later ones read nothing).
+   Target: <= 2 s.
+
+It starts its own stack (Label Studio, SeaweedFS, moto) in a temporary folder. syncd's logs go to a file there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from syncd import layouts
+from syncd.config import Settings, parse
+from syncd.log import configure
+from syncd.services import Services
+from syncd.stages import exporter
+from syncd.state import S3Object
+from syncd.transcript import Segment, Transcript, Word
+from tests.stack import Stack, running_stack
+
+BUCKET = "bench-export"
+FORMATS = 4
+
+
+def transcript(i: int) -> Transcript:
+    sentences = ["Thank you for calling", "I have a question about my bill", "Let me look that up", "Anything else"]
+    segments = []
+    for n, sentence in enumerate(sentences):
+        start = n * 3.0
+        words = tuple(
+            Word(start + k * 0.4, start + k * 0.4 + 0.3, w, 0.5 + ((i + k) % 50) / 100)
+            for k, w in enumerate(sentence.split())
+        )
+        segments.append(Segment.from_words(list(words), speaker=f"spk_{n % 2}"))
+    return Transcript(tuple(segments), engine="aws", model="amazon-transcribe", language="en-US", job=f"job-{i}")
+
+
+def reviewed(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = [dict(item, value=dict(item["value"])) for item in result]
+    for item in out:
+        if item["id"] == "seg0001" and item["from_name"] == layouts.TEXT:
+            item["value"]["text"] = ["I have a question about my invoice."]
+    return out
+
+
+def settings(stack: Stack, workdir: Path) -> Settings:
+    return parse(
+        {
+            "labelstudio": {"url": stack.labelstudio.url, "project": "bench export"},
+            "s3": {"endpoint_url": stack.s3.url},
+            "sources": [{"bucket": BUCKET}],
+            "transcriber": {"engine": "aws", "aws": {"endpoint_url": stack.moto.url}},
+            "state": {"path": str(workdir / "state.db")},
+            "http": {"listen": ""},
+        }
+    )
+
+
+def add_reviewed_tasks(svc: Services, first: int, count: int) -> None:
+    """Tasks carrying a submitted annotation, bulk-imported, and the state rows the importer would have left."""
+    project = svc.project_id
+    objects = [S3Object(BUCKET, f"calls/{i:05d} call.mp3", f"etag{i}", 1000) for i in range(first, first + count)]
+    added = svc.state.add_objects(objects)
+    for start in range(0, count, 1000):
+        chunk = added[start : start + 1000]
+        tasks = []
+        for rec_id, _ in chunk:
+            rec = svc.state.get(rec_id)
+            prediction = layouts.prediction_result(transcript(rec_id), "segments")
+            tasks.append(
+                {
+                    "data": {"audio": rec.uri, "syncd_id": rec.syncd_id, "source": rec.uri},
+                    "predictions": [{"model_version": "amazon-transcribe", "score": 0.7, "result": prediction}],
+                    "annotations": [{"result": reviewed(prediction)}],
+                }
+            )
+        task_ids = svc.labelstudio.import_tasks(project, tasks)
+        with svc.state.batch():
+            for (rec_id, _), task_id in zip(chunk, task_ids, strict=True):
+                svc.state.update(
+                    rec_id, status="imported", transcript=transcript(rec_id), task_id=task_id, project_id=project
+                )
+
+
+def timed_export(svc: Services) -> tuple[int, float]:
+    started = time.perf_counter()
+    written = exporter.run(svc)
+    return written, time.perf_counter() - started
+
+
+def labelstudio_export(stack: Stack, project: int) -> tuple[int, float]:
+    """Label Studio's S3 export storage: create, sync, wait until it says completed."""
+    sdk = stack.labelstudio.client()
+    storage = sdk.export_storage.s3.create(
+        project=project,
+        bucket=BUCKET,
+        prefix="labelstudio-export",
+        s3endpoint=stack.s3.url,
+        aws_access_key_id=stack.s3.access_key,
+        aws_secret_access_key=stack.s3.secret_key,
+        region_name="us-east-1",
+        title="bench reference",
+    )
+    started = time.perf_counter()
+    sdk.export_storage.s3.sync(storage.id)
+    while (state := sdk.export_storage.s3.get(storage.id)).status not in (
+        "completed",
+        "completed_with_errors",
+        "failed",
+    ):
+        time.sleep(0.05)
+    seconds = time.perf_counter() - started
+    if state.status != "completed":
+        raise RuntimeError(f"Label Studio export storage: {state.status}: {state.traceback}")
+    return int(state.last_sync_count or 0), seconds
+
+
+def count_objects(svc: Services, prefix: str, suffix: str = "") -> int:
+    paginator = svc.storage.client.get_paginator("list_objects_v2")
+    return sum(
+        1
+        for page in paginator.paginate(Bucket=BUCKET, Prefix=prefix)
+        for o in page.get("Contents", ())
+        if o["Key"].endswith(suffix)
+    )
+
+
+@contextmanager
+def logs_to(path: Path) -> Iterator[None]:
+    """syncd logs every export at info: keep them (in a file) without flooding the table."""
+    with path.open("w") as sink:
+        stdout, sys.stdout = sys.stdout, sink
+        try:
+            configure("info", "json")
+        finally:
+            sys.stdout = stdout
+        yield
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--idle-tasks", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp, running_stack(Path(tmp) / "stack") as stack:
+        workdir = Path(tmp)
+        os.environ.update(stack.env())
+        stack.s3.client().create_bucket(Bucket=BUCKET)
+        with logs_to(workdir / "syncd.log"):
+            run(stack, Services.build(settings(stack, workdir)), args.tasks, args.idle_tasks)
+
+
+def run(stack: Stack, svc: Services, tasks: int, idle_tasks: int) -> None:
+    print(f"building {tasks} reviewed tasks ...", flush=True)
+    add_reviewed_tasks(svc, 0, tasks)
+    written, seconds = timed_export(svc)
+    files = count_objects(svc, "calls/", ".vtt") + count_objects(svc, "calls/", ".srt")
+    files += count_objects(svc, "calls/", ".txt") + count_objects(svc, "calls/", ".json")
+    assert written == tasks and files == tasks * FORMATS, (written, files)
+    ours = written / seconds
+    ls_count, ls_seconds = labelstudio_export(stack, svc.project_id)
+    assert ls_count == tasks and count_objects(svc, "labelstudio-export") == tasks, ls_count
+    theirs = ls_count / ls_seconds
+
+    print(f"filling the project to {idle_tasks} exported tasks ...", flush=True)
+    add_reviewed_tasks(svc, tasks, max(0, idle_tasks - tasks))
+    fill_written, fill_seconds = timed_export(svc)
+    time.sleep(exporter.OVERLAP.total_seconds())
+    _, first_idle = timed_export(svc)
+    idle_written, idle = timed_export(svc)
+    assert idle_written == 0
+
+    rows = [
+        ("syncd export cycle (txt+json+srt+vtt)", written, seconds, f"{ours:.0f} transcripts/s"),
+        ("Label Studio S3 export storage sync", ls_count, ls_seconds, f"{theirs:.0f} annotations/s"),
+        (
+            "syncd export cycle, bigger batch",
+            fill_written,
+            fill_seconds,
+            f"{fill_written / fill_seconds:.0f} transcripts/s",
+        ),
+        ("idle cycle, first (re-reads last 5 s)", idle_tasks, first_idle, "target <= 2 s"),
+        ("idle cycle, steady", idle_tasks, idle, "target <= 2 s"),
+    ]
+    print(f"\n{'path':<42} {'items':>7} {'seconds':>9}  rate")
+    for name, items, secs, rate in rows:
+        print(f"{name:<42} {items:>7} {secs:>9.2f}  {rate}")
+    print(f"\nexport throughput ratio syncd / Label Studio: {ours / theirs:.1f}x (target >= 5x)")
+    print(f"idle export cycle over {idle_tasks} unchanged tasks: {idle:.2f} s steady, {first_idle:.2f} s first")
+
+
+if __name__ == "__main__":
+    main()

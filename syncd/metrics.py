@@ -1,0 +1,109 @@
+"""Prometheus metrics for /metrics, fed from the events the stages already log.
+
+Stages only log; a tap on the daemon's logger turns those events into counters and histograms, so the log catalogue
+and the metrics can never disagree. Recordings by state are read from the state store at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LEVELS = ("debug", "info", "warning", "error", "exception", "critical")
+
+
+class _StateCollector(Collector):
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "syncd_recordings", "Recordings in the state store by life-cycle state", labels=["state"]
+        )
+        for state, count in sorted(self._counts().items()):
+            family.add_metric([state], count)
+        yield family
+
+
+class Metrics:
+    """One registry per daemon (not the global one), so tests and reloads never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.stage_runs = Counter("syncd_stage_runs", "Stage runs by outcome", ["stage", "outcome"], registry=r)
+        self.stage_items = Counter(
+            "syncd_stage_items", "Items a stage handled (new, transcribed, ...)", ["stage"], registry=r
+        )
+        self.stage_seconds = Histogram(
+            "syncd_stage_duration_seconds",
+            "Wall time of one stage run",
+            ["stage"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+            registry=r,
+        )
+        self.events = Counter("syncd_log_events", "Log events by name and level", ["event", "level"], registry=r)
+        self.confidence = Histogram(
+            "syncd_transcript_confidence",
+            "Mean word confidence of each machine transcript",
+            buckets=tuple(i / 10 for i in range(1, 11)),
+            registry=r,
+        )
+        self.wer = Histogram(
+            "syncd_review_word_error_rate",
+            "Word error rate of the machine transcript against the reviewer's correction",
+            buckets=(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0),
+            registry=r,
+        )
+        self.webhooks = Counter("syncd_webhook_requests", "Webhook requests by outcome", ["outcome"], registry=r)
+        self.last_good_cycle = Gauge(
+            "syncd_last_good_cycle_timestamp_seconds",
+            "Unix time of the last cycle in which every stage ran cleanly",
+            registry=r,
+        )
+        self.up = Gauge("syncd_up", "1 once syncd is connected and scheduling", registry=r)
+
+    def watch_state(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.registry.register(_StateCollector(counts))
+
+    def stage(self, name: str, count: int, seconds: float, ok: bool) -> None:
+        self.stage_runs.labels(name, "ok" if ok else "failed").inc()
+        self.stage_items.labels(name).inc(count)
+        self.stage_seconds.labels(name).observe(seconds)
+
+    def observe(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        self.events.labels(event, level).inc()
+        if event == "transcription.completed" and isinstance(fields.get("confidence"), int | float):
+            self.confidence.observe(fields["confidence"])
+        elif event == "annotation.exported" and isinstance(fields.get("word_error_rate"), int | float):
+            self.wer.observe(fields["word_error_rate"])
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class EventTap:
+    """A logger that hands every event to Metrics.observe before logging it, whatever the configured level."""
+
+    def __init__(self, logger: Any, metrics: Metrics) -> None:
+        self._logger = logger
+        self._metrics = metrics
+
+    def bind(self, **context: Any) -> EventTap:
+        return EventTap(self._logger.bind(**context), self._metrics)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._logger, name)
+        if name not in _LEVELS:
+            return method
+
+        def log(event: str, *args: Any, **fields: Any) -> Any:
+            self._metrics.observe("error" if name == "exception" else name, event, fields)
+            return method(event, *args, **fields)
+
+        return log

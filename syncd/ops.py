@@ -1,0 +1,214 @@
+"""Operator commands: `syncd check` (can this config work?), `syncd status` (what is where?), `syncd retry`.
+
+`check` only reads, except one small object it writes beside the audio and deletes again (proving output writes
+work); it never creates the Label Studio project or registers storage.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from syncd import exitcodes
+from syncd.config import Settings
+from syncd.log import describe_error
+from syncd.probe import ProbeError, classify, labelstudio_alive, quick_s3_client
+from syncd.state import PENDING, StateStore
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+def _run(name: str, probe: Callable[[], str]) -> Check:
+    try:
+        return Check(name, True, probe())
+    except ProbeError as exc:
+        return Check(name, False, str(exc))
+    except Exception as exc:
+        return Check(name, False, f"{describe_error(exc)} ({exitcodes.DOC[classify(exc)]})")
+
+
+def checks(settings: Settings, config_path: str) -> Iterator[Check]:
+    """Each check in order; later ones are skipped (not run) when what they need already failed."""
+    from syncd.labelstudio import LabelStudioClient
+    from syncd.services import labelstudio_token
+
+    engine = settings.transcriber.engine
+    yield Check("config", True, f"{config_path}: valid ({len(settings.sources)} source(s), engine {engine})")
+    yield _run("state", lambda: _state_writable(settings))
+    token = _run("labelstudio.token", lambda: "found" if labelstudio_token(settings) else "")
+    yield token
+    alive = _run("labelstudio.reachable", lambda: _alive(settings))
+    yield alive
+    if token.ok and alive.ok:
+        client = LabelStudioClient(settings.labelstudio, labelstudio_token(settings))
+        auth = _run("labelstudio.auth", lambda: f"token accepted (user {client.whoami()})")
+        yield auth
+        if auth.ok:
+            yield _run("labelstudio.project", lambda: _project(client, settings.labelstudio.project))
+    storage = _S3(quick_s3_client(settings))
+    for source in settings.sources:
+        where = f"s3://{source.bucket}/{source.prefix}"
+        listed = _run(f"s3.list {where}", partial(_list, storage, source.bucket, source.prefix))
+        yield listed
+        if listed.ok:
+            yield _run(f"s3.read {where}", partial(_read, storage, source.bucket, source.prefix))
+            yield _run(f"s3.write {where}", partial(_write_delete, storage, source.bucket, source.prefix))
+    if engine == "aws":
+        yield _run("transcribe", lambda: _transcribe(settings))
+
+
+@dataclass(frozen=True)
+class _S3:
+    """A probe client (short timeouts, no retries) where the helpers expect a Storage's ``.client``."""
+
+    client: Any
+
+
+def _state_writable(settings: Settings) -> str:
+    store = StateStore(settings.state.path)
+    try:
+        return f"{settings.state.path} opened ({sum(store.counts().values())} recordings)"
+    finally:
+        store.close()
+
+
+def _alive(settings: Settings) -> str:
+    labelstudio_alive(settings)
+    return f"{settings.labelstudio.url} answers /health"
+
+
+def _project(client: Any, wanted: str) -> str:
+    if wanted.isdigit():
+        project = client.sdk.projects.get(int(wanted))
+        return f"project {project.id} ({project.title!r}) found"
+    for project in client.sdk.projects.list(page_size=100):
+        if project.title == wanted:
+            return f"project {project.id} ({wanted!r}) found"
+    return f"no project titled {wanted!r} yet: `syncd run` creates it"
+
+
+def _list(storage: Any, bucket: str, prefix: str) -> str:
+    page = storage.client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
+    return f"listed {page.get('KeyCount', 0)} object(s){' (more)' if page.get('IsTruncated') else ''}"
+
+
+def _read(storage: Any, bucket: str, prefix: str) -> str:
+    page = storage.client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
+    first = next((o for o in page.get("Contents", []) if o["Size"] > 0), None)
+    if first is None:
+        return "no object to read yet (nothing to check)"
+    storage.client.get_object(Bucket=bucket, Key=first["Key"], Range="bytes=0-0")["Body"].read()
+    return f"read {first['Key']!r}"
+
+
+def _write_delete(storage: Any, bucket: str, prefix: str) -> str:
+    """Writes a .txt (never taken for audio) where outputs go, then deletes it."""
+    key = f"{prefix}syncd-check-{uuid.uuid4().hex[:12]}.transcript.txt"
+    storage.client.put_object(Bucket=bucket, Key=key, Body=b"syncd check: safe to delete\n")
+    storage.client.delete_object(Bucket=bucket, Key=key)
+    return f"wrote and deleted {key!r}"
+
+
+def _transcribe(settings: Settings) -> str:
+    from syncd.storage import boto_client
+
+    client = boto_client("transcribe", settings.s3, settings.transcriber.aws.endpoint_url)
+    client.list_transcription_jobs(MaxResults=1)
+    return f"transcribe:ListTranscriptionJobs allowed in {settings.s3.region}"
+
+
+def run_checks(settings: Settings, config_path: str, out: Callable[[str], None] = print) -> int:
+    failed = 0
+    for check in checks(settings, config_path):
+        out(check.line())
+        failed += not check.ok
+    out(f"{'all checks passed' if not failed else f'{failed} check(s) failed'}")
+    return exitcodes.CHECK_FAILED if failed else exitcodes.OK
+
+
+# --- status / retry -------------------------------------------------------------------------------------------
+
+
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
+
+
+def status_report(store: StateStore) -> dict[str, Any]:
+    oldest = store.oldest_pending()
+    now = time.time()
+    return {
+        "recordings": store.counts(),
+        "pending": sum(store.count(s) for s in PENDING),
+        "oldest_pending": None
+        if oldest is None
+        else {
+            "bucket": oldest.bucket,
+            "key": oldest.key,
+            "status": oldest.status,
+            "since": _iso(oldest.updated_at),
+            "age_seconds": round(now - oldest.updated_at, 1),
+        },
+        "last_errors": [
+            {
+                "id": r.id,
+                "bucket": r.bucket,
+                "key": r.key,
+                "status": r.status,
+                "reason": r.reason,
+                "attempts": r.attempts,
+                "at": _iso(r.updated_at),
+            }
+            for r in store.last_errors()
+        ],
+    }
+
+
+def format_status(report: dict[str, Any]) -> str:
+    lines = ["recordings:"]
+    lines += [f"  {state:<13} {count}" for state, count in report["recordings"].items()]
+    oldest = report["oldest_pending"]
+    if oldest:
+        lines.append(
+            f"oldest pending: s3://{oldest['bucket']}/{oldest['key']} ({oldest['status']} since {oldest['since']})"
+        )
+    else:
+        lines.append("oldest pending: none")
+    lines.append("last errors:" if report["last_errors"] else "last errors: none")
+    for err in report["last_errors"]:
+        lines.append(f"  [{err['at']}] s3://{err['bucket']}/{err['key']} ({err['status']}, {err['attempts']} attempts)")
+        lines.append(f"      {err['reason']}")
+    return "\n".join(lines)
+
+
+def print_status(settings: Settings, as_json: bool) -> int:
+    store = StateStore(settings.state.path)
+    try:
+        report = status_report(store)
+    finally:
+        store.close()
+    print(json.dumps(report, indent=2) if as_json else format_status(report))
+    return exitcodes.OK
+
+
+def retry(settings: Settings) -> int:
+    store = StateStore(settings.state.path)
+    try:
+        count = store.requeue_failed()
+    finally:
+        store.close()
+    print(f"re-queued {count} failed recording(s)")
+    return exitcodes.OK

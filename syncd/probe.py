@@ -1,0 +1,86 @@
+"""Is Label Studio or S3 reachable, are our credentials accepted? For `syncd run`, /healthz and `syncd check`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from botocore.exceptions import BotoCoreError, ClientError
+
+from syncd import exitcodes
+from syncd.config import Settings
+
+_DENIED_S3 = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "401", "Forbidden"}
+
+
+class ProbeError(Exception):
+    """A failed probe, with the exit code it maps to (69 unreachable, 77 credentials rejected, 1 otherwise)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def classify(exc: BaseException) -> int:
+    """The exit code an error stands for: credentials rejected, service unreachable, or a plain failure."""
+    status = getattr(exc, "status_code", None)
+    if status in (401, 403):
+        return exitcodes.NOPERM
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return exitcodes.NOPERM if code in _DENIED_S3 else exitcodes.CHECK_FAILED
+    if isinstance(exc, BotoCoreError | requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError):
+        return exitcodes.UNAVAILABLE
+    if type(exc).__module__.startswith("httpx") or "Connect" in type(exc).__name__:
+        return exitcodes.UNAVAILABLE
+    if isinstance(status, int) and status >= 500:
+        return exitcodes.UNAVAILABLE
+    return exitcodes.CHECK_FAILED
+
+
+def labelstudio_alive(settings: Settings, timeout: float = 3.0) -> None:
+    """Label Studio's unauthenticated /health answers 200."""
+    try:
+        response = requests.get(f"{settings.labelstudio.url}/health", timeout=timeout)
+    except requests.RequestException as exc:
+        raise ProbeError(f"Label Studio unreachable: {type(exc).__name__}", exitcodes.UNAVAILABLE) from exc
+    if response.status_code != 200:
+        raise ProbeError(f"Label Studio /health answered HTTP {response.status_code}", exitcodes.UNAVAILABLE)
+
+
+def buckets_readable(settings: Settings, s3: Any) -> None:
+    """Every source bucket answers HeadBucket with our credentials."""
+    for bucket in sorted({source.bucket for source in settings.sources}):
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except Exception as exc:
+            raise ProbeError(f"S3 bucket {bucket}: {_s3_reason(exc)}", classify(exc)) from exc
+
+
+def _s3_reason(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', '?')} {error.get('Message', '')}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def quick_s3_client(settings: Settings) -> Any:
+    """An S3 client for probes: short timeouts and no retries, so /healthz answers fast when S3 is down."""
+    import boto3
+    from botocore.config import Config
+
+    from syncd.storage import credentials
+
+    config = Config(
+        connect_timeout=2,
+        read_timeout=3,
+        retries={"total_max_attempts": 1},
+        s3={"addressing_style": "path"} if settings.s3.endpoint_url else None,
+    )
+    return boto3.client(  # type: ignore[call-overload]
+        "s3",
+        region_name=settings.s3.region,
+        endpoint_url=settings.s3.endpoint_url or None,
+        config=config,
+        **credentials(settings.s3),
+    )

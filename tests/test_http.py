@@ -1,0 +1,146 @@
+"""The daemon's HTTP endpoint against the real stack: /healthz, /metrics, and Label Studio webhooks that export a
+reviewed task at once (the export poll is set to an hour here, so only the webhook can have written it)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from syncd.config import parse
+from syncd.daemon import Daemon as DaemonCore
+from syncd.labelstudio import as_dict
+from syncd.webhooks import HEADER, authorized, task_to_export, url_for
+from tests.stack import SENTENCES, Stack, free_port, speak
+from tests.test_daemon import Daemon
+
+SECRET = "webhook-shared-secret-for-tests-0123"
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _wait_object(s3: Any, bucket: str, key: str, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+            return time.monotonic() - started
+        except s3.exceptions.ClientError:
+            time.sleep(0.1)
+    raise AssertionError(f"s3://{bucket}/{key} not written within {timeout}s")
+
+
+@pytest.fixture
+def http_daemon(stack: Stack, s3: Any, bucket: str, config_file: Path, tmp_path: Path) -> Any:
+    s3.upload_file(str(speak(SENTENCES[0], tmp_path / "a.wav")), bucket, "calls/a.wav")
+    port = free_port()
+    config = config_file.read_text().replace('listen = ""', f'listen = "127.0.0.1:{port}"')
+    config = config.replace("[http]\n", f'[http]\npublic_url = "http://127.0.0.1:{port}"\n')
+    config += "\n[schedule]\nscan_interval = 1\ntranscribe_interval = 1\nimport_interval = 1\nexport_interval = 3600\n"
+    config_file.write_text(config)
+    daemon = Daemon(config_file, stack, env={"SYNCD_WEBHOOK_SECRET": SECRET})
+    yield daemon, f"http://127.0.0.1:{port}"
+    daemon.kill()
+
+
+def test_health_metrics_and_webhook_export(http_daemon: Any, stack: Stack, ls: Any, s3: Any, bucket: str) -> None:
+    daemon, base = http_daemon
+    registered = daemon.events[daemon.wait("webhook.registered")]
+    imported = daemon.events[daemon.wait("task.imported", timeout=120)]
+    daemon.wait("stage.completed", stage="import", count=1)
+
+    health = requests.get(f"{base}/healthz", timeout=10)
+    assert health.status_code == 200, health.text
+    body = health.json()
+    assert body["status"] == "ok"
+    assert body["checks"]["labelstudio"]["ok"] and body["checks"]["s3"]["ok"]
+    assert 0 <= body["checks"]["cycle"]["last_good_age_seconds"] <= body["checks"]["cycle"]["max_age_seconds"]
+
+    metrics = requests.get(f"{base}/metrics", timeout=10)
+    assert metrics.headers["Content-Type"].startswith("text/plain")
+    samples = _samples(metrics.text)
+    assert samples[("syncd_recordings", (("state", "imported"),))] == 1
+    assert samples[("syncd_stage_runs_total", (("outcome", "ok"), ("stage", "scan")))] >= 1
+    assert samples[("syncd_stage_items_total", (("stage", "import"),))] == 1
+    assert samples[("syncd_stage_duration_seconds_count", (("stage", "transcribe"),))] >= 1
+    assert samples[("syncd_transcript_confidence_count", ())] == 1
+    assert samples[("syncd_log_events_total", (("event", "task.imported"), ("level", "info")))] == 1
+    assert samples[("syncd_up", ())] == 1
+
+    # The webhook is on the project, for annotation created/updated, carrying the shared secret.
+    project = registered["project"]
+    (hook,) = [h for h in ls.webhooks.list(project=str(project)) if h.url == url_for(base)]
+    assert set(hook.actions) == {"ANNOTATION_CREATED", "ANNOTATION_UPDATED"}
+    assert hook.headers == {HEADER: SECRET}
+
+    # Without the secret, or with a wrong one, the endpoint refuses and exports nothing.
+    payload = {"action": "ANNOTATION_CREATED", "task": {"id": imported["task"]}, "annotation": {"id": 1}}
+    assert requests.post(f"{base}/webhook", json=payload, timeout=10).status_code == 401
+    wrong = requests.post(f"{base}/webhook", json=payload, headers={HEADER: "guess"}, timeout=10)
+    assert wrong.status_code == 401
+
+    # A reviewer submits: Label Studio calls the webhook and the transcript lands in S3 right away.
+    result = as_dict(ls.tasks.get(str(imported["task"])))["predictions"][0]["result"]
+    submitted = time.monotonic()
+    ls.annotations.create(id=imported["task"], result=result, was_cancelled=False)
+    waited = _wait_object(s3, bucket, "calls/a.transcript.json", timeout=30)
+    exported = daemon.events[daemon.wait("webhook.exported", task=imported["task"], timeout=10)]
+    assert exported["written"] is True
+    assert time.monotonic() - submitted < 30 and waited < 30
+    samples = _samples(requests.get(f"{base}/metrics", timeout=10).text)
+    assert samples[("syncd_webhook_requests_total", (("outcome", "unauthorized"),))] == 2
+    assert samples[("syncd_webhook_requests_total", (("outcome", "accepted"),))] >= 1
+    assert samples[("syncd_review_word_error_rate_count", ())] == 1
+
+    assert daemon.stop() == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{base}/healthz", timeout=2)
+
+
+def test_health_fails_while_nothing_is_reachable(tmp_path: Path) -> None:
+    """Before connecting, and with Label Studio and S3 down, /healthz's answer says so (503 body)."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings = parse(
+        {
+            "labelstudio": {"url": dead},
+            "s3": {"endpoint_url": dead},
+            "sources": [{"bucket": "b"}],
+            "state": {"path": str(tmp_path / "state.db")},
+        }
+    )
+    ok, body = DaemonCore(str(tmp_path / "c.toml"), settings).health()
+    assert not ok
+    assert body["status"] == "starting"
+    assert not body["checks"]["labelstudio"]["ok"] and not body["checks"]["s3"]["ok"]
+    assert body["checks"]["cycle"] == {"ok": False, "last_good_age_seconds": None, "max_age_seconds": 105.0}
+
+
+def test_webhook_payloads_and_secret() -> None:
+    created = {"action": "ANNOTATION_CREATED", "task": {"id": 7}, "annotation": {"id": 3, "task": 7}}
+    assert task_to_export(json.dumps(created).encode()) == ("ANNOTATION_CREATED", 7)
+    updated = {"action": "ANNOTATION_UPDATED", "annotation": {"id": 3, "task": 9}}
+    assert task_to_export(json.dumps(updated).encode()) == ("ANNOTATION_UPDATED", 9)
+    assert task_to_export(b'{"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 3}]}') == (
+        "ANNOTATIONS_DELETED",
+        None,
+    )
+    with pytest.raises(ValueError):
+        task_to_export(b'{"action": "ANNOTATION_CREATED"}')
+    with pytest.raises(ValueError):
+        task_to_export(b"[]")
+    assert authorized({HEADER: SECRET}, SECRET)
+    assert not authorized({HEADER: SECRET[:-1]}, SECRET)
+    assert not authorized({}, SECRET)
+    assert not authorized({HEADER: ""}, "")  # no secret configured: nothing is accepted
