@@ -85,3 +85,10 @@ def test_incremental_scan_replacement_and_least_confident_first(
     tasks = project_tasks(ls, "import order")
     assert len(tasks) == 4
     assert {t["data"]["etag"] for t in tasks if t["data"]["source"].endswith("/b.mp3")} == {v.etag for v in versions}
+
+    # A review of the replaced version describes audio that is gone: it is logged, and nothing is written beside it.
+    old_task = next(t for t in tasks if t["data"]["etag"] == versions[0].etag)
+    ls.annotations.create(id=old_task["id"], result=old_task["predictions"][0]["result"], was_cancelled=False)
+    events = log_events(run_syncd(["once", "-c", str(config)], stack).stdout)
+    assert any(e["event"] == "annotation.stale_audio" and e["task"] == old_task["id"] for e in events)
+    assert not s3.list_objects_v2(Bucket=bucket, Prefix="calls/b.transcript").get("KeyCount")

@@ -146,6 +146,9 @@ def plan(svc: Services, task: dict[str, Any], rec: Recording | None = None) -> E
     if rec.annotation_id and rec.annotation_id not in ids:
         svc.log.warning("annotation.deleted", annotation=rec.annotation_id, kept=True, **ids_log)
     annotation = newest_submitted(task)
+    if annotation is not None and rec.status == "superseded":
+        svc.log.info("annotation.stale_audio", annotation=annotation.get("id"), etag=rec.etag, **ids_log)
+        return None
     if annotation is None:
         if annotations:
             svc.log.info("annotation.skipped", annotations=sorted(ids), **ids_log)
