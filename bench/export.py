@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench._tasks import seed_tasks
 from syncd import layouts
 from syncd.config import Settings, parse
 from syncd.log import configure
@@ -74,28 +74,8 @@ def settings(stack: Stack, workdir: Path) -> Settings:
 
 def add_reviewed_tasks(svc: Services, first: int, count: int) -> None:
     """Tasks carrying a submitted annotation, bulk-imported, and the state rows the importer would have left."""
-    project = svc.project_id
     objects = [S3Object(BUCKET, f"calls/{i:05d} call.mp3", f"etag{i}", 1000) for i in range(first, first + count)]
-    added = svc.state.add_objects(objects)
-    for start in range(0, count, 1000):
-        chunk = added[start : start + 1000]
-        tasks = []
-        for rec_id, _ in chunk:
-            rec = svc.state.get(rec_id)
-            prediction = layouts.prediction_result(transcript(rec_id), "segments")
-            tasks.append(
-                {
-                    "data": {"audio": rec.uri, "syncd_id": rec.syncd_id, "source": rec.uri},
-                    "predictions": [{"model_version": "amazon-transcribe", "score": 0.7, "result": prediction}],
-                    "annotations": [{"result": reviewed(prediction)}],
-                }
-            )
-        task_ids = svc.labelstudio.import_tasks(project, tasks)
-        with svc.state.batch():
-            for (rec_id, _), task_id in zip(chunk, task_ids, strict=True):
-                svc.state.update(
-                    rec_id, status="imported", transcript=transcript(rec_id), task_id=task_id, project_id=project
-                )
+    seed_tasks(svc, objects, transcript, review=reviewed)
 
 
 def timed_export(svc: Services) -> tuple[int, float]:
@@ -145,12 +125,11 @@ def count_objects(svc: Services, prefix: str, suffix: str = "") -> int:
 def logs_to(path: Path) -> Iterator[None]:
     """syncd logs every export at info: keep them (in a file) without flooding the table."""
     with path.open("w") as sink:
-        stdout, sys.stdout = sys.stdout, sink
+        configure("info", "json", stream=sink)
         try:
-            configure("info", "json")
+            yield
         finally:
-            sys.stdout = stdout
-        yield
+            configure("warning", "console")
 
 
 def main() -> None:

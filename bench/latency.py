@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from syncd import layouts
+from bench._tasks import seed_tasks
 from syncd.config import parse
 from syncd.labelstudio import as_dict
 from syncd.services import Services
@@ -76,28 +76,9 @@ format = "json"
 
 def build_tasks(svc: Services, first: int, count: int) -> dict[int, str]:
     """Imported tasks and the state rows the importer would have left; task id -> key of its transcript .json."""
-    project = svc.project_id
-    added = svc.state.add_objects(
-        S3Object(BUCKET, f"calls/{i:04d}.mp3", f"etag{i}", 1000) for i in range(first, first + count)
-    )
-    tasks = []
-    for rec_id, _ in added:
-        rec = svc.state.get(rec_id)
-        result = layouts.prediction_result(transcript(rec_id), "segments")
-        tasks.append(
-            {
-                "data": {"audio": rec.uri, "syncd_id": rec.syncd_id, "source": rec.uri},
-                "predictions": [{"model_version": "amazon-transcribe", "score": 0.7, "result": result}],
-            }
-        )
-    task_ids = svc.labelstudio.import_tasks(project, tasks)
-    with svc.state.batch():
-        for (rec_id, _), task_id in zip(added, task_ids, strict=True):
-            svc.state.update(
-                rec_id, status="imported", transcript=transcript(rec_id), task_id=task_id, project_id=project
-            )
+    objects = [S3Object(BUCKET, f"calls/{i:04d}.mp3", f"etag{i}", 1000) for i in range(first, first + count)]
     return {
-        task_id: obj.key.replace(".mp3", ".transcript.json") for (_, obj), task_id in zip(added, task_ids, strict=True)
+        task_id: obj.key.replace(".mp3", ".transcript.json") for obj, task_id in seed_tasks(svc, objects, transcript)
     }
 
 

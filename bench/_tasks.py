@@ -1,0 +1,49 @@
+"""Shared set-up for the benchmarks: Label Studio tasks and the state rows the importer would have left for them.
+
+Transcription and import are not what these benchmarks measure, so tasks are built directly from synthetic
+transcripts and bulk-imported in one go."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from syncd import layouts
+from syncd.services import Services
+from syncd.state import S3Object
+from syncd.transcript import Transcript
+
+Result = list[dict[str, Any]]
+
+
+def seed_tasks(
+    svc: Services,
+    objects: list[S3Object],
+    transcript: Callable[[int], Transcript],
+    review: Callable[[Result], Result] | None = None,
+    chunk: int = 1000,
+) -> list[tuple[S3Object, int]]:
+    """Import one task per object (with a submitted annotation when ``review`` is given); returns (object, task id)."""
+    project = svc.project_id
+    added = svc.state.add_objects(objects)
+    seeded: list[tuple[S3Object, int]] = []
+    for start in range(0, len(added), chunk):
+        part = added[start : start + chunk]
+        tasks = []
+        for rec_id, _ in part:
+            rec = svc.state.get(rec_id)
+            prediction = layouts.prediction_result(transcript(rec_id), "segments")
+            task: dict[str, Any] = {
+                "data": {"audio": rec.uri, "syncd_id": rec.syncd_id, "source": rec.uri},
+                "predictions": [{"model_version": "amazon-transcribe", "score": 0.7, "result": prediction}],
+            }
+            if review is not None:
+                task["annotations"] = [{"result": review(prediction)}]
+            tasks.append(task)
+        task_ids = svc.labelstudio.import_tasks(project, tasks)
+        with svc.state.batch():
+            for (rec_id, obj), task_id in zip(part, task_ids, strict=True):
+                fields = {"transcript": transcript(rec_id), "task_id": task_id, "project_id": project}
+                svc.state.update(rec_id, status="imported", **fields)
+                seeded.append((obj, task_id))
+    return seeded
