@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 import jiwer
@@ -37,6 +38,11 @@ class Review:
     @property
     def text(self) -> str:
         return " ".join(s.text for s in self.segments if s.text)
+
+    @cached_property
+    def word_error_rate(self) -> float | None:
+        """The ASR text against the reviewer's; computed once (the json output and the log both report it)."""
+        return word_error_rate(self.text, self.asr.text)
 
     @property
     def has_speakers(self) -> bool:
@@ -121,7 +127,7 @@ def to_document(review: Review) -> dict[str, Any]:
             "submitted_at": review.created_at,
             "updated_at": review.updated_at,
         },
-        "word_error_rate": word_error_rate(review.text, asr.text),
+        "word_error_rate": review.word_error_rate,
         "text": review.text,
         "segments": [
             {

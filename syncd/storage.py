@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import posixpath
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import obstore
+import obstore.exceptions
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
+from obstore.auth.boto3 import Boto3CredentialProvider
+from obstore.store import S3Store
 
 from syncd.config import S3Settings, SourceSettings, read_secret
 from syncd.state import S3Object
@@ -64,6 +69,8 @@ class Storage:
         self.client = boto_client("s3", settings, settings.endpoint_url)
         self.calls: Counter[str] = Counter()
         self.client.meta.events.register("before-call.s3", self._count)
+        self._stores: dict[str, Any] = {}
+        self._stores_lock = threading.Lock()
 
     def _count(self, model: Any, **_: Any) -> None:
         """S3 API calls by operation: what makes "an unchanged bucket costs one listing" measurable."""
@@ -114,26 +121,44 @@ class Storage:
         if_absent: bool = False,
     ) -> str:
         """Put one output; with ``if_match`` (an ETag) or ``if_absent`` the put is conditional and a lost race
-        raises WriteConflictError instead of overwriting what another writer just put there."""
-        condition: dict[str, str] = {}
+        raises WriteConflictError instead of overwriting what another writer just put there.
+
+        Puts go through obstore (Rust's object_store), not boto3: a boto3 put costs ~1 ms of CPU under the GIL,
+        obstore's ~0.16 ms, and four puts per transcript make this the export's bottleneck."""
+        mode: Any = "overwrite"
         if if_match is not None:
-            condition["IfMatch"] = f'"{if_match}"'
+            mode = {"e_tag": f'"{if_match}"'}
         elif if_absent:
-            condition["IfNoneMatch"] = "*"
+            mode = "create"
+        attributes = {"Content-Type": CONTENT_TYPES.get(fmt, "application/octet-stream"), **metadata}
+        self.calls["PutObject"] += 1
         try:
-            response = self.client.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=body,
-                ContentType=CONTENT_TYPES.get(fmt, "application/octet-stream"),
-                Metadata=metadata,
-                **condition,
-            )
-        except ClientError as exc:
-            if condition and exc.response.get("Error", {}).get("Code") in _CONFLICT_CODES:
-                raise WriteConflictError(bucket, key) from exc
-            raise
-        return str(response.get("ETag", "")).strip('"')
+            result = obstore.put(self._store(bucket), key, body, mode=mode, attributes=attributes)
+        except (obstore.exceptions.AlreadyExistsError, obstore.exceptions.PreconditionError) as exc:
+            raise WriteConflictError(bucket, key) from exc
+        return str(result.get("e_tag") or "").strip('"')
+
+    def _store(self, bucket: str) -> Any:
+        with self._stores_lock:
+            if bucket not in self._stores:
+                self._stores[bucket] = S3Store(bucket, **self._store_options())
+            return self._stores[bucket]
+
+    def _store_options(self) -> dict[str, Any]:
+        """The same endpoint, region and credentials as the boto3 client (boto3's chain when no keys are set)."""
+        options: dict[str, Any] = {
+            "region": self.settings.region,
+            "client_options": {"timeout": "60s", "connect_timeout": "10s", "allow_http": True},
+            "conditional_put": "etag",
+        }
+        if self.settings.endpoint_url:
+            options |= {"endpoint": self.settings.endpoint_url, "virtual_hosted_style_request": False}
+        keys = credentials(self.settings)
+        if keys:
+            options |= {"access_key_id": keys["aws_access_key_id"], "secret_access_key": keys["aws_secret_access_key"]}
+        else:
+            options["credential_provider"] = Boto3CredentialProvider(boto3.Session(region_name=self.settings.region))
+        return options
 
     def delete(self, bucket: str, key: str) -> None:
         self.client.delete_object(Bucket=bucket, Key=key)
@@ -147,10 +172,6 @@ class Storage:
                 return None
             raise
         return str(response["ETag"]).strip('"'), dict(response.get("Metadata") or {})
-
-
-# 412 from a failed If-Match / If-None-Match; 409 when a concurrent conditional put is still in flight (AWS).
-_CONFLICT_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
 class WriteConflictError(Exception):

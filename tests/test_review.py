@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import srt
 import webvtt
 
@@ -223,11 +224,14 @@ def test_whole_layout_review(stack: Stack, s3: Any, ls: Any, bucket: str, tmp_pa
     assert [s["asr_text"] for s in doc["segments"]] == [s.text for s in asr.segments]
 
 
-def test_older_review_never_overwrites_a_newer_one(stack: Stack, s3: Any, bucket: str) -> None:
+def test_older_review_never_overwrites_a_newer_one(
+    stack: Stack, s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two daemons racing: each output is a compare-and-swap on the version in its metadata (If-None-Match /
     If-Match, both enforced by the real S3 here)."""
+    for name, value in stack.env().items():
+        monkeypatch.setenv(name, value)
     storage = Storage(S3Settings(endpoint_url=stack.s3.url))
-    storage.client = s3
     key = "calls/race.transcript.txt"
     newer, older = ("2026-01-02T00:00:02.000000Z", 8), ("2026-01-02T00:00:01.000000Z", 9)
 

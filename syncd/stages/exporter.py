@@ -10,6 +10,8 @@ a newer one.
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from syncd import layouts
-from syncd.formats import Review, render, word_error_rate
+from syncd.formats import Review, render
 from syncd.labelstudio import ls_datetime, ls_time
 from syncd.services import Services
 from syncd.state import Recording
@@ -251,7 +253,7 @@ def record(svc: Services, export: Export, done: Written) -> None:
         formats=sorted(done.formats),
         kept_newer=sorted(done.kept_newer),
         annotator=review.annotator,
-        word_error_rate=word_error_rate(review.text, review.asr.text),
+        word_error_rate=review.word_error_rate,
         re_export=rec.annotation_id is not None,
         seconds=done.seconds,
         **ids,
@@ -281,7 +283,7 @@ def run(svc: Services) -> int:
     suffix = svc.settings.output.suffix
     pending: list[tuple[Future[Written], Export]] = []
     with ThreadPoolExecutor(svc.settings.output.write_workers, thread_name_prefix="export") as pool:
-        for page in _pages(svc.labelstudio.changed_tasks(project, cursor.since)):
+        for page in _pages(_prefetched(svc.labelstudio.changed_tasks(project, cursor.since))):
             recs = svc.state.by_syncd_ids([_syncd_id(t) for t in page])
             for task in page:
                 newest = max(newest, moment(task.get("updated_at")))
@@ -303,6 +305,29 @@ def run(svc: Services) -> int:
             svc.state.set_cursor(name, moved.dump())
     check_deleted_tasks(svc, project)
     return written
+
+
+def _prefetched(tasks: Iterator[dict[str, Any]], depth: int = 2000) -> Iterator[dict[str, Any]]:
+    """Read Label Studio's next page while this thread renders and writes the last one: the read is server time
+    (~2 ms a task), the rest is ours, and overlapping them nearly halves a large export."""
+    buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+
+    def produce() -> None:
+        try:
+            for task in tasks:
+                buffer.put(("task", task))
+            buffer.put(("end", None))
+        except BaseException as exc:
+            buffer.put(("error", exc))
+
+    threading.Thread(target=produce, name="export-read", daemon=True).start()
+    while True:
+        kind, item = buffer.get()
+        if kind == "end":
+            return
+        if kind == "error":
+            raise item
+        yield item
 
 
 def _pages(tasks: Iterator[dict[str, Any]], size: int = 200) -> Iterator[list[dict[str, Any]]]:
