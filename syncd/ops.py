@@ -59,23 +59,16 @@ def checks(settings: Settings, config_path: str) -> Iterator[Check]:
         yield auth
         if auth.ok:
             yield _run("labelstudio.project", lambda: _project(client, settings.labelstudio.project))
-    storage = _S3(quick_s3_client(settings))
+    s3 = quick_s3_client(settings)
     for source in settings.sources:
         where = f"s3://{source.bucket}/{source.prefix}"
-        listed = _run(f"s3.list {where}", partial(_list, storage, source.bucket, source.prefix))
+        listed = _run(f"s3.list {where}", partial(_list, s3, source.bucket, source.prefix))
         yield listed
         if listed.ok:
-            yield _run(f"s3.read {where}", partial(_read, storage, source.bucket, source.prefix))
-            yield _run(f"s3.write {where}", partial(_write_delete, storage, source.bucket, source.prefix))
+            yield _run(f"s3.read {where}", partial(_read, s3, source.bucket, source.prefix))
+            yield _run(f"s3.write {where}", partial(_write_delete, settings, source.bucket, source.prefix))
     if engine == "aws":
         yield _run("transcribe", lambda: _transcribe(settings))
-
-
-@dataclass(frozen=True)
-class _S3:
-    """A probe client (short timeouts, no retries) where the helpers expect a Storage's ``.client``."""
-
-    client: Any
 
 
 def _state_writable(settings: Settings) -> str:
@@ -101,25 +94,28 @@ def _project(client: Any, wanted: str) -> str:
     return f"no project titled {wanted!r} yet: `syncd run` creates it"
 
 
-def _list(storage: Any, bucket: str, prefix: str) -> str:
-    page = storage.client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
+def _list(s3: Any, bucket: str, prefix: str) -> str:
+    page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
     return f"listed {page.get('KeyCount', 0)} object(s){' (more)' if page.get('IsTruncated') else ''}"
 
 
-def _read(storage: Any, bucket: str, prefix: str) -> str:
-    page = storage.client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
+def _read(s3: Any, bucket: str, prefix: str) -> str:
+    page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
     first = next((o for o in page.get("Contents", []) if o["Size"] > 0), None)
     if first is None:
         return "no object to read yet (nothing to check)"
-    storage.client.get_object(Bucket=bucket, Key=first["Key"], Range="bytes=0-0")["Body"].read()
+    s3.get_object(Bucket=bucket, Key=first["Key"], Range="bytes=0-0")["Body"].read()
     return f"read {first['Key']!r}"
 
 
-def _write_delete(storage: Any, bucket: str, prefix: str) -> str:
-    """Writes a .txt (never taken for audio) where outputs go, then deletes it."""
+def _write_delete(settings: Settings, bucket: str, prefix: str) -> str:
+    """Writes a .txt (never taken for audio) where outputs go, through the writer the exporter uses, then deletes it."""
+    from syncd.storage import Storage
+
+    storage = Storage(settings.s3)
     key = f"{prefix}syncd-check-{uuid.uuid4().hex[:12]}.transcript.txt"
-    storage.client.put_object(Bucket=bucket, Key=key, Body=b"syncd check: safe to delete\n")
-    storage.client.delete_object(Bucket=bucket, Key=key)
+    storage.write(bucket, key, b"syncd check: safe to delete\n", "txt", {}, if_absent=True)
+    storage.delete(bucket, key)
     return f"wrote and deleted {key!r}"
 
 
@@ -149,10 +145,11 @@ def _iso(moment: float | None) -> str | None:
 
 def status_report(store: StateStore) -> dict[str, Any]:
     oldest = store.oldest_pending()
+    counts = store.counts()
     now = time.time()
     return {
-        "recordings": store.counts(),
-        "pending": sum(store.count(s) for s in PENDING),
+        "recordings": counts,
+        "pending": sum(counts[s] for s in PENDING),
         "oldest_pending": None
         if oldest is None
         else {

@@ -66,21 +66,6 @@ def _s3_reason(exc: BaseException) -> str:
 
 def quick_s3_client(settings: Settings) -> Any:
     """An S3 client for probes: short timeouts and no retries, so /healthz answers fast when S3 is down."""
-    import boto3
-    from botocore.config import Config
+    from syncd.storage import boto_client
 
-    from syncd.storage import credentials
-
-    config = Config(
-        connect_timeout=2,
-        read_timeout=3,
-        retries={"total_max_attempts": 1},
-        s3={"addressing_style": "path"} if settings.s3.endpoint_url else None,
-    )
-    return boto3.client(  # type: ignore[call-overload]
-        "s3",
-        region_name=settings.s3.region,
-        endpoint_url=settings.s3.endpoint_url or None,
-        config=config,
-        **credentials(settings.s3),
-    )
+    return boto_client("s3", settings.s3, settings.s3.endpoint_url, attempts=1, connect_timeout=2, read_timeout=3)

@@ -37,14 +37,23 @@ def credentials(settings: S3Settings) -> dict[str, str]:
     return {}
 
 
-def boto_client(service: str, settings: S3Settings, endpoint_url: str = "") -> Any:
-    """A boto3 client with standard retries: throttling and 5xx are retried with back-off by botocore."""
+def boto_client(
+    service: str,
+    settings: S3Settings,
+    endpoint_url: str = "",
+    *,
+    attempts: int = 8,
+    connect_timeout: float = 10,
+    read_timeout: float = 60,
+) -> Any:
+    """A boto3 client with standard retries: throttling and 5xx are retried with back-off by botocore.
+    Probes ask for one attempt and short timeouts, so /healthz answers fast when S3 is down."""
     config = BotoConfig(
-        retries={"mode": "standard", "max_attempts": 8},
-        connect_timeout=10,
-        read_timeout=60,
-        max_pool_connections=64,  # the exporter writes from a thread pool (output.write_workers)
-        # CRC32 trailers on every put cost CPU and some S3-compatible stores reject them; sent when S3 demands them.
+        retries={"mode": "standard", "max_attempts": attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_pool_connections=64,  # the exporter's writer threads HEAD outputs before conditional puts
+        # CRC32 trailers cost CPU and some S3-compatible stores reject them; sent only when S3 demands them.
         request_checksum_calculation="when_required",
         s3={"addressing_style": "path"} if settings.endpoint_url else None,
     )
@@ -100,14 +109,6 @@ class Storage:
     def read(self, bucket: str, key: str) -> bytes:
         body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
         return body
-
-    def head_etag(self, bucket: str, key: str) -> str | None:
-        try:
-            return str(self.client.head_object(Bucket=bucket, Key=key)["ETag"]).strip('"')
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
 
     def write(
         self,
