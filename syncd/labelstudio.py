@@ -45,6 +45,7 @@ class LabelStudioClient:
         self.settings = settings
         self.sdk = LabelStudio(base_url=settings.url, api_key=token, timeout=settings.timeout)
         self._http = requests.Session()
+        self._user_emails: dict[int, str] = {}
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """A plain HTTP call for the hot paths (bulk import, export reads), where the SDK's model layer costs more
@@ -190,11 +191,10 @@ class LabelStudioClient:
 
     def user_email(self, user_id: int) -> str:
         """The annotator's email (numeric ids mean nothing downstream); looked up once per user and cached."""
-        cache: dict[int, str] = self.__dict__.setdefault("_user_emails", {})
-        if user_id not in cache:
+        if user_id not in self._user_emails:
             user = self.sdk.users.get(user_id)
-            cache[user_id] = str(user.email or user.username or user_id)
-        return cache[user_id]
+            self._user_emails[user_id] = str(user.email or user.username or user_id)
+        return self._user_emails[user_id]
 
     def task_count(self, project_id: int) -> int:
         return int(self.sdk.projects.get(project_id).task_number or 0)

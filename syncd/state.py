@@ -116,14 +116,6 @@ class Recording:
 _COLUMNS = ", ".join(Recording.__dataclass_fields__).replace("transcript_json", "transcript AS transcript_json")
 
 
-class _Rows(list[sqlite3.Row]):
-    def fetchone(self) -> sqlite3.Row | None:
-        return self[0] if self else None
-
-    def fetchall(self) -> list[sqlite3.Row]:
-        return list(self)
-
-
 class StateStore:
     """Thread-safe access to the state DB; each method is one short transaction."""
 
@@ -143,11 +135,15 @@ class StateStore:
         with self._lock:
             self._db.close()
 
-    def _read(self, sql: str, args: Iterable[Any] = ()) -> _Rows:
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Reads share the connection with the stages' threads, so they take the lock and fetch everything inside it
         (a cursor stepped outside it could interleave with another thread's transaction)."""
         with self._lock:
-            return _Rows(self._db.execute(sql, tuple(args)).fetchall())
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    def _read_one(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
+        rows = self._read(sql, args)
+        return rows[0] if rows else None
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -184,7 +180,7 @@ class StateStore:
         rows = self._read(
             "SELECT key, etag FROM recordings WHERE bucket = ? AND substr(key, 1, ?) = ?",
             (bucket, len(prefix), prefix),
-        ).fetchall()
+        )
         known: dict[str, set[str]] = {}
         for row in rows:
             known.setdefault(row["key"], set()).add(row["etag"])
@@ -227,19 +223,19 @@ class StateStore:
     # --- reads --------------------------------------------------------------------------------------------
 
     def get(self, rec_id: int) -> Recording:
-        row = self._read(f"SELECT {_COLUMNS} FROM recordings WHERE id = ?", (rec_id,)).fetchone()
+        row = self._read_one(f"SELECT {_COLUMNS} FROM recordings WHERE id = ?", (rec_id,))
         if row is None:
             raise KeyError(rec_id)
         return Recording(**dict(row))
 
     def by_syncd_id(self, sid: str) -> Recording | None:
-        row = self._read(f"SELECT {_COLUMNS} FROM recordings WHERE syncd_id = ?", (sid,)).fetchone()
+        row = self._read_one(f"SELECT {_COLUMNS} FROM recordings WHERE syncd_id = ?", (sid,))
         return Recording(**dict(row)) if row else None
 
     def recordings(self, bucket: str | None = None) -> list[Recording]:
         """Every recording (of one bucket), in discovery order: for operators and tests, not for the hot path."""
         where, args = ("WHERE bucket = ?", (bucket,)) if bucket else ("", ())
-        rows = self._read(f"SELECT {_COLUMNS} FROM recordings {where} ORDER BY id", args).fetchall()
+        rows = self._read(f"SELECT {_COLUMNS} FROM recordings {where} ORDER BY id", args)
         return [Recording(**dict(r)) for r in rows]
 
     def max_task_id(self, project_id: int) -> int:
@@ -252,7 +248,7 @@ class StateStore:
         rows = self._read(
             f"SELECT {_COLUMNS} FROM recordings WHERE status = ? AND next_attempt_at <= ? ORDER BY {order} LIMIT ?",
             (status, time.time(), limit),
-        ).fetchall()
+        )
         return [Recording(**dict(r)) for r in rows]
 
     def update_many(self, rec_ids: Iterable[int], **fields: Any) -> None:
@@ -267,15 +263,15 @@ class StateStore:
         return int(self._read("SELECT count(*) FROM recordings WHERE status = ?", (status,))[0][0])
 
     def counts(self) -> dict[str, int]:
-        rows = self._read("SELECT status, count(*) AS n FROM recordings GROUP BY status").fetchall()
+        rows = self._read("SELECT status, count(*) AS n FROM recordings GROUP BY status")
         return {s: 0 for s in STATUSES} | {r["status"]: r["n"] for r in rows}
 
     def oldest_pending(self) -> Recording | None:
         marks = ",".join("?" * len(PENDING))
-        row = self._read(
+        row = self._read_one(
             f"SELECT {_COLUMNS} FROM recordings WHERE status IN ({marks}) ORDER BY created_at LIMIT 1",
             PENDING,
-        ).fetchone()
+        )
         return Recording(**dict(row)) if row else None
 
     def last_errors(self, limit: int = 10) -> list[Recording]:
@@ -283,7 +279,7 @@ class StateStore:
             f"SELECT {_COLUMNS} FROM recordings WHERE reason IS NOT NULL AND status NOT IN ('superseded', 'exported')"
             " ORDER BY updated_at DESC LIMIT ?",
             (limit,),
-        ).fetchall()
+        )
         return [Recording(**dict(r)) for r in rows]
 
     # --- writes -------------------------------------------------------------------------------------------
@@ -323,13 +319,13 @@ class StateStore:
             return db.execute(query, params).rowcount
 
     def recording_for_task(self, task_id: int) -> Recording | None:
-        row = self._read(f"SELECT {_COLUMNS} FROM recordings WHERE task_id = ?", (task_id,)).fetchone()
+        row = self._read_one(f"SELECT {_COLUMNS} FROM recordings WHERE task_id = ?", (task_id,))
         return Recording(**dict(row)) if row else None
 
     # --- cursors ------------------------------------------------------------------------------------------
 
     def cursor(self, name: str) -> str | None:
-        row = self._read("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+        row = self._read_one("SELECT value FROM cursors WHERE name = ?", (name,))
         return str(row["value"]) if row else None
 
     def set_cursor(self, name: str, value: str) -> None:
@@ -340,11 +336,15 @@ class StateStore:
                 (name, value),
             )
 
+    def task_count(self, project_id: int) -> int:
+        """How many tasks we hold in a project: a count, so the per-cycle deletion check reads no rows."""
+        return int(self._read("SELECT count(task_id) FROM recordings WHERE project_id = ?", (project_id,))[0][0])
+
     def project_tasks(self, project_id: int) -> dict[int, int]:
         """task id -> recording id of every task we hold in a project (export: notice tasks deleted there)."""
         rows = self._read(
             "SELECT task_id, id FROM recordings WHERE project_id = ? AND task_id IS NOT NULL", (project_id,)
-        ).fetchall()
+        )
         return {int(r[0]): int(r[1]) for r in rows}
 
     def by_syncd_ids(self, sids: list[str]) -> dict[str, Recording]:
@@ -353,6 +353,6 @@ class StateStore:
         for start in range(0, len(sids), 500):
             chunk = sids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._read(f"SELECT {_COLUMNS} FROM recordings WHERE syncd_id IN ({marks})", chunk).fetchall()
+            rows = self._read(f"SELECT {_COLUMNS} FROM recordings WHERE syncd_id IN ({marks})", chunk)
             found.update((r["syncd_id"], Recording(**dict(r))) for r in rows)
         return found

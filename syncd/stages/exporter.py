@@ -361,16 +361,18 @@ def _collect(svc: Services, pending: list[tuple[Future[Written], Export]]) -> tu
 def check_deleted_tasks(svc: Services, project: int) -> None:
     """Log our tasks deleted in Label Studio (their transcripts stay). One count per cycle; the id list is read only
     when the project holds fewer tasks than ours plus the others' tasks seen last time."""
-    ours = svc.state.project_tasks(project)
+    ours = svc.state.task_count(project)
     name = f"foreign-tasks:{project}"
     foreign = int(svc.state.cursor(name) or 0)
     total = svc.labelstudio.task_count(project)
-    if total < len(ours) + foreign:
+    if total < ours + foreign:
+        held = svc.state.project_tasks(project)
         present = svc.labelstudio.task_ids(project)
-        for task_id in sorted(set(ours) - present):
-            _forget_task(svc, svc.state.get(ours.pop(task_id)), task_id)
-    if total - len(ours) != foreign:
-        svc.state.set_cursor(name, str(max(0, total - len(ours))))
+        for task_id in sorted(set(held) - present):
+            _forget_task(svc, svc.state.get(held[task_id]), task_id)
+            ours -= 1
+    if total - ours != foreign:
+        svc.state.set_cursor(name, str(max(0, total - ours)))
 
 
 def _forget_task(svc: Services, rec: Recording, task_id: int) -> None:
