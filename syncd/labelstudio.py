@@ -159,8 +159,8 @@ class LabelStudioClient:
 
     # --- export -------------------------------------------------------------------------------------------
 
-    def changed_tasks(self, project_id: int, since: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
-        """Tasks updated after ``since`` (an ls_time string), oldest first, with only the fields export reads.
+    def changed_task_pages(self, project_id: int, since: str, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Pages of tasks updated after ``since`` (an ls_time string), oldest first, with only the fields export reads.
 
         Pages are keyset (``updated_at`` above the last one seen), not page numbers: a task edited while we read
         moves to the end instead of shifting a page boundary over a task we would then miss. Tasks without
@@ -174,9 +174,9 @@ class LabelStudioClient:
             params = {"project": project_id, "query": query, "fields": "all", "include": EXPORT_FIELDS}
             params |= {"resolve_uri": "false", "page": 1, "page_size": page_size}
             tasks: list[dict[str, Any]] = self._request("GET", "/api/tasks/", params=params).json()["tasks"]
-            for task in tasks:
-                if int(task["id"]) not in seen:
-                    yield task
+            fresh = [task for task in tasks if int(task["id"]) not in seen]
+            if fresh:
+                yield fresh
             if len(tasks) < page_size:
                 return
             last = ls_datetime(tasks[-1]["updated_at"])
