@@ -96,7 +96,18 @@ class Service:
 
     name: str
     workdir: Path
+    port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def wait(self, timeout: float = 60) -> None:
+        raise NotImplementedError
 
     @property
     def log_path(self) -> Path:
@@ -132,14 +143,9 @@ class Service:
 class LabelStudio(Service):
     """Label Studio 1.23.2 from its own venv, with a known admin user and legacy API token."""
 
-    port: int = 0
     token: str = LS_TOKEN
     user: str = LS_USER
     password: str = LS_PASSWORD
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         if not LABEL_STUDIO_BIN.exists():
@@ -179,13 +185,8 @@ class LabelStudio(Service):
 class SeaweedS3(Service):
     """SeaweedFS (`weed server -s3`) with one identity, so S3 calls are signed like on AWS."""
 
-    port: int = 0
     access_key: str = S3_ACCESS_KEY
     secret_key: str = S3_SECRET_KEY
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         taken: set[int] = set()
@@ -248,12 +249,6 @@ class SeaweedS3(Service):
 class MotoServer(Service):
     """moto's server standing in for Amazon Transcribe (the only simulated part)."""
 
-    port: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def start(self) -> None:
         self.port = self.port or free_port()
         self.spawn([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)])
@@ -295,9 +290,9 @@ class Stack:
     def __enter__(self) -> Stack:
         try:
             for service in self.services:
-                service.start()  # type: ignore[attr-defined]
+                service.start()
             for service in self.services:
-                service.wait()  # type: ignore[attr-defined]
+                service.wait()
         except BaseException:
             self.stop()
             raise
