@@ -7,8 +7,7 @@ import time
 from typing import Any
 
 from syncd.pipeline import STAGES
-
-_LABELS = {"scan": "new", "transcribe": "transcribed", "import": "imported", "export": "exported"}
+from syncd.state import PENDING
 
 
 class CycleTracker:
@@ -50,7 +49,7 @@ class CycleTracker:
 
     def status_line(self, states: dict[str, int]) -> str:
         """The one-line summary systemctl status shows (STATUS=)."""
-        pending = sum(states.get(s, 0) for s in ("discovered", "transcribing", "transcribed", "importing"))
+        pending = sum(states.get(s, 0) for s in PENDING)
         done = ", ".join(f"{states.get(s, 0)} {s}" for s in ("imported", "exported", "failed"))
         age = self.last_good_age()
         last = "no good cycle yet" if age is None else f"last good cycle {age:.0f}s ago"
