@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from syncd import layouts
+from syncd.labelstudio import layouts
+from syncd.recording import S3Object, Status
 from syncd.services import Services
-from syncd.state import S3Object
 from syncd.transcript import Transcript
 
 Result = list[dict[str, Any]]
@@ -25,7 +25,7 @@ def seed_tasks(
 ) -> list[tuple[S3Object, int]]:
     """Import one task per object (with a submitted annotation when ``review`` is given); returns (object, task id)."""
     project = svc.project_id
-    added = svc.state.add_objects(objects)
+    added = svc.state.add_objects(objects, status=Status.IMPORTED)
     seeded: list[tuple[S3Object, int]] = []
     for start in range(0, len(added), chunk):
         part = added[start : start + chunk]
@@ -44,6 +44,6 @@ def seed_tasks(
         with svc.state.batch():
             for (rec_id, obj), task_id in zip(part, task_ids, strict=True):
                 fields = {"transcript": transcript(rec_id), "task_id": task_id, "project_id": project}
-                svc.state.update(rec_id, status="imported", **fields)
+                svc.state.update(rec_id, **fields)
                 seeded.append((obj, task_id))
     return seeded

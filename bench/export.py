@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from bench._tasks import seed_tasks
-from syncd import layouts
+from devstack import Stack, running_stack
 from syncd.config import Settings, parse
+from syncd.labelstudio import layouts
 from syncd.log import configure
+from syncd.recording import S3Object
 from syncd.services import Services
 from syncd.stages import exporter
-from syncd.state import S3Object
 from syncd.transcript import Segment, Transcript, Word
-from tests.stack import Stack, running_stack
 
 BUCKET = "bench-export"
 FORMATS = 4
@@ -80,7 +81,7 @@ def add_reviewed_tasks(svc: Services, first: int, count: int) -> None:
 
 def timed_export(svc: Services) -> tuple[int, float]:
     started = time.perf_counter()
-    written = exporter.run(svc)
+    written = exporter.run(svc, threading.Event())
     return written, time.perf_counter() - started
 
 
@@ -142,7 +143,9 @@ def main() -> None:
         os.environ.update(stack.env())
         stack.s3.client().create_bucket(Bucket=BUCKET)
         with logs_to(workdir / "syncd.log"):
-            run(stack, Services.build(settings(stack, workdir)), args.tasks, args.idle_tasks)
+            svc = Services.build(settings(stack, workdir))
+            svc.ensure_project()
+            run(stack, svc, args.tasks, args.idle_tasks)
 
 
 def run(stack: Stack, svc: Services, tasks: int, idle_tasks: int) -> None:

@@ -15,21 +15,23 @@ import json
 import os
 import random
 import tempfile
+import threading
 import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from devstack import TRANSCRIBE_FIXTURES, TRANSCRIBE_PREFIX, Stack, recording_for, running_stack
 from syncd import config as config_module
 from syncd.labelstudio import as_dict
-from syncd.layouts import label_config
+from syncd.labelstudio.layouts import label_config
 from syncd.log import configure
 from syncd.pipeline import run_cycle
+from syncd.recording import Status
 from syncd.services import Services
 from syncd.stages import importer, scan, transcribe
 from syncd.transcribers.aws import job_name
-from tests.stack import TRANSCRIBE_FIXTURES, TRANSCRIBE_PREFIX, Stack, _recording, running_stack
 
 FIXTURES = ["two_speakers.json", "two_speakers_new.json", "single_speaker.json", "channels.json"]
 BUCKET = "bench-import"
@@ -54,7 +56,7 @@ def upload(stack: Stack, count: int) -> None:
     def put(i: int) -> None:
         key = f"calls/{i // 100:03d}/call-{i:05d}.mp3"
         etag = s3.put_object(Bucket=BUCKET, Key=key, Body=f"audio {i}".encode() * 10)["ETag"].strip('"')
-        name = job_name(_recording(BUCKET, key, etag))
+        name = job_name(recording_for(BUCKET, key, etag))
         s3.put_object(Bucket=BUCKET, Key=f"{TRANSCRIBE_PREFIX}{name}.json", Body=bodies[i])
 
     with ThreadPoolExecutor(16) as pool:
@@ -70,11 +72,11 @@ def settings_for(stack: Stack, workdir: Path, project: str, batch_size: int) -> 
 
 
 def transcribe_all(svc: Services, count: int) -> None:
-    scan.run(svc)
-    while svc.state.count("transcribed") < count:
-        if not transcribe.run(svc):
+    scan.run(svc, threading.Event())
+    while svc.state.count(Status.TRANSCRIBED) < count:
+        if not transcribe.run(svc, threading.Event()):
             time.sleep(0.1)
-        failed = svc.state.count("failed")
+        failed = svc.state.count(Status.FAILED)
         if failed:
             raise SystemExit(f"{failed} transcriptions failed: {svc.state.last_errors(3)}")
 
@@ -87,7 +89,7 @@ def timed(fn: Any) -> tuple[Any, float]:
 
 def labelstudio_sync(stack: Stack, svc: Services, count: int) -> float:
     """Reference (a): Label Studio lists the bucket and creates one task per object itself."""
-    sdk = svc.labelstudio.sdk
+    sdk = stack.labelstudio.client()
     project = int(sdk.projects.create(title="bench: LS storage sync", label_config=label_config("segments")).id or 0)
     storage = sdk.import_storage.s3.create(
         project=project,
@@ -113,10 +115,10 @@ def labelstudio_sync(stack: Stack, svc: Services, count: int) -> float:
     return elapsed
 
 
-def raw_import(svc: Services, tasks: list[dict[str, Any]], *, sdk_call: bool) -> float:
+def raw_import(stack: Stack, svc: Services, tasks: list[dict[str, Any]], *, sdk_call: bool) -> float:
     """Reference (b): the same tasks syncd builds, in one bulk call, with no bookkeeping: through the SDK's
     ``projects.import_tasks`` (what NOTES.md measured), or as one plain HTTP POST of the same JSON."""
-    sdk = svc.labelstudio.sdk
+    sdk = stack.labelstudio.client()
     title = f"bench: raw import ({'sdk' if sdk_call else 'http'})"
     project = int(sdk.projects.create(title=title, label_config=label_config("segments")).id or 0)
     if sdk_call:
@@ -140,17 +142,17 @@ def main() -> None:
         upload(stack, n)
         svc = Services.build(settings_for(stack, Path(tmp), "bench: syncd", args.batch_size))
         transcribe_all(svc, n)
-        project = svc.project_id
-        recordings = svc.state.due("transcribed", limit=n, order="score, id")
+        project = svc.ensure_project()
+        recordings = svc.state.due(Status.TRANSCRIBED, limit=n, least_confident_first=True)
         tasks = [importer.task_for(r, "segments", svc.transcriber.model_version) for r in recordings]
 
-        imported, ours = timed(lambda: importer.run(svc))
+        imported, ours = timed(lambda: importer.run(svc, threading.Event()))
         assert imported == n, imported
-        landed = as_dict(svc.labelstudio.sdk.projects.get(project)).get("task_number")
+        landed = svc.labelstudio.task_count(project)
         assert landed == n, landed
         _, idle = timed(lambda: run_cycle(svc))
-        raw = raw_import(svc, tasks, sdk_call=True)
-        raw_http = raw_import(svc, tasks, sdk_call=False)
+        raw = raw_import(stack, svc, tasks, sdk_call=True)
+        raw_http = raw_import(stack, svc, tasks, sdk_call=False)
         sync = labelstudio_sync(stack, svc, n)
 
     rate = n / ours

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from bench._tasks import seed_tasks
+from devstack import VENV_BIN, Stack, free_port, running_stack
 from syncd.config import parse
 from syncd.labelstudio import as_dict
+from syncd.recording import S3Object
 from syncd.services import Services
-from syncd.state import S3Object
 from syncd.transcript import Segment, Transcript, Word
-from tests.stack import VENV_BIN, Stack, free_port, running_stack
 
 BUCKET = "bench-latency"
 PROJECT = "bench latency"
@@ -158,6 +158,7 @@ def main() -> None:
         port = free_port()
         settings = parse({"labelstudio": {"url": stack.labelstudio.url, "project": PROJECT}, **_plain(stack, workdir)})
         svc = Services.build(settings)
+        svc.ensure_project()
         n = args.submissions
         polled_tasks, hooked_tasks = build_tasks(svc, 0, n), build_tasks(svc, n, n)
         svc.close()

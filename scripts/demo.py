@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.stack import LS_PASSWORD, LS_USER, ROOT, SENTENCES, VENV_BIN, Stack, speak
+from devstack import LS_PASSWORD, LS_USER, ROOT, SENTENCES, VENV_BIN, Stack, speak
 
 DEMO_DIR = ROOT / ".stack" / "demo"
 BUCKET = "recordings"

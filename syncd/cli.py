@@ -24,11 +24,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_once(args: argparse.Namespace) -> int:
     from syncd.pipeline import run_cycle
+    from syncd.probe import ProbeError
     from syncd.services import Services
 
     svc = Services.build(_settings(args))
     try:
+        svc.connect()
         return exitcodes.OK if run_cycle(svc) else exitcodes.CHECK_FAILED
+    except ProbeError as exc:
+        svc.log.error("once.connect_failed", reason=str(exc), exit_code=exc.code)
+        return exc.code
     finally:
         svc.close()
 

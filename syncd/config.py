@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-AUDIO_SUFFIXES = (".mp3", ".wav", ".flac", ".ogg", ".m4a", ".webm", ".mp4", ".amr")
-OUTPUT_FORMATS = ("txt", "json", "srt", "vtt")
+from syncd.formats import OUTPUT_FORMATS, OutputFormat
+from syncd.recording import AUDIO_SUFFIXES
 
 
 class ConfigError(Exception):
@@ -126,9 +126,7 @@ class TranscriberSettings(_Section):
 class OutputSettings(_Section):
     """Corrected transcripts written next to each recording."""
 
-    formats: list[Literal["txt", "json", "srt", "vtt"]] = Field(
-        ["txt", "json", "srt", "vtt"], description="Formats written next to the audio."
-    )
+    formats: list[OutputFormat] = Field(list(OUTPUT_FORMATS), description="Formats written next to the audio.")
     suffix: str = Field(".transcript", description='Inserted before the format: "a.mp3" -> "a.transcript.txt".')
     write_workers: int = Field(
         8, ge=1, le=64, description="S3 writes in flight at once while exporting (each review is 1 put per format)."

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal, get_args
 
 import jiwer
 import srt
@@ -147,8 +147,28 @@ def to_json(review: Review) -> str:
     return json.dumps(to_document(review), ensure_ascii=False, indent=2) + "\n"
 
 
-WRITERS: dict[str, Callable[[Review], str]] = {"txt": to_txt, "json": to_json, "srt": to_srt, "vtt": to_vtt}
+@dataclass(frozen=True)
+class Format:
+    render: Callable[[Review], str]
+    content_type: str
+
+
+OutputFormat = Literal["txt", "json", "srt", "vtt"]
+FORMATS: dict[str, Format] = {
+    "txt": Format(to_txt, "text/plain; charset=utf-8"),
+    "json": Format(to_json, "application/json"),
+    "srt": Format(to_srt, "application/x-subrip; charset=utf-8"),
+    "vtt": Format(to_vtt, "text/vtt; charset=utf-8"),
+}
+assert tuple(FORMATS) == get_args(OutputFormat)
+
+
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
+
+
+def content_type(fmt: str) -> str:
+    return FORMATS[fmt].content_type if fmt in FORMATS else "application/octet-stream"
 
 
 def render(review: Review, formats: list[str]) -> dict[str, bytes]:
-    return {fmt: WRITERS[fmt](review).encode("utf-8") for fmt in formats}
+    return {fmt: FORMATS[fmt].render(review).encode("utf-8") for fmt in formats}

@@ -1,11 +1,15 @@
-"""structlog set-up: JSON lines for journald, a console renderer on a terminal, secrets redacted on the way out."""
+"""structlog set-up: JSON lines for journald, a console renderer on a terminal, secrets redacted on the way out.
+
+The pipeline is small pure processors. Event sinks (the daemon's metrics) see every event before the level filter, so
+a counter never depends on the configured log level and no logger needs wrapping.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -45,12 +49,48 @@ def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutable
     return event
 
 
+EventSink = Callable[[str, str, Mapping[str, Any]], None]
+"""Called with (level, event name, fields) for every event logged, whatever the configured level."""
+_sinks: list[EventSink] = []
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
+
+
+def add_event_sink(sink: EventSink) -> None:
+    _sinks.append(sink)
+
+
+def remove_event_sink(sink: EventSink) -> None:
+    if sink in _sinks:
+        _sinks.remove(sink)
+
+
+def feed_sinks(_logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    level = "error" if method == "exception" else method
+    for sink in list(_sinks):
+        sink(level, str(event.get("event", "")), event)
+    return event
+
+
+def drop_below(level: str) -> structlog.typing.Processor:
+    """The level filter, as a processor placed after the sinks (a filtering wrapper would hide events from them)."""
+    least = _LEVELS[level]
+
+    def drop(_logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        if _LEVELS.get(method, 20) < least:
+            raise structlog.DropEvent
+        return event
+
+    return drop
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Logs go to ``stream``, or else to whatever ``sys.stdout`` is when each line is written."""
     use_console = fmt == "console" or (fmt == "auto" and (stream or sys.stdout).isatty())
     renderer: Any = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[
+            feed_sinks,
+            drop_below(level),
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -58,7 +98,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
             redact,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )

@@ -19,7 +19,8 @@ from syncd import exitcodes
 from syncd.config import Settings
 from syncd.log import describe_error
 from syncd.probe import ProbeError, classify, labelstudio_alive, quick_s3_client
-from syncd.state import PENDING, StateStore
+from syncd.recording import PENDING
+from syncd.state import StateStore
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def checks(settings: Settings, config_path: str) -> Iterator[Check]:
         auth = _run("labelstudio.auth", lambda: f"token accepted (user {client.whoami()})")
         yield auth
         if auth.ok:
-            yield _run("labelstudio.project", lambda: _project(client, settings.labelstudio.project))
+            yield _run("labelstudio.project", lambda: client.describe_project(settings.labelstudio.project))
     s3 = quick_s3_client(settings)
     for source in settings.sources:
         where = f"s3://{source.bucket}/{source.prefix}"
@@ -82,16 +83,6 @@ def _state_writable(settings: Settings) -> str:
 def _alive(settings: Settings) -> str:
     labelstudio_alive(settings)
     return f"{settings.labelstudio.url} answers /health"
-
-
-def _project(client: Any, wanted: str) -> str:
-    if wanted.isdigit():
-        project = client.sdk.projects.get(int(wanted))
-        return f"project {project.id} ({project.title!r}) found"
-    for project in client.sdk.projects.list(page_size=100):
-        if project.title == wanted:
-            return f"project {project.id} ({wanted!r}) found"
-    return f"no project titled {wanted!r} yet: `syncd run` creates it"
 
 
 def _list(s3: Any, bucket: str, prefix: str) -> str:

@@ -1,65 +1,107 @@
-"""One sync cycle: scan -> transcribe -> import -> export, each stage timed and counted."""
+"""Running stages and reporting cycles: the one code path `syncd once`, the daemon and the webhook export share.
+
+A stage run logs ``stage.completed`` (or ``stage.failed`` first); the metrics are fed from those events, so every way
+of running a stage is counted alike. A cycle is a round in which every stage ran at least once; it is reported as one
+``cycle.completed`` event, at info when it did something or failed and at debug when it was idle.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from syncd import exitcodes
 from syncd.probe import classify
 from syncd.services import Services
-from syncd.stages import exporter, importer, scan, transcribe
+from syncd.stages import STAGE_NAMES, STAGES, Stage
 
-STAGES = ("scan", "transcribe", "import", "export")
 # stage.failed's `cause`: what an alert on the logs can tell apart without parsing error text.
 CAUSES = {exitcodes.UNAVAILABLE: "unavailable", exitcodes.NOPERM: "denied"}
 
 
-def stage_functions(svc: Services, stop: threading.Event) -> dict[str, Callable[[], int]]:
-    return {
-        "scan": lambda: scan.run(svc),
-        "transcribe": lambda: transcribe.run(svc, stop),
-        "import": lambda: importer.run(svc),
-        "export": lambda: exporter.run(svc),
-    }
+@dataclass(frozen=True)
+class StageRun:
+    stage: str
+    count: int
+    seconds: float
+    ok: bool
 
 
-def run_stage(svc: Services, name: str, fn: Callable[[], int]) -> tuple[int, float, bool]:
-    """Run one stage; an error is logged with the stage name and the next stage still runs."""
+def run_stage(svc: Services, stage: Stage, stop: threading.Event, work: Callable[[], int] | None = None) -> StageRun:
+    """Run one stage (or ``work`` on its behalf, as the webhook does); an error is logged and never raised, so the
+    stages after it still run."""
     started = time.monotonic()
     try:
-        count, ok = fn(), True
+        count, ok = (work() if work else stage.run(svc, stop)), True
     except Exception as exc:
         svc.log.error(
             "stage.failed",
-            stage=name,
+            stage=stage.name,
             cause=CAUSES.get(classify(exc), "error"),
             error=exc,
             exc_info=svc.settings.log.level == "debug",
         )
         count, ok = 0, False
-    return count, round(time.monotonic() - started, 3), ok
+    done = StageRun(stage.name, count, round(time.monotonic() - started, 3), ok)
+    svc.log.debug("stage.completed", stage=done.stage, count=done.count, seconds=done.seconds, ok=done.ok)
+    return done
+
+
+class Cycle:
+    """What the stages did since the last report; thread-safe, since the daemon's stages run in parallel jobs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset(time.monotonic())
+
+    def _reset(self, now: float) -> None:
+        self._since = now
+        self._counts = dict.fromkeys(STAGE_NAMES, 0)
+        self._seconds = dict.fromkeys(STAGE_NAMES, 0.0)
+        self._ran: set[str] = set()
+        self._ok = True
+
+    def add(self, run: StageRun) -> bool:
+        """Count a stage run; True once every stage has run since the last report (the cycle is complete)."""
+        with self._lock:
+            self._counts[run.stage] += run.count
+            self._seconds[run.stage] = round(self._seconds[run.stage] + run.seconds, 3)
+            self._ran.add(run.stage)
+            self._ok &= run.ok
+            return self._ran.issuperset(STAGE_NAMES)
+
+    def take(self) -> dict[str, Any]:
+        """The report since the last take, then start afresh."""
+        with self._lock:
+            now = time.monotonic()
+            report = {
+                "ok": self._ok,
+                "counts": self._counts,
+                "stage_seconds": self._seconds,
+                "seconds": round(now - self._since, 3),
+            }
+            self._reset(now)
+        return report
+
+
+def report_cycle(svc: Services, report: dict[str, Any], *, quiet_when_idle: bool = True) -> None:
+    """Idle daemon cycles go to debug (one every few seconds would drown the journal); `syncd once` always says."""
+    busy = not report["ok"] or any(report["counts"].values())
+    log = svc.log.debug if quiet_when_idle and not busy else svc.log.info
+    log("cycle.completed", **report, states=svc.state.counts())
 
 
 def run_cycle(svc: Services, stop: threading.Event | None = None) -> bool:
-    """All stages once; returns True when every stage succeeded."""
+    """Every stage once, in order; True when every stage succeeded."""
     stop = stop or threading.Event()
-    started = time.monotonic()
-    counts: dict[str, int] = {}
-    seconds: dict[str, float] = {}
-    healthy = True
-    for name, fn in stage_functions(svc, stop).items():
+    cycle = Cycle()
+    for stage in STAGES:
         if stop.is_set():
             break
-        counts[name], seconds[name], ok = run_stage(svc, name, fn)
-        healthy &= ok
-    svc.log.info(
-        "cycle.completed",
-        ok=healthy,
-        counts=counts,
-        stage_seconds=seconds,
-        seconds=round(time.monotonic() - started, 3),
-        states=svc.state.counts(),
-    )
-    return healthy
+        cycle.add(run_stage(svc, stage, stop))
+    report = cycle.take()
+    report_cycle(svc, report, quiet_when_idle=False)
+    return bool(report["ok"])

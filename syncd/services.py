@@ -7,7 +7,8 @@ from typing import Any
 
 from syncd.config import ConfigError, Settings, read_secret
 from syncd.labelstudio import LabelStudioClient
-from syncd.log import get_logger
+from syncd.log import describe_error, get_logger
+from syncd.probe import ProbeError, buckets_readable, classify, labelstudio_alive
 from syncd.state import StateStore
 from syncd.storage import Storage, credentials
 from syncd.transcribers.base import Transcriber
@@ -58,14 +59,28 @@ class Services:
 
     @property
     def project_id(self) -> int:
-        """Resolved on first use: creates the project, the sorted view and the audio storages if missing."""
         if self._project_id is None:
-            project = self.labelstudio.ensure_project(self.settings.transcriber.aws.max_speakers)
-            for bucket in sorted({s.bucket for s in self.settings.sources}):
-                self.labelstudio.ensure_storage(project, bucket, self.storage_credentials())
-            self._project_id = project
-            self.log.info("project.ready", project=project, title=self.settings.labelstudio.project)
+            raise RuntimeError("Services.connect() (or ensure_project()) must run before the stages")
         return self._project_id
+
+    def ensure_project(self) -> int:
+        """The project, with its sorted view and audio storages, created or brought up to date."""
+        project = self.labelstudio.ensure_project(self.settings.transcriber.aws.max_speakers)
+        for bucket in sorted({s.bucket for s in self.settings.sources}):
+            self.labelstudio.ensure_storage(project, bucket, self.storage_credentials())
+        self._project_id = project
+        self.log.info("project.ready", project=project, title=self.settings.labelstudio.project)
+        return project
+
+    def connect(self) -> None:
+        """Label Studio answers and the project is ready, and every source bucket is readable; a ProbeError (with
+        the exit code it stands for) otherwise."""
+        labelstudio_alive(self.settings)
+        try:
+            self.ensure_project()
+        except Exception as exc:
+            raise ProbeError(f"Label Studio project: {describe_error(exc)}", classify(exc)) from exc
+        buckets_readable(self.settings, self.storage.client)
 
     def storage_credentials(self) -> dict[str, Any]:
         s3 = self.settings.s3

@@ -1,37 +1,23 @@
 """SQLite (WAL) state store: the only thing the pipeline stages share.
 
 It is a cache of the truth held by S3 and Label Studio; every row can be rebuilt from them (``syncd_id`` is derived from
-bucket, key and ETag, and travels in each task's data).
+bucket, key and ETag, and travels in each task's data). Status changes are compare-and-set: a stage names the status it
+expects to move a recording from, and a recording that moved meanwhile (superseded, failed) is left alone.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from syncd.recording import PENDING, TRANSITIONS, Recording, S3Object, Status, syncd_id
 from syncd.transcript import Transcript
-
-# Life cycle: discovered -> transcribing -> transcribed -> importing -> imported -> exported (-> re-exported on edit)
-STATUSES = (
-    "discovered",
-    "transcribing",
-    "transcribed",
-    "importing",
-    "imported",
-    "exported",
-    "failed",
-    "skipped",
-    "superseded",
-)
-PENDING = ("discovered", "transcribing", "transcribed", "importing")
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -67,50 +53,6 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
 )
-
-
-def syncd_id(bucket: str, key: str, etag: str) -> str:
-    """Stable id of one version of one object; goes into the task data so a lost DB can be rebuilt."""
-    digest = hashlib.sha256(f"{bucket}\0{key}\0{etag}".encode()).hexdigest()
-    return digest[:24]
-
-
-@dataclass(frozen=True)
-class S3Object:
-    bucket: str
-    key: str
-    etag: str
-    size: int
-    last_modified: str = ""
-
-
-@dataclass(frozen=True)
-class Recording:
-    id: int
-    syncd_id: str
-    bucket: str
-    key: str
-    etag: str
-    size: int
-    status: str
-    reason: str | None
-    attempts: int
-    job_name: str | None
-    transcript_json: str | None
-    score: float | None
-    task_id: int | None
-    annotation_id: int | None
-    annotation_updated_at: str | None
-    engine: str | None
-    updated_at: float
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    @property
-    def transcript(self) -> Transcript | None:
-        return Transcript.from_dict(json.loads(self.transcript_json)) if self.transcript_json else None
 
 
 _COLUMNS = ", ".join(Recording.__dataclass_fields__).replace("transcript_json", "transcript AS transcript_json")
@@ -187,7 +129,7 @@ class StateStore:
         return known
 
     def add_objects(
-        self, objects: Iterable[S3Object], status: str = "discovered", reason: str | None = None
+        self, objects: Iterable[S3Object], status: Status = Status.DISCOVERED, reason: str | None = None
     ) -> list[tuple[int, S3Object]]:
         """Record new object versions; an older version of the same key becomes ``superseded``."""
         now = time.time()
@@ -226,45 +168,38 @@ class StateStore:
         row = self._read_one(f"SELECT {_COLUMNS} FROM recordings WHERE id = ?", (rec_id,))
         if row is None:
             raise KeyError(rec_id)
-        return Recording(**dict(row))
+        return _recording(row)
 
     def by_syncd_id(self, sid: str) -> Recording | None:
         row = self._read_one(f"SELECT {_COLUMNS} FROM recordings WHERE syncd_id = ?", (sid,))
-        return Recording(**dict(row)) if row else None
+        return _recording(row) if row else None
 
     def recordings(self, bucket: str | None = None) -> list[Recording]:
         """Every recording (of one bucket), in discovery order: for operators and tests, not for the hot path."""
         where, args = ("WHERE bucket = ?", (bucket,)) if bucket else ("", ())
         rows = self._read(f"SELECT {_COLUMNS} FROM recordings {where} ORDER BY id", args)
-        return [Recording(**dict(r)) for r in rows]
+        return [_recording(r) for r in rows]
 
     def max_task_id(self, project_id: int) -> int:
         """The newest task we know we created in the project; tasks above it may be ours from a crashed import."""
         row = self._read("SELECT max(task_id) FROM recordings WHERE project_id = ?", (project_id,))[0]
         return int(row[0] or 0)
 
-    def due(self, status: str, limit: int = 1000, order: str = "id") -> list[Recording]:
-        """Recordings waiting in ``status`` whose back-off has run out, oldest first."""
+    def due(self, status: Status, limit: int = 1000, *, least_confident_first: bool = False) -> list[Recording]:
+        """Recordings waiting in ``status`` whose back-off has run out: oldest first, or lowest score first."""
+        order = "score, id" if least_confident_first else "id"
         rows = self._read(
             f"SELECT {_COLUMNS} FROM recordings WHERE status = ? AND next_attempt_at <= ? ORDER BY {order} LIMIT ?",
             (status, time.time(), limit),
         )
-        return [Recording(**dict(r)) for r in rows]
+        return [_recording(r) for r in rows]
 
-    def update_many(self, rec_ids: Iterable[int], **fields: Any) -> None:
-        fields["updated_at"] = time.time()
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        with self._tx() as db:
-            db.executemany(
-                f"UPDATE recordings SET {assignments} WHERE id = ?", [(*fields.values(), i) for i in rec_ids]
-            )
-
-    def count(self, status: str) -> int:
+    def count(self, status: Status) -> int:
         return int(self._read("SELECT count(*) FROM recordings WHERE status = ?", (status,))[0][0])
 
     def counts(self) -> dict[str, int]:
         rows = self._read("SELECT status, count(*) AS n FROM recordings GROUP BY status")
-        return {s: 0 for s in STATUSES} | {r["status"]: r["n"] for r in rows}
+        return {str(s): 0 for s in Status} | {r["status"]: r["n"] for r in rows}
 
     def oldest_pending(self) -> Recording | None:
         marks = ",".join("?" * len(PENDING))
@@ -272,7 +207,7 @@ class StateStore:
             f"SELECT {_COLUMNS} FROM recordings WHERE status IN ({marks}) ORDER BY created_at LIMIT 1",
             PENDING,
         )
-        return Recording(**dict(row)) if row else None
+        return _recording(row) if row else None
 
     def last_errors(self, limit: int = 10) -> list[Recording]:
         rows = self._read(
@@ -280,20 +215,36 @@ class StateStore:
             " ORDER BY updated_at DESC LIMIT ?",
             (limit,),
         )
-        return [Recording(**dict(r)) for r in rows]
+        return [_recording(r) for r in rows]
 
     # --- writes -------------------------------------------------------------------------------------------
 
     def update(self, rec_id: int, **fields: Any) -> None:
-        """Set columns on one recording; ``transcript`` may be given as a Transcript."""
-        if isinstance(fields.get("transcript"), Transcript):
-            fields["transcript"] = json.dumps(fields["transcript"].to_dict())
-        fields["updated_at"] = time.time()
-        assignments = ", ".join(f"{name} = ?" for name in fields)
+        """Set columns other than the status on one recording; ``transcript`` may be given as a Transcript."""
+        if "status" in fields:
+            raise ValueError("status changes go through transition()")
         with self._tx() as db:
-            db.execute(f"UPDATE recordings SET {assignments} WHERE id = ?", (*fields.values(), rec_id))
+            db.execute(*_update_sql(fields, "id = ?", rec_id))
 
-    def record_failure(self, rec_id: int, stage: str, reason: str, *, retryable: bool, max_attempts: int) -> bool:
+    def transition(self, rec_ids: Iterable[int], source: Status, target: Status, **fields: Any) -> list[int]:
+        """Move recordings from ``source`` to ``target`` (and set ``fields``) in one transaction, compare-and-set:
+        a recording no longer in ``source`` (superseded, failed, moved by another stage) is left as it is.
+        Returns the ids that moved."""
+        if target not in TRANSITIONS[source]:
+            raise ValueError(f"status {source} cannot become {target}")
+        moved: list[int] = []
+        with self._tx() as db:
+            for rec_id in rec_ids:
+                sql, args = _update_sql(fields | {"status": target}, "id = ? AND status = ?", rec_id, source)
+                if db.execute(sql, args).rowcount:
+                    moved.append(rec_id)
+        return moved
+
+    def move(self, rec_id: int, source: Status, target: Status, **fields: Any) -> bool:
+        """One recording's transition; False when it was no longer in ``source``."""
+        return bool(self.transition([rec_id], source, target, **fields))
+
+    def record_failure(self, rec_id: int, stage: Status, reason: str, *, retryable: bool, max_attempts: int) -> bool:
         """Count a failed attempt. Retryable ones wait with exponential back-off; returns True once given up."""
         rec = self.get(rec_id)
         attempts = rec.attempts + 1
@@ -301,7 +252,7 @@ class StateStore:
             delay = min(30.0 * 2 ** (attempts - 1), 3600.0)
             self.update(rec_id, attempts=attempts, reason=reason, next_attempt_at=time.time() + delay)
             return False
-        self.update(rec_id, status="failed", failed_stage=stage, attempts=attempts, reason=reason)
+        self.move(rec_id, rec.status, Status.FAILED, failed_stage=stage, attempts=attempts, reason=reason)
         return True
 
     def requeue_failed(self, rec_ids: Iterable[int] | None = None) -> int:
@@ -320,7 +271,7 @@ class StateStore:
 
     def recording_for_task(self, task_id: int) -> Recording | None:
         row = self._read_one(f"SELECT {_COLUMNS} FROM recordings WHERE task_id = ?", (task_id,))
-        return Recording(**dict(row)) if row else None
+        return _recording(row) if row else None
 
     # --- cursors ------------------------------------------------------------------------------------------
 
@@ -354,5 +305,18 @@ class StateStore:
             chunk = sids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._read(f"SELECT {_COLUMNS} FROM recordings WHERE syncd_id IN ({marks})", chunk)
-            found.update((r["syncd_id"], Recording(**dict(r))) for r in rows)
+            found.update((r["syncd_id"], _recording(r)) for r in rows)
         return found
+
+
+def _recording(row: sqlite3.Row) -> Recording:
+    fields = dict(row)
+    return Recording(**fields | {"status": Status(fields["status"])})
+
+
+def _update_sql(fields: dict[str, Any], where: str, *where_args: Any) -> tuple[str, tuple[Any, ...]]:
+    if isinstance(fields.get("transcript"), Transcript):
+        fields = fields | {"transcript": json.dumps(fields["transcript"].to_dict())}
+    fields = fields | {"updated_at": time.time()}
+    assignments = ", ".join(f"{name} = ?" for name in fields)
+    return f"UPDATE recordings SET {assignments} WHERE {where}", (*fields.values(), *where_args)

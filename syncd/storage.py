@@ -18,14 +18,8 @@ from obstore.auth.boto3 import Boto3CredentialProvider
 from obstore.store import S3Store
 
 from syncd.config import S3Settings, SourceSettings, read_secret
-from syncd.state import S3Object
-
-CONTENT_TYPES = {
-    "txt": "text/plain; charset=utf-8",
-    "json": "application/json",
-    "srt": "application/x-subrip; charset=utf-8",
-    "vtt": "text/vtt; charset=utf-8",
-}
+from syncd.formats import content_type
+from syncd.recording import S3Object
 
 
 def credentials(settings: S3Settings) -> dict[str, str]:
@@ -131,7 +125,7 @@ class Storage:
             mode = {"e_tag": f'"{if_match}"'}
         elif if_absent:
             mode = "create"
-        attributes = {"Content-Type": CONTENT_TYPES.get(fmt, "application/octet-stream"), **metadata}
+        attributes = {"Content-Type": content_type(fmt), **metadata}
         self.calls["PutObject"] += 1
         try:
             result = obstore.put(self._store(bucket), key, body, mode=mode, attributes=attributes)

@@ -1,5 +1,41 @@
-"""The pipeline's stages, one module each: scan -> transcribe -> importer -> exporter.
+"""The pipeline's stages, one module each, and the one table that names them: scan -> transcribe -> import -> export.
 
 Each stage reads its work from the state store and leaves its results there, so any stage may crash, restart or run
-alone without losing or repeating work.
+alone without losing or repeating work. ``STAGES`` drives `syncd once`, the daemon's jobs and their intervals, and the
+per-stage metrics; a stage added here is added everywhere.
 """
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from syncd.stages import exporter, importer, scan, transcribe
+
+if TYPE_CHECKING:
+    from syncd.config import Settings
+    from syncd.services import Services
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[Services, threading.Event], int]
+    """Does what is due now and returns how many items it handled; returns early once the event is set."""
+    interval_key: str
+    """The ``[schedule]`` key holding the seconds between two runs under `syncd run`."""
+
+    def interval(self, settings: Settings) -> float:
+        return float(getattr(settings.schedule, self.interval_key))
+
+
+STAGES = (
+    Stage("scan", scan.run, "scan_interval"),
+    Stage("transcribe", transcribe.run, "transcribe_interval"),
+    Stage("import", importer.run, "import_interval"),
+    Stage("export", exporter.run, "export_interval"),
+)
+STAGE_NAMES = tuple(stage.name for stage in STAGES)
+BY_NAME = {stage.name: stage for stage in STAGES}

@@ -10,6 +10,7 @@ a newer one.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,11 +18,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from syncd import layouts
 from syncd.formats import Review, render
-from syncd.labelstudio import ls_datetime, ls_time
+from syncd.labelstudio import layouts, ls_datetime, ls_time
+from syncd.recording import Recording, Status
 from syncd.services import Services
-from syncd.state import Recording
 from syncd.storage import Storage, WriteConflictError, output_key
 
 # A task saved just before the newest one we read may commit after our read; the cursor re-reads this much until a
@@ -146,7 +146,7 @@ def plan(svc: Services, task: dict[str, Any], rec: Recording | None = None) -> E
     if rec.annotation_id and rec.annotation_id not in ids:
         svc.log.warning("annotation.deleted", annotation=rec.annotation_id, kept=True, **ids_log)
     annotation = newest_submitted(task)
-    if annotation is not None and rec.status == "superseded":
+    if annotation is not None and rec.status == Status.SUPERSEDED:
         svc.log.info("annotation.stale_audio", annotation=annotation.get("id"), etag=rec.etag, **ids_log)
         return None
     if annotation is None:
@@ -230,14 +230,16 @@ def write_outputs(storage: Storage, export: Export, suffix: str) -> Written:
 
 def record(svc: Services, export: Export, done: Written) -> None:
     rec, review = export.rec, export.review
-    svc.state.update(
-        rec.id,
-        status="exported",
-        annotation_id=review.annotation,
-        annotation_updated_at=export.version[0],
-        exported_at=time.time(),
-        task_id=review.task,
-    )
+    fields = {
+        "annotation_id": review.annotation,
+        "annotation_updated_at": export.version[0],
+        "exported_at": time.time(),
+        "task_id": review.task,
+    }
+    if rec.status in (Status.IMPORTED, Status.EXPORTED):
+        svc.state.move(rec.id, rec.status, Status.EXPORTED, **fields)
+    else:
+        svc.state.update(rec.id, **fields)
     ids = {"recording": rec.id, "task": review.task, "annotation": review.annotation, "bucket": rec.bucket}
     if done.kept_newer and not done.formats:
         svc.log.info("annotation.superseded", key=rec.key, reason="outputs hold a newer review", **ids)
@@ -271,7 +273,7 @@ def export_task(svc: Services, task: dict[str, Any]) -> bool:
 # --- the stage ----------------------------------------------------------------------------------------------------
 
 
-def run(svc: Services) -> int:
+def run(svc: Services, stop: threading.Event) -> int:
     """Export every task changed since the cursor, writing in parallel; returns transcripts written."""
     project = svc.project_id
     name = f"export:{project}"
@@ -282,6 +284,8 @@ def run(svc: Services) -> int:
     pending: list[tuple[Future[Written], Export]] = []
     with ThreadPoolExecutor(svc.settings.output.write_workers, thread_name_prefix="export") as pool:
         for page in _read_ahead(svc.labelstudio.changed_task_pages(project, cursor.since)):
+            if stop.is_set():
+                break  # the cursor moves only as far as the tasks read
             recs = svc.state.by_syncd_ids([_syncd_id(t) for t in page])
             for task in page:
                 newest = max(newest, moment(task.get("updated_at")))

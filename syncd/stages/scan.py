@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
+from syncd.recording import S3Object, Status
 from syncd.services import Services
-from syncd.state import S3Object
 
 
 def excluded_prefixes(svc: Services, bucket: str) -> tuple[str, ...]:
@@ -24,10 +25,12 @@ def skip_reason(obj: S3Object, max_size_mb: int) -> str | None:
     return None
 
 
-def run(svc: Services) -> int:
+def run(svc: Services, stop: threading.Event) -> int:
     """One listing pass per source; an unchanged bucket costs no per-object request. Returns new versions."""
     found = 0
     for source in svc.settings.sources:
+        if stop.is_set():
+            break
         started, calls_before = time.monotonic(), svc.storage.calls.copy()
         known = svc.state.known_versions(source.bucket, source.prefix)
         new: list[S3Object] = []
@@ -38,7 +41,7 @@ def run(svc: Services) -> int:
                 continue
             reason = skip_reason(obj, source.max_size_mb)
             if reason:
-                svc.state.add_objects([obj], status="skipped", reason=reason)
+                svc.state.add_objects([obj], status=Status.SKIPPED, reason=reason)
                 svc.log.warning("audio.skipped", bucket=obj.bucket, key=obj.key, size=obj.size, reason=reason)
                 continue
             new.append(obj)

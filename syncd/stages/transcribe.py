@@ -8,8 +8,8 @@ from __future__ import annotations
 import threading
 
 from syncd.faults import fault_point
+from syncd.recording import Recording, Status
 from syncd.services import Services
-from syncd.state import Recording
 from syncd.transcribers.base import TranscriptionError
 
 
@@ -17,7 +17,7 @@ def _fail(svc: Services, rec: Recording, exc: Exception) -> None:
     retryable = exc.retryable if isinstance(exc, TranscriptionError) else True
     reason = exc.reason if isinstance(exc, TranscriptionError) else f"{type(exc).__name__}: {exc}"
     gave_up = svc.state.record_failure(
-        rec.id, "discovered", reason, retryable=retryable, max_attempts=svc.settings.transcriber.max_attempts
+        rec.id, Status.DISCOVERED, reason, retryable=retryable, max_attempts=svc.settings.transcriber.max_attempts
     )
     if gave_up:
         svc.state.update(rec.id, job_name=None)
@@ -27,14 +27,17 @@ def _fail(svc: Services, rec: Recording, exc: Exception) -> None:
 
 def _start(svc: Services, limit: int) -> int:
     started = 0
-    for rec in svc.state.due("discovered", limit=limit):
+    for rec in svc.state.due(Status.DISCOVERED, limit=limit):
         try:
             job = svc.transcriber.start(rec)
         except Exception as exc:
             _fail(svc, rec, exc)
             continue
         fault_point("transcribe.after_start")
-        svc.state.update(rec.id, status="transcribing", job_name=job, engine=svc.transcriber.engine)
+        if not svc.state.move(
+            rec.id, Status.DISCOVERED, Status.TRANSCRIBING, job_name=job, engine=svc.transcriber.engine
+        ):
+            continue
         svc.log.info("transcription.submitted", recording=rec.id, bucket=rec.bucket, key=rec.key, job=job)
         started += 1
     return started
@@ -42,7 +45,7 @@ def _start(svc: Services, limit: int) -> int:
 
 def _collect(svc: Services, stop: threading.Event) -> int:
     done = 0
-    for rec in svc.state.due("transcribing", limit=svc.transcriber.max_in_flight):
+    for rec in svc.state.due(Status.TRANSCRIBING, limit=svc.transcriber.max_in_flight):
         if stop.is_set():
             break
         try:
@@ -52,14 +55,18 @@ def _collect(svc: Services, stop: threading.Event) -> int:
             continue
         if transcript is None:
             continue
-        svc.state.update(
+        kept = svc.state.move(
             rec.id,
-            status="transcribed",
+            Status.TRANSCRIBING,
+            Status.TRANSCRIBED,
             transcript=transcript,
             score=transcript.confidence,
             reason=None,
             attempts=0,
         )
+        if not kept:
+            svc.log.info("transcription.discarded", recording=rec.id, key=rec.key, reason="superseded meanwhile")
+            continue
         svc.log.info(
             "transcription.completed",
             recording=rec.id,
@@ -74,12 +81,11 @@ def _collect(svc: Services, stop: threading.Event) -> int:
     return done
 
 
-def run(svc: Services, stop: threading.Event | None = None) -> int:
+def run(svc: Services, stop: threading.Event) -> int:
     """Start and collect until no more progress is possible this cycle; returns transcripts completed."""
-    stop = stop or threading.Event()
     completed = 0
     while not stop.is_set():
-        capacity = svc.transcriber.max_in_flight - svc.state.count("transcribing")
+        capacity = svc.transcriber.max_in_flight - svc.state.count(Status.TRANSCRIBING)
         started = _start(svc, max(capacity, 0))
         finished = _collect(svc, stop)
         completed += finished

@@ -17,14 +17,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from syncd.config import S3Settings, TranscriberSettings
-from syncd.state import Recording
+from syncd.recording import AUDIO_FORMATS, Recording
 from syncd.storage import Storage, boto_client
 from syncd.transcribers.aws_output import TranscribeOutputError, parse_transcribe_output
 from syncd.transcribers.base import TranscriptionError
 from syncd.transcript import Transcript
 
 MODEL = "amazon-transcribe"
-MEDIA_FORMATS = {"mp3", "mp4", "wav", "flac", "ogg", "amr", "webm", "m4a"}
+MEDIA_FORMATS = set(AUDIO_FORMATS.values())
 JOB_NAME_MAX = 200
 _UNSAFE = re.compile(r"[^0-9a-zA-Z._-]+")
 _THROTTLED = {"ThrottlingException", "LimitExceededException", "TooManyRequestsException", "InternalFailureException"}

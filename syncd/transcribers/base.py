@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from syncd.state import Recording
+from syncd.recording import Recording
 from syncd.transcript import Transcript
 
 

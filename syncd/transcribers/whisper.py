@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd.config import WhisperSettings
-from syncd.state import Recording
+from syncd.recording import Recording
 from syncd.storage import Storage
 from syncd.transcribers.base import TranscriptionError
 from syncd.transcript import Segment, Transcript, Word

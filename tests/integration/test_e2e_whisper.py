@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import requests
 
+from devstack import SENTENCES, Stack, log_events, run_syncd, speak
 from syncd.formats import word_error_rate
 from syncd.labelstudio import as_dict
 from syncd.state import StateStore
-from tests.stack import SENTENCES, Stack, log_events, run_syncd, speak
 
 AUDIO = {
     "calls/2026/a.mp3": SENTENCES[0],

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from syncd.state import StateStore, syncd_id
-from tests.stack import (
+from devstack import (
     TRANSCRIBE_FIXTURES,
     Stack,
     aws_config,
@@ -19,6 +18,8 @@ from tests.stack import (
     seed_formula,
     upload_with_results,
 )
+from syncd.recording import syncd_id
+from syncd.state import StateStore
 
 RECORDINGS = {
     "calls/2026/support call.mp3": "two_speakers.json",

@@ -10,7 +10,7 @@ from syncd import cli, exitcodes
 from syncd.config import ConfigError, load, parse, read_secret
 from syncd.sample import render
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MINIMAL = {"sources": [{"bucket": "b"}]}
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import requests
 from label_studio_sdk.client import LabelStudio
 
-from syncd import layouts
 from syncd.config import LabelStudioSettings
+from syncd.labelstudio import layouts, webhooks
 
 VIEW_TITLE = "Least confident first"
 SAMPLING = "Uncertainty sampling"
@@ -43,14 +43,14 @@ def _filters(*items: dict[str, Any], ordering: str = "tasks:id") -> str:
 class LabelStudioClient:
     def __init__(self, settings: LabelStudioSettings, token: str) -> None:
         self.settings = settings
-        self.sdk = LabelStudio(base_url=settings.url, api_key=token, timeout=settings.timeout)
+        self._sdk = LabelStudio(base_url=settings.url, api_key=token, timeout=settings.timeout)
         self._http = requests.Session()
         self._user_emails: dict[int, str] = {}
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """A plain HTTP call for the hot paths (bulk import, export reads), where the SDK's model layer costs more
         CPU than Label Studio's own work. Auth headers still come from the SDK, so JWT access tokens keep working."""
-        headers = {**self.sdk._client_wrapper.get_headers(), "Content-Type": "application/json"}
+        headers = {**self._sdk._client_wrapper.get_headers(), "Content-Type": "application/json"}
         response = self._http.request(
             method, f"{self.settings.url}{path}", headers=headers, timeout=self.settings.timeout, **kwargs
         )
@@ -60,7 +60,7 @@ class LabelStudioClient:
         return response
 
     def whoami(self) -> str:
-        user = self.sdk.users.whoami()
+        user = self._sdk.users.whoami()
         return str(user.email or user.username)
 
     # --- set-up -------------------------------------------------------------------------------------------
@@ -70,35 +70,62 @@ class LabelStudioClient:
         wanted = self.settings.project
         project_id = int(wanted) if wanted.isdigit() else self._find_project(wanted)
         if project_id is None:
-            created = self.sdk.projects.create(
+            created = self._sdk.projects.create(
                 title=wanted,
                 label_config=layouts.label_config(self.settings.layout, max_speakers),
                 description="Machine transcripts for human review, least confident first. Managed by syncd.",
                 show_skip_button=True,
             )
             project_id = int(created.id or 0)
-        self.sdk.projects.update(project_id, sampling=SAMPLING)
+        self._sdk.projects.update(project_id, sampling=SAMPLING)
         self._ensure_view(project_id)
         return project_id
 
     def set_model_version(self, project_id: int, model_version: str) -> None:
         """Uncertainty sampling only counts predictions of the project's model version. Label Studio refuses a
         version no prediction has yet, so this runs after the first import."""
-        project = self.sdk.projects.get(project_id)
+        project = self._sdk.projects.get(project_id)
         if getattr(project, "model_version", None) != model_version:
-            self.sdk.projects.update(project_id, model_version=model_version)
+            self._sdk.projects.update(project_id, model_version=model_version)
 
     def _find_project(self, title: str) -> int | None:
-        for project in self.sdk.projects.list(page_size=100):  # type: ignore[var-annotated]
+        for project in self._sdk.projects.list(page_size=100):  # type: ignore[var-annotated]
             if project.title == title:
                 return int(project.id or 0)
         return None
 
+    def describe_project(self, wanted: str) -> str:
+        """What `syncd check` says about the configured project, without creating anything."""
+        if wanted.isdigit():
+            project = self._sdk.projects.get(int(wanted))
+            return f"project {project.id} ({project.title!r}) found"
+        found = self._find_project(wanted)
+        if found is None:
+            return f"no project titled {wanted!r} yet: `syncd run` creates it"
+        return f"project {found} ({wanted!r}) found"
+
+    def ensure_webhook(self, project_id: int, url: str, secret: str) -> tuple[int, bool]:
+        """Create our webhook on the project, or bring an existing one (same URL) up to date; (id, created)."""
+        settings = {
+            "url": url,
+            "actions": list(webhooks.ACTIONS),
+            "headers": {webhooks.HEADER: secret},
+            "is_active": True,
+            "send_payload": True,
+            "send_for_all_actions": False,
+        }
+        for hook in self._sdk.webhooks.list(project=str(project_id)):
+            if hook.url == url and getattr(hook, "project", project_id) == project_id:
+                self._sdk.webhooks.update(int(hook.id or 0), **settings)
+                return int(hook.id or 0), False
+        created = self._sdk.webhooks.create(project=project_id, **settings)
+        return int(created.id or 0), True
+
     def _ensure_view(self, project_id: int) -> None:
-        views = self.sdk.views.list(project=project_id)
+        views = self._sdk.views.list(project=project_id)
         if any((as_dict(v).get("data") or {}).get("title") == VIEW_TITLE for v in views):
             return
-        self.sdk.views.create(
+        self._sdk.views.create(
             project=project_id,
             data={"title": VIEW_TITLE, "ordering": ["tasks:predictions_score"]},
         )
@@ -108,11 +135,11 @@ class LabelStudioClient:
 
         An existing registration gets the current endpoint and credentials, so rotated keys or a moved endpoint
         keep audio playable."""
-        for storage in self.sdk.import_storage.s3.list(project=project_id):
+        for storage in self._sdk.import_storage.s3.list(project=project_id):
             if storage.bucket == bucket:
-                self.sdk.import_storage.s3.update(int(storage.id or 0), **s3)
+                self._sdk.import_storage.s3.update(int(storage.id or 0), **s3)
                 return int(storage.id or 0)
-        created = self.sdk.import_storage.s3.create(
+        created = self._sdk.import_storage.s3.create(
             project=project_id,
             title=f"syncd audio: {bucket}",
             description="Presigns audio URLs for syncd's tasks. Do not sync: syncd imports tasks itself.",
@@ -149,7 +176,7 @@ class LabelStudioClient:
         Task ids only grow, so unlike a created_at filter this needs no agreement between clocks."""
         query = _filters({"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": task_id})
         found: dict[str, int] = {}
-        for task in self.sdk.tasks.list(  # type: ignore[var-annotated]
+        for task in self._sdk.tasks.list(  # type: ignore[var-annotated]
             project=project_id, query=query, fields="all", resolve_uri=False, page_size=500
         ):
             data = as_dict(task).get("data") or {}
@@ -184,24 +211,24 @@ class LabelStudioClient:
             since = ls_time(last - timedelta(microseconds=1))
 
     def task(self, task_id: int) -> dict[str, Any]:
-        task = as_dict(self.sdk.tasks.get(str(task_id)))
+        task = as_dict(self._sdk.tasks.get(str(task_id)))
         if "annotations" not in task or task["annotations"] is None:
-            task["annotations"] = [as_dict(a) for a in self.sdk.annotations.list(task_id)]
+            task["annotations"] = [as_dict(a) for a in self._sdk.annotations.list(task_id)]
         return task
 
     def user_email(self, user_id: int) -> str:
         """The annotator's email (numeric ids mean nothing downstream); looked up once per user and cached."""
         if user_id not in self._user_emails:
-            user = self.sdk.users.get(user_id)
+            user = self._sdk.users.get(user_id)
             self._user_emails[user_id] = str(user.email or user.username or user_id)
         return self._user_emails[user_id]
 
     def task_count(self, project_id: int) -> int:
-        return int(self.sdk.projects.get(project_id).task_number or 0)
+        return int(self._sdk.projects.get(project_id).task_number or 0)
 
     def task_ids(self, project_id: int) -> set[int]:
         """Every task id in the project: read only when the task count says some task was deleted."""
-        tasks = self.sdk.tasks.list(  # type: ignore[var-annotated]
+        tasks = self._sdk.tasks.list(  # type: ignore[var-annotated]
             project=project_id, include="id", resolve_uri=False, page_size=5000
         )
         return {int(as_dict(t)["id"]) for t in tasks}

@@ -13,10 +13,10 @@ from typing import Any
 
 import requests
 
+from devstack import SENTENCES, Stack, free_port, log_events, run_syncd, speak
+from devstack import SyncdProcess as Daemon
 from syncd.labelstudio import as_dict
-from syncd.webhooks import HEADER
-from tests.stack import SENTENCES, Stack, free_port, log_events, run_syncd, speak
-from tests.test_daemon import Daemon
+from syncd.labelstudio.webhooks import HEADER
 
 WEBHOOK_SECRET = "webhook-secret-never-logged-0123456789"
 WRONG_TOKEN = "badbadbad0badbadbad0badbadbad0badbadbad0"

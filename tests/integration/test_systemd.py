@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import ROOT, VENV_BIN
+from devstack import ROOT, VENV_BIN
 
 UNIT = ROOT / "systemd" / "syncd.service"
 

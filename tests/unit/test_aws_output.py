@@ -7,7 +7,7 @@ import pytest
 from syncd.transcribers.aws_output import TranscribeOutputError, parse_transcribe_output
 from syncd.transcript import Transcript, Word
 
-FIXTURES = Path(__file__).parent / "fixtures" / "transcribe"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "transcribe"
 
 TWO_SPEAKER_SCORES = [
     0.9991, 0.9876, 0.9992, 0.9995, 0.9999, 0.9998, 0.9997, 0.9984,  # spk_0, first turn

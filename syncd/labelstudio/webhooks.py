@@ -1,4 +1,4 @@
-"""Label Studio webhooks: register ours on the project, and turn a delivery into "export this task now".
+"""Label Studio webhook deliveries: who may send them, and which task a delivery asks us to export now.
 
 Label Studio sends each event once, without retry or signature, so a shared-secret header authenticates it and the
 export poll stays as the safety net for anything missed.
@@ -17,24 +17,6 @@ ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 
 def url_for(public_url: str) -> str:
     return public_url.rstrip("/") + PATH
-
-
-def register(sdk: Any, project_id: int, url: str, secret: str) -> tuple[int, bool]:
-    """Create our webhook on the project, or bring an existing one (same URL) up to date; (id, created)."""
-    settings = {
-        "url": url,
-        "actions": list(ACTIONS),
-        "headers": {HEADER: secret},
-        "is_active": True,
-        "send_payload": True,
-        "send_for_all_actions": False,
-    }
-    for hook in sdk.webhooks.list(project=str(project_id)):
-        if hook.url == url and getattr(hook, "project", project_id) == project_id:
-            sdk.webhooks.update(int(hook.id), **settings)
-            return int(hook.id), False
-    created = sdk.webhooks.create(project=project_id, **settings)
-    return int(created.id), True
 
 
 def authorized(headers: Any, secret: str) -> bool:

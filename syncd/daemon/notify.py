@@ -9,6 +9,8 @@ import os
 
 import sdnotify
 
+from syncd.recording import PENDING
+
 
 def watchdog_interval() -> float | None:
     """Seconds between watchdog pings: half of WatchdogSec, as sd_watchdog_enabled(3) advises; None when off."""
@@ -42,3 +44,11 @@ class Notifier:
 
     def stopping(self) -> None:
         self._send("STOPPING=1\nSTATUS=stopping: finishing running stages")
+
+
+def status_line(states: dict[str, int], last_good_age: float | None) -> str:
+    """The one-line summary systemctl status shows (STATUS=)."""
+    pending = sum(states.get(s, 0) for s in PENDING)
+    done = ", ".join(f"{states.get(s, 0)} {s}" for s in ("imported", "exported", "failed"))
+    last = "no good cycle yet" if last_good_age is None else f"last good cycle {last_good_age:.0f}s ago"
+    return f"{pending} pending, {done}; {last}"

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,60 +14,12 @@ from typing import Any
 
 import pytest
 
+from devstack import SENTENCES, VENV_BIN, Stack, free_port, run_syncd, speak
+from devstack import SyncdProcess as Daemon
 from syncd import exitcodes
-from syncd.config import parse
-from syncd.daemon import Daemon as DaemonCore
 from syncd.state import StateStore
-from tests.stack import SENTENCES, VENV_BIN, Stack, free_port, run_syncd, speak
 
 FAST = "\n[schedule]\nscan_interval = 1\ntranscribe_interval = 1\nimport_interval = 1\nexport_interval = 1\n"
-
-
-class Daemon:
-    """A `syncd run` subprocess whose JSON log lines are collected on a thread, for waiting on events."""
-
-    def __init__(self, config: Path, stack: Stack, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "syncd"), "run", "-c", str(config)],
-            env={**os.environ, **stack.env(), **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.events: list[dict[str, Any]] = []
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if line.startswith("{"):
-                self.events.append(json.loads(line))
-
-    def wait(self, event: str, timeout: float = 60, after: int = 0, **fields: Any) -> int:
-        """Index of the first `event` (with these field values) at or after `after`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for i, record in enumerate(self.events[after:], start=after):
-                if record["event"] == event and all(record.get(k) == v for k, v in fields.items()):
-                    return i
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"no {event} {fields} within {timeout}s; saw {[e['event'] for e in self.events]}")
-
-    def stop(self, timeout: float = 60) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout)
-        self._reader.join(10)
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @pytest.fixture
@@ -231,20 +182,3 @@ def test_listen_address_in_use_exits_78(tmp_path: Path) -> None:
         )
     assert result.returncode == exitcodes.CONFIG, result.stdout + result.stderr
     assert [json.loads(line)["event"] for line in result.stdout.splitlines()] == ["http.bind_failed"]
-
-
-def test_watchdog_pings_stop_while_a_stage_is_stuck(tmp_path: Path) -> None:
-    """A stage past schedule.stage_timeout withholds WATCHDOG=1, so systemd restarts a hung daemon."""
-    settings = parse(
-        {"sources": [{"bucket": "b"}], "state": {"path": str(tmp_path / "s.db")}, "schedule": {"stage_timeout": 5}}
-    )
-    daemon = DaemonCore(str(tmp_path / "c.toml"), settings)
-    daemon.scheduler.start()
-    try:
-        assert daemon._alive()
-        daemon._running["transcribe"] = time.monotonic() - 6
-        assert not daemon._alive()
-        daemon._running["transcribe"] = time.monotonic()
-        assert daemon._alive()
-    finally:
-        daemon.scheduler.shutdown()

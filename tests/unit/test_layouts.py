@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from syncd import layouts
+from syncd.labelstudio import layouts
 from syncd.transcript import Segment, Transcript
 
 ASR = Transcript(

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from devstack import Stack, run_syncd
 from syncd import exitcodes
-from tests.stack import Stack, run_syncd
 
 
 def _lines(output: str) -> dict[str, str]:

@@ -17,13 +17,7 @@ import pytest
 import srt
 import webvtt
 
-from syncd import layouts
-from syncd.config import S3Settings
-from syncd.formats import word_error_rate
-from syncd.stages.exporter import put_if_newer
-from syncd.state import Recording, StateStore
-from syncd.storage import Storage
-from tests.stack import (
+from devstack import (
     Stack,
     aws_config,
     log_events,
@@ -32,6 +26,13 @@ from tests.stack import (
     run_until_imported,
     upload_with_results,
 )
+from syncd.config import S3Settings
+from syncd.formats import word_error_rate
+from syncd.labelstudio import layouts
+from syncd.recording import Recording
+from syncd.stages.exporter import put_if_newer
+from syncd.state import StateStore
+from syncd.storage import Storage
 
 ZOE = "calls/Zoë interview 1.mp3"
 SKIPPED = "calls/skipped call.mp3"

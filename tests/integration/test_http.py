@@ -4,6 +4,7 @@ reviewed task at once (the export poll is set to an hour here, so only the webho
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,12 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack import SENTENCES, Stack, free_port, speak
+from devstack import SyncdProcess as Daemon
 from syncd.config import parse
 from syncd.daemon import Daemon as DaemonCore
 from syncd.labelstudio import as_dict
-from syncd.webhooks import HEADER, authorized, task_to_export, url_for
-from tests.stack import SENTENCES, Stack, free_port, speak
-from tests.test_daemon import Daemon
+from syncd.labelstudio.webhooks import HEADER, authorized, task_to_export, url_for
 
 SECRET = "webhook-shared-secret-for-tests-0123"
 
@@ -144,3 +145,57 @@ def test_webhook_payloads_and_secret() -> None:
     assert not authorized({HEADER: SECRET[:-1]}, SECRET)
     assert not authorized({}, SECRET)
     assert not authorized({HEADER: ""}, "")  # no secret configured: nothing is accepted
+
+
+def test_daemon_events_are_counted_and_a_missing_secret_on_reload_keeps_the_running_config(
+    stack: Stack, config_file: Path, tmp_path: Path
+) -> None:
+    """At log level warning, the daemon's own events (rejected webhooks, failed reloads, cycles) still reach
+    syncd_log_events_total; SIGHUP with a webhook secret file that is gone keeps the daemon on its old config."""
+    port = free_port()
+    secret = tmp_path / "webhook-secret"
+    secret.write_text(SECRET)
+    config = config_file.read_text().replace('listen = ""', f'listen = "127.0.0.1:{port}"')
+    config = config.replace("[http]\n", f'[http]\nwebhook_secret_file = "{secret}"\n')
+    config = config.replace('level = "debug"', 'level = "warning"')
+    config += "\n[schedule]\nscan_interval = 1\ntranscribe_interval = 1\nimport_interval = 1\nexport_interval = 1\n"
+    config_file.write_text(config)
+    daemon = Daemon(config_file, stack)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while _samples(_get(f"{base}/metrics")).get(_event("cycle.completed", "debug"), 0) < 1:
+            assert time.monotonic() < deadline and daemon.proc.poll() is None, "".join(daemon.lines)[-3000:]
+            time.sleep(0.5)
+        assert requests.post(f"{base}/webhook", json={}, timeout=10).status_code == 401
+
+        config_file.write_text(config.replace(str(secret), str(tmp_path / "gone")))
+        daemon.proc.send_signal(signal.SIGHUP)
+        failed = daemon.events[daemon.wait("config.reload_failed", timeout=30)]
+        assert "gone" in failed["error"] and failed["kept"] == "running config"
+
+        cycles = _samples(_get(f"{base}/metrics"))[_event("cycle.completed", "debug")]
+        deadline = time.monotonic() + 30
+        while _samples(_get(f"{base}/metrics")).get(_event("cycle.completed", "debug"), 0) <= cycles:
+            assert time.monotonic() < deadline, "no cycle after the failed reload"
+            time.sleep(0.5)
+        samples = _samples(_get(f"{base}/metrics"))
+        assert samples[_event("webhook.rejected", "warning")] == 1
+        assert samples[_event("config.reload_failed", "error")] == 1
+        assert requests.post(f"{base}/webhook", json={}, headers={HEADER: SECRET}, timeout=10).status_code == 200
+        assert daemon.proc.poll() is None
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+
+
+def _get(url: str) -> str:
+    """The body, or "" while the daemon's endpoint is not up yet."""
+    try:
+        return requests.get(url, timeout=10).text
+    except requests.ConnectionError:
+        return ""
+
+
+def _event(name: str, level: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return ("syncd_log_events_total", (("event", name), ("level", level)))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.stack import Stack, running_stack
+from devstack import Stack, running_stack
 
 _bucket_numbers = itertools.count()
 

@@ -10,7 +10,8 @@ import pytest
 from botocore.stub import Stubber
 
 from syncd.config import S3Settings, TranscriberSettings
-from syncd.state import S3Object, StateStore
+from syncd.recording import S3Object
+from syncd.state import StateStore
 from syncd.storage import Storage
 from syncd.transcribers.aws import AwsTranscriber, job_name
 from syncd.transcribers.base import TranscriptionError

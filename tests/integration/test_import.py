@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from syncd.state import StateStore
-from tests.stack import (
+from devstack import (
     Stack,
     aws_config,
     log_events,
@@ -19,6 +18,7 @@ from tests.stack import (
     seed_formula,
     upload_with_results,
 )
+from syncd.state import StateStore
 
 RECORDINGS = {
     "calls/a.mp3": "two_speakers.json",

@@ -7,8 +7,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from syncd.metrics import CONTENT_TYPE
-from syncd.webhooks import PATH as WEBHOOK_PATH
+from syncd.daemon.metrics import CONTENT_TYPE
+from syncd.labelstudio.webhooks import PATH as WEBHOOK_PATH
 
 MAX_BODY = 10 * 1024 * 1024
 
@@ -18,7 +18,7 @@ class App(Protocol):
 
     def metrics_text(self) -> bytes: ...
 
-    def webhook(self, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]: ...
+    def webhook_delivery(self, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]: ...
 
 
 def _handler(app: App) -> type[BaseHTTPRequestHandler]:
@@ -44,7 +44,7 @@ def _handler(app: App) -> type[BaseHTTPRequestHandler]:
             if length > MAX_BODY:
                 self._json(413, {"error": "payload too large"})
                 return
-            status, body = app.webhook(self.headers, self.rfile.read(length))
+            status, body = app.webhook_delivery(self.headers, self.rfile.read(length))
             self._json(status, body)
 
         def _json(self, status: int, body: dict[str, Any]) -> None:

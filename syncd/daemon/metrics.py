@@ -1,12 +1,14 @@
 """Prometheus metrics for /metrics, fed from the events the stages already log.
 
-Stages only log; a tap on the daemon's logger turns those events into counters and histograms, so the log catalogue
-and the metrics can never disagree. Recordings by state are read from the state store at scrape time.
+Stages only log; ``observe`` is an event sink (syncd.log) that turns every event, at any level and from any logger,
+into counters and histograms, so the log catalogue and the metrics can never disagree. Stage runs are counted from
+``stage.completed``, which `once`, the daemon's jobs and the webhook export all log through one code path.
+Recordings by state are read from the state store at scrape time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -14,7 +16,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_LEVELS = ("debug", "info", "warning", "error", "exception", "critical")
 
 
 class _StateCollector(Collector):
@@ -71,39 +72,17 @@ class Metrics:
     def watch_state(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_StateCollector(counts))
 
-    def stage(self, name: str, count: int, seconds: float, ok: bool) -> None:
-        self.stage_runs.labels(name, "ok" if ok else "failed").inc()
-        self.stage_items.labels(name).inc(count)
-        self.stage_seconds.labels(name).observe(seconds)
-
-    def observe(self, level: str, event: str, fields: dict[str, Any]) -> None:
+    def observe(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
         self.events.labels(event, level).inc()
-        if event == "transcription.completed" and isinstance(fields.get("confidence"), int | float):
+        if event == "stage.completed":
+            stage = str(fields["stage"])
+            self.stage_runs.labels(stage, "ok" if fields["ok"] else "failed").inc()
+            self.stage_items.labels(stage).inc(fields["count"])
+            self.stage_seconds.labels(stage).observe(fields["seconds"])
+        elif event == "transcription.completed" and isinstance(fields.get("confidence"), int | float):
             self.confidence.observe(fields["confidence"])
         elif event == "annotation.exported" and isinstance(fields.get("word_error_rate"), int | float):
             self.wer.observe(fields["word_error_rate"])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class EventTap:
-    """A logger that hands every event to Metrics.observe before logging it, whatever the configured level."""
-
-    def __init__(self, logger: Any, metrics: Metrics) -> None:
-        self._logger = logger
-        self._metrics = metrics
-
-    def bind(self, **context: Any) -> EventTap:
-        return EventTap(self._logger.bind(**context), self._metrics)
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._logger, name)
-        if name not in _LEVELS:
-            return method
-
-        def log(event: str, *args: Any, **fields: Any) -> Any:
-            self._metrics.observe("error" if name == "exception" else name, event, fields)
-            return method(event, *args, **fields)
-
-        return log

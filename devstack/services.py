@@ -1,8 +1,6 @@
-"""The real test stack: Label Studio, SeaweedFS S3 and a moto server (Amazon Transcribe), on free loopback ports.
-
-One module serves the tests (through conftest fixtures), the demo (scripts/demo.py) and the benchmarks (bench/).
-Each service is a context manager: it starts the real program, waits until it answers, and stops its whole process
-group on exit. Installs live under the ignored ``.stack/`` folder (see scripts/stack-install.sh).
+"""The real services, each a context manager on free loopback ports: Label Studio, SeaweedFS S3 and a moto server
+(Amazon Transcribe, SQS). Each starts the real program, waits until it answers, and stops its whole process group on
+exit. Installs live under the ignored ``.stack/`` folder (see scripts/stack-install.sh).
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +22,6 @@ from typing import Any
 
 import boto3
 import requests
-
-from syncd.labelstudio import as_dict
-from syncd.state import S3Object, StateStore
-from syncd.transcribers.aws import job_name
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_DIR = ROOT / ".stack"
@@ -359,27 +352,6 @@ level = "debug"
 {extra}"""
 
 
-def speak(text: str, path: Path) -> Path:
-    """Speak `text` with espeak-ng into `path`; the suffix picks the format (wav as is, others through sox)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".wav":
-        subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
-        return path
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "speech.wav"
-        subprocess.run(["espeak-ng", "-w", str(wav), text], check=True, capture_output=True)
-        subprocess.run(["sox", str(wav), str(path)], check=True, capture_output=True)
-    return path
-
-
-SENTENCES = (
-    "Please send the invoice to the accounting department by Friday.",
-    "The meeting starts at ten in the morning on Monday.",
-    "Thank you for calling customer support, how can I help you today?",
-    "We need to review the contract before we sign it.",
-)
-
-
 @contextlib.contextmanager
 def running_stack(workdir: Path | None = None) -> Iterator[Stack]:
     """A stack in `workdir` (default: a fresh temporary folder removed afterwards)."""
@@ -389,84 +361,3 @@ def running_stack(workdir: Path | None = None) -> Iterator[Stack]:
         return
     with tempfile.TemporaryDirectory(prefix="syncd-stack-") as tmp, Stack(Path(tmp)) as stack:
         yield stack
-
-
-def run_syncd(
-    args: list[str], stack: Stack, *, timeout: float = 600, env: dict[str, str] | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Run the real `syncd` console script as a separate process, as systemd or an operator would."""
-    proc = subprocess.run(
-        [str(VENV_BIN / "syncd"), *args],
-        env={**os.environ, **stack.env(), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"syncd {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-        )
-    return proc
-
-
-def log_events(output: str) -> list[dict[str, Any]]:
-    """The JSON log lines of a syncd run, parsed (other lines ignored)."""
-    events = []
-    for line in output.splitlines():
-        if line.startswith("{"):
-            with contextlib.suppress(json.JSONDecodeError):
-                events.append(json.loads(line))
-    return events
-
-
-# --- Amazon Transcribe on moto: real-shaped output JSON put where our job writes it -----------------------------------
-
-TRANSCRIBE_FIXTURES = ROOT / "tests" / "fixtures" / "transcribe"
-TRANSCRIBE_PREFIX = "syncd-transcribe/"
-
-
-def seed_formula(fixture: str) -> float:
-    """The score the seed gave a task: the mean confidence of the pronunciation items."""
-    items = json.loads((TRANSCRIBE_FIXTURES / fixture).read_text())["results"]["items"]
-    scores = [float(i["alternatives"][0]["confidence"]) for i in items if i["type"] == "pronunciation"]
-    return sum(scores) / len(scores)
-
-
-def aws_config(stack: Stack, tmp_path: Path, bucket: str, project: str, aws: str = "") -> Path:
-    path = tmp_path / "aws.toml"
-    path.write_text(stack.config(tmp_path, bucket, project=project, engine="aws", aws=aws))
-    return path
-
-
-def upload_with_results(s3: Any, bucket: str, recordings: dict[str, str]) -> dict[str, str]:
-    """Put stand-in audio (Transcribe never reads it here) and, where our job will write it, the job's output."""
-    names = {}
-    for key, fixture in recordings.items():
-        audio = f"audio of {key} ({fixture})".encode() * 20
-        etag = s3.put_object(Bucket=bucket, Key=key, Body=audio)["ETag"].strip('"')
-        rec = _recording(bucket, key, etag)
-        names[key] = job_name(rec)
-        body = (TRANSCRIBE_FIXTURES / fixture).read_bytes()
-        s3.put_object(Bucket=bucket, Key=f"{TRANSCRIBE_PREFIX}{names[key]}.json", Body=body)
-    return names
-
-
-def _recording(bucket: str, key: str, etag: str) -> Any:
-    state = StateStore(":memory:")
-    ((rec_id, _),) = state.add_objects([S3Object(bucket, key, etag, 1)])
-    return state.get(rec_id)
-
-
-def run_until_imported(stack: Stack, config: Path, expected: int, runs: int = 5) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    for _ in range(runs):
-        events += log_events(run_syncd(["once", "-c", str(config)], stack).stdout)
-        if sum(e["event"] in ("task.imported", "task.recovered") for e in events) >= expected:
-            return events
-    raise AssertionError(f"not all imported after {runs} runs: {Counter(e['event'] for e in events)}")
-
-
-def project_tasks(ls: Any, title: str) -> list[dict[str, Any]]:
-    project = next(int(p.id) for p in ls.projects.list() if p.title == title)
-    return [as_dict(t) for t in ls.tasks.list(project=project, fields="all", resolve_uri=False)]

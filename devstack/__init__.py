@@ -1,0 +1,60 @@
+"""The real stack shared by the tests, the benchmarks and the demo: Label Studio, SeaweedFS S3, moto (Amazon
+Transcribe), espeak-ng audio, and the real `syncd` console script run as a process.
+"""
+
+from devstack.audio import SENTENCES, speak
+from devstack.services import (
+    LS_PASSWORD,
+    LS_TOKEN,
+    LS_USER,
+    REGION,
+    ROOT,
+    VENV_BIN,
+    LabelStudio,
+    MotoServer,
+    SeaweedS3,
+    Stack,
+    StackError,
+    free_port,
+    running_stack,
+)
+from devstack.syncd_process import SyncdProcess, log_events, run_syncd
+from devstack.transcribe import (
+    TRANSCRIBE_FIXTURES,
+    TRANSCRIBE_PREFIX,
+    aws_config,
+    project_tasks,
+    recording_for,
+    run_until_imported,
+    seed_formula,
+    upload_with_results,
+)
+
+__all__ = [
+    "LS_PASSWORD",
+    "LS_TOKEN",
+    "LS_USER",
+    "REGION",
+    "ROOT",
+    "SENTENCES",
+    "TRANSCRIBE_FIXTURES",
+    "TRANSCRIBE_PREFIX",
+    "VENV_BIN",
+    "LabelStudio",
+    "MotoServer",
+    "SeaweedS3",
+    "Stack",
+    "StackError",
+    "SyncdProcess",
+    "aws_config",
+    "free_port",
+    "log_events",
+    "project_tasks",
+    "recording_for",
+    "run_syncd",
+    "run_until_imported",
+    "running_stack",
+    "seed_formula",
+    "speak",
+    "upload_with_results",
+]

@@ -1,0 +1,92 @@
+"""The real `syncd` console script run as its own process, as systemd or an operator would, and its JSON log events."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from devstack.services import VENV_BIN, Stack
+
+
+def run_syncd(
+    args: list[str], stack: Stack, *, timeout: float = 600, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `syncd` console script as a separate process, as systemd or an operator would."""
+    proc = subprocess.run(
+        [str(VENV_BIN / "syncd"), *args],
+        env={**os.environ, **stack.env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"syncd {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def log_events(output: str) -> list[dict[str, Any]]:
+    """The JSON log lines of a syncd run, parsed (other lines ignored)."""
+    events = []
+    for line in output.splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                events.append(json.loads(line))
+    return events
+
+
+class SyncdProcess:
+    """A `syncd run` subprocess whose JSON log lines are collected on a thread, for waiting on events."""
+
+    def __init__(self, config: Path, stack: Stack, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "syncd"), "run", "-c", str(config)],
+            env={**os.environ, **stack.env(), **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.events: list[dict[str, Any]] = []
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if line.startswith("{"):
+                with contextlib.suppress(json.JSONDecodeError):
+                    self.events.append(json.loads(line))
+
+    def wait(self, event: str, timeout: float = 60, after: int = 0, **fields: Any) -> int:
+        """Index of the first `event` (with these field values) at or after `after`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i, record in enumerate(self.events[after:], start=after):
+                if record["event"] == event and all(record.get(k) == v for k, v in fields.items()):
+                    return i
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no {event} {fields} within {timeout}s; saw {[e['event'] for e in self.events]}")
+
+    def stop(self, timeout: float = 60) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        self._reader.join(10)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)

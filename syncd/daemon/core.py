@@ -1,0 +1,278 @@
+"""`syncd run`: the daemon's life cycle: connect, schedule the stages, serve HTTP, answer signals until told to stop.
+
+* SIGTERM/SIGINT: stop starting work, let running stages finish (drain), STOPPING=1, exit 0.
+* SIGHUP: re-read the config; an invalid one (or an unreadable secret) is logged and the running one kept.
+* WATCHDOG=1 while no stage has been stuck longer than ``schedule.stage_timeout``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from typing import Any
+
+from syncd import exitcodes
+from syncd.config import ConfigError, Settings, load
+from syncd.daemon.health import health_report
+from syncd.daemon.http import HttpServer
+from syncd.daemon.jobs import StageJobs
+from syncd.daemon.metrics import Metrics
+from syncd.daemon.notify import Notifier, status_line, watchdog_interval
+from syncd.daemon.signals import STOP, SignalInbox
+from syncd.daemon.webhook import WebhookEndpoint, read_webhook_secret
+from syncd.log import add_event_sink, configure, describe_error, get_logger, remove_event_sink
+from syncd.pipeline import Cycle, StageRun, report_cycle, run_stage
+from syncd.probe import ProbeError
+from syncd.services import Services
+from syncd.stages import BY_NAME, STAGES, Stage
+from syncd.stages.exporter import export_task
+
+_TICK = 5.0
+SUMMARY_EVERY = 300.0
+"""Seconds between two ``daemon.summary`` events at info: idle cycles log at debug, so this keeps journald useful."""
+
+
+class Daemon:
+    def __init__(self, config_path: str, settings: Settings) -> None:
+        self.config_path = config_path
+        self.settings = settings
+        self.log = get_logger()
+        self.metrics = Metrics()
+        self.notifier = Notifier()
+        self.cycle = Cycle()
+        self.summary = Cycle()
+        self._summary_due = time.monotonic() + SUMMARY_EVERY
+        self.last_good: float | None = None  # monotonic
+        self.interrupt = threading.Event()  # asks running stages to return early (shutdown, reload)
+        self.stopping = False
+        self.svc: Services | None = None
+        self.http: HttpServer | None = None
+        self.jobs = StageJobs(self._run_stage)
+        self.webhook = WebhookEndpoint(self.metrics, self._queue_export)
+        self._stuck_logged: set[str] = set()
+        self.metrics.watch_state(lambda: self.svc.state.counts() if self.svc else {})
+
+    # --- life cycle -------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        add_event_sink(self.metrics.observe)
+        try:
+            return self._run()
+        finally:
+            remove_event_sink(self.metrics.observe)
+
+    def _run(self) -> int:
+        self.signals = SignalInbox()
+        started = time.monotonic()
+        try:
+            secret = read_webhook_secret(self.settings)
+        except ConfigError as exc:
+            self.log.error("daemon.config_invalid", error=str(exc), exit_code=exitcodes.CONFIG)
+            return exitcodes.CONFIG
+        try:
+            self._start_http()
+        except OSError as exc:
+            self.log.error("http.bind_failed", address=self.settings.http.listen, error=str(exc))
+            return exitcodes.CONFIG
+        try:
+            svc = self._connect_with_retry(self.settings)
+        except ProbeError as exc:
+            self.log.error("daemon.connect_failed", reason=str(exc), exit_code=exc.code)
+            self._stop_http()
+            return exc.code
+        if svc is None:  # told to stop while still connecting
+            self._stop_http()
+            self.log.info("daemon.stopped", drained_seconds=0.0)
+            return exitcodes.OK
+        self.svc = svc
+        self.jobs.schedule(self.settings)
+        self.jobs.scheduler.start()
+        self.webhook.register(self.settings, svc, secret)
+        self.metrics.up.set(1)
+        self.log.info(
+            "daemon.started",
+            project=svc.project_id,
+            intervals=intervals(self.settings),
+            http=self.settings.http.listen or None,
+            startup_seconds=round(time.monotonic() - started, 3),
+        )
+        self.notifier.ready(f"connected to project {svc.project_id}; waiting for the first cycle")
+        self._loop()
+        self._shutdown()
+        return exitcodes.OK
+
+    def _loop(self) -> None:
+        ping = watchdog_interval()
+        while True:
+            signum = self.signals.wait(min(ping or _TICK, _TICK))
+            if signum is None:
+                if ping and self._alive():
+                    self.notifier.watchdog()
+                continue
+            if signum == signal.SIGHUP:
+                self.reload()
+                continue
+            self.log.info("daemon.stopping", signal=signal.Signals(signum).name, running=self.jobs.running())
+            return
+
+    def _shutdown(self) -> None:
+        started = time.monotonic()
+        self.stopping = True
+        self.webhook.accepting = False
+        self.interrupt.set()
+        self.notifier.stopping()
+        self.jobs.scheduler.shutdown(wait=True)
+        self._stop_http()
+        if self.svc is not None:
+            self.svc.close()
+        self.log.info("daemon.stopped", drained_seconds=round(time.monotonic() - started, 3))
+
+    def _alive(self) -> bool:
+        """False when a stage has run past stage_timeout: withholding the ping lets systemd restart us."""
+        limit = self.settings.schedule.stage_timeout
+        stuck = set(self.jobs.stuck(limit))
+        for name in stuck - self._stuck_logged:
+            self.log.error("stage.stuck", stage=name, limit_seconds=limit)
+        self._stuck_logged = stuck
+        return bool(self.jobs.scheduler.running) and not stuck
+
+    def _connect_with_retry(self, settings: Settings) -> Services | None:
+        """Build the clients and reach Label Studio (project ready) and S3; retry while merely unreachable."""
+        svc = Services.build(settings)
+        deadline = time.monotonic() + settings.schedule.startup_timeout
+        delay = 1.0
+        while True:
+            try:
+                svc.connect()
+                return svc
+            except ProbeError as exc:
+                if exc.code != exitcodes.UNAVAILABLE or time.monotonic() + delay > deadline:
+                    svc.close()
+                    raise
+                self.log.warning("daemon.waiting", reason=str(exc), retry_in=delay)
+                self.notifier.status(f"waiting: {exc}")
+            if self.signals.wait(delay) in STOP:
+                svc.close()
+                return None
+            delay = min(delay * 2, 15.0)
+
+    # --- stages and cycles --------------------------------------------------------------------------------
+
+    def _run_stage(self, stage: Stage) -> None:
+        svc = self.svc
+        if self.stopping or svc is None:
+            return
+        self._count(svc, run_stage(svc, stage, self.interrupt))
+
+    def _count(self, svc: Services, run: StageRun) -> None:
+        """Every stage run, scheduled or from a webhook, lands here; a cycle is reported once every stage has run."""
+        self.summary.add(run)
+        if not self.cycle.add(run):
+            return
+        report = self.cycle.take()
+        report_cycle(svc, report)
+        if report["ok"]:
+            self.last_good = time.monotonic()
+            self.metrics.last_good_cycle.set(time.time())
+        self.notifier.status(status_line(svc.state.counts(), self.last_good_age()))
+        if time.monotonic() >= self._summary_due:
+            self._summary_due = time.monotonic() + SUMMARY_EVERY
+            self.log.info("daemon.summary", **self.summary.take(), states=svc.state.counts())
+
+    def last_good_age(self) -> float | None:
+        return None if self.last_good is None else round(time.monotonic() - self.last_good, 3)
+
+    def _queue_export(self, task_id: int) -> None:
+        self.jobs.submit(f"webhook-{task_id}", self._export_now, task_id, time.monotonic())
+
+    def _export_now(self, task_id: int, received: float) -> None:
+        svc = self.svc
+        if svc is None or self.stopping:
+            return
+        with self.jobs.tracking(f"webhook-{task_id}"):
+            run = run_stage(
+                svc,
+                BY_NAME["export"],
+                self.interrupt,
+                work=lambda: int(export_task(svc, svc.labelstudio.task(task_id))),
+            )
+        self._count(svc, run)
+        if run.ok:
+            seconds = round(time.monotonic() - received, 3)
+            self.log.info("webhook.exported", task=task_id, written=bool(run.count), seconds=seconds)
+
+    # --- reload -------------------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        self.notifier.reloading()
+        self.log.info("config.reloading", path=self.config_path)
+        try:
+            settings = load(self.config_path)
+            secret = read_webhook_secret(settings)
+            svc = Services.build(settings)
+        except Exception as exc:
+            self._reload_failed(exc)
+            return
+        try:
+            svc.connect()
+        except Exception as exc:
+            svc.close()
+            self._reload_failed(exc)
+            return
+        if settings.http.listen != self.settings.http.listen:
+            self.log.warning("config.restart_needed", key="http.listen", running=self.settings.http.listen)
+        self._swap(settings, svc)
+        self.webhook.register(settings, svc, secret)
+        self.log.info("config.reloaded", path=self.config_path, project=svc.project_id, intervals=intervals(settings))
+        self.notifier.ready(f"configuration reloaded; project {svc.project_id}")
+
+    def _reload_failed(self, exc: Exception) -> None:
+        error = str(exc) if isinstance(exc, ConfigError | ProbeError) else describe_error(exc)
+        self.log.error("config.reload_failed", path=self.config_path, error=error, kept="running config")
+        self.notifier.ready(f"reload failed, running config kept: {error.splitlines()[0]}")
+
+    def _swap(self, settings: Settings, svc: Services) -> None:
+        """Pause, let running stages return (they are asked to), switch clients and intervals, resume."""
+        self.jobs.scheduler.pause()
+        self.interrupt.set()
+        self.jobs.drain(time.monotonic() + (settings.schedule.stage_timeout or 3600))
+        old, self.svc, self.settings = self.svc, svc, settings
+        configure(settings.log.level, settings.log.format)
+        self.interrupt.clear()
+        self.jobs.schedule(settings)
+        self.jobs.scheduler.resume()
+        if old is not None:
+            old.close()
+
+    # --- HTTP: health, metrics, webhook ---------------------------------------------------------------------
+
+    def _start_http(self) -> None:
+        if not self.settings.http.listen:
+            return
+        self.http = HttpServer(self.settings.http.address, self)
+        self.http.start()
+        self.log.info("http.listening", address=self.settings.http.listen, port=self.http.port)
+
+    def _stop_http(self) -> None:
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        phase = "stopping" if self.stopping else "starting" if self.svc is None else "running"
+        return health_report(self.settings, phase, self.last_good_age())
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.render()
+
+    def webhook_delivery(self, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
+        return self.webhook.handle(headers, body)
+
+
+def intervals(settings: Settings) -> dict[str, float]:
+    return {stage.name: stage.interval(settings) for stage in STAGES}
+
+
+def run(config_path: str, settings: Settings) -> int:
+    return Daemon(config_path, settings).run()

@@ -1,0 +1,106 @@
+"""The domain record: one version of one S3 object, and the life cycle it moves through.
+
+Nothing here touches the database, S3 or Label Studio; the store persists these records, the stages move them along
+the transitions below and nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+
+from syncd.transcript import Transcript
+
+AUDIO_FORMATS = {
+    ".mp3": "mp3",
+    ".wav": "wav",
+    ".flac": "flac",
+    ".ogg": "ogg",
+    ".m4a": "m4a",
+    ".webm": "webm",
+    ".mp4": "mp4",
+    ".amr": "amr",
+}
+"""Suffixes taken for audio, and the media format each one names (Amazon Transcribe's MediaFormat values)."""
+AUDIO_SUFFIXES = tuple(AUDIO_FORMATS)
+
+
+class Status(StrEnum):
+    DISCOVERED = "discovered"
+    TRANSCRIBING = "transcribing"
+    TRANSCRIBED = "transcribed"
+    IMPORTING = "importing"
+    IMPORTED = "imported"
+    EXPORTED = "exported"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    SUPERSEDED = "superseded"
+
+
+PENDING = (Status.DISCOVERED, Status.TRANSCRIBING, Status.TRANSCRIBED, Status.IMPORTING)
+"""Work still to do before a reviewer can see the recording."""
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.DISCOVERED: frozenset({Status.TRANSCRIBING, Status.FAILED, Status.SUPERSEDED}),
+    Status.TRANSCRIBING: frozenset({Status.TRANSCRIBED, Status.DISCOVERED, Status.FAILED, Status.SUPERSEDED}),
+    Status.TRANSCRIBED: frozenset({Status.IMPORTING, Status.IMPORTED, Status.FAILED, Status.SUPERSEDED}),
+    Status.IMPORTING: frozenset({Status.IMPORTED, Status.TRANSCRIBED, Status.FAILED, Status.SUPERSEDED}),
+    Status.IMPORTED: frozenset({Status.EXPORTED, Status.SUPERSEDED}),
+    Status.EXPORTED: frozenset({Status.EXPORTED, Status.SUPERSEDED}),
+    Status.FAILED: frozenset({Status.DISCOVERED, Status.TRANSCRIBED, Status.IMPORTED, Status.SUPERSEDED}),
+    Status.SKIPPED: frozenset({Status.SUPERSEDED}),
+    # An upload reverted to an earlier version (X -> Y -> X) makes X current again: it starts over.
+    Status.SUPERSEDED: frozenset({Status.DISCOVERED}),
+}
+"""Every status change the stages may make; the store refuses any other (compare-and-set on the old status)."""
+
+
+def sources_of(target: Status) -> frozenset[Status]:
+    """The statuses a recording may move to ``target`` from."""
+    return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+def syncd_id(bucket: str, key: str, etag: str) -> str:
+    """Stable id of one version of one object; goes into the task data so a lost state can be rebuilt."""
+    digest = hashlib.sha256(f"{bucket}\0{key}\0{etag}".encode()).hexdigest()
+    return digest[:24]
+
+
+@dataclass(frozen=True)
+class S3Object:
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    last_modified: str = ""
+
+
+@dataclass(frozen=True)
+class Recording:
+    id: int
+    syncd_id: str
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    status: Status
+    reason: str | None
+    attempts: int
+    job_name: str | None
+    transcript_json: str | None
+    score: float | None
+    task_id: int | None
+    annotation_id: int | None
+    annotation_updated_at: str | None
+    engine: str | None
+    updated_at: float
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def transcript(self) -> Transcript | None:
+        return Transcript.from_dict(json.loads(self.transcript_json)) if self.transcript_json else None

@@ -1,0 +1,199 @@
+"""Small in-memory stand-ins for Label Studio, S3 and an ASR engine, for running the stages in-process.
+
+They model only what the stages rely on (task ids that grow, ``updated_at`` ordering, conditional puts by ETag), so a
+fast test can drive a stage through a scenario the integration tier would need minutes to set up. The integration
+tier keeps the real services.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from syncd.config import Settings, SourceSettings, parse
+from syncd.labelstudio import layouts, ls_time
+from syncd.recording import Recording, S3Object
+from syncd.services import Services
+from syncd.state import StateStore
+from syncd.storage import WriteConflictError
+from syncd.transcript import Segment, Transcript, Word
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class FakeStorage:
+    """Objects by (bucket, key) with ETags and metadata; puts honour If-Match / If-None-Match like S3."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], tuple[bytes, str, dict[str, str]]] = {}
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def put_audio(self, bucket: str, key: str, body: bytes = b"audio") -> str:
+        etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
+        self.objects[(bucket, key)] = (body, etag, {})
+        return etag
+
+    def list_audio(self, source: SourceSettings, exclude_prefixes: tuple[str, ...] = ()) -> Iterator[S3Object]:
+        self.calls["ListObjectsV2"] += 1
+        for (bucket, key), (body, etag, _) in sorted(self.objects.items()):
+            if bucket != source.bucket or not key.startswith(source.prefix) or key.startswith(exclude_prefixes):
+                continue
+            if key.lower().endswith(tuple(source.suffixes)):
+                yield S3Object(bucket, key, etag, len(body))
+
+    def head(self, bucket: str, key: str) -> tuple[str, dict[str, str]] | None:
+        self.calls["HeadObject"] += 1
+        found = self.objects.get((bucket, key))
+        return None if found is None else (found[1], dict(found[2]))
+
+    def write(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        fmt: str,
+        metadata: dict[str, str],
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> str:
+        self.calls["PutObject"] += 1
+        with self._lock:
+            current = self.objects.get((bucket, key))
+            if (if_absent and current is not None) or (if_match is not None and (current or (b"", ""))[1] != if_match):
+                raise WriteConflictError(bucket, key)
+            etag = hashlib.md5(body + key.encode(), usedforsecurity=False).hexdigest()
+            self.objects[(bucket, key)] = (body, etag, dict(metadata))
+        return etag
+
+    def text(self, bucket: str, key: str) -> str:
+        return self.objects[(bucket, key)][0].decode()
+
+    def keys(self, bucket: str) -> list[str]:
+        return sorted(key for b, key in self.objects if b == bucket)
+
+
+@dataclass
+class FakeLabelStudio:
+    """One project's tasks; ids grow, every change bumps ``updated_at`` by a millisecond (or to a given moment)."""
+
+    tasks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    imports: list[list[dict[str, Any]]] = field(default_factory=list)
+    clock: datetime = EPOCH
+    page_size: int = 1000
+    model_version: str = ""
+    next_id: int = 1
+
+    def _tick(self) -> str:
+        self.clock += timedelta(milliseconds=1)
+        return ls_time(self.clock)
+
+    def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> list[int]:
+        self.imports.append(tasks)
+        ids = []
+        for task in tasks:
+            task_id, self.next_id = self.next_id, self.next_id + 1
+            self.tasks[task_id] = {"id": task_id, "project": project_id, "data": task["data"], "annotations": []}
+            self.tasks[task_id]["updated_at"] = self._tick()
+            ids.append(task_id)
+        return ids
+
+    def tasks_after(self, project_id: int, task_id: int) -> dict[str, int]:
+        return {str(t["data"]["syncd_id"]): i for i, t in sorted(self.tasks.items()) if i > task_id}
+
+    def set_model_version(self, project_id: int, model_version: str) -> None:
+        self.model_version = model_version
+
+    def annotate(self, task_id: int, text: str, *, at: str | None = None, cancelled: bool = False) -> dict[str, Any]:
+        """Submit an annotation whose every region says ``text`` (the whole layout: one line)."""
+        moment = at or self._tick()
+        annotation = {
+            "id": 1000 + sum(len(t["annotations"]) for t in self.tasks.values()),
+            "result": [{"from_name": layouts.TEXT, "type": "textarea", "value": {"text": [text]}}],
+            "was_cancelled": cancelled,
+            "completed_by": {"email": "reviewer@example.com"},
+            "created_at": moment,
+            "updated_at": moment,
+        }
+        self.tasks[task_id]["annotations"].append(annotation)
+        self.tasks[task_id]["updated_at"] = moment
+        return annotation
+
+    def changed_task_pages(self, project_id: int, since: str) -> Iterator[list[dict[str, Any]]]:
+        changed = sorted(
+            (t for t in self.tasks.values() if t["updated_at"] > since), key=lambda t: (t["updated_at"], t["id"])
+        )
+        for start in range(0, len(changed), self.page_size):
+            yield [dict(t) for t in changed[start : start + self.page_size]]
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        return dict(self.tasks[task_id])
+
+    def user_email(self, user_id: int) -> str:
+        return f"user{user_id}@example.com"
+
+    def task_count(self, project_id: int) -> int:
+        return len(self.tasks)
+
+    def task_ids(self, project_id: int) -> set[int]:
+        return set(self.tasks)
+
+
+@dataclass
+class FakeTranscriber:
+    """Finishes each job on its first poll with one segment saying ``words``; ``fail`` maps keys to errors."""
+
+    words: str = "hello world"
+    confidence: float = 0.8
+    fail: dict[str, Exception] = field(default_factory=dict)
+    started: list[str] = field(default_factory=list)
+    while_polling: Callable[[], object] | None = None
+    engine: str = "fake"
+    max_in_flight: int = 4
+
+    @property
+    def model_version(self) -> str:
+        return "fake-1"
+
+    def start(self, recording: Recording) -> str:
+        self.started.append(recording.key)
+        return f"job-{recording.syncd_id}"
+
+    def poll(self, recording: Recording) -> Transcript | None:
+        if self.while_polling is not None:
+            self.while_polling()
+        if recording.key in self.fail:
+            raise self.fail[recording.key]
+        words = [Word(i * 0.5, i * 0.5 + 0.4, w, self.confidence) for i, w in enumerate(self.words.split())]
+        return Transcript(segments=(Segment.from_words(words),), engine=self.engine, model="fake-1", duration=2.0)
+
+
+def settings(tmp_path: Path, **sections: Any) -> Settings:
+    raw: dict[str, Any] = {
+        "sources": [{"bucket": "b"}],
+        "state": {"path": str(tmp_path / "state.db")},
+        "labelstudio": {"layout": "whole"},
+    }
+    for name, values in sections.items():
+        raw[name] = raw.get(name, {}) | values
+    return parse(raw)
+
+
+def services(tmp_path: Path, **sections: Any) -> tuple[Services, FakeLabelStudio, FakeStorage, FakeTranscriber]:
+    ls, storage, engine = FakeLabelStudio(), FakeStorage(), FakeTranscriber()
+    svc = Services(
+        settings=settings(tmp_path, **sections),
+        state=StateStore(tmp_path / "state.db"),
+        storage=storage,  # type: ignore[arg-type]
+        transcriber=engine,
+        labelstudio=ls,  # type: ignore[arg-type]
+        _project_id=1,
+    )
+    return svc, ls, storage, engine
