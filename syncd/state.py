@@ -117,13 +117,16 @@ class StateStore:
 
     # --- scan ---------------------------------------------------------------------------------------------
 
-    def known_versions(self, bucket: str, prefix: str) -> dict[str, set[str]]:
-        """key -> ETags already recorded under a prefix, in one query, so an idle scan costs no per-object I/O."""
-        rows = self._read(
-            "SELECT key, etag FROM recordings WHERE bucket = ? AND substr(key, 1, ?) = ?",
-            (bucket, len(prefix), prefix),
-        )
+    def known_versions(self, bucket: str, keys: list[str]) -> dict[str, set[str]]:
+        """key -> ETags already recorded for these keys (one listing page), in one indexed query: an idle scan costs
+        no per-object I/O, and memory grows with a page, not with the bucket."""
         known: dict[str, set[str]] = {}
+        if not keys:
+            return known
+        rows = self._read(
+            f"SELECT key, etag FROM recordings WHERE bucket = ? AND key IN ({','.join('?' * len(keys))})",
+            (bucket, *keys),
+        )
         for row in rows:
             known.setdefault(row["key"], set()).add(row["etag"])
         return known

@@ -79,23 +79,25 @@ class Storage:
         """S3 API calls by operation: what makes "an unchanged bucket costs one listing" measurable."""
         self.calls[model.name] += 1
 
-    def list_audio(self, source: SourceSettings, exclude_prefixes: tuple[str, ...] = ()) -> Iterator[S3Object]:
-        """Every object under the source prefix whose suffix marks it as audio: one paginated listing pass."""
+    def list_audio(self, source: SourceSettings, exclude_prefixes: tuple[str, ...] = ()) -> Iterator[list[S3Object]]:
+        """The objects under the source prefix whose suffix marks them as audio, one listing page (up to 1000 keys)
+        at a time: a scan holds one page in memory, never the bucket."""
         paginator = self.client.get_paginator("list_objects_v2")
+        suffixes = tuple(source.suffixes)
         for page in paginator.paginate(Bucket=source.bucket, Prefix=source.prefix):
-            for item in page.get("Contents", ()):
-                key = item["Key"]
-                if key.endswith("/") or key.startswith(exclude_prefixes):
-                    continue
-                if not key.lower().endswith(tuple(source.suffixes)):
-                    continue
-                yield S3Object(
+            yield [
+                S3Object(
                     bucket=source.bucket,
-                    key=key,
+                    key=item["Key"],
                     etag=item["ETag"].strip('"'),
                     size=int(item["Size"]),
                     last_modified=item["LastModified"].isoformat(),
                 )
+                for item in page.get("Contents", ())
+                if not item["Key"].endswith("/")
+                and not item["Key"].startswith(exclude_prefixes)
+                and item["Key"].lower().endswith(suffixes)
+            ]
 
     def download(self, bucket: str, key: str, dest: Path) -> None:
         self.client.download_file(bucket, key, str(dest))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from syncd.config import SourceSettings
 from syncd.recording import S3Object, Status
 from syncd.services import Services
 
@@ -26,50 +27,52 @@ def skip_reason(obj: S3Object, max_size_mb: int) -> str | None:
 
 
 def run(svc: Services, stop: threading.Event) -> int:
-    """One listing pass per source; an unchanged bucket costs no per-object request. Returns new versions."""
+    """One listing pass per source, a page at a time; an unchanged bucket costs no per-object request and the memory
+    of one page. Returns new versions."""
     found = 0
     for source in svc.settings.sources:
         if stop.is_set():
             break
-        started, calls_before = time.monotonic(), svc.storage.calls.copy()
-        known = svc.state.known_versions(source.bucket, source.prefix)
-        new: list[S3Object] = []
-        listed = 0
-        for obj in svc.storage.list_audio(source, excluded_prefixes(svc, source.bucket)):
-            listed += 1
-            if obj.etag in known.get(obj.key, ()):
-                continue
-            reason = skip_reason(obj, source.max_size_mb)
-            if reason:
-                svc.state.add_objects([obj], status=Status.SKIPPED, reason=reason)
-                svc.log.warning("audio.skipped", bucket=obj.bucket, key=obj.key, size=obj.size, reason=reason)
-                continue
-            new.append(obj)
-        for rec_id, obj in svc.state.add_objects(new):
-            if obj.key in known:
-                svc.log.info(
-                    "audio.replaced",
-                    bucket=obj.bucket,
-                    key=obj.key,
-                    etag=obj.etag,
-                    superseded_etags=sorted(known[obj.key]),
-                )
-            svc.log.info(
-                "audio.discovered",
-                recording=rec_id,
-                bucket=obj.bucket,
-                key=obj.key,
-                etag=obj.etag,
-                size=obj.size,
-            )
-        found += len(new)
-        svc.log.debug(
-            "scan.completed",
-            bucket=source.bucket,
-            prefix=source.prefix,
-            listed=listed,
-            new=len(new),
-            s3_calls=dict(svc.storage.calls - calls_before),
-            seconds=round(time.monotonic() - started, 3),
-        )
+        found += _scan_source(svc, source, stop)
     return found
+
+
+def _scan_source(svc: Services, source: SourceSettings, stop: threading.Event) -> int:
+    started, calls_before = time.monotonic(), svc.storage.calls.copy()
+    listed = new = 0
+    for page in svc.storage.list_audio(source, excluded_prefixes(svc, source.bucket)):
+        listed += len(page)
+        new += _record_page(svc, source, page)
+        if stop.is_set():
+            break
+    svc.log.debug(
+        "scan.completed",
+        bucket=source.bucket,
+        prefix=source.prefix,
+        listed=listed,
+        new=new,
+        s3_calls=dict(svc.storage.calls - calls_before),
+        seconds=round(time.monotonic() - started, 3),
+    )
+    return new
+
+
+def _record_page(svc: Services, source: SourceSettings, page: list[S3Object]) -> int:
+    """Record the versions of one listing page not seen before; returns how many are new audio."""
+    known = svc.state.known_versions(source.bucket, [obj.key for obj in page])
+    new: list[S3Object] = []
+    for obj in page:
+        if obj.etag in known.get(obj.key, ()):
+            continue
+        reason = skip_reason(obj, source.max_size_mb)
+        if reason:
+            svc.state.add_objects([obj], status=Status.SKIPPED, reason=reason)
+            svc.log.warning("audio.skipped", bucket=obj.bucket, key=obj.key, size=obj.size, reason=reason)
+            continue
+        new.append(obj)
+    for rec_id, obj in svc.state.add_objects(new):
+        if obj.key in known:
+            superseded = sorted(known[obj.key])
+            svc.log.info("audio.replaced", bucket=obj.bucket, key=obj.key, etag=obj.etag, superseded_etags=superseded)
+        svc.log.info("audio.discovered", recording=rec_id, bucket=obj.bucket, key=obj.key, etag=obj.etag, size=obj.size)
+    return len(new)

@@ -33,6 +33,7 @@ class FakeStorage:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], tuple[bytes, str, dict[str, str]]] = {}
         self.calls: Counter[str] = Counter()
+        self.page_size = 1000
         self._lock = threading.Lock()
 
     def put_audio(self, bucket: str, key: str, body: bytes = b"audio") -> str:
@@ -40,13 +41,16 @@ class FakeStorage:
         self.objects[(bucket, key)] = (body, etag, {})
         return etag
 
-    def list_audio(self, source: SourceSettings, exclude_prefixes: tuple[str, ...] = ()) -> Iterator[S3Object]:
-        self.calls["ListObjectsV2"] += 1
+    def list_audio(self, source: SourceSettings, exclude_prefixes: tuple[str, ...] = ()) -> Iterator[list[S3Object]]:
+        page: list[S3Object] = []
         for (bucket, key), (body, etag, _) in sorted(self.objects.items()):
             if bucket != source.bucket or not key.startswith(source.prefix) or key.startswith(exclude_prefixes):
                 continue
             if key.lower().endswith(tuple(source.suffixes)):
-                yield S3Object(bucket, key, etag, len(body))
+                page.append(S3Object(bucket, key, etag, len(body)))
+        for start in range(0, len(page), self.page_size):
+            self.calls["ListObjectsV2"] += 1
+            yield page[start : start + self.page_size]
 
     def head(self, bucket: str, key: str) -> tuple[str, dict[str, str]] | None:
         self.calls["HeadObject"] += 1

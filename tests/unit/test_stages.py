@@ -176,3 +176,17 @@ def test_deleted_task_is_noticed_and_its_transcript_kept(stack: tuple) -> None:
     assert storage.text("b", "a.transcript.txt") == "reviewed\n"
     rec = next(r for r in svc.state.recordings() if r.key == "a.mp3")
     assert rec.task_id is None and "deleted in Label Studio" in (rec.reason or "")
+
+
+def test_scan_works_a_page_at_a_time(stack: tuple) -> None:
+    """Each listing page is checked against the state with one query; nothing is missed across page boundaries."""
+    svc, _, storage, _ = stack
+    storage.page_size = 2
+    for i in range(5):
+        storage.put_audio("b", f"calls/{i}.mp3", f"take {i}".encode())
+    assert scan.run(svc, GO) == 5
+    assert storage.calls["ListObjectsV2"] == 3
+    storage.put_audio("b", "calls/3.mp3", b"retake")
+    assert scan.run(svc, GO) == 1
+    assert scan.run(svc, GO) == 0
+    assert svc.state.counts()["discovered"] == 5 and svc.state.counts()["superseded"] == 1

@@ -26,8 +26,9 @@ def test_add_is_idempotent_and_new_etag_supersedes(state: StateStore) -> None:
     [(second, _)] = state.add_objects([obj("calls/a.mp3", etag="e2")])
     assert state.get(first).status == Status.SUPERSEDED
     assert state.get(second).status == Status.DISCOVERED
-    assert state.known_versions("b", "calls/") == {"calls/a.mp3": {"e1", "e2"}}
-    assert state.known_versions("b", "other/") == {}
+    assert state.known_versions("b", ["calls/a.mp3", "calls/b.mp3"]) == {"calls/a.mp3": {"e1", "e2"}}
+    assert state.known_versions("other", ["calls/a.mp3"]) == {}
+    assert state.known_versions("b", []) == {}
 
 
 def test_syncd_id_is_pinned_and_version_specific() -> None:
