@@ -1,0 +1,113 @@
+"""Scan cost over a large bucket: S3 calls, seconds and memory of the first (discovering) and an idle scan.
+
+    .venv/bin/python -m bench.scan [--objects 200000]
+
+A real SeaweedFS bucket is filled with ``--objects`` small audio objects; syncd's scan stage then runs twice against it
+and a real SQLite state. Memory is the peak of Python allocations during each scan (tracemalloc), beside the reference
+in the same run: the whole-bucket key set (key -> ETags for every recorded object) that an unpaged scan would hold.
+Only SeaweedFS is started (no Label Studio: the scan never calls it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import obstore
+from obstore.store import S3Store
+
+from devstack import REGION, SeaweedS3
+from syncd.config import parse
+from syncd.log import configure
+from syncd.services import Services
+from syncd.stages import scan
+from syncd.state import StateStore
+from syncd.storage import Storage
+
+BUCKET = "bench-scan"
+
+
+def fill(s3: SeaweedS3, count: int) -> float:
+    """Put ``count`` one-byte .mp3 objects with 32 puts in flight (obstore releases the GIL); returns seconds."""
+    store = S3Store(
+        BUCKET,
+        endpoint=s3.url,
+        region=REGION,
+        access_key_id=s3.access_key,
+        secret_access_key=s3.secret_key,
+        virtual_hosted_style_request=False,
+        client_options={"allow_http": True},
+    )
+    started = time.perf_counter()
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(lambda i: obstore.put(store, f"calls/{i // 1000:04d}/{i:07d}.mp3", b"x"), range(count)))
+    return time.perf_counter() - started
+
+
+def measured(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """(result, seconds, peak MiB of Python allocations while it ran)."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return result, seconds, peak / 2**20
+
+
+def whole_bucket_key_set(state: StateStore) -> dict[str, set[str]]:
+    """The reference: every recorded key with its ETags in one dict, as an unpaged scan would hold it."""
+    known: dict[str, set[str]] = {}
+    for row in state._read("SELECT key, etag FROM recordings WHERE bucket = ?", (BUCKET,)):
+        known.setdefault(row["key"], set()).add(row["etag"])
+    return known
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, default=200_000)
+    args = parser.parse_args()
+    configure("warning", "console")
+    with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp, SeaweedS3("seaweedfs", Path(tmp) / "s3") as s3:
+        os.environ.update({"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key})
+        s3.client().create_bucket(Bucket=BUCKET)
+        print(f"putting {args.objects} objects ...", flush=True)
+        filled = fill(s3, args.objects)
+        settings = parse(
+            {
+                "s3": {"endpoint_url": s3.url},
+                "sources": [{"bucket": BUCKET}],
+                "state": {"path": str(Path(tmp) / "state.db")},
+            }
+        )
+        storage = Storage(settings.s3)
+        svc = Services(settings, StateStore(settings.state.path), storage, None, None)  # type: ignore[arg-type]
+        go = threading.Event()
+        rows = []
+        for name in ("first scan (discovers all)", "idle scan (nothing new)"):
+            before = storage.calls.copy()
+            found, seconds, peak = measured(lambda: scan.run(svc, go))
+            rows.append((name, found, seconds, peak, sum((storage.calls - before).values())))
+        _, ref_seconds, ref_peak = measured(lambda: whole_bucket_key_set(svc.state))
+        svc.close()
+
+    print(f"\n{args.objects} objects put in {filled:.1f} s\n")
+    print(f"{'path':<44}{'new':>8}{'seconds':>9}{'peak MiB':>10}{'S3 calls':>10}")
+    for name, found, seconds, peak, calls in rows:
+        print(f"{name:<44}{found:>8}{seconds:>9.2f}{peak:>10.1f}{calls:>10}")
+    print(f"{'(ref) whole-bucket key set, one query':<44}{'':>8}{ref_seconds:>9.2f}{ref_peak:>10.1f}{'':>10}")
+    print(f"\nidle scan peak / whole-bucket key set = {rows[1][3] / ref_peak:.2f}x")
+    print(f"process max RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
