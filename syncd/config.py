@@ -153,7 +153,14 @@ class ScheduleSettings(_Section):
     stage_timeout: float = Field(
         3600.0,
         ge=0,
-        description="A stage running longer is stuck: watchdog pings stop so systemd restarts syncd; 0: no limit.",
+        description="A stage silent longer than this (no progress reported) is stuck: watchdog pings stop so systemd"
+        " restarts syncd; 0: no limit. A long transcription that reports progress is not stuck.",
+    )
+    outage_backoff_max: float = Field(
+        300.0,
+        gt=0,
+        description="Longest wait (seconds) between two tries of a service that is down (back-off from 5 s, doubling);"
+        " outages never spend a recording's attempts.",
     )
 
 
@@ -180,6 +187,11 @@ class HttpSettings(_Section):
         0.0,
         ge=0,
         description="/healthz fails when the last good cycle is older (seconds); 0: three export intervals + 60.",
+    )
+    dependency_grace: float = Field(
+        60.0,
+        ge=0,
+        description="/healthz fails, naming the service, once a service a stage needs stays down this long (seconds).",
     )
 
     @field_validator("listen")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from syncd import exitcodes
+from syncd import dependencies, exitcodes
 from syncd.config import Settings
 from syncd.log import describe_error
 from syncd.probe import ProbeError, classify, labelstudio_alive, quick_s3_client
@@ -150,6 +150,16 @@ def status_report(store: StateStore) -> dict[str, Any]:
             "since": _iso(oldest.updated_at),
             "age_seconds": round(now - oldest.updated_at, 1),
         },
+        "dependencies": {
+            name: {
+                "ok": dep.ok,
+                "down_since": _iso(dep.down_since),
+                "down_seconds": None if dep.ok else round(dep.down_seconds(now), 1),
+                "error": dep.error,
+                "retry_at": None if dep.ok else _iso(dep.retry_at),
+            }
+            for name, dep in sorted(dependencies.all_known(store).items())
+        },
         "last_errors": [
             {
                 "id": r.id,
@@ -175,6 +185,12 @@ def format_status(report: dict[str, Any]) -> str:
         )
     else:
         lines.append("oldest pending: none")
+    down = {name: dep for name, dep in report["dependencies"].items() if not dep["ok"]}
+    lines.append("dependencies: " + ("all up" if not down else f"{len(down)} down"))
+    for name, dep in down.items():
+        since = f"{dep['down_since']} ({dep['down_seconds']:.0f}s)"
+        lines.append(f"  {name} DOWN since {since}, next try {dep['retry_at']}")
+        lines.append(f"      {dep['error']}")
     lines.append("last errors:" if report["last_errors"] else "last errors: none")
     for err in report["last_errors"]:
         lines.append(f"  [{err['at']}] s3://{err['bucket']}/{err['key']} ({err['status']}, {err['attempts']} attempts)")

@@ -247,16 +247,36 @@ class StateStore:
         """One recording's transition; False when it was no longer in ``source``."""
         return bool(self.transition([rec_id], source, target, **fields))
 
-    def record_failure(self, rec_id: int, stage: Status, reason: str, *, retryable: bool, max_attempts: int) -> bool:
-        """Count a failed attempt. Retryable ones wait with exponential back-off; returns True once given up."""
+    def record_failure(
+        self, rec_id: int, stage: Status, reason: str, *, retryable: bool, max_attempts: int, counted: bool = False
+    ) -> bool:
+        """Count a failed attempt (``counted``: ``begin_attempt`` already did). Retryable ones wait with exponential
+        back-off; returns True once given up. Outages never come here: they do not spend the attempt budget."""
         rec = self.get(rec_id)
-        attempts = rec.attempts + 1
+        attempts = rec.attempts if counted else rec.attempts + 1
         if retryable and attempts < max_attempts:
             delay = min(30.0 * 2 ** (attempts - 1), 3600.0)
             self.update(rec_id, attempts=attempts, reason=reason, next_attempt_at=time.time() + delay)
             return False
         self.move(rec_id, rec.status, Status.FAILED, failed_stage=stage, attempts=attempts, reason=reason)
         return True
+
+    def begin_attempt(self, rec_id: int, status: Status) -> int:
+        """Count an attempt as its work starts, before it can take the process down with it: an attempt that kills
+        the daemon (OOM, watchdog, a crash in a native library) is counted all the same. Returns the count so far,
+        this attempt included (0 when the recording is no longer in ``status``)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE recordings SET attempts = attempts + 1, updated_at = ? WHERE id = ? AND status = ?",
+                (time.time(), rec_id, status),
+            )
+            row = db.execute("SELECT attempts, status FROM recordings WHERE id = ?", (rec_id,)).fetchone()
+        return int(row["attempts"]) if row is not None and row["status"] == status else 0
+
+    def refund_attempt(self, rec_id: int) -> None:
+        """Give back an attempt counted by ``begin_attempt`` that an outage cut short (not the recording's fault)."""
+        with self._tx() as db:
+            db.execute("UPDATE recordings SET attempts = max(attempts - 1, 0) WHERE id = ?", (rec_id,))
 
     def requeue_failed(self, rec_ids: Iterable[int] | None = None) -> int:
         """Put failed recordings back where they failed, with a fresh attempt budget (``syncd retry``)."""
@@ -281,6 +301,11 @@ class StateStore:
     def cursor(self, name: str) -> str | None:
         row = self._read_one("SELECT value FROM cursors WHERE name = ?", (name,))
         return str(row["value"]) if row else None
+
+    def cursors(self, prefix: str) -> dict[str, str]:
+        """Every cursor whose name starts with ``prefix`` (the dependency records use ``dependency:``)."""
+        rows = self._read("SELECT name, value FROM cursors WHERE substr(name, 1, ?) = ?", (len(prefix), prefix))
+        return {str(r["name"]): str(r["value"]) for r in rows}
 
     def set_cursor(self, name: str, value: str) -> None:
         with self._tx() as db:

@@ -1,8 +1,10 @@
 """`syncd run`: the daemon's life cycle: connect, schedule the stages, serve HTTP, answer signals until told to stop.
 
 * SIGTERM/SIGINT: stop starting work, let running stages finish (drain), STOPPING=1, exit 0.
-* SIGHUP: re-read the config; an invalid one (or an unreadable secret) is logged and the running one kept.
-* WATCHDOG=1 while no stage has been stuck longer than ``schedule.stage_timeout``.
+* SIGHUP: re-read the config on a worker thread (connecting and waiting for running stages may take long); the main
+  loop keeps answering signals and pinging the watchdog meanwhile. An invalid config (or an unreadable secret) is
+  logged and the running one kept.
+* WATCHDOG=1 while no stage has been silent (no heartbeat) longer than ``schedule.stage_timeout``.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import threading
 import time
 from typing import Any
 
-from syncd import exitcodes
+from syncd import dependencies, exitcodes
 from syncd.config import ConfigError, Settings, load
-from syncd.daemon.health import health_report
+from syncd.daemon.health import Probes, health_report
 from syncd.daemon.http import HttpServer
 from syncd.daemon.jobs import StageJobs
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Notifier, status_line, watchdog_interval
 from syncd.daemon.signals import STOP, SignalInbox
 from syncd.daemon.webhook import WebhookEndpoint, read_webhook_secret
+from syncd.faults import fault_point
 from syncd.log import add_event_sink, configure, describe_error, get_logger, remove_event_sink
 from syncd.pipeline import Cycle, StageRun, report_cycle, run_stage
 from syncd.probe import ProbeError
@@ -51,7 +54,14 @@ class Daemon:
         self.jobs = StageJobs(self._run_stage)
         self.webhook = WebhookEndpoint(self.metrics, self._queue_export)
         self._stuck_logged: set[str] = set()
+        self.probes = Probes(settings)
+        self._reload_lock = threading.Lock()  # guards the two flags below
+        self._reloading = False
+        self._reload_again = False
+        self._reload_thread: threading.Thread | None = None
+        self._swap_lock = threading.Lock()  # a reload's switch-over and the shutdown never interleave
         self.metrics.watch_state(lambda: self.svc.state.counts() if self.svc else {})
+        self.metrics.watch_dependencies(self._dependencies_up)
 
     # --- life cycle -------------------------------------------------------------------------------------
 
@@ -111,18 +121,21 @@ class Daemon:
                     self.notifier.watchdog()
                 continue
             if signum == signal.SIGHUP:
-                self.reload()
+                self.request_reload()
                 continue
             self.log.info("daemon.stopping", signal=signal.Signals(signum).name, running=self.jobs.running())
             return
 
     def _shutdown(self) -> None:
         started = time.monotonic()
-        self.stopping = True
+        with self._swap_lock:
+            self.stopping = True
         self.webhook.accepting = False
         self.interrupt.set()
         self.notifier.stopping()
         self.jobs.scheduler.shutdown(wait=True)
+        if self._reload_thread is not None:
+            self._reload_thread.join(5)  # a reload still connecting gives up on its own; it never resumes the jobs
         self._stop_http()
         if self.svc is not None:
             self.svc.close()
@@ -163,6 +176,7 @@ class Daemon:
         svc = self.svc
         if self.stopping or svc is None:
             return
+        fault_point(f"stage.{stage.name}")
         self._count(svc, run_stage(svc, stage, self.interrupt))
 
     def _count(self, svc: Services, run: StageRun) -> None:
@@ -204,6 +218,28 @@ class Daemon:
 
     # --- reload -------------------------------------------------------------------------------------------
 
+    def request_reload(self) -> None:
+        """Start a reload on a worker thread; a SIGHUP during a reload makes it run once more afterwards."""
+        with self._reload_lock:
+            if self._reloading:
+                self._reload_again = True
+                return
+            self._reloading = True
+        self._reload_thread = threading.Thread(target=self._reload_worker, name="syncd-reload", daemon=True)
+        self._reload_thread.start()
+
+    def _reload_worker(self) -> None:
+        while True:
+            try:
+                self.reload()
+            except Exception as exc:
+                self._reload_failed(exc)
+            with self._reload_lock:
+                if not self._reload_again or self.stopping:
+                    self._reloading = self._reload_again = False
+                    return
+                self._reload_again = False
+
     def reload(self) -> None:
         self.notifier.reloading()
         self.log.info("config.reloading", path=self.config_path)
@@ -222,7 +258,9 @@ class Daemon:
             return
         if settings.http.listen != self.settings.http.listen:
             self.log.warning("config.restart_needed", key="http.listen", running=self.settings.http.listen)
-        self._swap(settings, svc)
+        if not self._swap(settings, svc):
+            svc.close()
+            return
         self.webhook.register(settings, svc, secret)
         self.log.info("config.reloaded", path=self.config_path, project=svc.project_id, intervals=intervals(settings))
         self.notifier.ready(f"configuration reloaded; project {svc.project_id}")
@@ -232,18 +270,25 @@ class Daemon:
         self.log.error("config.reload_failed", path=self.config_path, error=error, kept="running config")
         self.notifier.ready(f"reload failed, running config kept: {error.splitlines()[0]}")
 
-    def _swap(self, settings: Settings, svc: Services) -> None:
-        """Pause, let running stages return (they are asked to), switch clients and intervals, resume."""
+    def _swap(self, settings: Settings, svc: Services) -> bool:
+        """Pause, let running stages return (they are asked to), switch clients and intervals, resume. Runs on the
+        reload worker: the main loop keeps pinging the watchdog however long a stage takes to return. False when
+        the daemon began stopping meanwhile (nothing switched)."""
         self.jobs.scheduler.pause()
         self.interrupt.set()
-        self.jobs.drain(time.monotonic() + (settings.schedule.stage_timeout or 3600))
-        old, self.svc, self.settings = self.svc, svc, settings
-        configure(settings.log.level, settings.log.format)
-        self.interrupt.clear()
-        self.jobs.schedule(settings)
-        self.jobs.scheduler.resume()
+        self.jobs.drain(time.monotonic() + (settings.schedule.stage_timeout or 3600), give_up=lambda: self.stopping)
+        with self._swap_lock:
+            if self.stopping:
+                return False
+            old, self.svc, self.settings = self.svc, svc, settings
+            self.probes = Probes(settings)
+            configure(settings.log.level, settings.log.format)
+            self.interrupt.clear()
+            self.jobs.schedule(settings)
+            self.jobs.scheduler.resume()
         if old is not None:
             old.close()
+        return True
 
     # --- HTTP: health, metrics, webhook ---------------------------------------------------------------------
 
@@ -261,7 +306,13 @@ class Daemon:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         phase = "stopping" if self.stopping else "starting" if self.svc is None else "running"
-        return health_report(self.settings, phase, self.last_good_age())
+        state = self.svc.state if self.svc is not None else None
+        return health_report(self.settings, phase, self.last_good_age(), self.probes, state)
+
+    def _dependencies_up(self) -> dict[str, bool]:
+        if self.svc is None:
+            return {}
+        return {name: dep.ok for name, dep in dependencies.all_known(self.svc.state).items()}
 
     def metrics_text(self) -> bytes:
         return self.metrics.render()

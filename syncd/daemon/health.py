@@ -1,12 +1,24 @@
-"""/healthz: Label Studio and S3 reachable now, and a recent cycle in which every stage ran cleanly."""
+"""/healthz: Label Studio and S3 reachable, no service a stage needs down for long, and a recent good cycle.
+
+The reachability probes make outbound calls, so their results are cached for ``PROBE_TTL`` seconds and refreshed by
+one caller at a time: a scrape storm (or an attacker) costs at most one probe round per TTL, never one per request.
+Outages that the stages met (``syncd.dependencies``) are read from the state store on each request (a local read).
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+from syncd import dependencies
 from syncd.config import Settings
 from syncd.probe import ProbeError, buckets_readable, labelstudio_alive, quick_s3_client
+from syncd.state import StateStore
+
+PROBE_TTL = 5.0
 
 
 def max_cycle_age(settings: Settings) -> float:
@@ -22,17 +34,73 @@ def _probe(fn: Callable[[], None]) -> dict[str, Any]:
     return {"ok": True}
 
 
-def health_report(settings: Settings, phase: str, last_good_age: float | None) -> tuple[bool, dict[str, Any]]:
+class Probes:
+    """The reachability checks of /healthz, run at most once per ``ttl`` seconds however many requests ask."""
+
+    def __init__(self, settings: Settings, ttl: float = PROBE_TTL) -> None:
+        self.settings = settings
+        self.ttl = ttl
+        self.rounds = 0
+        self._lock = threading.Lock()
+        self._checked = -float("inf")
+        self._results: dict[str, dict[str, Any]] = {}
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        with self._lock:  # a request arriving while a round runs waits for it and shares its answer
+            if time.monotonic() - self._checked >= self.ttl:
+                self._results = self._round()
+                self._checked = time.monotonic()
+                self.rounds += 1
+            return {name: dict(check) for name, check in self._results.items()}
+
+    def _round(self) -> dict[str, dict[str, Any]]:
+        settings = self.settings
+        return {
+            "labelstudio": _probe(lambda: labelstudio_alive(settings, timeout=2)),
+            "s3": _probe(lambda: buckets_readable(settings, quick_s3_client(settings))),
+        }
+
+
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
+
+
+def dependency_checks(settings: Settings, state: StateStore | None) -> dict[str, dict[str, Any]]:
+    """Each service a stage has met, as a check: failing once it has been down longer than http.dependency_grace."""
+    if state is None:
+        return {}
+    checks = {}
+    for name, dep in sorted(dependencies.all_known(state).items()):
+        down = round(dep.down_seconds(), 3)
+        checks[name] = {
+            "ok": dep.ok or down <= settings.http.dependency_grace,
+            "up": dep.ok,
+            "down_since": _iso(dep.down_since),
+            "down_seconds": None if dep.ok else down,
+            "error": dep.error,
+        }
+    return checks
+
+
+def health_report(
+    settings: Settings,
+    phase: str,
+    last_good_age: float | None,
+    probes: Probes | None = None,
+    state: StateStore | None = None,
+) -> tuple[bool, dict[str, Any]]:
     """(healthy, body): healthy only while running with every check passing; the body says which failed."""
     limit = max_cycle_age(settings)
-    checks = {
-        "labelstudio": _probe(lambda: labelstudio_alive(settings, timeout=2)),
-        "s3": _probe(lambda: buckets_readable(settings, quick_s3_client(settings))),
-        "cycle": {
-            "ok": last_good_age is not None and last_good_age <= limit,
-            "last_good_age_seconds": last_good_age,
-            "max_age_seconds": limit,
-        },
+    checks = (probes or Probes(settings)).results()
+    for name, check in dependency_checks(settings, state).items():
+        merged = checks.get(name, {"ok": True}) | check
+        checks[name] = merged | {"ok": bool(checks.get(name, {"ok": True})["ok"] and check["ok"])}
+    checks["cycle"] = {
+        "ok": last_good_age is not None and last_good_age <= limit,
+        "last_good_age_seconds": last_good_age,
+        "max_age_seconds": limit,
     }
     ok = phase == "running" and all(check["ok"] for check in checks.values())
-    return ok, {"status": "ok" if ok else phase if phase != "running" else "failing", "checks": checks}
+    down = sorted(name for name, check in checks.items() if check.get("up") is False)
+    body = {"status": "ok" if ok else phase if phase != "running" else "failing", "checks": checks}
+    return ok, body | ({"down": down} if down else {})

@@ -1,7 +1,8 @@
 """The stages as APScheduler interval jobs, and which of them are running and for how long.
 
 Each stage is its own job (``max_instances=1``, coalescing), so a slow transcription never delays the export of
-finished reviews. A stage running past ``schedule.stage_timeout`` is stuck: the daemon withholds the watchdog ping.
+finished reviews. A running job is stuck when it has been silent (no heartbeat, see ``syncd.heartbeat``) for longer
+than ``schedule.stage_timeout``: the daemon then withholds the watchdog ping. A long job that keeps beating is not.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncd.config import Settings
+from syncd.heartbeat import listening
 from syncd.stages import STAGES, Stage
 
 
@@ -55,24 +57,34 @@ class StageJobs:
 
     @contextmanager
     def tracking(self, name: str) -> Iterator[None]:
-        with self._lock:
-            self._running[name] = time.monotonic()
+        """Track the job ``name`` while the block runs; heartbeats on this thread refresh it."""
+        self._beat(name)
         try:
-            yield
+            with listening(lambda: self._beat(name)):
+                yield
         finally:
             with self._lock:
                 self._running.pop(name, None)
+
+    def _beat(self, name: str) -> None:
+        with self._lock:
+            self._running[name] = time.monotonic()
 
     def running(self) -> list[str]:
         with self._lock:
             return sorted(self._running)
 
     def stuck(self, limit: float) -> list[str]:
-        """Jobs running longer than ``limit`` seconds (none when the limit is 0)."""
+        """Jobs silent (no heartbeat since they started or last beat) for longer than ``limit`` seconds (none when
+        the limit is 0)."""
         now = time.monotonic()
         with self._lock:
-            return sorted(name for name, since in self._running.items() if limit and now - since > limit)
+            return sorted(name for name, beat in self._running.items() if limit and now - beat > limit)
 
-    def drain(self, deadline: float) -> None:
-        while self.running() and time.monotonic() < deadline:
+    def drain(self, deadline: float, give_up: Callable[[], bool] = lambda: False) -> bool:
+        """Wait until no job runs (True), the deadline passes or ``give_up`` says so (False)."""
+        while self.running():
+            if time.monotonic() >= deadline or give_up():
+                return False
             time.sleep(0.05)
+        return True

@@ -31,6 +31,21 @@ class _StateCollector(Collector):
         yield family
 
 
+class _DependencyCollector(Collector):
+    def __init__(self, up: Callable[[], dict[str, bool]]) -> None:
+        self._up = up
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "syncd_dependency_up",
+            "1 while a service the stages need answers, 0 while it is down (outages seen by the stages)",
+            labels=["dependency"],
+        )
+        for name, up in sorted(self._up().items()):
+            family.add_metric([name], 1 if up else 0)
+        yield family
+
+
 class Metrics:
     """One registry per daemon (not the global one), so tests and reloads never collide."""
 
@@ -71,6 +86,9 @@ class Metrics:
 
     def watch_state(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_StateCollector(counts))
+
+    def watch_dependencies(self, up: Callable[[], dict[str, bool]]) -> None:
+        self.registry.register(_DependencyCollector(up))
 
     def observe(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
         self.events.labels(event, level).inc()

@@ -1,23 +1,52 @@
 """Transcribe: start jobs for discovered recordings (within the engine's in-flight limit) and collect results.
 
 Polling never waits on a job: an unfinished cloud job is looked at again next cycle, so a restart loses nothing.
+
+Three kinds of trouble are told apart. An outage of a service (``OutageError``: connection, throttling, 5xx) is
+recorded in ``syncd.dependencies`` and waited out with back-off; it never spends a recording's attempts and the stage
+run fails (cause "unavailable") until the service answers again. A retryable failure spends one attempt and backs off.
+A permanent one (corrupt audio, malformed output, a FAILED job) fails the recording with its reason at once. An
+in-process engine's attempt is counted before its work starts, so a recording that keeps killing the daemon ends
+``failed`` instead of being retried forever.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
+from syncd import dependencies, exitcodes
 from syncd.faults import fault_point
+from syncd.heartbeat import beat
+from syncd.probe import classify
 from syncd.recording import Recording, Status
 from syncd.services import Services
-from syncd.transcribers.base import TranscriptionError
+from syncd.transcribers.base import OutageError, Progress, TranscriptionError, works_in_process
+from syncd.transcript import Transcript
+
+PROGRESS_LOG_EVERY = 10.0
+"""Seconds between two ``transcription.progress`` events of one recording (every progress call beats the heart)."""
 
 
-def _fail(svc: Services, rec: Recording, exc: Exception) -> None:
+def _outage(exc: Exception) -> OutageError | None:
+    """The outage ``exc`` stands for, if it is one; an engine's own connection errors are put on S3 (its input)."""
+    if isinstance(exc, OutageError):
+        return exc
+    if not isinstance(exc, TranscriptionError) and classify(exc) == exitcodes.UNAVAILABLE:
+        return OutageError("s3", f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def _fail(svc: Services, rec: Recording, exc: Exception, *, counted: bool = False) -> None:
     retryable = exc.retryable if isinstance(exc, TranscriptionError) else True
     reason = exc.reason if isinstance(exc, TranscriptionError) else f"{type(exc).__name__}: {exc}"
     gave_up = svc.state.record_failure(
-        rec.id, Status.DISCOVERED, reason, retryable=retryable, max_attempts=svc.settings.transcriber.max_attempts
+        rec.id,
+        Status.DISCOVERED,
+        reason,
+        retryable=retryable,
+        max_attempts=svc.settings.transcriber.max_attempts,
+        counted=counted,
     )
     if gave_up:
         svc.state.update(rec.id, job_name=None)
@@ -25,36 +54,97 @@ def _fail(svc: Services, rec: Recording, exc: Exception) -> None:
     svc.log.warning(event, recording=rec.id, bucket=rec.bucket, key=rec.key, job=rec.job_name, reason=reason)
 
 
-def _start(svc: Services, limit: int) -> int:
-    started = 0
-    for rec in svc.state.due(Status.DISCOVERED, limit=limit):
-        try:
-            job = svc.transcriber.start(rec)
-        except Exception as exc:
-            _fail(svc, rec, exc)
-            continue
-        fault_point("transcribe.after_start")
-        if not svc.state.move(
-            rec.id, Status.DISCOVERED, Status.TRANSCRIBING, job_name=job, engine=svc.transcriber.engine
-        ):
-            continue
-        svc.log.info("transcription.submitted", recording=rec.id, bucket=rec.bucket, key=rec.key, job=job)
-        started += 1
-    return started
+class _Run:
+    """One stage run: counts calls that reached the engine's services, and stops at the first outage."""
 
+    def __init__(self, svc: Services, stop: threading.Event) -> None:
+        self.svc = svc
+        self.stop = stop
+        self.calls = 0
+        self.in_process = works_in_process(svc.transcriber)
 
-def _collect(svc: Services, stop: threading.Event) -> int:
-    done = 0
-    for rec in svc.state.due(Status.TRANSCRIBING, limit=svc.transcriber.max_in_flight):
-        if stop.is_set():
-            break
-        try:
-            transcript = svc.transcriber.poll(rec)
-        except Exception as exc:
-            _fail(svc, rec, exc)
-            continue
-        if transcript is None:
-            continue
+    def start(self, limit: int) -> int:
+        svc = self.svc
+        started = 0
+        for rec in svc.state.due(Status.DISCOVERED, limit=limit):
+            try:
+                job = svc.transcriber.start(rec)
+            except Exception as exc:
+                self._failed(rec, exc)
+                continue
+            self.calls += 1
+            fault_point("transcribe.after_start")
+            if not svc.state.move(
+                rec.id, Status.DISCOVERED, Status.TRANSCRIBING, job_name=job, engine=svc.transcriber.engine
+            ):
+                continue
+            svc.log.info("transcription.submitted", recording=rec.id, bucket=rec.bucket, key=rec.key, job=job)
+            started += 1
+            beat()
+        return started
+
+    def collect(self) -> int:
+        svc = self.svc
+        done = 0
+        for rec in svc.state.due(Status.TRANSCRIBING, limit=svc.transcriber.max_in_flight):
+            if self.stop.is_set():
+                break
+            beat()
+            if self.in_process and not self._begin(rec):
+                continue
+            try:
+                transcript = svc.transcriber.poll(rec, self._progress(rec))
+            except Exception as exc:
+                self._failed(rec, exc)
+                continue
+            self.calls += 1
+            if transcript is None:
+                continue
+            done += self._store(rec, transcript)
+        return done
+
+    def _begin(self, rec: Recording) -> bool:
+        """Count this attempt before the work; False when earlier attempts used up the budget without coming back."""
+        attempts = self.svc.state.begin_attempt(rec.id, Status.TRANSCRIBING)
+        limit = self.svc.settings.transcriber.max_attempts
+        if not attempts:
+            return False
+        if attempts > limit:
+            died = f"the daemon stopped {attempts - 1} times while transcribing it (crash, out of memory or watchdog)"
+            last = f"; last error: {rec.reason}" if rec.reason else ""
+            _fail(self.svc, rec, TranscriptionError(died + last, retryable=False), counted=True)
+            return False
+        fault_point("transcribe.attempt_started")
+        return True
+
+    def _progress(self, rec: Recording) -> Progress:
+        logged = [time.monotonic()]
+
+        def progress(fraction: float | None) -> None:
+            beat()
+            if time.monotonic() - logged[0] >= PROGRESS_LOG_EVERY:
+                logged[0] = time.monotonic()
+                done = None if fraction is None else round(fraction, 3)
+                self.svc.log.debug("transcription.progress", recording=rec.id, key=rec.key, fraction=done)
+
+        return progress
+
+    def _failed(self, rec: Recording, exc: Exception) -> None:
+        outage = _outage(exc)
+        if outage is None:
+            _fail(self.svc, rec, exc, counted=self.in_process and rec.status == Status.TRANSCRIBING)
+            return
+        if self.in_process and rec.status == Status.TRANSCRIBING:
+            self.svc.state.refund_attempt(rec.id)
+        backoff = self.svc.settings.schedule.outage_backoff_max
+        dep = dependencies.mark_down(self.svc.state, outage.dependency, outage.reason, backoff, self.svc.log)
+        raise dependencies.DependencyDownError(
+            f"{dep.name} unavailable for {dep.down_seconds():.0f}s, retrying in {dep.retry_at - time.time():.0f}s:"
+            f" {outage.reason}"
+        ) from exc
+
+    def _store(self, rec: Recording, transcript: Transcript) -> int:
+        svc = self.svc
         kept = svc.state.move(
             rec.id,
             Status.TRANSCRIBING,
@@ -66,7 +156,7 @@ def _collect(svc: Services, stop: threading.Event) -> int:
         )
         if not kept:
             svc.log.info("transcription.discarded", recording=rec.id, key=rec.key, reason="superseded meanwhile")
-            continue
+            return 0
         svc.log.info(
             "transcription.completed",
             recording=rec.id,
@@ -77,18 +167,27 @@ def _collect(svc: Services, stop: threading.Event) -> int:
             duration=transcript.duration,
             segments=len(transcript.segments),
         )
-        done += 1
-    return done
+        return 1
 
 
 def run(svc: Services, stop: threading.Event) -> int:
-    """Start and collect until no more progress is possible this cycle; returns transcripts completed."""
+    """Start and collect until no more progress is possible this cycle; returns transcripts completed. While a
+    service the engine needs is down and not due for another try, the run fails at once without calling it."""
+    down = dependencies.waiting(svc.state)
+    if down:
+        names = ", ".join(f"{d.name} ({d.error})" for d in down)
+        raise dependencies.DependencyDownError(f"waiting for {names}")
+    work = _Run(svc, stop)
     completed = 0
     while not stop.is_set():
         capacity = svc.transcriber.max_in_flight - svc.state.count(Status.TRANSCRIBING)
-        started = _start(svc, max(capacity, 0))
-        finished = _collect(svc, stop)
+        started = work.start(max(capacity, 0))
+        finished = work.collect()
         completed += finished
         if not started and not finished:
             break
+    if work.calls:
+        dependencies.mark_up(
+            svc.state, [d.name for d in dependencies.all_known(svc.state).values() if not d.ok], svc.log
+        )
     return completed

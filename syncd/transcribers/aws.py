@@ -1,7 +1,10 @@
 """Amazon Transcribe batch jobs: one deterministic job per object version, polled without blocking.
 
 The job name is derived from (bucket, key, ETag), so a restart, a crash between StartTranscriptionJob and the state
-commit, or a second daemon all land on the same job (``ConflictException`` means "already started": we adopt it).
+commit, or a second daemon all land on the same job (``ConflictException`` means "already started": we adopt it). A job
+of that name that FAILED is never adopted: the next generation (``...-r1``, ``-r2``) is started instead, so
+`syncd retry` of a failed recording really transcribes it again, and a crash while doing so still finds its job.
+Connection errors, throttling and 5xx are outages (``OutageError``), not failures of the recording.
 Results are read with S3 GetObject from our own output bucket/prefix, never fetched over HTTP, so private buckets and
 custom endpoints work alike.
 """
@@ -20,21 +23,24 @@ from syncd.config import S3Settings, TranscriberSettings
 from syncd.recording import AUDIO_FORMATS, Recording
 from syncd.storage import Storage, boto_client
 from syncd.transcribers.aws_output import TranscribeOutputError, parse_transcribe_output
-from syncd.transcribers.base import TranscriptionError
+from syncd.transcribers.base import OutageError, Progress, TranscriptionError, no_progress
 from syncd.transcript import Transcript
 
 MODEL = "amazon-transcribe"
 MEDIA_FORMATS = set(AUDIO_FORMATS.values())
 JOB_NAME_MAX = 200
+MAX_GENERATIONS = 100
 _UNSAFE = re.compile(r"[^0-9a-zA-Z._-]+")
 _THROTTLED = {"ThrottlingException", "LimitExceededException", "TooManyRequestsException", "InternalFailureException"}
 
 
-def job_name(rec: Recording) -> str:
-    """``syncd-<readable stem>-<syncd_id>``: unique per object version, valid for Transcribe, ≤ 200 characters."""
+def job_name(rec: Recording, generation: int = 0) -> str:
+    """``syncd-<readable stem>-<syncd_id>[-r<generation>]``: unique per object version and retry generation, valid
+    for Transcribe, ≤ 200 characters."""
+    tail = f"{rec.syncd_id}-r{generation}" if generation else rec.syncd_id
     stem = _UNSAFE.sub("-", posixpath.splitext(posixpath.basename(rec.key))[0]).strip("-._")
-    room = JOB_NAME_MAX - len("syncd--") - len(rec.syncd_id)
-    return f"syncd-{stem[:room]}-{rec.syncd_id}" if stem else f"syncd-{rec.syncd_id}"
+    room = JOB_NAME_MAX - len("syncd--") - len(tail)
+    return f"syncd-{stem[:room]}-{tail}" if stem else f"syncd-{tail}"
 
 
 def media_format(key: str) -> str:
@@ -51,14 +57,17 @@ def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _as_transcription_error(exc: Exception, action: str) -> TranscriptionError:
-    """Throttling and outages are retried with back-off by the stage; a rejected request is final."""
+def _as_transcription_error(exc: Exception, action: str, dependency: str = "transcribe") -> TranscriptionError:
+    """Throttling, 5xx and connection errors are an outage of ``dependency`` (waited out, never counted against the
+    recording); a rejected request is final."""
     if isinstance(exc, ClientError):
         code = _error_code(exc)
         message = exc.response.get("Error", {}).get("Message", "")
-        retryable = code in _THROTTLED or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
-        return TranscriptionError(f"{action}: {code}: {message}", retryable=retryable)
-    return TranscriptionError(f"{action}: {type(exc).__name__}: {exc}", retryable=True)
+        reason = f"{action}: {code}: {message}"
+        if code in _THROTTLED or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+            return OutageError(dependency, reason)
+        return TranscriptionError(reason, retryable=False)
+    return OutageError(dependency, f"{action}: {type(exc).__name__}: {exc}")
 
 
 class AwsTranscriber:
@@ -69,19 +78,23 @@ class AwsTranscriber:
         self.aws = settings.aws
         self.storage = storage
         self.max_in_flight = self.aws.max_in_flight
-        self.client = boto_client("transcribe", s3, self.aws.endpoint_url)
+        # Few botocore retries: an outage is waited out by the stage, without holding a poll for minutes.
+        self.client = boto_client("transcribe", s3, self.aws.endpoint_url, attempts=3)
 
     @property
     def model_version(self) -> str:
         return MODEL
 
-    def output_location(self, rec: Recording) -> tuple[str, str]:
-        return self.aws.output_bucket or rec.bucket, f"{self.aws.output_prefix}{job_name(rec)}.json"
+    def output_location(self, rec: Recording, name: str | None = None) -> tuple[str, str]:
+        """Where the job ``name`` (default: the recording's job, else its first generation) writes its output."""
+        name = name or rec.job_name or job_name(rec)
+        return self.aws.output_bucket or rec.bucket, f"{self.aws.output_prefix}{name}.json"
 
-    def job_request(self, rec: Recording) -> dict[str, Any]:
-        bucket, key = self.output_location(rec)
+    def job_request(self, rec: Recording, generation: int = 0) -> dict[str, Any]:
+        name = job_name(rec, generation)
+        bucket, key = self.output_location(rec, name)
         request: dict[str, Any] = {
-            "TranscriptionJobName": job_name(rec),
+            "TranscriptionJobName": name,
             "Media": {"MediaFileUri": rec.uri},
             "MediaFormat": media_format(rec.key),
             "OutputBucketName": bucket,
@@ -96,17 +109,30 @@ class AwsTranscriber:
         return request
 
     def start(self, recording: Recording) -> str:
-        request = self.job_request(recording)
-        try:
-            self.client.start_transcription_job(**request)
-        except ClientError as exc:
-            if _error_code(exc) != "ConflictException":
+        """Start the recording's job, or adopt the one already started under its name unless that one FAILED."""
+        for generation in range(MAX_GENERATIONS):
+            request = self.job_request(recording, generation)
+            name = str(request["TranscriptionJobName"])
+            try:
+                self.client.start_transcription_job(**request)
+                return name
+            except ClientError as exc:
+                if _error_code(exc) != "ConflictException":
+                    raise _as_transcription_error(exc, "StartTranscriptionJob") from exc
+            except BotoCoreError as exc:
                 raise _as_transcription_error(exc, "StartTranscriptionJob") from exc
-        except BotoCoreError as exc:
-            raise _as_transcription_error(exc, "StartTranscriptionJob") from exc
-        return str(request["TranscriptionJobName"])
+            if self._job(name).get("TranscriptionJobStatus") != "FAILED":
+                return name
+        raise TranscriptionError(f"{MAX_GENERATIONS} Transcribe jobs of this recording failed", retryable=False)
 
-    def poll(self, recording: Recording) -> Transcript | None:
+    def _job(self, name: str) -> dict[str, Any]:
+        try:
+            job: dict[str, Any] = self.client.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _as_transcription_error(exc, "GetTranscriptionJob") from exc
+        return job
+
+    def poll(self, recording: Recording, progress: Progress = no_progress) -> Transcript | None:
         name = recording.job_name or job_name(recording)
         try:
             job = self.client.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
@@ -125,16 +151,17 @@ class AwsTranscriber:
         return self._result(recording, name, job)
 
     def _result(self, rec: Recording, name: str, job: dict[str, Any]) -> Transcript:
-        bucket, key = self.output_location(rec)
+        bucket, key = self.output_location(rec, name)
         try:
-            doc = json.loads(self.storage.read(bucket, key))
-        except ClientError as exc:
-            raise _as_transcription_error(exc, f"reading s3://{bucket}/{key}") from exc
-        except ValueError as exc:
-            raise TranscriptionError(f"s3://{bucket}/{key} is not JSON: {exc}", retryable=False) from exc
+            raw = self.storage.read(bucket, key)
+        except (ClientError, BotoCoreError) as exc:
+            raise _as_transcription_error(exc, f"reading s3://{bucket}/{key}", dependency="s3") from exc
         try:
-            transcript = parse_transcribe_output(doc, job=name, model=MODEL)
+            transcript = parse_transcribe_output(json.loads(raw), job=name, model=MODEL)
         except TranscribeOutputError as exc:
-            raise TranscriptionError(str(exc), retryable=False) from exc
+            raise TranscriptionError(f"malformed output s3://{bucket}/{key}: {exc}", retryable=False) from exc
+        except (ValueError, LookupError, TypeError, AttributeError) as exc:  # not JSON, or JSON of the wrong shape
+            reason = f"malformed output s3://{bucket}/{key}: {type(exc).__name__}: {exc}"
+            raise TranscriptionError(reason[:500], retryable=False) from exc
         language = transcript.language or job.get("LanguageCode") or self.settings.language or None
         return dataclasses.replace(transcript, language=language)

@@ -10,7 +10,7 @@ from typing import Any
 from syncd.config import WhisperSettings
 from syncd.recording import Recording
 from syncd.storage import Storage
-from syncd.transcribers.base import TranscriptionError
+from syncd.transcribers.base import Progress, TranscriptionError, no_progress
 from syncd.transcript import Segment, Transcript, Word
 
 
@@ -28,6 +28,7 @@ def bundled_model_path() -> str:
 class WhisperTranscriber:
     engine = "whisper"
     max_in_flight = 1
+    in_process = True
 
     def __init__(self, settings: WhisperSettings, storage: Storage, language: str = "") -> None:
         self.settings = settings
@@ -61,14 +62,14 @@ class WhisperTranscriber:
     def start(self, recording: Recording) -> str:
         return f"whisper-{recording.syncd_id}"
 
-    def poll(self, recording: Recording) -> Transcript:
+    def poll(self, recording: Recording, progress: Progress = no_progress) -> Transcript:
         with tempfile.TemporaryDirectory(prefix="syncd-") as tmp:
             audio = Path(tmp) / ("audio" + Path(recording.key).suffix.lower())
             self.storage.download(recording.bucket, recording.key, audio)
             with self._lock:
-                return self._transcribe(audio, job=f"whisper-{recording.syncd_id}")
+                return self._transcribe(audio, job=f"whisper-{recording.syncd_id}", progress=progress)
 
-    def _transcribe(self, audio: Path, job: str) -> Transcript:
+    def _transcribe(self, audio: Path, job: str, progress: Progress = no_progress) -> Transcript:
         model = self._load()
         try:
             pieces, info = model.transcribe(
@@ -78,7 +79,10 @@ class WhisperTranscriber:
                 word_timestamps=True,
                 vad_filter=False,
             )
-            segments = [_segment(piece) for piece in pieces]
+            segments = []
+            for piece in pieces:
+                segments.append(_segment(piece))
+                progress(min(float(piece.end) / info.duration, 1.0) if info.duration else None)
         except Exception as exc:  # decoding errors come from PyAV with many types
             raise TranscriptionError(f"cannot decode audio: {type(exc).__name__}: {exc}", retryable=False) from exc
         if not info.duration:

@@ -22,6 +22,7 @@ from syncd.recording import Recording, S3Object
 from syncd.services import Services
 from syncd.state import StateStore
 from syncd.storage import WriteConflictError
+from syncd.transcribers.base import Progress, no_progress
 from syncd.transcript import Segment, Transcript, Word
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -170,7 +171,8 @@ class FakeTranscriber:
         self.started.append(recording.key)
         return f"job-{recording.syncd_id}"
 
-    def poll(self, recording: Recording) -> Transcript | None:
+    def poll(self, recording: Recording, progress: Progress = no_progress) -> Transcript | None:
+        progress(None)
         if self.while_polling is not None:
             self.while_polling()
         if recording.key in self.fail:

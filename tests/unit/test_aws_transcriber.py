@@ -61,6 +61,8 @@ def test_conflict_means_the_job_exists_and_is_adopted(engine: AwsTranscriber) ->
     rec = recording()
     with Stubber(engine.client) as stub:
         stub.add_client_error("start_transcription_job", "ConflictException", "The requested job name already exists")
+        running = {"TranscriptionJobName": job_name(rec), "TranscriptionJobStatus": "IN_PROGRESS"}
+        stub.add_response("get_transcription_job", {"TranscriptionJob": running})
         assert engine.start(rec) == job_name(rec)
 
 
