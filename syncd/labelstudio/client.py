@@ -111,8 +111,9 @@ class LabelStudioClient:
     # --- set-up -------------------------------------------------------------------------------------------
 
     def ensure_project(self, max_speakers: int) -> int:
-        """The configured project (by id or title), created with our layout if missing, set to low-confidence-first,
-        with reviewer instructions unless someone wrote their own. An existing project keeps its label config."""
+        """The configured project (by id or title), created with our layout if missing, set to low-confidence-first.
+        An existing project keeps its label config; one on the current layout gets our reviewer instructions unless
+        someone wrote their own."""
         wanted = self.settings.project
         project_id = int(wanted) if wanted.isdigit() else self._find_project(wanted)
         if project_id is None:
@@ -124,7 +125,9 @@ class LabelStudioClient:
             )
             project_id = int(created.id or 0)
         settings: dict[str, Any] = {"sampling": SAMPLING}
-        if not getattr(self._sdk.projects.get(project_id), "expert_instruction", None):
+        project = self._sdk.projects.get(project_id)
+        ours = project.label_config == layouts.label_config(self.settings.layout, max_speakers)
+        if ours and not project.expert_instruction:
             settings |= {"expert_instruction": layouts.instructions(self.settings.layout), "show_instruction": True}
         self._sdk.projects.update(project_id, **settings)
         self._ensure_view(project_id)
