@@ -125,7 +125,7 @@ def browser() -> Iterator[WebDriver]:
     options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--mute-audio"):
         options.add_argument(arg)
-    options.add_argument("--window-size=1600,1000")
+    options.add_argument("--window-size=1500,1350")
     chrome = webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
     chrome.set_page_load_timeout(WAIT)
     try:
@@ -154,10 +154,16 @@ def _login(browser: WebDriver, url: str) -> None:
     _wait(browser, "login", lambda b: "/user/login" not in b.current_url)
 
 
-def _screenshot(browser: WebDriver, name: str) -> None:
+def _screenshot(browser: WebDriver, name: str, height: int = 0) -> None:
+    """Save what the reviewer sees when SYNCD_SCREENSHOTS names a folder; ``height`` crops to the top of the page."""
     folder = os.environ.get("SYNCD_SCREENSHOTS")
-    if folder:
-        browser.save_screenshot(str(Path(folder) / name))
+    if not folder:
+        return
+    size = browser.get_window_size()
+    if height:
+        browser.set_window_size(size["width"], height)
+    browser.save_screenshot(str(Path(folder) / name))
+    browser.set_window_size(size["width"], size["height"])
 
 
 def _segment_texts(browser: WebDriver) -> list[str]:
@@ -194,7 +200,7 @@ def test_reviewer_reads_every_segment_and_corrects_one_in_the_browser(
     assert "s3://" not in body
     for column in ("key", "asr_confidence", "duration", "audio"):
         assert column in body
-    _screenshot(browser, "review-data-manager.png")
+    _screenshot(browser, "review-data-manager.png", height=560)
 
     # "Label All Tasks" serves the least confident task; the project's instructions come first.
     browser.find_element(By.XPATH, "//button[normalize-space()='Label All Tasks']").click()
@@ -208,14 +214,13 @@ def test_reviewer_reads_every_segment_and_corrects_one_in_the_browser(
     header = _body(browser)
     assert CALL in header and "ASR confidence 0.7" in header and "check segments 2, 4" in header
     assert header.count(f"Speaker 2, {layouts.CHECK_LABEL}") == 2, "the two low-confidence segments are marked"
-    texts = browser.find_elements(By.CSS_SELECTOR, TEXTS)
-    for box in texts:
+    _wait(browser, "the waveform", lambda b: "Loading file" not in _body(b))
+    _screenshot(browser, "review-labeling.png")
+    for box in browser.find_elements(By.CSS_SELECTOR, TEXTS):
         browser.execute_script("arguments[0].scrollIntoView({block: 'nearest'})", box)
         assert box.is_displayed() and box.get_attribute("readonly") is None
     assert "ASR confidence 0." not in " ".join(_segment_texts(browser))
     assert not browser.find_elements(By.XPATH, "//button[normalize-space()='Add']"), "no box inviting a second text"
-    _wait(browser, "the waveform", lambda b: "Loading file" not in _body(b))
-    _screenshot(browser, "review-labeling.png")
 
     # The reviewer corrects segment 2 in place and confirms with Enter; no second text box appears for it.
     _text_box(browser, asr_texts[1]).click()
@@ -228,7 +233,6 @@ def test_reviewer_reads_every_segment_and_corrects_one_in_the_browser(
     expected_texts = [*asr_texts[:1], CORRECTED, *asr_texts[2:]]
     assert not browser.find_elements(By.CSS_SELECTOR, ".lsf-textarea-tag__form"), "one text per region"
     assert not browser.find_elements(By.CSS_SELECTOR, "textarea[placeholder='Text of this segment']")
-    _screenshot(browser, "review-edited.png")
     browser.find_element(By.XPATH, "//button[normalize-space()='Submit']").click()
     task = next(t for t in project_tasks(ls, title) if t["data"]["key"] == CALL)
     _wait(browser, "the submitted annotation", lambda _: ls.annotations.list(task["id"]))
@@ -271,10 +275,18 @@ def test_project_with_the_old_layout_still_exports_one_text_per_region(
     invited (a second text typed into the empty "Add" box) exports one text per region, with a warning."""
     title = "Old layout calls"
     old = ls.projects.create(title=title, label_config=OLD_LABEL_CONFIG)
+    old_view = {"title": "Least confident first", "ordering": ["tasks:predictions_score"]}
+    ls.views.create(project=old.id, data=old_view)
     _upload_call(s3, bucket, INVOICE, INVOICE_TURNS, tmp_path)
     config = aws_config(stack, tmp_path, bucket, title)
     run_until_imported(stack, config, expected=1)
-    assert ls.projects.get(old.id).label_config == OLD_LABEL_CONFIG, "an existing project keeps its layout"
+    project = ls.projects.get(old.id)
+    assert project.label_config == OLD_LABEL_CONFIG, "an existing project keeps its layout"
+    assert not project.expert_instruction, "instructions for the current layout would mislead on the old one"
+    (view,) = [as_dict(v)["data"] for v in ls.views.list(project=old.id)]
+    assert view["title"] == VIEW_TITLE and view["ordering"] == ["tasks:predictions_score"]
+    assert "tasks:data.key" not in view["hiddenColumns"]["explore"]
+    assert "tasks:data.syncd_id" in view["hiddenColumns"]["explore"]
     (task,) = project_tasks(ls, title)
     result = []
     for item in task["predictions"][0]["result"]:
