@@ -13,7 +13,52 @@ from label_studio_sdk.client import LabelStudio
 from syncd.config import LabelStudioSettings
 from syncd.labelstudio import layouts, webhooks
 
-VIEW_TITLE = "Least confident first"
+VIEW_TITLE = "Least sure first"
+OLD_VIEW_TITLES = ("Least confident first",)
+_SHOWN = ("id", "data.key", "data.asr_confidence", "data.duration", "data.audio", "total_annotations", "annotators")
+_HIDDEN = (
+    "completed_at",
+    "cancelled_annotations",
+    "total_predictions",
+    "annotations_results",
+    "annotations_ids",
+    "predictions_results",
+    "predictions_model_versions",
+    "file_upload",
+    "storage_filename",
+    "created_at",
+    "updated_at",
+    "updated_by",
+    "avg_lead_time",
+    "draft_exists",
+    "inner_id",
+    "comment_count",
+    "unresolved_comment_count",
+    "last_comment_updated_at",
+    "data.bucket",
+    "data.source",
+    "data.etag",
+    "data.syncd_id",
+    "data.segments_to_check",
+    "data.language",
+    "data.asr_engine",
+    "data",
+    "predictions_score",
+)
+VIEW: dict[str, Any] = {
+    "title": VIEW_TITLE,
+    "ordering": ["tasks:predictions_score"],
+    "hiddenColumns": {
+        "explore": [f"tasks:{c}" for c in _HIDDEN],
+        "labeling": [f"tasks:{c}" for c in (*_HIDDEN, *_SHOWN[3:])],
+    },
+    "columnsWidth": {
+        "tasks:id": 70,
+        "tasks:data.key": 320,
+        "tasks:data.asr_confidence": 150,
+        "tasks:data.duration": 90,
+    },
+}
 SAMPLING = "Uncertainty sampling"
 
 
@@ -66,7 +111,9 @@ class LabelStudioClient:
     # --- set-up -------------------------------------------------------------------------------------------
 
     def ensure_project(self, max_speakers: int) -> int:
-        """The configured project (by id or title), created with our layout if missing, set to low-confidence-first."""
+        """The configured project (by id or title), created with our layout if missing, set to low-confidence-first.
+        An existing project keeps its label config; one on the current layout gets our reviewer instructions unless
+        someone wrote their own."""
         wanted = self.settings.project
         project_id = int(wanted) if wanted.isdigit() else self._find_project(wanted)
         if project_id is None:
@@ -77,7 +124,12 @@ class LabelStudioClient:
                 show_skip_button=True,
             )
             project_id = int(created.id or 0)
-        self._sdk.projects.update(project_id, sampling=SAMPLING)
+        settings: dict[str, Any] = {"sampling": SAMPLING}
+        project = self._sdk.projects.get(project_id)
+        ours = project.label_config == layouts.label_config(self.settings.layout, max_speakers)
+        if ours and not project.expert_instruction:
+            settings |= {"expert_instruction": layouts.instructions(self.settings.layout), "show_instruction": True}
+        self._sdk.projects.update(project_id, **settings)
         self._ensure_view(project_id)
         return project_id
 
@@ -122,13 +174,16 @@ class LabelStudioClient:
         return int(created.id or 0), True
 
     def _ensure_view(self, project_id: int) -> None:
-        views = self._sdk.views.list(project=project_id)
-        if any((as_dict(v).get("data") or {}).get("title") == VIEW_TITLE for v in views):
-            return
-        self._sdk.views.create(
-            project=project_id,
-            data={"title": VIEW_TITLE, "ordering": ["tasks:predictions_score"]},
-        )
+        """Our saved Data Manager tab, least confident first, with the columns a reviewer picks a task by. A tab made
+        by an older version (other title, no column settings) is brought up to date; a reviewer's later changes to
+        the columns of an up-to-date tab are kept."""
+        for view in self._sdk.views.list(project=project_id):
+            data = as_dict(view).get("data") or {}
+            if data.get("title") in (VIEW_TITLE, *OLD_VIEW_TITLES):
+                if data.get("title") != VIEW_TITLE or "hiddenColumns" not in data:
+                    self._sdk.views.update(str(as_dict(view)["id"]), project=project_id, data={**data, **VIEW})
+                return
+        self._sdk.views.create(project=project_id, data=VIEW)
 
     def ensure_storage(self, project_id: int, bucket: str, s3: dict[str, Any]) -> int:
         """Register the bucket so Label Studio presigns ``s3://`` audio URLs; never synced, we import ourselves.

@@ -1,22 +1,54 @@
 """Label Studio review layouts: the label config, the prediction we import, and the reviewer's result read back.
 
-``segments``: one audio region per ASR segment, labelled with its speaker, with a per-region text box holding the ASR
-text; ``whole``: Label Studio's "Automatic Speech Recognition" template, one text box with one line per ASR segment.
+``segments``: one audio region per ASR segment, labelled with its speaker. Every region's text is an editable field
+in the region list (``displayMode="region-list"``), in reading order, with no selecting first; one text per region.
+The region's score is the segment's ASR confidence; segments below ``LOW_CONFIDENCE`` also carry a red "check" label.
+``whole``: Label Studio's "Automatic Speech Recognition" template, one text box with one line per ASR segment.
+
+Projects created by older versions keep their label config (a read-only ``asr_confidence`` text per region, a text
+box that accepts several texts per region); their results read back by the same rules.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from syncd.transcript import Segment, Transcript, join_words
+from syncd.transcript import Segment, Transcript
 
 AUDIO = "audio"
 TEXT = "transcription"
 SPEAKER = "speaker"
-CONFIDENCE = "asr_confidence"
+CHECK = "check"
+CONFIDENCE = "asr_confidence"  # the old layout's read-only text per region; read back as nothing
 DEFAULT_SPEAKER = "Speaker 1"
+LOW_CONFIDENCE = 0.6
+CHECK_LABEL = "Low confidence"
+_SEGMENT_STEPS = (
+    "<li>Every segment's text is listed under <b>Regions</b> (right), in time order, numbered as on the waveform. "
+    "To fix one, click into its text, correct it, and press <b>Enter</b> (or click elsewhere). Each segment holds "
+    "exactly one text: correct it in place.</li>"
+    "<li>Segments marked <b style='color:#cf1322'>Low confidence</b> (below "
+    f"{LOW_CONFIDENCE:.2f}) are the likeliest to be wrong; the header names them. The number beside each segment is "
+    "the recogniser's confidence.</li>"
+    "<li>Relabel a speaker: click the segment's name, then another speaker label. Delete a segment that holds no "
+    "speech (select it, press Backspace); draw a missing one on the waveform with a speaker label selected, then type "
+    "its text.</li>"
+)
+_WHOLE_STEPS = "<li>Edit the text in place. Keep one line per segment and the subtitles keep their timing.</li>"
+
+
+def instructions(layout: str) -> str:
+    """The project's reviewer instructions (Label Studio shows them before each task)."""
+    return (
+        "<p><b>Correct the machine transcript.</b> Recordings come least confident first; the header shows the "
+        "file, its ASR confidence and the segments to check first.</p><ol>"
+        "<li>Press <b>space</b> (outside a text box) to play or pause; click the waveform to jump.</li>"
+        f"{_WHOLE_STEPS if layout == 'whole' else _SEGMENT_STEPS}"
+        "<li>Press <b>Submit</b>. Only submitted reviews are written to S3; <b>Skip</b> writes nothing.</li></ol>"
+    )
 
 
 def speaker_name(raw: str | None) -> str:
@@ -30,11 +62,15 @@ def speaker_name(raw: str | None) -> str:
 
 
 def label_config(layout: str, max_speakers: int = 4) -> str:
+    header = (
+        '  <Header value="$key" size="4"/>\n'
+        '  <Header value="ASR confidence $asr_confidence · $duration s · $segments_to_check" size="6"/>\n'
+    )
     if layout == "whole":
         return (
             "<View>\n"
+            f"{header}"
             f'  <Audio name="{AUDIO}" value="$audio" hotkey="space"/>\n'
-            f'  <Header value="Correct the transcript (one line per segment; confidence $asr_confidence)"/>\n'
             f'  <TextArea name="{TEXT}" toName="{AUDIO}" editable="true" rows="8" maxSubmissions="1"'
             ' transcription="true"/>\n'
             "</View>"
@@ -42,18 +78,34 @@ def label_config(layout: str, max_speakers: int = 4) -> str:
     labels = "".join(f"    <Label value={quoteattr(speaker_name(f'spk_{i}'))}/>\n" for i in range(max_speakers))
     return (
         "<View>\n"
-        f'  <Labels name="{SPEAKER}" toName="{AUDIO}" choice="single">\n{labels}  </Labels>\n'
+        f"{header}"
         f'  <Audio name="{AUDIO}" value="$audio" hotkey="space"/>\n'
-        f'  <TextArea name="{TEXT}" toName="{AUDIO}" perRegion="true" editable="true" rows="2"'
-        ' placeholder="Corrected text for this region"/>\n'
-        f'  <TextArea name="{CONFIDENCE}" toName="{AUDIO}" perRegion="true" editable="false" rows="1"'
-        ' maxSubmissions="1"/>\n'
+        f'  <Labels name="{SPEAKER}" toName="{AUDIO}" choice="single">\n{labels}  </Labels>\n'
+        f'  <Labels name="{CHECK}" toName="{AUDIO}" choice="single" showInline="true">\n'
+        f'    <Label value="{CHECK_LABEL}" background="#cf1322"/>\n'
+        "  </Labels>\n"
+        f'  <TextArea name="{TEXT}" toName="{AUDIO}" perRegion="true" editable="true" displayMode="region-list"'
+        ' maxSubmissions="1" rows="2" placeholder="Text of this segment"/>\n'
         "</View>"
     )
 
 
 def region_id(index: int) -> str:
     return f"seg{index:04d}"
+
+
+def low_confidence(seg: Segment) -> bool:
+    return seg.confidence is not None and seg.confidence < LOW_CONFIDENCE
+
+
+def segments_to_check(transcript: Transcript) -> str:
+    """The header's note: which segment numbers (as the region list numbers them) to check first."""
+    if transcript and len(transcript.segments) == 1 and low_confidence(transcript.segments[0]):
+        return "check the segment"
+    low = [str(i + 1) for i, seg in enumerate(transcript.segments) if low_confidence(seg)]
+    if not low:
+        return f"no segment below {LOW_CONFIDENCE:.2f}"
+    return f"check segment{'s' if len(low) > 1 else ''} {', '.join(low)}"
 
 
 def prediction_result(transcript: Transcript, layout: str) -> list[dict[str, Any]]:
@@ -64,18 +116,12 @@ def prediction_result(transcript: Transcript, layout: str) -> list[dict[str, Any
     for index, seg in enumerate(transcript.segments):
         rid = region_id(index)
         span = {"start": seg.start, "end": seg.end, "channel": 0}
-        confidence = "n/a" if seg.confidence is None else f"{seg.confidence:.2f}"
         result += [
             _item("labels", SPEAKER, rid, {**span, "labels": [speaker_name(seg.speaker)]}, seg.confidence),
             _item("textarea", TEXT, rid, {**span, "text": [seg.text]}, seg.confidence),
-            _item(
-                "textarea",
-                CONFIDENCE,
-                rid,
-                {**span, "text": [f"ASR confidence {confidence}"]},
-                seg.confidence,
-            ),
         ]
+        if low_confidence(seg):
+            result.append(_item("labels", CHECK, rid, {**span, "labels": [CHECK_LABEL]}, seg.confidence))
     return result
 
 
@@ -86,32 +132,73 @@ def _item(kind: str, name: str, rid: str, value: dict[str, Any], score: float | 
     return item
 
 
-def corrected_segments(result: list[dict[str, Any]], asr: Transcript, layout: str) -> list[Segment]:
-    """The reviewer's segments, each carrying the ASR text and confidence of the region it came from."""
+@dataclass
+class _Region:
+    rid: str
+    start: float | None = None
+    end: float | None = None
+    speaker: str | None = None
+    texts: list[str] = field(default_factory=list)
+
+
+def _regions(result: Iterable[dict[str, Any]]) -> dict[str, _Region]:
+    """Result items grouped by region id, in the order Label Studio lists them."""
+    regions: dict[str, _Region] = {}
+    for item in result:
+        value = item.get("value") or {}
+        rid = str(item.get("id"))
+        region = regions.setdefault(rid, _Region(rid))
+        if region.start is None and value.get("start") is not None:
+            region.start = float(value["start"])
+        if region.end is None and value.get("end") is not None:
+            region.end = float(value["end"])
+        if item.get("from_name") == SPEAKER and value.get("labels"):
+            region.speaker = str(value["labels"][0])
+        elif item.get("from_name") == TEXT:
+            region.texts += [str(t) for t in value.get("text") or [] if str(t).strip()]
+    return regions
+
+
+def pick_text(texts: list[str], asr_text: str | None) -> str:
+    """One text for a region that holds several (the old layout's "Add" box let reviewers add a second one): the
+    last text that differs from the ASR text, else the last. Texts are never joined: a joined pair doubles a
+    sentence in the transcript."""
+    texts = [" ".join(t.split()) for t in texts]
+    changed = [t for t in texts if t != " ".join((asr_text or "").split())]
+    return (changed or texts)[-1]
+
+
+def corrected_segments(result: list[dict[str, Any]], asr: Transcript, layout: str, log: Any = None) -> list[Segment]:
+    """The reviewer's segments, each carrying the ASR text and confidence of the region it came from.
+
+    ``log`` (a bound structlog logger) hears about what a reviewer did that cannot be written as it is: a region with
+    several texts (``annotation.region_texts``: one is kept, see ``pick_text``) and a region without text
+    (``annotation.region_without_text``: nothing to write for it)."""
     if layout == "whole":
         return _whole_segments(result, asr)
     asr_by_region = {region_id(i): seg for i, seg in enumerate(asr.segments)}
-    regions: dict[str, dict[str, Any]] = defaultdict(dict)
-    for item in result:
-        value = item.get("value") or {}
-        region = regions[str(item.get("id"))]
-        region.setdefault("start", value.get("start"))
-        region.setdefault("end", value.get("end"))
-        if item.get("from_name") == SPEAKER and value.get("labels"):
-            region["speaker"] = value["labels"][0]
-        elif item.get("from_name") == TEXT:
-            region["text"] = join_words(value.get("text") or [])
     segments = []
-    for rid, region in regions.items():
-        if region.get("start") is None or "text" not in region:
+    for region in _regions(result).values():
+        if region.start is None:
             continue
-        origin = asr_by_region.get(rid)
+        origin = asr_by_region.get(region.rid)
+        start = round(region.start, 3)
+        end = round(region.end if region.end is not None else (origin.end if origin else region.start), 3)
+        if not region.texts:
+            if log is not None:
+                log.warning(
+                    "annotation.region_without_text", region=region.rid, start=start, end=end, drawn=origin is None
+                )
+            continue
+        text = pick_text(region.texts, origin.text if origin else None)
+        if len(region.texts) > 1 and log is not None:
+            log.warning("annotation.region_texts", region=region.rid, start=start, texts=len(region.texts), kept=text)
         segments.append(
             Segment(
-                start=round(float(region["start"]), 3),
-                end=round(float(region["end"]), 3),
-                text=region["text"],
-                speaker=region.get("speaker"),
+                start=start,
+                end=end,
+                text=text,
+                speaker=region.speaker,
                 confidence=origin.confidence if origin else None,
                 asr_text=origin.text if origin else None,
             )

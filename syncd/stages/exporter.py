@@ -159,6 +159,10 @@ def plan(svc: Services, task: dict[str, Any], rec: Recording | None = None) -> E
     return _render(svc, rec, task, annotation, version)
 
 
+def _review_log(svc: Services, rec: Recording, task: dict[str, Any], version: Version) -> Any:
+    return svc.log.bind(task=task["id"], annotation=version[1], recording=rec.id, bucket=rec.bucket, key=rec.key)
+
+
 def _render(
     svc: Services, rec: Recording, task: dict[str, Any], annotation: dict[str, Any], version: Version
 ) -> Export:
@@ -171,7 +175,11 @@ def _render(
         key=rec.key,
         etag=rec.etag,
         asr=asr,
-        segments=tuple(layouts.corrected_segments(annotation.get("result") or [], asr, layout)),
+        segments=tuple(
+            layouts.corrected_segments(
+                annotation.get("result") or [], asr, layout, log=_review_log(svc, rec, task, version)
+            )
+        ),
         project=int(task.get("project") or svc.project_id),
         task=int(task["id"]),
         annotation=version[1],

@@ -19,19 +19,24 @@ from syncd.services import Services
 
 
 def task_for(rec: Recording, layout: str, model_version: str) -> dict[str, Any]:
+    """The task: the audio, what reviewers read in the Data Manager and the header (the object key, not a URI;
+    numeric confidence and duration), and our identity (``syncd_id``, ``etag``)."""
     transcript = rec.transcript
     assert transcript is not None
     confidence = transcript.confidence
     return {
         "data": {
             "audio": rec.uri,
-            "syncd_id": rec.syncd_id,
-            "source": rec.uri,
-            "etag": rec.etag,
-            "duration": transcript.duration,
+            "key": rec.key,
+            "asr_confidence": None if confidence is None else round(confidence, 3),
+            "duration": None if transcript.duration is None else round(transcript.duration, 1),
+            "segments_to_check": layouts.segments_to_check(transcript),
             "language": transcript.language,
             "asr_engine": transcript.engine,
-            "asr_confidence": "n/a" if confidence is None else f"{confidence:.2f}",
+            "bucket": rec.bucket,
+            "source": rec.uri,
+            "etag": rec.etag,
+            "syncd_id": rec.syncd_id,
         },
         "predictions": [
             {

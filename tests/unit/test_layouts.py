@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import copy
+import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from typing import Any
 
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
+from devstack.transcribe import recording_for
 from syncd.labelstudio import layouts
-from syncd.transcript import Segment, Transcript
+from syncd.stages.importer import task_for
+from syncd.transcript import Segment, Transcript, Word
 
 ASR = Transcript(
     segments=(
@@ -31,17 +37,76 @@ def _texts(result: list[dict[str, Any]], name: str = layouts.TEXT) -> dict[str, 
 def test_label_config_is_xml_with_our_controls(layout: str) -> None:
     root = ET.fromstring(layouts.label_config(layout, max_speakers=3))  # noqa: S314 (our own constant XML)
     names = {el.get("name") for el in root.iter()}
-    assert {layouts.AUDIO, layouts.TEXT} <= names
+    assert {layouts.AUDIO, layouts.TEXT} <= names and layouts.CONFIDENCE not in names
+    assert next(h.get("value") for h in root.iter("Header")) == "$key"
     if layout == "segments":
         labels = [el.get("value") for el in root.iter("Label")]
-        assert labels == ["Speaker 1", "Speaker 2", "Speaker 3"]
-        per_region = {el.get("name"): el.get("perRegion") for el in root.iter("TextArea")}
-        assert per_region == {layouts.TEXT: "true", layouts.CONFIDENCE: "true"}
+        assert labels == ["Speaker 1", "Speaker 2", "Speaker 3", layouts.CHECK_LABEL]
+        (text,) = root.iter("TextArea")
+        # Every region's text is an editable field in the region list, one text per region: no "Add" box.
+        assert text.attrib | {"perRegion": "true", "displayMode": "region-list", "maxSubmissions": "1"} == text.attrib
+        assert text.get("editable") == "true"
 
 
-def test_segments_prediction_one_region_per_segment_with_speaker_text_and_confidence() -> None:
+def test_old_layout_results_read_back() -> None:
+    """A project created before the region-list layout: a read-only confidence text per region and a text box
+    that accepted a second text. Its results still export: the confidence text is ignored, one text is kept."""
+    span = {"start": 2.8, "end": 5.0, "channel": 0}
+    result = [
+        {
+            "id": "seg0001",
+            "from_name": "speaker",
+            "to_name": "audio",
+            "type": "labels",
+            "value": {**span, "labels": ["Speaker 2"]},
+        },
+        {
+            "id": "seg0001",
+            "from_name": "transcription",
+            "to_name": "audio",
+            "type": "textarea",
+            "value": {**span, "text": [ASR.segments[1].text, "I have a question about my invoice."]},
+        },
+        {
+            "id": "seg0001",
+            "from_name": "asr_confidence",
+            "to_name": "audio",
+            "type": "textarea",
+            "value": {**span, "text": ["ASR confidence 0.62"]},
+        },
+    ]
+    with capture_logs() as logs:
+        (segment,) = layouts.corrected_segments(result, ASR, "segments", log=structlog.get_logger())
+    assert (segment.start, segment.end, segment.speaker) == (2.8, 5.0, "Speaker 2")
+    assert segment.text == "I have a question about my invoice."
+    assert segment.asr_text == ASR.segments[1].text and segment.confidence == 0.62
+    (warning,) = logs
+    assert warning["event"] == "annotation.region_texts" and warning["log_level"] == "warning"
+    assert (warning["region"], warning["texts"], warning["kept"]) == ("seg0001", 2, segment.text)
+
+
+@pytest.mark.parametrize(
+    ("texts", "kept"),
+    [
+        (["I have a question about my bill.", "A typed sentence."], "A typed sentence."),
+        (
+            ["I have a question about my invoice.", "I have a question about my bill."],
+            "I have a question about my invoice.",
+        ),
+        (["First edit.", "Second edit."], "Second edit."),
+        (
+            ["I have a question about my bill.", " I have a question  about my bill. "],
+            "I have a question about my bill.",
+        ),
+    ],
+)
+def test_several_texts_on_a_region_keep_one_never_joined(texts: list[str], kept: str) -> None:
+    assert layouts.pick_text(texts, ASR.segments[1].text) == kept
+
+
+def test_segments_prediction_one_region_per_segment_with_speaker_text_and_score() -> None:
     result = layouts.prediction_result(ASR, "segments")
-    assert len(result) == 3 * len(ASR.segments)
+    assert len(result) == 2 * len(ASR.segments)
     assert _texts(result) == {
         "seg0000": [ASR.segments[0].text],
         "seg0001": [ASR.segments[1].text],
@@ -49,10 +114,40 @@ def test_segments_prediction_one_region_per_segment_with_speaker_text_and_confid
     }
     speakers = {i["id"]: i["value"]["labels"] for i in result if i["from_name"] == layouts.SPEAKER}
     assert speakers == {"seg0000": ["Speaker 1"], "seg0001": ["Speaker 2"], "seg0002": ["Speaker 1"]}
-    assert _texts(result, layouts.CONFIDENCE)["seg0001"] == ["ASR confidence 0.62"]
+    assert not any(i["from_name"] == layouts.CONFIDENCE for i in result), "confidence is a score, not a text"
     for item in result:
         seg = ASR.segments[int(item["id"][3:])]
         assert (item["value"]["start"], item["value"]["end"], item["score"]) == (seg.start, seg.end, seg.confidence)
+
+
+def test_low_confidence_segments_carry_a_check_label_and_are_named_in_the_header() -> None:
+    low = replace(ASR, segments=(ASR.segments[0], replace(ASR.segments[1], confidence=0.41), ASR.segments[2]))
+    result = layouts.prediction_result(low, "segments")
+    checks = [(i["id"], i["value"]["labels"], i["score"]) for i in result if i["from_name"] == layouts.CHECK]
+    assert checks == [("seg0001", [layouts.CHECK_LABEL], 0.41)]
+    assert layouts.segments_to_check(low) == "check segment 2"
+    assert layouts.segments_to_check(ASR) == "no segment below 0.60"
+    # The check label is a marker for the reviewer, never part of the transcript.
+    assert [s.speaker for s in layouts.corrected_segments(result, low, "segments")] == [
+        "Speaker 1",
+        "Speaker 2",
+        "Speaker 1",
+    ]
+
+
+def test_task_data_is_readable_and_numeric() -> None:
+    rec = recording_for("calls", "2026/support call.mp3", "abc")
+    words = [Word(0.0, 0.5, "Hello,", 0.7064), Word(0.6, 1.0, "hi.", 0.9064)]
+    asr = replace(ASR, segments=(Segment.from_words(words, speaker="spk_0"),))
+    rec = replace(rec, transcript_json=json.dumps(asr.to_dict()))
+    task = task_for(rec, "segments", "aws-1")
+    data = task["data"]
+    assert data["key"] == "2026/support call.mp3" and data["audio"] == "s3://calls/2026/support call.mp3"
+    assert data["asr_confidence"] == 0.806 and data["duration"] == 8.0
+    assert data["syncd_id"] == rec.syncd_id and data["etag"] == "abc"
+    assert task["predictions"][0]["score"] == 0.8064
+    header = " ".join(h.get("value", "") for h in ET.fromstring(layouts.label_config("segments")).iter("Header"))  # noqa: S314
+    assert {v.strip("$") for v in header.split() if v.startswith("$")} <= set(data)
 
 
 def test_whole_prediction_is_one_text_box_with_a_line_per_segment() -> None:
@@ -73,7 +168,7 @@ def test_reviewer_edits_deletes_adds_and_relabels() -> None:
     result = copy.deepcopy(layouts.prediction_result(ASR, "segments"))
     for item in result:
         if item["id"] == "seg0000" and item["from_name"] == layouts.TEXT:
-            item["value"]["text"] = ["Hello, thank you for calling Zoë's shop."]
+            item["value"]["text"] = ["Hello, thank you for calling\nZoë's shop. "]
         if item["id"] == "seg0002" and item["from_name"] == layouts.SPEAKER:
             item["value"]["labels"] = ["Speaker 3"]
     result = [i for i in result if i["id"] != "seg0001"]
@@ -91,25 +186,48 @@ def test_reviewer_edits_deletes_adds_and_relabels() -> None:
             "from_name": layouts.TEXT,
             "to_name": "audio",
             "type": "textarea",
-            "value": {**span, "text": ["Thanks,", "bye."]},
+            "value": {**span, "text": ["Thanks, bye."]},
         },
     ]
-    segments = layouts.corrected_segments(result, ASR, "segments")
+    with capture_logs() as logs:
+        segments = layouts.corrected_segments(result, ASR, "segments", log=structlog.get_logger())
     assert [(s.start, s.speaker, s.text, s.asr_text) for s in segments] == [
         (0.0, "Speaker 1", "Hello, thank you for calling Zoë's shop.", ASR.segments[0].text),
         (5.2, "Speaker 3", ASR.segments[2].text, ASR.segments[2].text),
         (8.0, "Speaker 2", "Thanks, bye.", None),
     ]
     assert segments[2].confidence is None and segments[1].confidence == 0.77
+    assert logs == []
 
 
-def test_region_without_text_is_dropped() -> None:
+def test_region_without_text_is_logged_and_not_written() -> None:
+    drawn = {"start": 8.0, "end": 9.5, "channel": 0, "labels": ["Speaker 2"]}
     result = [
         i
         for i in layouts.prediction_result(ASR, "segments")
         if not (i["id"] == "seg0001" and i["from_name"] == layouts.TEXT)
     ]
-    assert [s.start for s in layouts.corrected_segments(result, ASR, "segments")] == [0.0, 5.2]
+    result.append({"id": "new1", "from_name": layouts.SPEAKER, "to_name": "audio", "type": "labels", "value": drawn})
+    result.append(
+        {"id": "seg0002", "from_name": layouts.TEXT, "type": "textarea", "value": {"start": 5.2, "text": ["  "]}}
+    )
+    with capture_logs() as logs:
+        segments = layouts.corrected_segments(result, ASR, "segments", log=structlog.get_logger())
+    assert [s.start for s in segments] == [0.0, 5.2]
+    assert segments[1].text == ASR.segments[2].text, "a blank second text is no text"
+    assert [(e["event"], e["region"], e["start"], e["end"], e["drawn"]) for e in logs] == [
+        ("annotation.region_without_text", "seg0001", 2.8, 5.0, False),
+        ("annotation.region_without_text", "new1", 8.0, 9.5, True),
+    ]
+
+
+def test_region_missing_its_end_reads_back() -> None:
+    result = [
+        {"id": "seg0000", "from_name": layouts.TEXT, "type": "textarea", "value": {"start": 0.0, "text": ["Hi."]}},
+        {"id": "new1", "from_name": layouts.TEXT, "type": "textarea", "value": {"start": 9.0, "text": ["Bye."]}},
+    ]
+    segments = layouts.corrected_segments(result, ASR, "segments")
+    assert [(s.start, s.end, s.text) for s in segments] == [(0.0, 2.5, "Hi."), (9.0, 9.0, "Bye.")]
 
 
 def test_whole_lines_keep_segment_times_when_one_line_per_segment() -> None:
