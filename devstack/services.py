@@ -169,7 +169,7 @@ class LabelStudio(Service):
         argv += ["--username", self.user, "--password", self.password, "--user-token", self.token]
         self.spawn([*argv, "--enable-legacy-api-token"], env)
 
-    def wait(self, timeout: float = 180) -> None:
+    def wait(self, timeout: float = 300) -> None:
         assert self.proc is not None
         wait_http(f"{self.url}/health", self.proc, self.log_path, timeout)
 
