@@ -52,6 +52,7 @@ class Daemon:
         self.webhook = WebhookEndpoint(self.metrics, self._queue_export)
         self._stuck_logged: set[str] = set()
         self.metrics.watch_state(lambda: self.svc.state.counts() if self.svc else {})
+        self.metrics.watch_parked(lambda: self.svc.state.parked_counts() if self.svc else {})
 
     # --- life cycle -------------------------------------------------------------------------------------
 
@@ -261,7 +262,8 @@ class Daemon:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         phase = "stopping" if self.stopping else "starting" if self.svc is None else "running"
-        return health_report(self.settings, phase, self.last_good_age())
+        parked = sum(self.svc.state.parked_counts().values()) if self.svc else 0
+        return health_report(self.settings, phase, self.last_good_age(), parked)
 
     def metrics_text(self) -> bytes:
         return self.metrics.render()

@@ -22,8 +22,11 @@ def _probe(fn: Callable[[], None]) -> dict[str, Any]:
     return {"ok": True}
 
 
-def health_report(settings: Settings, phase: str, last_good_age: float | None) -> tuple[bool, dict[str, Any]]:
-    """(healthy, body): healthy only while running with every check passing; the body says which failed."""
+def health_report(
+    settings: Settings, phase: str, last_good_age: float | None, parked: int = 0
+) -> tuple[bool, dict[str, Any]]:
+    """(healthy, body): healthy only while running with every check passing; the body says which failed. Parked
+    items (work that cannot progress until a person acts) make a passing report "degraded", still 200."""
     limit = max_cycle_age(settings)
     checks = {
         "labelstudio": _probe(lambda: labelstudio_alive(settings, timeout=2)),
@@ -35,4 +38,6 @@ def health_report(settings: Settings, phase: str, last_good_age: float | None) -
         },
     }
     ok = phase == "running" and all(check["ok"] for check in checks.values())
-    return ok, {"status": "ok" if ok else phase if phase != "running" else "failing", "checks": checks}
+    checks["parked"] = {"ok": parked == 0, "count": parked}
+    status = ("ok" if not parked else "degraded") if ok else phase if phase != "running" else "failing"
+    return ok, {"status": status, "checks": checks}

@@ -106,10 +106,12 @@ def corrected_segments(result: list[dict[str, Any]], asr: Transcript, layout: st
         if region.get("start") is None or "text" not in region:
             continue
         origin = asr_by_region.get(rid)
+        start = _seconds(rid, "start", region["start"])
+        end = _region_end(rid, start, region.get("end"), origin)
         segments.append(
             Segment(
-                start=round(float(region["start"]), 3),
-                end=round(float(region["end"]), 3),
+                start=round(start, 3),
+                end=round(end, 3),
                 text=region["text"],
                 speaker=region.get("speaker"),
                 confidence=origin.confidence if origin else None,
@@ -117,6 +119,25 @@ def corrected_segments(result: list[dict[str, Any]], asr: Transcript, layout: st
             )
         )
     return sorted(segments, key=lambda s: (s.start, s.end))
+
+
+def _seconds(rid: str, name: str, value: Any) -> float:
+    """A region time as seconds; a value that is no number is the result's fault, named so a person can fix it."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"region {rid!r}: {name} {value!r} is not a number of seconds") from None
+    if seconds != seconds or seconds < 0:
+        raise ValueError(f"region {rid!r}: {name} {value!r} is not a time in the audio")
+    return seconds
+
+
+def _region_end(rid: str, start: float, end: Any, origin: Segment | None) -> float:
+    """A region saved with a start and no end (results written through the API can lack it) ends where its ASR
+    segment ended, or at its start: a point in time, never a failed export."""
+    if end is None:
+        return origin.end if origin and origin.end >= start else start
+    return max(_seconds(rid, "end", end), start)
 
 
 def _whole_segments(result: list[dict[str, Any]], asr: Transcript) -> list[Segment]:
