@@ -255,10 +255,9 @@ def write_outputs(storage: Storage, export: Export) -> Written:
     since the scan; nothing is then written beside audio it does not describe)."""
     started = time.monotonic()
     rec, (updated, annotation) = export.rec, export.version
-    audio = storage.head(rec.bucket, rec.key)
-    if audio is None or audio[0] != rec.etag:
-        seconds = round(time.monotonic() - started, 3)
-        return Written([], [], [], seconds, audio_etag=audio[0] if audio else "")
+    audio = storage.etag(rec.bucket, rec.key)
+    if audio != rec.etag:
+        return Written([], [], [], round(time.monotonic() - started, 3), audio_etag=audio or "")
     meta = {META_ANNOTATION: str(annotation), META_UPDATED: updated, META_SOURCE: rec.etag}
     outcomes: dict[str, list[str]] = {"written": [], "current": [], "newer": []}
     for fmt in sorted(export.bodies, key=lambda f: f == "json"):  # json last: it marks a complete export

@@ -49,6 +49,10 @@ class FakeStorage:
             if key.lower().endswith(tuple(source.suffixes)):
                 yield S3Object(bucket, key, etag, len(body))
 
+    def etag(self, bucket: str, key: str) -> str | None:
+        found = self.head(bucket, key)
+        return found[0] if found else None
+
     def head(self, bucket: str, key: str) -> tuple[str, dict[str, str]] | None:
         self.calls["HeadObject"] += 1
         found = self.objects.get((bucket, key))
