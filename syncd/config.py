@@ -131,6 +131,19 @@ class OutputSettings(_Section):
     write_workers: int = Field(
         8, ge=1, le=64, description="S3 writes in flight at once while exporting (each review is 1 put per format)."
     )
+    naming: Literal["stem", "key"] = Field(
+        "stem",
+        description='"stem": "a.mp3" -> "a.transcript.txt", but "a.mp3.transcript.txt" for every audio key whose'
+        ' stem another audio key in its folder shares (a.mp3 beside a.wav); "key": always "a.mp3.transcript.txt".',
+    )
+    conditional_writes: Literal["require", "single-writer"] = Field(
+        "require",
+        description='"require": refuse to start (exit 78) on a store that ignores If-None-Match/If-Match;'
+        ' "single-writer": plain puts after a version check, safe only while one syncd writes these outputs.',
+    )
+    export_attempts: int = Field(
+        3, ge=1, description="Cycles a task's export may fail before it is parked (until `syncd retry`)."
+    )
 
     @field_validator("suffix")
     @classmethod

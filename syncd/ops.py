@@ -18,7 +18,7 @@ from typing import Any
 from syncd import dependencies, exitcodes
 from syncd.config import Settings
 from syncd.log import describe_error
-from syncd.probe import ProbeError, classify, labelstudio_alive, quick_s3_client
+from syncd.probe import ProbeError, classify, conditional_writes, labelstudio_alive, quick_s3_client
 from syncd.recording import PENDING
 from syncd.state import StateStore
 
@@ -68,6 +68,7 @@ def checks(settings: Settings, config_path: str) -> Iterator[Check]:
         if listed.ok:
             yield _run(f"s3.read {where}", partial(_read, s3, source.bucket, source.prefix))
             yield _run(f"s3.write {where}", partial(_write_delete, settings, source.bucket, source.prefix))
+            yield _run(f"s3.conditional_writes {where}", partial(_conditional, settings, s3, source))
     if engine == "aws":
         yield _run("transcribe", lambda: _transcribe(settings))
 
@@ -103,11 +104,17 @@ def _write_delete(settings: Settings, bucket: str, prefix: str) -> str:
     """Writes a .txt (never taken for audio) where outputs go, through the writer the exporter uses, then deletes it."""
     from syncd.storage import Storage
 
-    storage = Storage(settings.s3)
+    storage = Storage(settings.s3, conditional=settings.output.conditional_writes == "require")
     key = f"{prefix}syncd-check-{uuid.uuid4().hex[:12]}.transcript.txt"
     storage.write(bucket, key, b"syncd check: safe to delete\n", "txt", {}, if_absent=True)
     storage.delete(bucket, key)
     return f"wrote and deleted {key!r}"
+
+
+def _conditional(settings: Settings, s3: Any, source: Any) -> str:
+    if settings.output.conditional_writes == "single-writer":
+        return 'not required: output.conditional_writes = "single-writer" (one syncd writes these outputs)'
+    return conditional_writes(s3, source.bucket, source.prefix)
 
 
 def _transcribe(settings: Settings) -> str:
@@ -160,6 +167,18 @@ def status_report(store: StateStore) -> dict[str, Any]:
             }
             for name, dep in sorted(dependencies.all_known(store).items())
         },
+        "parked": [
+            {
+                "task": p["task_id"],
+                "recording": p["recording"],
+                "bucket": p["bucket"],
+                "key": p["key"],
+                "reason": p["reason"],
+                "attempts": p["attempts"],
+                "at": _iso(p["updated_at"]),
+            }
+            for p in store.parked_exports()
+        ],
         "last_errors": [
             {
                 "id": r.id,
@@ -191,6 +210,13 @@ def format_status(report: dict[str, Any]) -> str:
         since = f"{dep['down_since']} ({dep['down_seconds']:.0f}s)"
         lines.append(f"  {name} DOWN since {since}, next try {dep['retry_at']}")
         lines.append(f"      {dep['error']}")
+    parked = report["parked"]
+    lines.append(f"parked exports ({len(parked)}; `syncd retry` re-queues):" if parked else "parked exports: none")
+    for item in parked:
+        lines.append(
+            f"  [{item['at']}] task {item['task']} s3://{item['bucket']}/{item['key']} ({item['attempts']} attempts)"
+        )
+        lines.append(f"      {item['reason']}")
     lines.append("last errors:" if report["last_errors"] else "last errors: none")
     for err in report["last_errors"]:
         lines.append(f"  [{err['at']}] s3://{err['bucket']}/{err['key']} ({err['status']}, {err['attempts']} attempts)")
@@ -212,7 +238,8 @@ def retry(settings: Settings) -> int:
     store = StateStore(settings.state.path)
     try:
         count = store.requeue_failed()
+        parked = store.requeue_parked()
     finally:
         store.close()
-    print(f"re-queued {count} failed recording(s)")
+    print(f"re-queued {count} failed recording(s) and {parked} parked export(s)")
     return exitcodes.OK

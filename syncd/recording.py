@@ -51,8 +51,9 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.EXPORTED: frozenset({Status.EXPORTED, Status.SUPERSEDED}),
     Status.FAILED: frozenset({Status.DISCOVERED, Status.TRANSCRIBED, Status.IMPORTED, Status.SUPERSEDED}),
     Status.SKIPPED: frozenset({Status.SUPERSEDED}),
-    # An upload reverted to an earlier version (X -> Y -> X) makes X current again: it starts over.
-    Status.SUPERSEDED: frozenset({Status.DISCOVERED}),
+    # An upload reverted to an earlier version (X -> Y -> X) makes X current again: it resumes from its own task or
+    # transcript (never a second task for one version), or starts over.
+    Status.SUPERSEDED: frozenset({Status.DISCOVERED, Status.TRANSCRIBED, Status.IMPORTED}),
 }
 """Every status change the stages may make; the store refuses any other (compare-and-set on the old status)."""
 

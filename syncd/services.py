@@ -8,7 +8,7 @@ from typing import Any
 from syncd.config import ConfigError, Settings, read_secret
 from syncd.labelstudio import LabelStudioClient
 from syncd.log import describe_error, get_logger
-from syncd.probe import ProbeError, buckets_readable, classify, labelstudio_alive
+from syncd.probe import ProbeError, buckets_readable, classify, conditional_writes, labelstudio_alive
 from syncd.state import StateStore
 from syncd.storage import Storage, credentials
 from syncd.transcribers.base import Transcriber
@@ -48,7 +48,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        storage = Storage(settings.s3)
+        storage = Storage(settings.s3, conditional=settings.output.conditional_writes == "require")
         return cls(
             settings=settings,
             state=StateStore(settings.state.path),
@@ -73,14 +73,18 @@ class Services:
         return project
 
     def connect(self) -> None:
-        """Label Studio answers and the project is ready, and every source bucket is readable; a ProbeError (with
-        the exit code it stands for) otherwise."""
+        """Label Studio answers and the project is ready, every source bucket is readable and (unless the operator
+        chose single-writer mode) enforces conditional writes; a ProbeError (with the exit code it stands for)
+        otherwise."""
         labelstudio_alive(self.settings)
+        buckets_readable(self.settings, self.storage.client)
+        if self.storage.conditional:
+            for bucket, prefix in {s.bucket: s.prefix for s in self.settings.sources}.items():
+                conditional_writes(self.storage.client, bucket, prefix)
         try:
             self.ensure_project()
         except Exception as exc:
             raise ProbeError(f"Label Studio project: {describe_error(exc)}", classify(exc)) from exc
-        buckets_readable(self.settings, self.storage.client)
 
     def storage_credentials(self) -> dict[str, Any]:
         s3 = self.settings.s3

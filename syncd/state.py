@@ -52,6 +52,18 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX recordings_task ON recordings (task_id);
     CREATE TABLE cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    CREATE TABLE export_queue (
+        task_id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        recording_id INTEGER,
+        reason TEXT NOT NULL,
+        task_updated_at TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        parked INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -314,6 +326,130 @@ class StateStore:
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 (name, value),
             )
+
+    # --- export queue: tasks read again whatever the cursor says (failed, parked, audio restored) ----------------
+
+    def queue_export(
+        self,
+        project_id: int,
+        task_id: int,
+        rec_id: int | None,
+        reason: str,
+        *,
+        attempt: bool = False,
+        park_after: int = 0,
+        task_updated_at: str | None = None,
+    ) -> bool:
+        """Ask the exporter to read ``task_id`` again next cycle, with why. ``attempt`` counts a failed attempt; at
+        ``park_after`` attempts the task is parked (left alone until `syncd retry` or until it changes again in
+        Label Studio: ``task_updated_at`` is the version that failed). Returns True once parked."""
+        counted = int(attempt)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO export_queue (task_id, project_id, recording_id, reason, task_updated_at, attempts,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET"
+                " reason = excluded.reason, recording_id = excluded.recording_id,"
+                " task_updated_at = excluded.task_updated_at, attempts = attempts + excluded.attempts,"
+                " updated_at = excluded.updated_at",
+                (task_id, project_id, rec_id, reason, task_updated_at, counted, time.time()),
+            )
+            if park_after:
+                db.execute(
+                    "UPDATE export_queue SET parked = 1 WHERE task_id = ? AND attempts >= ?", (task_id, park_after)
+                )
+            row = db.execute("SELECT parked FROM export_queue WHERE task_id = ?", (task_id,)).fetchone()
+        return bool(row[0])
+
+    def export_queue(self, project_id: int) -> list[int]:
+        """Task ids the exporter reads again this cycle (queued, not parked)."""
+        rows = self._read(
+            "SELECT task_id FROM export_queue WHERE project_id = ? AND parked = 0 ORDER BY task_id", (project_id,)
+        )
+        return [int(r[0]) for r in rows]
+
+    def parked_tasks(self, project_id: int) -> dict[int, str | None]:
+        """task id -> the task version (updated_at) that was parked: an unchanged parked task is not read again."""
+        rows = self._read(
+            "SELECT task_id, task_updated_at FROM export_queue WHERE project_id = ? AND parked = 1", (project_id,)
+        )
+        return {int(r[0]): r[1] for r in rows}
+
+    def unqueue_exports(self, task_ids: Iterable[int]) -> None:
+        """Exported (or nothing to export): these tasks leave the queue, parked or not."""
+        ids = list(task_ids)
+        with self._tx() as db:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                db.execute(f"DELETE FROM export_queue WHERE task_id IN ({','.join('?' * len(chunk))})", chunk)
+
+    def parked_exports(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Parked tasks with their reason and recording (for `syncd status`)."""
+        rows = self._read(
+            "SELECT q.task_id, q.project_id, q.reason, q.attempts, q.updated_at, r.id AS recording, r.bucket, r.key"
+            " FROM export_queue q LEFT JOIN recordings r ON r.id = q.recording_id WHERE q.parked = 1"
+            " ORDER BY q.updated_at DESC LIMIT ?",
+            (limit,),
+        )
+        return [dict(r) for r in rows]
+
+    def parked_counts(self) -> dict[str, int]:
+        """Items parked by stage: what /healthz ("degraded") and /metrics report."""
+        row = self._read("SELECT count(*) FROM export_queue WHERE parked = 1")[0]
+        return {"export": int(row[0])}
+
+    def requeue_parked(self) -> int:
+        """`syncd retry`: parked tasks are read again, with a fresh attempt budget."""
+        with self._tx() as db:
+            return db.execute("UPDATE export_queue SET parked = 0, attempts = 0 WHERE parked = 1").rowcount
+
+    # --- versions: a key whose audio came back, outputs that need the audio suffix ----------------------------
+
+    def superseded_versions(self, bucket: str, keys: list[str]) -> set[tuple[str, str]]:
+        """(key, ETag) of superseded versions of these keys (one listing page): a listing that shows one again was
+        reverted to it."""
+        if not keys:
+            return set()
+        rows = self._read(
+            f"SELECT key, etag FROM recordings WHERE status = 'superseded' AND bucket = ?"
+            f" AND key IN ({','.join('?' * len(keys))})",
+            (bucket, *keys),
+        )
+        return {(r["key"], r["etag"]) for r in rows}
+
+    def restore_version(self, bucket: str, key: str, etag: str) -> Recording | None:
+        """Make a superseded version current again (an upload reverted X -> Y -> X): the others are superseded, and
+        X resumes where its own work stands (its task, its transcript, or from the start), so it never gets a second
+        task. Its review must then be written again (the outputs may hold Y's): the caller queues its export."""
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM recordings WHERE bucket = ? AND key = ? AND etag = ? AND status = ?",
+                (bucket, key, etag, Status.SUPERSEDED),
+            ).fetchone()
+            if row is None:
+                return None
+            rec = _recording(row)
+            db.execute(
+                "UPDATE recordings SET status = 'superseded', reason = 'replaced by a newer version', updated_at = ?"
+                " WHERE bucket = ? AND key = ? AND id != ? AND status != 'superseded'",
+                (time.time(), bucket, key, rec.id),
+            )
+            target = (
+                Status.IMPORTED if rec.task_id else Status.TRANSCRIBED if rec.transcript_json else Status.DISCOVERED
+            )
+            fields: dict[str, Any] = {"reason": "audio restored: the object holds this version again"}
+            fields |= {"annotation_id": None}
+            fields |= {"annotation_updated_at": None, "attempts": 0, "next_attempt_at": 0}
+            if self.transition([rec.id], Status.SUPERSEDED, target, **fields):
+                return self.get(rec.id)
+        return None
+
+    def stem_shared(self, bucket: str, key: str, stem: str) -> bool:
+        """Another recorded key in the same folder shares ``stem`` (``calls/a.wav`` beside ``calls/a.mp3``)."""
+        rows = self._read(
+            "SELECT key FROM recordings WHERE bucket = ? AND key >= ? AND key < ? AND key != ?",
+            (bucket, f"{stem}.", f"{stem}/", key),
+        )
+        return any("." not in r["key"][len(stem) + 1 :] and "/" not in r["key"][len(stem) + 1 :] for r in rows)
 
     def task_count(self, project_id: int) -> int:
         """How many tasks we hold in a project: a count, so the per-cycle deletion check reads no rows."""

@@ -60,15 +60,36 @@ def boto_client(
     )
 
 
-def output_key(key: str, suffix: str, fmt: str) -> str:
+S3_MAX_KEY_BYTES = 1024
+
+
+def output_base(key: str, suffix: str, *, keep_audio_suffix: bool = False) -> str:
+    """Where a recording's outputs go, without the format: ``calls/a.mp3`` -> ``calls/a.transcript``, or with
+    ``keep_audio_suffix`` (another audio key shares the stem, or ``output.naming = "key"``)
+    ``calls/a.mp3.transcript``."""
+    stem = key if keep_audio_suffix else posixpath.splitext(key)[0]
+    return f"{stem}{suffix}"
+
+
+def output_key(key: str, suffix: str, fmt: str, *, keep_audio_suffix: bool = False) -> str:
     """``calls/a.mp3`` -> ``calls/a.transcript.txt``: outputs live beside the recording."""
-    stem, _ = posixpath.splitext(key)
-    return f"{stem}{suffix}.{fmt}"
+    return f"{output_base(key, suffix, keep_audio_suffix=keep_audio_suffix)}.{fmt}"
+
+
+def obstore_can_write(key: str) -> bool:
+    """obstore parses keys as paths: it refuses control characters, empty (``//``) and ``.``/``..`` segments,
+    silently strips a leading or trailing ``/`` and turns ``\\`` into ``/``. S3 accepts all of these keys as they
+    are, so they are written with boto3 instead (checked against SeaweedFS with obstore 0.12.1)."""
+    if "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        return False
+    parts = key.split("/")
+    return all(part not in ("", ".", "..") for part in parts)
 
 
 class Storage:
-    def __init__(self, settings: S3Settings) -> None:
+    def __init__(self, settings: S3Settings, *, conditional: bool = True) -> None:
         self.settings = settings
+        self.conditional = conditional
         self.client = boto_client("s3", settings, settings.endpoint_url)
         self.calls: Counter[str] = Counter()
         self.client.meta.events.register("before-call.s3", self._count)
@@ -118,10 +139,16 @@ class Storage:
         if_absent: bool = False,
     ) -> str:
         """Put one output; with ``if_match`` (an ETag) or ``if_absent`` the put is conditional and a lost race
-        raises WriteConflictError instead of overwriting what another writer just put there.
+        raises WriteConflictError instead of overwriting what another writer just put there. Without conditional
+        writes (``output.conditional_writes = "single-writer"``) every put is plain.
 
         Puts go through obstore (Rust's object_store), not boto3: a boto3 put costs ~1 ms of CPU under the GIL,
-        obstore's ~0.16 ms, and four puts per transcript make this the export's bottleneck."""
+        obstore's ~0.16 ms, and four puts per transcript make this the export's bottleneck. Keys obstore cannot
+        express exactly go through boto3, with the same conditions."""
+        if not self.conditional:
+            if_match, if_absent = None, False
+        if not obstore_can_write(key):
+            return self._boto_write(bucket, key, body, fmt, metadata, if_match=if_match, if_absent=if_absent)
         mode: Any = "overwrite"
         if if_match is not None:
             mode = {"e_tag": f'"{if_match}"'}
@@ -134,6 +161,28 @@ class Storage:
         except (obstore.exceptions.AlreadyExistsError, obstore.exceptions.PreconditionError) as exc:
             raise WriteConflictError(bucket, key) from exc
         return str(result.get("e_tag") or "").strip('"')
+
+    def _boto_write(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        fmt: str,
+        metadata: dict[str, str],
+        *,
+        if_match: str | None,
+        if_absent: bool,
+    ) -> str:
+        conditions = {"IfMatch": f'"{if_match}"'} if if_match is not None else {"IfNoneMatch": "*"} if if_absent else {}
+        try:
+            response = self.client.put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType=content_type(fmt), Metadata=metadata, **conditions
+            )
+        except ClientError as exc:
+            if is_conflict(exc):
+                raise WriteConflictError(bucket, key) from exc
+            raise
+        return str(response.get("ETag") or "").strip('"')
 
     def _store(self, bucket: str) -> Any:
         with self._stores_lock:
@@ -160,6 +209,19 @@ class Storage:
     def delete(self, bucket: str, key: str) -> None:
         self.client.delete_object(Bucket=bucket, Key=key)
 
+    def etag(self, bucket: str, key: str) -> str | None:
+        """The object's current ETag, or None when there is none: one HEAD, through obstore where it can address the
+        key (a tenth of boto3's CPU, which matters at one call per exported transcript)."""
+        if not obstore_can_write(key):
+            found = self.head(bucket, key)
+            return found[0] if found else None
+        self.calls["HeadObject"] += 1
+        try:
+            meta = obstore.head(self._store(bucket), key)
+        except (FileNotFoundError, obstore.exceptions.NotFoundError):
+            return None
+        return str(meta.get("e_tag") or "").strip('"')
+
     def head(self, bucket: str, key: str) -> tuple[str, dict[str, str]] | None:
         """(ETag, user metadata) of an object, or None when there is none."""
         try:
@@ -169,6 +231,13 @@ class Storage:
                 return None
             raise
         return str(response["ETag"]).strip('"'), dict(response.get("Metadata") or {})
+
+
+def is_conflict(exc: ClientError) -> bool:
+    """A conditional put refused: 412 PreconditionFailed, or 409 ConditionalRequestConflict (a concurrent put)."""
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return error.get("Code") in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
 
 
 class WriteConflictError(Exception):

@@ -62,6 +62,7 @@ class Daemon:
         self._swap_lock = threading.Lock()  # a reload's switch-over and the shutdown never interleave
         self.metrics.watch_state(lambda: self.svc.state.counts() if self.svc else {})
         self.metrics.watch_dependencies(self._dependencies_up)
+        self.metrics.watch_parked(lambda: self.svc.state.parked_counts() if self.svc else {})
 
     # --- life cycle -------------------------------------------------------------------------------------
 
@@ -307,7 +308,8 @@ class Daemon:
     def health(self) -> tuple[bool, dict[str, Any]]:
         phase = "stopping" if self.stopping else "starting" if self.svc is None else "running"
         state = self.svc.state if self.svc is not None else None
-        return health_report(self.settings, phase, self.last_good_age(), self.probes, state)
+        parked = sum(state.parked_counts().values()) if state is not None else 0
+        return health_report(self.settings, phase, self.last_good_age(), self.probes, state, parked)
 
     def _dependencies_up(self) -> dict[str, bool]:
         if self.svc is None:

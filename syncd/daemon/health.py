@@ -88,8 +88,10 @@ def health_report(
     last_good_age: float | None,
     probes: Probes | None = None,
     state: StateStore | None = None,
+    parked: int = 0,
 ) -> tuple[bool, dict[str, Any]]:
-    """(healthy, body): healthy only while running with every check passing; the body says which failed."""
+    """(healthy, body): healthy only while running with every check passing; the body says which failed. Parked
+    items (work that cannot progress until a person acts) make a passing report "degraded", still 200."""
     limit = max_cycle_age(settings)
     checks = (probes or Probes(settings)).results()
     for name, check in dependency_checks(settings, state).items():
@@ -102,5 +104,7 @@ def health_report(
     }
     ok = phase == "running" and all(check["ok"] for check in checks.values())
     down = sorted(name for name, check in checks.items() if check.get("up") is False)
-    body = {"status": "ok" if ok else phase if phase != "running" else "failing", "checks": checks}
+    checks["parked"] = {"ok": parked == 0, "count": parked}
+    status = ("ok" if not parked else "degraded") if ok else phase if phase != "running" else "failing"
+    body = {"status": status, "checks": checks}
     return ok, body | ({"down": down} if down else {})

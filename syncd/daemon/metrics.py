@@ -19,13 +19,19 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class _StateCollector(Collector):
-    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self,
+        counts: Callable[[], dict[str, int]],
+        name: str = "syncd_recordings",
+        doc: str = "Recordings in the state store by life-cycle state",
+        label: str = "state",
+    ) -> None:
         self._counts = counts
+        self._family = (name, doc, label)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "syncd_recordings", "Recordings in the state store by life-cycle state", labels=["state"]
-        )
+        name, doc, label = self._family
+        family = GaugeMetricFamily(name, doc, labels=[label])
         for state, count in sorted(self._counts().items()):
             family.add_metric([state], count)
         yield family
@@ -89,6 +95,10 @@ class Metrics:
 
     def watch_dependencies(self, up: Callable[[], dict[str, bool]]) -> None:
         self.registry.register(_DependencyCollector(up))
+
+    def watch_parked(self, counts: Callable[[], dict[str, int]]) -> None:
+        doc = "Items parked until `syncd retry` (they kept failing), by stage"
+        self.registry.register(_StateCollector(counts, "syncd_parked", doc, "stage"))
 
     def observe(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
         self.events.labels(event, level).inc()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -241,29 +241,57 @@ class LabelStudioClient:
 
     # --- export -------------------------------------------------------------------------------------------
 
-    def changed_task_pages(self, project_id: int, since: str, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Pages of tasks updated after ``since`` (an ls_time string), oldest first, with only the fields export reads.
+    def changed_task_pages(
+        self, project_id: int, since: str, after_id: int = 0, page_size: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of tasks changed after the keyset position (``since``, ``after_id``): those updated after ``since``
+        (an ls_time string) and those updated exactly at ``since`` with an id above ``after_id``, in (updated_at, id)
+        order between pages, with only the fields export reads. Tasks without annotations come too, so a deleted
+        annotation is noticed.
 
-        Pages are keyset (``updated_at`` above the last one seen), not page numbers: a task edited while we read
-        moves to the end instead of shifting a page boundary over a task we would then miss. Tasks without
-        annotations come too, so a deleted annotation is noticed."""
-        seen: set[int] = set()
+        Label Studio orders by one field only, and its Data Manager actions stamp one ``updated_at`` on many tasks,
+        so a page may end inside a group of ties of any size. Ties are drained by id (an equality filter on the
+        moment plus ``id > last``); a page by ``updated_at`` yields only the tasks before its last moment, whose
+        group is then drained by id. Every page is complete up to its last (updated_at, id), so a reader that stops
+        between pages may resume from the last task it saw, and every request moves the position forward."""
+        at, last_id = since, after_id
         while True:
-            query = _filters(
-                {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since},
-                ordering="tasks:updated_at",
-            )
-            params = {"project": project_id, "query": query, "fields": "all", "include": EXPORT_FIELDS}
-            params |= {"resolve_uri": "false", "page": 1, "page_size": page_size}
-            tasks: list[dict[str, Any]] = self._request("GET", "/api/tasks/", params=params).json()["tasks"]
-            fresh = [task for task in tasks if int(task["id"]) not in seen]
-            if fresh:
-                yield fresh
+            for ties in self._ties(project_id, at, last_id, page_size):
+                yield ties
+                last_id = int(ties[-1]["id"])
+            tasks = self._task_page(project_id, _after(at), "tasks:updated_at", page_size)
+            if len(tasks) < page_size:
+                if tasks:
+                    yield tasks
+                return
+            last = ls_time(ls_datetime(tasks[-1]["updated_at"]))
+            before = [t for t in tasks if ls_time(ls_datetime(t["updated_at"])) != last]
+            if before:
+                yield before
+            at, last_id = last, 0
+
+    def _ties(self, project_id: int, at: str, after_id: int, page_size: int) -> Iterator[list[dict[str, Any]]]:
+        """Tasks updated exactly at ``at`` with ids above ``after_id``, by id."""
+        if at == ls_time(0):
+            return
+        while True:
+            moment = {"filter": "filter:tasks:updated_at", "operator": "in", "type": "Datetime"}
+            moment["value"] = {"min": at, "max": at}  # type: ignore[assignment]
+            after = {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": after_id}
+            tasks = self._task_page(project_id, [moment, after], "tasks:id", page_size)
+            if tasks:
+                yield tasks
+                after_id = int(tasks[-1]["id"])
             if len(tasks) < page_size:
                 return
-            last = ls_datetime(tasks[-1]["updated_at"])
-            seen = {int(t["id"]) for t in tasks if ls_datetime(t["updated_at"]) == last}
-            since = ls_time(last - timedelta(microseconds=1))
+
+    def _task_page(
+        self, project_id: int, filters: list[dict[str, Any]], ordering: str, page_size: int
+    ) -> list[dict[str, Any]]:
+        params = {"project": project_id, "query": _filters(*filters, ordering=ordering), "fields": "all"}
+        params |= {"include": EXPORT_FIELDS, "resolve_uri": "false", "page": 1, "page_size": page_size}
+        tasks: list[dict[str, Any]] = self._request("GET", "/api/tasks/", params=params).json()["tasks"]
+        return tasks
 
     def task(self, task_id: int) -> dict[str, Any]:
         task = as_dict(self._sdk.tasks.get(str(task_id)))
@@ -292,6 +320,10 @@ class LabelStudioClient:
 EXPORT_FIELDS = ",".join(
     ("id", "project", "data", "created_at", "updated_at", "annotations", "result", "was_cancelled", "completed_by")
 )
+
+
+def _after(at: str) -> list[dict[str, Any]]:
+    return [{"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": at}]
 
 
 def ls_datetime(value: Any) -> datetime:

@@ -135,8 +135,8 @@ def _item(kind: str, name: str, rid: str, value: dict[str, Any], score: float | 
 @dataclass
 class _Region:
     rid: str
-    start: float | None = None
-    end: float | None = None
+    start: Any = None
+    end: Any = None
     speaker: str | None = None
     texts: list[str] = field(default_factory=list)
 
@@ -149,9 +149,9 @@ def _regions(result: Iterable[dict[str, Any]]) -> dict[str, _Region]:
         rid = str(item.get("id"))
         region = regions.setdefault(rid, _Region(rid))
         if region.start is None and value.get("start") is not None:
-            region.start = float(value["start"])
+            region.start = value["start"]
         if region.end is None and value.get("end") is not None:
-            region.end = float(value["end"])
+            region.end = value["end"]
         if item.get("from_name") == SPEAKER and value.get("labels"):
             region.speaker = str(value["labels"][0])
         elif item.get("from_name") == TEXT:
@@ -182,8 +182,8 @@ def corrected_segments(result: list[dict[str, Any]], asr: Transcript, layout: st
         if region.start is None:
             continue
         origin = asr_by_region.get(region.rid)
-        start = round(region.start, 3)
-        end = round(region.end if region.end is not None else (origin.end if origin else region.start), 3)
+        start_s = _seconds(region.rid, "start", region.start)
+        start, end = round(start_s, 3), round(_region_end(region.rid, start_s, region.end, origin), 3)
         if not region.texts:
             if log is not None:
                 log.warning(
@@ -204,6 +204,25 @@ def corrected_segments(result: list[dict[str, Any]], asr: Transcript, layout: st
             )
         )
     return sorted(segments, key=lambda s: (s.start, s.end))
+
+
+def _seconds(rid: str, name: str, value: Any) -> float:
+    """A region time as seconds; a value that is no number is the result's fault, named so a person can fix it."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"region {rid!r}: {name} {value!r} is not a number of seconds") from None
+    if seconds != seconds or seconds < 0:
+        raise ValueError(f"region {rid!r}: {name} {value!r} is not a time in the audio")
+    return seconds
+
+
+def _region_end(rid: str, start: float, end: Any, origin: Segment | None) -> float:
+    """A region saved with a start and no end (results written through the API can lack it) ends where its ASR
+    segment ended, or at its start: a point in time, never a failed export."""
+    if end is None:
+        return origin.end if origin and origin.end >= start else start
+    return max(_seconds(rid, "end", end), start)
 
 
 def _whole_segments(result: list[dict[str, Any]], asr: Transcript) -> list[Segment]:

@@ -1,10 +1,12 @@
 """Export: reviewed tasks become corrected transcripts next to the audio, in every configured format.
 
-Each cycle reads only the tasks whose ``updated_at`` is past a cursor, never the whole project. The newest submitted
-annotation wins (skipped ones never count; drafts are not annotations); an edit re-writes the outputs; a deleted
-annotation or task is logged and its transcript kept. Every output carries its annotation's version (updated_at, id)
-in S3 metadata and is put with If-None-Match / If-Match, so of two daemons racing, an older review never overwrites
-a newer one.
+Each cycle reads only the tasks past a keyset cursor (updated_at, id), never the whole project, plus the few tasks in
+the export queue (failed ones, and ones whose audio came back). The newest submitted annotation wins (skipped ones
+never count; drafts are not annotations); an edit re-writes the outputs; a deleted annotation or task is logged and its
+transcript kept. Every output carries its annotation's version (updated_at, id) and the audio ETag it describes in S3
+metadata and is put with If-None-Match / If-Match, so of two daemons racing, an older review never overwrites a newer
+one, and nothing is written unless the audio in S3 is still the version the review describes. A task whose export keeps
+failing is parked with its reason after ``output.export_attempts`` cycles; it never holds the cursor.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from syncd import exitcodes
 from syncd.formats import Review, render
-from syncd.labelstudio import layouts, ls_datetime, ls_time
+from syncd.labelstudio import LabelStudioError, layouts, ls_datetime, ls_time
+from syncd.log import describe_error
+from syncd.probe import classify
 from syncd.recording import Recording, Status
 from syncd.services import Services
-from syncd.storage import Storage, WriteConflictError, output_key
+from syncd.storage import Storage, WriteConflictError, output_base
 
 # A task saved just before the newest one we read may commit after our read; the cursor re-reads this much until a
 # read has started this long after the cursor moved (then it is "settled" and an idle cycle reads nothing twice).
@@ -36,6 +41,8 @@ META_SOURCE = "syncd-source-etag"
 
 Version = tuple[str, int]
 """(annotation updated_at as an ls_time string, annotation id): larger is newer."""
+Position = tuple[str, int]
+"""(task updated_at as an ls_time string, task id): where the export cursor stands."""
 
 
 def moment(value: Any) -> str:
@@ -60,22 +67,26 @@ def newest_submitted(task: dict[str, Any]) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class Export:
-    """One review rendered and ready to write."""
+    """One review rendered and ready to write; ``base`` is the output key without its format."""
 
     rec: Recording
     review: Review
     version: Version
     bodies: dict[str, bytes]
+    base: str
+    task_updated_at: str = ""
 
 
 @dataclass(frozen=True)
 class Written:
-    """What became of each format: put now, already there from this same review, or kept (a newer one is there)."""
+    """What became of each format: put now, already there from this same review, or kept (a newer one is there).
+    ``audio_etag`` is set (and nothing written) when S3 holds another version of the audio than the review's."""
 
     formats: list[str]
     current: list[str]
     kept_newer: list[str]
     seconds: float
+    audio_etag: str | None = None
 
 
 # --- cursor ---------------------------------------------------------------------------------------------------
@@ -83,11 +94,15 @@ class Written:
 
 @dataclass(frozen=True)
 class Cursor:
-    """The newest task ``updated_at`` read, when it was first read (local clock) and whether it has settled."""
+    """The newest (task ``updated_at``, id) read, when it was first read (local clock) and whether it has settled.
+
+    The id makes it a keyset position: Label Studio stamps one ``updated_at`` on every task a Data Manager action
+    touches, and a cursor on the time alone re-read such a group forever once it filled a page."""
 
     at: str
     seen: float = 0.0
     settled: bool = True
+    id: int = 0
 
     @classmethod
     def load(cls, raw: str | None) -> Cursor:
@@ -96,20 +111,27 @@ class Cursor:
         if not raw.startswith("{"):
             return cls(raw, settled=False)
         doc = json.loads(raw)
-        return cls(str(doc["at"]), float(doc["seen"]), bool(doc["settled"]))
+        return cls(str(doc["at"]), float(doc["seen"]), bool(doc["settled"]), int(doc.get("id", 0)))
 
     def dump(self) -> str:
-        return json.dumps({"at": self.at, "seen": self.seen, "settled": self.settled})
+        return json.dumps({"at": self.at, "id": self.id, "seen": self.seen, "settled": self.settled})
 
     @property
-    def since(self) -> str:
-        return self.at if self.settled else ls_time(ls_datetime(self.at) - OVERLAP)
+    def position(self) -> Position:
+        return self.at, self.id
 
-    def after_read(self, newest: str, started: float, finished: float) -> Cursor:
-        if newest > self.at:
-            return Cursor(newest, finished, settled=False)
+    @property
+    def since(self) -> Position:
+        """Where the next read starts: the position itself, or the overlap window before it while unsettled."""
+        if self.settled:
+            return self.position
+        return ls_time(ls_datetime(self.at) - OVERLAP), 0
+
+    def after_read(self, newest: Position, started: float, finished: float) -> Cursor:
+        if newest > self.position:
+            return Cursor(newest[0], finished, settled=False, id=newest[1])
         if not self.settled and started - self.seen >= OVERLAP.total_seconds():
-            return Cursor(self.at, self.seen, settled=True)
+            return Cursor(self.at, self.seen, settled=True, id=self.id)
         return self
 
 
@@ -163,6 +185,16 @@ def _review_log(svc: Services, rec: Recording, task: dict[str, Any], version: Ve
     return svc.log.bind(task=task["id"], annotation=version[1], recording=rec.id, bucket=rec.bucket, key=rec.key)
 
 
+def outputs_base(svc: Services, rec: Recording) -> str:
+    """The output key without its format. Two audio keys sharing a stem in one folder (``a.wav``, ``a.mp3``) both
+    keep their audio suffix (``a.wav.transcript.txt``), so neither review overwrites the other; ``output.naming =
+    "key"`` always keeps it."""
+    out = svc.settings.output
+    base = output_base(rec.key, out.suffix)
+    keep = out.naming == "key" or svc.state.stem_shared(rec.bucket, rec.key, base.removesuffix(out.suffix))
+    return output_base(rec.key, out.suffix, keep_audio_suffix=True) if keep else base
+
+
 def _render(
     svc: Services, rec: Recording, task: dict[str, Any], annotation: dict[str, Any], version: Version
 ) -> Export:
@@ -188,7 +220,8 @@ def _render(
         updated_at=version[0] or None,
         layout=layout,
     )
-    return Export(rec, review, version, render(review, list(svc.settings.output.formats)))
+    bodies = render(review, list(svc.settings.output.formats))
+    return Export(rec, review, version, bodies, outputs_base(svc, rec), moment(task.get("updated_at")))
 
 
 # --- write: compare-and-swap puts (worker threads, S3 only) ----------------------------------------------------
@@ -206,10 +239,12 @@ def put_if_newer(
     fresh: bool,
 ) -> str:
     """Put ``body`` unless the object there was written from the same review ("current") or a newer one ("newer");
-    "written" when put. ``fresh`` (never exported before) tries If-None-Match first and saves a HEAD."""
-    current = None if fresh else storage.head(bucket, key)
+    "written" when put. ``fresh`` (never exported before) tries If-None-Match first and saves a HEAD. An output
+    written for another version of the audio (``syncd-source-etag``) is older than any review of this one: the caller
+    has just seen that this version is the one in S3."""
+    current = None if fresh and storage.conditional else storage.head(bucket, key)
     for _ in range(_MAX_RACES):
-        if current is not None and stored_version(current[1]) >= version:
+        if current is not None and _same_source(current[1], meta) and stored_version(current[1]) >= version:
             return "current" if stored_version(current[1]) == version else "newer"
         try:
             storage.write(bucket, key, body, fmt, meta, if_match=current[0] if current else None, if_absent=not current)
@@ -219,13 +254,22 @@ def put_if_newer(
     raise WriteConflictError(bucket, key)
 
 
-def write_outputs(storage: Storage, export: Export, suffix: str) -> Written:
+def _same_source(stored: dict[str, str], meta: dict[str, str]) -> bool:
+    return not meta.get(META_SOURCE) or stored.get(META_SOURCE, meta[META_SOURCE]) == meta[META_SOURCE]
+
+
+def write_outputs(storage: Storage, export: Export) -> Written:
+    """Write every format, unless S3 no longer holds the audio version the review describes (replaced or deleted
+    since the scan; nothing is then written beside audio it does not describe)."""
     started = time.monotonic()
     rec, (updated, annotation) = export.rec, export.version
+    audio = storage.etag(rec.bucket, rec.key)
+    if audio != rec.etag:
+        return Written([], [], [], round(time.monotonic() - started, 3), audio_etag=audio or "")
     meta = {META_ANNOTATION: str(annotation), META_UPDATED: updated, META_SOURCE: rec.etag}
     outcomes: dict[str, list[str]] = {"written": [], "current": [], "newer": []}
     for fmt in sorted(export.bodies, key=lambda f: f == "json"):  # json last: it marks a complete export
-        key = output_key(rec.key, suffix, fmt)
+        key = f"{export.base}.{fmt}"
         fresh = rec.annotation_id is None
         outcome = put_if_newer(storage, rec.bucket, key, export.bodies[fmt], fmt, meta, export.version, fresh=fresh)
         outcomes[outcome].append(fmt)
@@ -238,6 +282,18 @@ def write_outputs(storage: Storage, export: Export, suffix: str) -> Written:
 
 def record(svc: Services, export: Export, done: Written) -> None:
     rec, review = export.rec, export.review
+    if done.audio_etag is not None:
+        svc.log.info(
+            "annotation.stale_audio",
+            task=review.task,
+            recording=rec.id,
+            annotation=review.annotation,
+            bucket=rec.bucket,
+            key=rec.key,
+            etag=rec.etag,
+            current_etag=done.audio_etag or None,
+        )
+        return
     fields = {
         "annotation_id": review.annotation,
         "annotation_updated_at": export.version[0],
@@ -273,8 +329,9 @@ def export_task(svc: Services, task: dict[str, Any]) -> bool:
     export = plan(svc, task)
     if export is None:
         return False
-    done = write_outputs(svc.storage, export, svc.settings.output.suffix)
+    done = write_outputs(svc.storage, export)
     record(svc, export, done)
+    svc.state.unqueue_exports([int(task["id"])])
     return bool(done.formats)
 
 
@@ -282,42 +339,113 @@ def export_task(svc: Services, task: dict[str, Any]) -> bool:
 
 
 def run(svc: Services, stop: threading.Event) -> int:
-    """Export every task changed since the cursor, writing in parallel; returns transcripts written."""
+    """Export every task changed since the cursor and every queued one, writing in parallel; returns transcripts
+    written. A task that fails is queued (and parked after ``output.export_attempts`` cycles): the cursor moves on."""
     project = svc.project_id
     name = f"export:{project}"
     cursor = Cursor.load(svc.state.cursor(name))
     started = time.time()
-    newest, failed = cursor.at, 0
-    suffix = svc.settings.output.suffix
+    newest = cursor.position
+    failures = Failures(svc, project)
+    parked = svc.state.parked_tasks(project)
     pending: list[tuple[Future[Written], Export]] = []
     with ThreadPoolExecutor(svc.settings.output.write_workers, thread_name_prefix="export") as pool:
-        for page in _read_ahead(svc.labelstudio.changed_task_pages(project, cursor.since)):
+        for page, changed in _read_ahead(_pages(svc, project, cursor)):
             if stop.is_set():
                 break  # the cursor moves only as far as the tasks read
             recs = svc.state.by_syncd_ids([_syncd_id(t) for t in page])
             for task in page:
-                newest = max(newest, moment(task.get("updated_at")))
+                task_id, updated = int(task["id"]), moment(task.get("updated_at"))
+                if changed:
+                    newest = max(newest, (updated, task_id))
+                if parked.get(task_id, "") == updated:
+                    continue  # parked, and unchanged since: it waits for `syncd retry` or an edit
+                rec = recs.get(_syncd_id(task))
                 try:
-                    export = plan(svc, task, recs.get(_syncd_id(task)))
+                    export = plan(svc, task, rec)
                 except Exception as exc:
-                    failed += 1
-                    svc.log.error("export.failed", task=task.get("id"), error=str(exc))
+                    failures.add(task_id, updated, rec, exc)
                     continue
-                if export is not None:
-                    pending.append((pool.submit(write_outputs, svc.storage, export, suffix), export))
-        written, errors = _collect(svc, pending)
-    failed += errors
-    if failed:
-        svc.log.warning("export.cursor_held", cursor=cursor.at, failed=failed)
-    else:
-        moved = cursor.after_read(newest, started, time.time())
-        if moved != cursor:
-            svc.state.set_cursor(name, moved.dump())
+                if export is None:
+                    failures.done(task_id)
+                else:
+                    pending.append((pool.submit(write_outputs, svc.storage, export), export))
+        written = _collect(svc, pending, failures)
+    failures.commit()
+    moved = cursor.after_read(newest, started, time.time())
+    if moved != cursor:
+        svc.state.set_cursor(name, moved.dump())
     check_deleted_tasks(svc, project)
     return written
 
 
-def _read_ahead(pages: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+def _pages(svc: Services, project: int, cursor: Cursor) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+    """(page, changed): the changed tasks past the cursor, then the queued ones not read among them."""
+    read: set[int] = set()
+    since, after_id = cursor.since
+    for page in svc.labelstudio.changed_task_pages(project, since, after_id):
+        read.update(int(t["id"]) for t in page)
+        yield page, True
+    queued = [task_id for task_id in svc.state.export_queue(project) if task_id not in read]
+    tasks = []
+    for task_id in queued:
+        try:
+            tasks.append(svc.labelstudio.task(task_id))
+        except Exception as exc:
+            if _not_found(exc):
+                svc.log.warning("export.unknown_task", task=task_id, reason="queued task is gone from Label Studio")
+                svc.state.unqueue_exports([task_id])
+                continue
+            raise
+    if tasks:
+        yield tasks, False
+
+
+def _not_found(exc: Exception) -> bool:
+    return getattr(exc, "status_code", None) == 404 or (isinstance(exc, LabelStudioError) and "HTTP 404" in str(exc))
+
+
+class Failures:
+    """Tasks whose export failed this cycle, queued for the next; transient errors (unreachable, 5xx) are retried
+    without spending the task's attempts, others park it after ``output.export_attempts``. Tasks done leave the
+    queue."""
+
+    def __init__(self, svc: Services, project: int) -> None:
+        self.svc = svc
+        self.project = project
+        self.failed: dict[int, tuple[str, Recording | None, Exception]] = {}
+        self.succeeded: set[int] = set()
+
+    def add(self, task_id: int, updated: str, rec: Recording | None, exc: Exception) -> None:
+        self.failed[task_id] = (updated, rec, exc)
+
+    def done(self, task_id: int) -> None:
+        self.succeeded.add(task_id)
+
+    def commit(self) -> None:
+        svc, limit = self.svc, self.svc.settings.output.export_attempts
+        with svc.state.batch():
+            svc.state.unqueue_exports(self.succeeded - set(self.failed))
+            for task_id, (updated, rec, exc) in sorted(self.failed.items()):
+                reason = describe_error(exc)
+                transient = classify(exc) == exitcodes.UNAVAILABLE
+                ids = {"task": task_id, "recording": rec.id if rec else None, "key": rec.key if rec else None}
+                svc.log.error("export.failed", error=reason, transient=transient, **ids)
+                rec_id = rec.id if rec else None
+                parked = svc.state.queue_export(
+                    self.project,
+                    task_id,
+                    rec_id,
+                    reason,
+                    attempt=not transient,
+                    park_after=limit,
+                    task_updated_at=updated,
+                )
+                if parked and not transient:
+                    svc.log.error("export.parked", reason=reason, attempts=limit, **ids)
+
+
+def _read_ahead(pages: Iterator[tuple[list[dict[str, Any]], bool]]) -> Iterator[tuple[list[dict[str, Any]], bool]]:
     """Read Label Studio's next page while this thread renders and writes the last one: the read is server time
     (~1.5 ms a task), the rest is ours, and overlapping them nearly halves a large export. One page ahead at most;
     leaving early waits for that one read and no more."""
@@ -328,21 +456,19 @@ def _read_ahead(pages: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str
             yield page
 
 
-def _collect(svc: Services, pending: list[tuple[Future[Written], Export]]) -> tuple[int, int]:
+def _collect(svc: Services, pending: list[tuple[Future[Written], Export]], failures: Failures) -> int:
     """Wait for the writes, then record them in one transaction (the state lock is not held while S3 works)."""
     results: list[tuple[Export, Written]] = []
-    failed = 0
     for future, export in pending:
         try:
             results.append((export, future.result()))
         except Exception as exc:
-            failed += 1
-            rec = export.rec
-            svc.log.error("export.failed", task=export.review.task, recording=rec.id, key=rec.key, error=str(exc))
+            failures.add(export.review.task, export.task_updated_at, export.rec, exc)
     with svc.state.batch():
         for export, done in results:
             record(svc, export, done)
-    return sum(bool(done.formats) for _, done in results), failed
+            failures.done(export.review.task)
+    return sum(bool(done.formats) for _, done in results)
 
 
 def check_deleted_tasks(svc: Services, project: int) -> None:

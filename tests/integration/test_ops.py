@@ -28,6 +28,7 @@ def test_check_passes_on_a_working_config(stack: Stack, s3: Any, bucket: str, co
     where = f"s3://{bucket}/"
     expected = {"config", "state", "labelstudio.token", "labelstudio.reachable", "labelstudio.auth"}
     expected |= {"labelstudio.project", f"s3.list {where}", f"s3.read {where}", f"s3.write {where}"}
+    expected |= {f"s3.conditional_writes {where}"}
     assert set(checks) == expected
     assert "all checks passed" in result.stdout
     # The write probe cleaned up after itself; the audio is untouched.

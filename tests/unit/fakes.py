@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from syncd.config import Settings, SourceSettings, parse
-from syncd.labelstudio import layouts, ls_time
+from syncd.daemon.health import Probes
+from syncd.labelstudio import LabelStudioError, layouts, ls_time
 from syncd.recording import Recording, S3Object
 from syncd.services import Services
 from syncd.state import StateStore
@@ -31,10 +33,11 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 class FakeStorage:
     """Objects by (bucket, key) with ETags and metadata; puts honour If-Match / If-None-Match like S3."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, conditional: bool = True) -> None:
         self.objects: dict[tuple[str, str], tuple[bytes, str, dict[str, str]]] = {}
         self.calls: Counter[str] = Counter()
         self.page_size = 1000
+        self.conditional = conditional
         self._lock = threading.Lock()
 
     def put_audio(self, bucket: str, key: str, body: bytes = b"audio") -> str:
@@ -52,6 +55,10 @@ class FakeStorage:
         for start in range(0, len(page), self.page_size):
             self.calls["ListObjectsV2"] += 1
             yield page[start : start + self.page_size]
+
+    def etag(self, bucket: str, key: str) -> str | None:
+        found = self.head(bucket, key)
+        return found[0] if found else None
 
     def head(self, bucket: str, key: str) -> tuple[str, dict[str, str]] | None:
         self.calls["HeadObject"] += 1
@@ -72,6 +79,8 @@ class FakeStorage:
         self.calls["PutObject"] += 1
         with self._lock:
             current = self.objects.get((bucket, key))
+            if not self.conditional:
+                if_match, if_absent = None, False
             if (if_absent and current is not None) or (if_match is not None and (current or (b"", ""))[1] != if_match):
                 raise WriteConflictError(bucket, key)
             etag = hashlib.md5(body + key.encode(), usedforsecurity=False).hexdigest()
@@ -116,12 +125,20 @@ class FakeLabelStudio:
     def set_model_version(self, project_id: int, model_version: str) -> None:
         self.model_version = model_version
 
-    def annotate(self, task_id: int, text: str, *, at: str | None = None, cancelled: bool = False) -> dict[str, Any]:
-        """Submit an annotation whose every region says ``text`` (the whole layout: one line)."""
+    def annotate(
+        self,
+        task_id: int,
+        text: str,
+        *,
+        at: str | None = None,
+        cancelled: bool = False,
+        result: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Submit an annotation whose every region says ``text`` (the whole layout: one line), or ``result``."""
         moment = at or self._tick()
         annotation = {
             "id": 1000 + sum(len(t["annotations"]) for t in self.tasks.values()),
-            "result": [{"from_name": layouts.TEXT, "type": "textarea", "value": {"text": [text]}}],
+            "result": result or [{"from_name": layouts.TEXT, "type": "textarea", "value": {"text": [text]}}],
             "was_cancelled": cancelled,
             "completed_by": {"email": "reviewer@example.com"},
             "created_at": moment,
@@ -131,14 +148,25 @@ class FakeLabelStudio:
         self.tasks[task_id]["updated_at"] = moment
         return annotation
 
-    def changed_task_pages(self, project_id: int, since: str) -> Iterator[list[dict[str, Any]]]:
+    def changed_task_pages(self, project_id: int, since: str, after_id: int = 0) -> Iterator[list[dict[str, Any]]]:
+        """Tasks past the keyset position (since, after_id), in (updated_at, id) order."""
         changed = sorted(
-            (t for t in self.tasks.values() if t["updated_at"] > since), key=lambda t: (t["updated_at"], t["id"])
+            (t for t in self.tasks.values() if (t["updated_at"], t["id"]) > (since, after_id)),
+            key=lambda t: (t["updated_at"], t["id"]),
         )
         for start in range(0, len(changed), self.page_size):
             yield [dict(t) for t in changed[start : start + self.page_size]]
 
+    def touch(self, task_ids: list[int], at: str | None = None) -> str:
+        """Stamp one ``updated_at`` on many tasks, as Label Studio's Data Manager actions do."""
+        moment = at or self._tick()
+        for task_id in task_ids:
+            self.tasks[task_id]["updated_at"] = moment
+        return moment
+
     def task(self, task_id: int) -> dict[str, Any]:
+        if task_id not in self.tasks:
+            raise LabelStudioError(f"GET /api/tasks/{task_id}/: HTTP 404: not found")
         return dict(self.tasks[task_id])
 
     def user_email(self, user_id: int) -> str:
@@ -203,3 +231,11 @@ def services(tmp_path: Path, **sections: Any) -> tuple[Services, FakeLabelStudio
         _project_id=1,
     )
     return svc, ls, storage, engine
+
+
+def healthy_probes(settings: Settings) -> Probes:
+    """/healthz probes that answer "reachable" without calling anything (for an hour)."""
+    probes = Probes(settings, ttl=3600)
+    probes._results = {"labelstudio": {"ok": True}, "s3": {"ok": True}}
+    probes._checked = time.monotonic()
+    return probes

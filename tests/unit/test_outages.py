@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from syncd import dependencies, heartbeat
 from syncd.config import AwsTranscribeSettings, S3Settings, TranscriberSettings
-from syncd.daemon.health import Probes, health_report
+from syncd.daemon.health import health_report
 from syncd.daemon.jobs import StageJobs
 from syncd.ops import format_status, status_report
 from syncd.pipeline import run_stage
@@ -26,7 +26,7 @@ from syncd.stages import BY_NAME, transcribe
 from syncd.storage import Storage
 from syncd.transcribers.aws import AwsTranscriber, job_name
 from syncd.transcribers.base import OutageError, TranscriptionError
-from tests.unit.fakes import services
+from tests.unit.fakes import healthy_probes, services
 
 KEYS = ["a.mp3", "b.mp3", "c.mp3"]
 
@@ -41,11 +41,7 @@ def _discover(svc: Any, storage: Any) -> None:
     BY_NAME["scan"].run(svc, threading.Event())
 
 
-def _probes(settings: Any) -> Probes:
-    probes = Probes(settings, ttl=3600)
-    probes._results = {"labelstudio": {"ok": True}, "s3": {"ok": True}}
-    probes._checked = time.monotonic()
-    return probes
+_probes = healthy_probes
 
 
 def _due_again(svc: Any) -> None:

@@ -128,7 +128,10 @@ def test_export_cursor_reads_only_what_changed(stack: tuple) -> None:
     assert exporter.run(svc, GO) == 1
     reads: list[str] = []
     pages = ls.changed_task_pages
-    ls.changed_task_pages = lambda project, since: (reads.append(since), pages(project, since))[1]  # type: ignore[method-assign]
+    ls.changed_task_pages = lambda project, since, after_id=0: (  # type: ignore[method-assign]
+        reads.append(since),
+        pages(project, since, after_id),
+    )[1]
     assert exporter.run(svc, GO) == 0
     ls.annotate(1, "second")
     assert exporter.run(svc, GO) == 1
