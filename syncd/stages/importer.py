@@ -212,7 +212,7 @@ def _settle_doubt(svc: Services, project: int) -> int:
     doubt = Doubt.load(svc.state.cursor(name))
     waiting = svc.state.count(Status.IMPORTING)
     if not waiting:
-        if doubt is not None and not doubt.in_flight:
+        if doubt is not None:  # a run starts with no request out: a set in_flight is a crash whose batch landed
             svc.state.change_cursor(name, lambda _: None)
         return 0
     if doubt is None or doubt.until is None or doubt.in_flight:
