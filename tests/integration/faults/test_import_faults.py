@@ -93,11 +93,15 @@ def test_lost_state_db_under_syncd_run_imports_each_file_once(
     stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path
 ) -> None:
     # One Transcribe job at a time: the import job runs between transcriptions, as it did when 4 files became 7 tasks.
+    # Fresh jobs (moto's finished ones would complete at the first poll) finish one every few seconds.
     config = aws_config(stack, tmp_path, bucket, "lost state", aws="max_in_flight = 1")
-    upload_with_results(s3, bucket, FIRST | SECOND)
+    jobs = upload_with_results(s3, bucket, FIRST | SECOND)
     run_until_imported(stack, config, expected=4)
     for path in tmp_path.glob("state.db*"):
         path.unlink()
+    transcribe = stack.moto.client()
+    for job in jobs.values():
+        transcribe.delete_transcription_job(TranscriptionJobName=job)
 
     port = free_port()
     text = config.read_text().replace('listen = ""', f'listen = "127.0.0.1:{port}"')
