@@ -47,6 +47,13 @@ class LabelStudioSettings(_Section):
     )
     import_batch_size: int = Field(500, ge=1, le=5000, description="Tasks per bulk import request.")
     timeout: float = Field(60.0, gt=0, description="Seconds before a Label Studio request is abandoned.")
+    import_settle: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds an import left in doubt (timed out, HTTP 5xx, or cut off by a crash) waits before Label"
+        " Studio is asked again which of its tasks landed; only those still absent are imported again. Longer than"
+        " Label Studio ever takes to commit one batch.",
+    )
 
     @field_validator("url")
     @classmethod

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,19 @@ _MIGRATIONS: tuple[str, ...] = (
         parked INTEGER NOT NULL DEFAULT 0,
         updated_at REAL NOT NULL
     );
+    """,
+    # Every Label Studio task seen in a project, ours or not, with the syncd_id it carries (NULL when foreign): how a
+    # state older than Label Studio adopts tasks instead of importing them twice, and how deletions are noticed.
+    """
+    CREATE TABLE labelstudio_tasks (
+        project_id INTEGER NOT NULL,
+        task_id INTEGER NOT NULL,
+        syncd_id TEXT,
+        PRIMARY KEY (project_id, task_id)
+    );
+    CREATE INDEX labelstudio_tasks_syncd ON labelstudio_tasks (syncd_id);
+    INSERT OR IGNORE INTO labelstudio_tasks (project_id, task_id, syncd_id)
+        SELECT project_id, task_id, syncd_id FROM recordings WHERE task_id IS NOT NULL AND project_id IS NOT NULL;
     """,
 )
 
@@ -450,6 +463,71 @@ class StateStore:
             (bucket, f"{stem}.", f"{stem}/", key),
         )
         return any("." not in r["key"][len(stem) + 1 :] and "/" not in r["key"][len(stem) + 1 :] for r in rows)
+
+    def change_cursor(self, name: str, change: Callable[[str | None], str | None]) -> str | None:
+        """Read-modify-write one cursor in one transaction (two stages may move it at once); ``change`` returning
+        None deletes it. Returns the new value."""
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+            value = change(str(row[0]) if row else None)
+            if value is None:
+                db.execute("DELETE FROM cursors WHERE name = ?", (name,))
+            else:
+                db.execute(
+                    "INSERT INTO cursors (name, value) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (name, value),
+                )
+        return value
+
+    # --- Label Studio tasks seen ----------------------------------------------------------------------------
+
+    def note_tasks(self, project_id: int, tasks: dict[int, str | None]) -> list[int]:
+        """Remember tasks seen in Label Studio (task id -> the syncd_id in its data, None for others' tasks); returns
+        the ids not seen before."""
+        added = []
+        with self._tx() as db:
+            for task_id, sid in tasks.items():
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO labelstudio_tasks (project_id, task_id, syncd_id) VALUES (?, ?, ?)",
+                    (project_id, task_id, sid),
+                )
+                if cur.rowcount:
+                    added.append(task_id)
+        return added
+
+    def forget_tasks(self, project_id: int, task_ids: Iterable[int]) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "DELETE FROM labelstudio_tasks WHERE project_id = ? AND task_id = ?",
+                [(project_id, task_id) for task_id in task_ids],
+            )
+
+    def seen_task_count(self, project_id: int) -> int:
+        """How many tasks, ours or not, the project held when we last looked: one indexed count."""
+        sql = "SELECT count(*) FROM labelstudio_tasks WHERE project_id = ?"
+        return int(self._read(sql, (project_id,))[0][0])
+
+    def seen_tasks(self, project_id: int) -> dict[int, str | None]:
+        """task id -> syncd_id of every task seen in the project: read only when the counts disagree."""
+        rows = self._read("SELECT task_id, syncd_id FROM labelstudio_tasks WHERE project_id = ?", (project_id,))
+        return {int(r[0]): r[1] for r in rows}
+
+    def adoptable(self, project_id: int) -> list[tuple[Recording, int]]:
+        """Recordings waiting to be imported (transcribed or importing) whose task Label Studio already holds, with
+        that task (the lowest id when there are several): these are adopted, never imported again."""
+        columns = ", ".join(f"r.{c.strip()}" for c in _COLUMNS.split(","))
+        rows = self._read(
+            f"SELECT {columns}, min(t.task_id) AS found FROM recordings r JOIN labelstudio_tasks t"
+            " ON t.syncd_id = r.syncd_id AND t.project_id = ? WHERE r.status IN (?, ?) GROUP BY r.id ORDER BY r.id",
+            (project_id, Status.TRANSCRIBED, Status.IMPORTING),
+        )
+        adopted = []
+        for row in rows:
+            fields = dict(row)
+            found = int(fields.pop("found"))
+            adopted.append((Recording(**fields | {"status": Status(fields["status"])}), found))
+        return adopted
 
     def task_count(self, project_id: int) -> int:
         """How many tasks we hold in a project: a count, so the per-cycle deletion check reads no rows."""

@@ -65,6 +65,10 @@ SAMPLING = "Uncertainty sampling"
 class LabelStudioError(RuntimeError):
     """Label Studio answered a request with an error (status and body, never headers: they carry the token)."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 def ls_time(moment: datetime | float) -> str:
     """The one datetime form Label Studio's filters accept (others give HTTP 500)."""
@@ -101,7 +105,7 @@ class LabelStudioClient:
         )
         if not response.ok:
             status, body = response.status_code, response.text[:500]
-            raise LabelStudioError(f"{method} {path}: HTTP {status}: {body}")
+            raise LabelStudioError(f"{method} {path}: HTTP {status}: {body}", status)
         return response
 
     def whoami(self) -> str:
@@ -227,17 +231,30 @@ class LabelStudioClient:
         return [int(i) for i in ids]
 
     def tasks_after(self, project_id: int, task_id: int) -> dict[str, int]:
-        """syncd_id -> task id of tasks with ids above ``task_id``: how a crashed import finds what already landed.
-        Task ids only grow, so unlike a created_at filter this needs no agreement between clocks."""
-        query = _filters({"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": task_id})
+        """syncd_id -> task id of our tasks with ids above ``task_id`` (the lowest id where several carry one)."""
         found: dict[str, int] = {}
-        for task in self._sdk.tasks.list(  # type: ignore[var-annotated]
-            project=project_id, query=query, fields="all", resolve_uri=False, page_size=500
-        ):
-            data = as_dict(task).get("data") or {}
-            if data.get("syncd_id"):
-                found.setdefault(str(data["syncd_id"]), int(task.id or 0))
+        for tid, sid in sorted(self.new_tasks(project_id, task_id).items()):
+            if sid:
+                found.setdefault(sid, tid)
         return found
+
+    def new_tasks(self, project_id: int, after: int, page_size: int = 1000) -> dict[int, str | None]:
+        """task id -> ``data.syncd_id`` (None for tasks others made) of every task with an id above ``after``, read
+        in id order, keyset-paged, with only the id and data: what import reconciles with, so its cost grows with
+        the tasks created since the last look, not with the project. Task ids only grow, so unlike a created_at
+        filter this needs no agreement between clocks."""
+        found: dict[int, str | None] = {}
+        while True:
+            query = _filters({"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": after})
+            params = {"project": project_id, "query": query, "fields": "task_only", "include": "id,data"}
+            params |= {"resolve_uri": "false", "page": 1, "page_size": page_size}
+            tasks: list[dict[str, Any]] = self._request("GET", "/api/tasks/", params=params).json()["tasks"]
+            for task in tasks:
+                sid = (task.get("data") or {}).get("syncd_id")
+                found[int(task["id"])] = str(sid) if sid else None
+            if len(tasks) < page_size:
+                return found
+            after = max(int(task["id"]) for task in tasks)
 
     # --- export -------------------------------------------------------------------------------------------
 
@@ -308,6 +325,10 @@ class LabelStudioClient:
 
     def task_count(self, project_id: int) -> int:
         return int(self._sdk.projects.get(project_id).task_number or 0)
+
+    def task_index(self, project_id: int) -> dict[int, str | None]:
+        """Every task in the project (id -> syncd_id): read only when the task count disagrees with the tasks seen."""
+        return self.new_tasks(project_id, 0)
 
     def task_ids(self, project_id: int) -> set[int]:
         """Every task id in the project: read only when the task count says some task was deleted."""

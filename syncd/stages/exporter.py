@@ -27,6 +27,7 @@ from syncd.log import describe_error
 from syncd.probe import classify
 from syncd.recording import Recording, Status
 from syncd.services import Services
+from syncd.stages import importer
 from syncd.storage import Storage, WriteConflictError, output_base
 
 # A task saved just before the newest one we read may commit after our read; the cursor re-reads this much until a
@@ -472,20 +473,23 @@ def _collect(svc: Services, pending: list[tuple[Future[Written], Export]], failu
 
 
 def check_deleted_tasks(svc: Services, project: int) -> None:
-    """Log our tasks deleted in Label Studio (their transcripts stay). One count per cycle; the id list is read only
-    when the project holds fewer tasks than ours plus the others' tasks seen last time."""
-    ours = svc.state.task_count(project)
-    name = f"foreign-tasks:{project}"
-    foreign = int(svc.state.cursor(name) or 0)
+    """Notice tasks deleted in Label Studio: ours are logged and their transcripts stay. Each cycle costs one count and
+    the read of tasks created since the last look (``importer.see_new_tasks``), and compares the count with every task
+    seen, ours or not; only when they differ is the id list read. Since a task another tool adds is seen before the
+    comparison, it cannot hide a deletion made at the same time."""
     total = svc.labelstudio.task_count(project)
-    if total < ours + foreign:
-        held = svc.state.project_tasks(project)
-        present = svc.labelstudio.task_ids(project)
-        for task_id in sorted(set(held) - present):
+    importer.see_new_tasks(svc, project)
+    if total == svc.state.seen_task_count(project):
+        return
+    present = svc.labelstudio.task_index(project)
+    seen = svc.state.seen_tasks(project)
+    gone = sorted(set(seen) - set(present))
+    held = svc.state.project_tasks(project)
+    for task_id in gone:
+        if task_id in held:
             _forget_task(svc, svc.state.get(held[task_id]), task_id)
-            ours -= 1
-    if total - ours != foreign:
-        svc.state.set_cursor(name, str(max(0, total - ours)))
+    svc.state.forget_tasks(project, gone)
+    svc.state.note_tasks(project, {task_id: sid for task_id, sid in present.items() if task_id not in seen})
 
 
 def _forget_task(svc: Services, rec: Recording, task_id: int) -> None:

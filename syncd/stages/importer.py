@@ -1,21 +1,39 @@
 """Import: transcribed recordings become Label Studio tasks, in bulk, lowest confidence first, exactly once.
 
-Exactly once across crashes: the batch is marked ``importing`` (the intent) before the Label Studio call, every task
-carries ``data.syncd_id``, and stranded ``importing`` rows are first looked up in Label Studio before a re-import.
+Exactly once whatever the state knows (restored from a backup, lost, behind after a power cut): every task carries
+``data.syncd_id``, and every run first reconciles with Label Studio. A cursor on the highest task id seen in the
+project, ours or not, bounds that read to the tasks created since the last look; each task seen is remembered, and a
+recording whose task is already there is adopted (``task.recovered``) instead of imported, whenever it becomes ready.
+
+A batch whose request timed out, failed with HTTP 5xx or was cut off by a crash may still land: its rows stay
+``importing`` ("in doubt") until Label Studio is asked again ``labelstudio.import_settle`` seconds later, and only the
+recordings it still lacks then are imported again.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
+
+import requests
+from urllib3.exceptions import NewConnectionError
 
 from syncd.faults import fault_point
 from syncd.labelstudio import layouts
+from syncd.labelstudio.client import LabelStudioError
 from syncd.recording import Recording, Status
 from syncd.services import Services
+
+OVERLAP = 5.0
+"""Seconds within which a task id handed out earlier may still become visible after a higher one (a database that
+numbers rows before it commits them, like PostgreSQL): the reconciling read settles past an id only this long after
+it first saw it."""
 
 
 def task_for(rec: Recording, layout: str, model_version: str) -> dict[str, Any]:
@@ -48,25 +66,197 @@ def task_for(rec: Recording, layout: str, model_version: str) -> dict[str, Any]:
     }
 
 
-def _recover(svc: Services, project: int) -> int:
-    """Adopt tasks that landed without our state knowing: rows left ``importing`` by a crash, or every pending row
-    when the state knows no task in this project yet (a new or lost state DB). The rest goes back to be imported."""
-    stranded = svc.state.due(Status.IMPORTING, limit=100_000)
-    newest = svc.state.max_task_id(project)
-    if not stranded and newest:
-        return 0
-    pending = stranded + svc.state.due(Status.TRANSCRIBED, limit=100_000)
-    landed = svc.labelstudio.tasks_after(project, newest)
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
+
+
+# --- the task-id cursor: what Label Studio holds, read a little at a time -------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskCursor:
+    """Reads start above ``floor``; ``marks`` are higher ids seen (with when) that have not settled yet."""
+
+    floor: int = 0
+    marks: tuple[tuple[int, float], ...] = ()
+
+    @staticmethod
+    def name(project: int) -> str:
+        return f"import-tasks:{project}"
+
+    @property
+    def high(self) -> int:
+        return max([self.floor, *(mark for mark, _ in self.marks)])
+
+    @classmethod
+    def load(cls, raw: str | None) -> TaskCursor:
+        if not raw:
+            return cls()
+        doc = json.loads(raw)
+        return cls(int(doc["floor"]), tuple((int(m), float(t)) for m, t in doc["marks"]))
+
+    def dump(self) -> str:
+        return json.dumps({"floor": self.floor, "marks": [list(m) for m in self.marks]})
+
+    def after_read(self, found: Iterable[int], started: float, finished: float) -> TaskCursor:
+        """The cursor after a read of everything above ``floor`` that ran from ``started`` to ``finished``."""
+        newest = max(found, default=0)
+        marks = [*self.marks, (newest, finished)] if newest > self.high else list(self.marks)
+        floor = max([self.floor, *(mark for mark, seen in marks if started - seen >= OVERLAP)])
+        return TaskCursor(floor, tuple(m for m in marks if m[0] > floor))
+
+    def extended(self, task_ids: list[int]) -> TaskCursor:
+        """After our own import: ids exactly ``high``+1..``high``+n hold nobody else's task, so they need no read."""
+        high = self.high
+        if sorted(task_ids) != list(range(high + 1, high + len(task_ids) + 1)):
+            return self
+        if not self.marks:
+            return TaskCursor(high + len(task_ids))
+        return TaskCursor(self.floor, (*self.marks, (high + len(task_ids), self.marks[-1][1])))
+
+
+def see_new_tasks(svc: Services, project: int) -> dict[int, str | None]:
+    """Read the tasks created since the last look (ours or not) and remember them: one request when nothing is new.
+    Export calls it too, before it counts the project's tasks."""
+    name = TaskCursor.name(project)
+    floor = TaskCursor.load(svc.state.cursor(name)).floor
+    started = time.time()
+    found = svc.labelstudio.new_tasks(project, floor)
+    finished = time.time()
+    _remember(svc, project, found)
+    svc.state.change_cursor(name, lambda raw: TaskCursor.load(raw).after_read(found, started, finished).dump())
+    return found
+
+
+def _remember(svc: Services, project: int, found: dict[int, str | None]) -> None:
+    added = set(svc.state.note_tasks(project, found))
+    sids = {sid for task_id, sid in found.items() if sid and task_id in added}
+    if not sids:
+        return
+    recs = svc.state.by_syncd_ids(sorted(sids))
+    for task_id in sorted(added):
+        rec = recs.get(found[task_id] or "")
+        if rec is not None and rec.task_id is not None and rec.task_id != task_id:
+            svc.log.warning(
+                "task.duplicate", task=task_id, kept=rec.task_id, recording=rec.id, bucket=rec.bucket, key=rec.key
+            )
+
+
+def _adopt(svc: Services, project: int) -> int:
+    """Recordings waiting to be imported whose task Label Studio already holds become ``imported`` with it."""
     adopted = 0
-    for rec in pending:
-        task_id = landed.get(rec.syncd_id)
-        if task_id:
-            svc.state.move(rec.id, rec.status, Status.IMPORTED, task_id=task_id, project_id=project, reason=None)
+    for rec, task_id in svc.state.adoptable(project):
+        fields = {"task_id": task_id, "project_id": project, "reason": None, "next_attempt_at": 0}
+        if svc.state.move(rec.id, rec.status, Status.IMPORTED, **fields):
             svc.log.info("task.recovered", recording=rec.id, task=task_id, bucket=rec.bucket, key=rec.key)
             adopted += 1
-        elif rec.status == Status.IMPORTING:
-            svc.state.move(rec.id, Status.IMPORTING, Status.TRANSCRIBED)
     return adopted
+
+
+# --- imports in doubt ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Doubt:
+    """Batches sent whose outcome is unknown. Any of their tasks has an id above ``floor``; Label Studio is asked
+    again at ``until``; ``in_flight`` is set while a request is out, so finding it set at start means a crash."""
+
+    floor: int
+    until: float | None = None
+    reason: str = ""
+    in_flight: bool = False
+
+    @staticmethod
+    def name(project: int) -> str:
+        return f"import-doubt:{project}"
+
+    @classmethod
+    def load(cls, raw: str | None) -> Doubt | None:
+        return cls(**json.loads(raw)) if raw else None
+
+    def dump(self) -> str:
+        return json.dumps(self.__dict__)
+
+
+def _sending(project: int, svc: Services) -> None:
+    """Before a batch goes out: whatever happens to it, a later read from ``floor`` finds its tasks."""
+    floor = TaskCursor.load(svc.state.cursor(TaskCursor.name(project))).floor
+
+    def begin(raw: str | None) -> str:
+        doubt = Doubt.load(raw)
+        if doubt is None:
+            return Doubt(floor, in_flight=True).dump()
+        return replace(doubt, floor=min(doubt.floor, floor), in_flight=True).dump()
+
+    svc.state.change_cursor(Doubt.name(project), begin)
+
+
+def _enter_doubt(svc: Services, project: int, reason: str, floor: int = 0) -> Doubt:
+    """Every ``importing`` row waits ``import_settle`` seconds, with the reason shown in `syncd status`."""
+    until = time.time() + svc.settings.labelstudio.import_settle
+
+    def wait(raw: str | None) -> str:
+        old = Doubt.load(raw) or Doubt(floor)
+        return Doubt(old.floor, max(old.until or 0, until), reason).dump()
+
+    doubt = Doubt.load(svc.state.change_cursor(Doubt.name(project), wait))
+    assert doubt is not None and doubt.until is not None
+    rows = svc.state.due(Status.IMPORTING, limit=100_000)
+    note = f"import in doubt ({reason}); Label Studio is asked again at {_iso(doubt.until)}"
+    with svc.state.batch():
+        for rec in rows:
+            svc.state.update(rec.id, reason=note, next_attempt_at=doubt.until)
+    svc.log.warning("import.in_doubt", project=project, recordings=len(rows), reason=reason, retry_at=_iso(doubt.until))
+    return doubt
+
+
+def _settle_doubt(svc: Services, project: int) -> int:
+    """Rows still ``importing`` after adoption: wait while in doubt, then ask Label Studio again and re-queue only
+    the recordings it proved to lack. Returns recordings adopted."""
+    name = Doubt.name(project)
+    doubt = Doubt.load(svc.state.cursor(name))
+    waiting = svc.state.count(Status.IMPORTING)
+    if not waiting:
+        if doubt is not None:  # a run starts with no request out: a set in_flight is a crash whose batch landed
+            svc.state.change_cursor(name, lambda _: None)
+        return 0
+    if doubt is None or doubt.until is None or doubt.in_flight:
+        reason = "syncd stopped while an import request was out"
+        doubt = _enter_doubt(svc, project, reason, doubt.floor if doubt else 0)
+        if time.time() < (doubt.until or 0):
+            return 0
+    elif time.time() < doubt.until:
+        svc.log.warning(
+            "import.in_doubt", project=project, recordings=waiting, reason=doubt.reason, retry_at=_iso(doubt.until)
+        )
+        return 0
+    _remember(svc, project, svc.labelstudio.new_tasks(project, doubt.floor))
+    adopted = _adopt(svc, project)
+    absent = [r.id for r in svc.state.due(Status.IMPORTING, limit=100_000)]
+    requeued = svc.state.transition(absent, Status.IMPORTING, Status.TRANSCRIBED, reason=None, next_attempt_at=0)
+    svc.state.change_cursor(name, lambda _: None)
+    svc.log.info("import.doubt_resolved", project=project, adopted=adopted, reimport=len(requeued), reason=doubt.reason)
+    return adopted
+
+
+def reconcile(svc: Services, project: int) -> int:
+    """Bring the state up to what Label Studio holds: new tasks seen, waiting recordings with a task adopted, doubt
+    settled. Returns recordings adopted."""
+    see_new_tasks(svc, project)
+    return _adopt(svc, project) + _settle_doubt(svc, project)
+
+
+def _not_sent(exc: Exception) -> bool:
+    """Errors that prove Label Studio committed nothing: it refused the request (4xx) or was never reached."""
+    if isinstance(exc, LabelStudioError):
+        return exc.status is not None and exc.status < 500
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    cause = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else None
+    return isinstance(getattr(cause, "reason", None), NewConnectionError)
+
+
+# --- the stage ----------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -76,52 +266,95 @@ class _Batch:
     started: float
 
 
-def _next_batch(svc: Services) -> _Batch | None:
+def _next_batch(svc: Services, project: int) -> _Batch | None:
     """The least confident transcribed recordings, marked ``importing`` (the intent) before Label Studio sees them."""
     size = svc.settings.labelstudio.import_batch_size
     candidates = svc.state.due(Status.TRANSCRIBED, limit=size, least_confident_first=True)
     if not candidates:
         return None
-    marked = set(svc.state.transition([r.id for r in candidates], Status.TRANSCRIBED, Status.IMPORTING))
+    with svc.state.batch():
+        marked = set(svc.state.transition([r.id for r in candidates], Status.TRANSCRIBED, Status.IMPORTING))
+        _sending(project, svc)
     records = [r for r in candidates if r.id in marked]
     layout, model_version = svc.settings.labelstudio.layout, svc.transcriber.model_version
     tasks = [task_for(r, layout, model_version) for r in records]
     return _Batch(records, tasks, time.monotonic())
 
 
-def _commit(svc: Services, project: int, batch: _Batch, task_ids: list[int]) -> None:
+def _release(svc: Services, batch: _Batch) -> None:
+    svc.state.transition([r.id for r in batch.records], Status.IMPORTING, Status.TRANSCRIBED)
+
+
+def _landed(raw: str | None) -> str | None:
+    """The doubt record once no request is out."""
+    doubt = Doubt.load(raw)
+    return None if doubt is None else replace(doubt, in_flight=False).dump()
+
+
+def _failed(svc: Services, project: int, batch: _Batch, exc: Exception) -> None:
+    if _not_sent(exc):
+        _release(svc, batch)
+        svc.state.change_cursor(Doubt.name(project), _landed)
+        return
+    _enter_doubt(svc, project, f"{type(exc).__name__}: {exc}"[:300])
+
+
+def _commit(svc: Services, project: int, batch: _Batch, task_ids: list[int]) -> int:
     fault_point("import.after_labelstudio")
+    moved = []
     with svc.state.batch():
         for rec, task_id in zip(batch.records, task_ids, strict=True):
             fields = {"task_id": task_id, "project_id": project, "reason": None}
-            svc.state.move(rec.id, Status.IMPORTING, Status.IMPORTED, **fields)
-    for rec, task_id in zip(batch.records, task_ids, strict=True):
+            if svc.state.move(rec.id, Status.IMPORTING, Status.IMPORTED, **fields):
+                moved.append((rec, task_id))
+        svc.state.note_tasks(project, {t: r.syncd_id for r, t in zip(batch.records, task_ids, strict=True)})
+        svc.state.change_cursor(TaskCursor.name(project), lambda raw: TaskCursor.load(raw).extended(task_ids).dump())
+    for rec, task_id in moved:
         svc.log.info("task.imported", recording=rec.id, task=task_id, bucket=rec.bucket, key=rec.key, score=rec.score)
     seconds = round(time.monotonic() - batch.started, 3)
     svc.log.info("import.batch", project=project, tasks=len(task_ids), seconds=seconds)
+    return len(moved)
 
 
-def run(svc: Services, stop: threading.Event) -> int:
-    """Import every transcribed recording in batches, least confident first; returns tasks created or adopted.
+def _finish(svc: Services, project: int) -> None:
+    """After a run that raised nothing: no request is out; the doubt record goes once no row is left in doubt."""
 
-    One request is in flight at a time (Label Studio serializes imports; concurrent ones only contend), but the
-    next batch is built and the previous one committed while Label Studio works, so our own cost hides behind its.
-    """
-    if not svc.state.count(Status.TRANSCRIBED) and not svc.state.count(Status.IMPORTING):
-        return 0
-    project = svc.project_id
-    imported = _recover(svc, project)
+    svc.state.change_cursor(
+        Doubt.name(project), lambda raw: _landed(raw) if svc.state.count(Status.IMPORTING) else None
+    )
+
+
+def _import(svc: Services, project: int, stop: threading.Event) -> int:
+    """One request is in flight at a time (Label Studio serializes imports; concurrent ones only contend), but the
+    next batch is built and the previous one committed while Label Studio works, so our own cost hides behind its."""
+    imported = 0
     with ThreadPoolExecutor(1, thread_name_prefix="import") as pool:
         in_flight: tuple[_Batch, Future[list[int]]] | None = None
         while True:
-            batch = None if stop.is_set() else _next_batch(svc)
-            done = (in_flight[0], in_flight[1].result()) if in_flight else None
+            batch = None if stop.is_set() else _next_batch(svc, project)
+            done = None
+            if in_flight:
+                try:
+                    done = (in_flight[0], in_flight[1].result())
+                except Exception as exc:
+                    if batch:
+                        _release(svc, batch)
+                    _failed(svc, project, in_flight[0], exc)
+                    raise
             in_flight = (batch, pool.submit(svc.labelstudio.import_tasks, project, batch.tasks)) if batch else None
             if done:
-                _commit(svc, project, *done)
-                imported += len(done[1])
+                imported += _commit(svc, project, *done)
             if in_flight is None:
                 break
+    _finish(svc, project)
+    return imported
+
+
+def run(svc: Services, stop: threading.Event) -> int:
+    """Reconcile with Label Studio, then import every transcribed recording in batches, least confident first;
+    returns tasks created or adopted."""
+    project = svc.project_id
+    imported = reconcile(svc, project) + _import(svc, project, stop)
     if imported:
         svc.labelstudio.set_model_version(project, svc.transcriber.model_version)
     return imported

@@ -96,7 +96,10 @@ class FakeStorage:
 
 @dataclass
 class FakeLabelStudio:
-    """One project's tasks; ids grow, every change bumps ``updated_at`` by a millisecond (or to a given moment)."""
+    """One project's tasks; ids grow, every change bumps ``updated_at`` by a millisecond (or to a given moment).
+
+    ``import_faults`` makes the next imports fail, each with an error and what became of its tasks: "landed" (they
+    are in before the error), "late" (Label Studio is still committing them: they land on ``settle()``) or "lost"."""
 
     tasks: dict[int, dict[str, Any]] = field(default_factory=dict)
     imports: list[list[dict[str, Any]]] = field(default_factory=list)
@@ -104,6 +107,9 @@ class FakeLabelStudio:
     page_size: int = 1000
     model_version: str = ""
     next_id: int = 1
+    import_faults: list[tuple[Exception, str]] = field(default_factory=list)
+    committing: list[list[dict[str, Any]]] = field(default_factory=list)
+    reads: list[int] = field(default_factory=list)
 
     def _tick(self) -> str:
         self.clock += timedelta(milliseconds=1)
@@ -111,6 +117,25 @@ class FakeLabelStudio:
 
     def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> list[int]:
         self.imports.append(tasks)
+        if self.import_faults:
+            error, outcome = self.import_faults.pop(0)
+            if outcome == "landed":
+                self._create(project_id, tasks)
+            elif outcome == "late":
+                self.committing.append(tasks)
+            raise error
+        return self._create(project_id, tasks)
+
+    def settle(self, project_id: int = 1) -> None:
+        """Label Studio finishes the imports it was still committing when the client gave up."""
+        while self.committing:
+            self._create(project_id, self.committing.pop(0))
+
+    def add_foreign(self, project_id: int = 1, count: int = 1) -> list[int]:
+        """Tasks another tool creates (no syncd_id)."""
+        return self._create(project_id, [{"data": {"audio": "s3://elsewhere/x.mp3"}} for _ in range(count)])
+
+    def _create(self, project_id: int, tasks: list[dict[str, Any]]) -> list[int]:
         ids = []
         for task in tasks:
             task_id, self.next_id = self.next_id, self.next_id + 1
@@ -120,7 +145,18 @@ class FakeLabelStudio:
         return ids
 
     def tasks_after(self, project_id: int, task_id: int) -> dict[str, int]:
-        return {str(t["data"]["syncd_id"]): i for i, t in sorted(self.tasks.items()) if i > task_id}
+        found: dict[str, int] = {}
+        for sid, i in ((t["data"].get("syncd_id"), i) for i, t in sorted(self.tasks.items()) if i > task_id):
+            if sid:
+                found.setdefault(str(sid), i)
+        return found
+
+    def new_tasks(self, project_id: int, after: int) -> dict[int, str | None]:
+        self.reads.append(after)
+        return {i: t["data"].get("syncd_id") for i, t in sorted(self.tasks.items()) if i > after}
+
+    def task_index(self, project_id: int) -> dict[int, str | None]:
+        return {i: t["data"].get("syncd_id") for i, t in sorted(self.tasks.items())}
 
     def set_model_version(self, project_id: int, model_version: str) -> None:
         self.model_version = model_version
