@@ -219,7 +219,7 @@ class SeaweedS3(Service):
         argv += ["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3", f"-s3.port={ports['s3']}", f"-s3.config={s3_config}"]
         argv += [f"-master.port={ports['master']}", f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}"]
         argv += ["-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false"]
-        self.spawn([*argv, "-volume.max=200", "-master.volumeSizeLimitMB=64"])
+        self.spawn([*argv, "-volume.max=2000", "-master.volumeSizeLimitMB=64"])
 
     def wait(self, timeout: float = 60) -> None:
         assert self.proc is not None
