@@ -78,15 +78,20 @@ def _collect(svc: Services, stop: threading.Event) -> int:
             segments=len(transcript.segments),
         )
         done += 1
+        if not stop.is_set():
+            _start(svc, _capacity(svc))  # keep a local engine's workers busy while the rest of this round finishes
     return done
+
+
+def _capacity(svc: Services) -> int:
+    return max(svc.transcriber.max_in_flight - svc.state.count(Status.TRANSCRIBING), 0)
 
 
 def run(svc: Services, stop: threading.Event) -> int:
     """Start and collect until no more progress is possible this cycle; returns transcripts completed."""
     completed = 0
     while not stop.is_set():
-        capacity = svc.transcriber.max_in_flight - svc.state.count(Status.TRANSCRIBING)
-        started = _start(svc, max(capacity, 0))
+        started = _start(svc, _capacity(svc))
         finished = _collect(svc, stop)
         completed += finished
         if not started and not finished:
