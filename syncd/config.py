@@ -133,16 +133,16 @@ class WhisperSettings(_Section):
         0,
         ge=0,
         le=64,
-        description="Recordings transcribed at once, sharing one loaded model; 0: one per 1 CPU core "
-        "(at most 8) on cpu, 2 per GPU on cuda.",
+        description="Recordings transcribed at once, sharing one loaded model; 0: one per 4 CPU cores "
+        "(at least 1, at most 8) on cpu, 2 per GPU on cuda.",
     )
     cpu_threads: int = Field(0, ge=0, description="CPU threads per worker; 0: the cores divided among the workers.")
     batch_size: int = Field(
         0,
         ge=0,
         le=128,
-        description="Chunks of 30 s decoded side by side (faster-whisper's batched pipeline); 1: one after "
-        "another; 0: 16 on cuda, 1 on cpu (where batching did not pay).",
+        description="Chunks of up to 30 s (cut at quiet points) decoded side by side by faster-whisper's batched "
+        "pipeline; 1: its sequential decoder, which conditions on the text before; 0: 16 on cuda, 8 on cpu.",
     )
     beam_size: int = Field(5, ge=1, le=10, description="Beam width; 1 is greedy and fastest.")
     channels: Literal["mix", "split"] = Field(

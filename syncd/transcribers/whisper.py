@@ -127,6 +127,9 @@ class WhisperTranscriber:
     def _work_loop(self) -> None:
         while True:
             job = self._ready.get()
+            rec = job.recording
+            worker = threading.current_thread().name
+            self.log.debug("transcription.decoding", recording=rec.id, key=rec.key, worker=worker)
             try:
                 assert job.audio is not None
                 job.result.set_result(self._transcribe(job.recording, job.audio))

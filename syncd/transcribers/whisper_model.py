@@ -13,9 +13,10 @@ from pathlib import Path
 
 from syncd.config import ConfigError, WhisperSettings
 
+CORES_PER_CPU_WORKER = 4
 MAX_DEFAULT_CPU_WORKERS = 8
 GPU_WORKERS_PER_DEVICE = 2
-GPU_BATCH_SIZE = 16
+DEFAULT_BATCH_SIZE = {"cpu": 8, "cuda": 16, "auto": 8}
 DEFAULT_COMPUTE_TYPE = {"cpu": "int8", "cuda": "float16", "auto": "default"}
 
 
@@ -47,7 +48,9 @@ def plan(settings: WhisperSettings, cores: int | None = None) -> EnginePlan:
     gpu = settings.device == "cuda"
     device_index = tuple(settings.device_index) if gpu else (0,)
     workers = settings.workers or (
-        GPU_WORKERS_PER_DEVICE * len(device_index) if gpu else min(cores, MAX_DEFAULT_CPU_WORKERS)
+        GPU_WORKERS_PER_DEVICE * len(device_index)
+        if gpu
+        else max(1, min(cores // CORES_PER_CPU_WORKER, MAX_DEFAULT_CPU_WORKERS))
     )
     path, name = resolve_model(settings.model)
     return EnginePlan(
@@ -58,7 +61,7 @@ def plan(settings: WhisperSettings, cores: int | None = None) -> EnginePlan:
         compute_type=settings.compute_type or DEFAULT_COMPUTE_TYPE[settings.device],
         workers=workers,
         cpu_threads=settings.cpu_threads or max(1, cores // workers),
-        batch_size=settings.batch_size or (GPU_BATCH_SIZE if gpu else 1),
+        batch_size=settings.batch_size or DEFAULT_BATCH_SIZE[settings.device],
     )
 
 
