@@ -181,7 +181,7 @@ class _Files:
 def test_one_recording_is_transcribed_once_however_many_threads_ask(tmp_path: Path) -> None:
     _wav(tmp_path / "a.wav", 2.0)
     files = _Files(tmp_path)
-    engine = WhisperTranscriber(WhisperSettings(workers=2), files)  # type: ignore[arg-type]
+    engine = WhisperTranscriber(WhisperSettings(workers=2, batch_size=1), files)  # type: ignore[arg-type]
     engine._model = model = _Model()
     rec = recording_for("b", "a.wav", "etag")
     results: list[Any] = []
@@ -203,7 +203,7 @@ def test_one_recording_is_transcribed_once_however_many_threads_ask(tmp_path: Pa
 
 def test_progress_is_reported_per_window_on_long_audio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _wav(tmp_path / "long.wav", 150.0, gaps=[(59.5, 59.9), (119.5, 119.9)])
-    engine = WhisperTranscriber(WhisperSettings(window_seconds=60), _Files(tmp_path))  # type: ignore[arg-type]
+    engine = WhisperTranscriber(WhisperSettings(window_seconds=60, batch_size=1), _Files(tmp_path))  # type: ignore[arg-type]
     engine._model = model = _Model()
     model.release.set()
     seen: list[float] = []
