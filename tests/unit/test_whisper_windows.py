@@ -226,3 +226,22 @@ def test_undecodable_audio_fails_for_good(tmp_path: Path) -> None:
     with pytest.raises(TranscriptionError) as err:
         engine.poll(recording_for("b", "bad.mp3", "etag"))
     assert err.value.retryable is False and "cannot decode audio" in err.value.reason
+
+
+def test_the_stage_tops_the_engine_up_after_each_result(tmp_path: Path) -> None:
+    """A local engine works on what it was started with: a finished recording is replaced before the next poll, so
+    no worker idles while the stage waits on the slowest recording of a round."""
+    from syncd.stages import scan, transcribe
+    from tests.unit.fakes import services
+
+    svc, _, storage, engine = services(tmp_path)
+    engine.max_in_flight = 2
+    for n in range(5):
+        storage.put_audio("b", f"r{n}.mp3", f"audio {n}".encode())
+    started_at_poll: list[int] = []
+    engine.while_polling = lambda: started_at_poll.append(len(engine.started))
+    go = threading.Event()
+    scan.run(svc, go)
+
+    assert transcribe.run(svc, go) == 5
+    assert started_at_poll == [2, 3, 4, 5, 5]  # without the top-up: [2, 2, 4, 4, 5]
