@@ -11,7 +11,8 @@ all. Each path reads every file once; audio-seconds per second counts the model 
 4. syncd: ``syncd once`` with this tree's default settings, scan + transcribe stage seconds (import shown beside).
 
 WER is against the script (jiwer, lower-cased, punctuation removed). Targets: syncd >= 1.0x the faster hand figure and
->= 1.8x today's syncd. Memory: peak RSS of the audio and spectrogram work for one ``--long-minutes`` file, decoded
+>= 1.8x today's syncd. ``--vad-only``: vad_filter off and on over one recording that is half silence.
+Memory: peak RSS of the audio and spectrogram work for one ``--long-minutes`` file, decoded
 whole (what faster-whisper does) and in syncd's windows, each in a fresh process without the model.
 It starts its own stack (Label Studio, SeaweedFS, moto) in a temporary folder.
 """
@@ -23,6 +24,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -205,6 +207,46 @@ def long_file(recordings: list[Path], minutes: float, path: Path) -> Path:
     return path
 
 
+# --- voice detection on a recording that is half silence ---------------------------------------------------
+
+
+class _LocalFiles:
+    """Storage stand-in for the in-process engine: the 'bucket' is a folder."""
+
+    def download(self, bucket: str, key: str, path: Path) -> None:
+        shutil.copy(Path(bucket) / key, path)
+
+
+def vad_saving(work: Path) -> None:
+    """One file of speech and as much silence (a 20 s gap after every sentence group), transcribed by the engine
+    in-process with vad_filter off and on."""
+    from devstack import recording_for
+    from syncd.config import WhisperSettings
+    from syncd.transcribers.whisper import WhisperTranscriber
+
+    scripts = make_recordings(work / "vad", 1.5, 4)
+    parts: list[str] = []
+    for n, name in enumerate(sorted(scripts)):
+        speech = work / "vad" / name
+        gap = work / "vad" / f"gap{n}.wav"
+        silence = ["sox", "-n", "-r", "22050", "-c", "1", str(gap), "trim", "0", f"{seconds_of(speech):.2f}"]
+        subprocess.run(silence, check=True, capture_output=True)
+        parts += [str(speech), str(gap)]
+    path = work / "vad" / "half-silence.mp3"
+    subprocess.run(["sox", *parts, str(path)], check=True, capture_output=True)
+    script = {path.name: " ".join(scripts[n] for n in sorted(scripts))}
+    length = seconds_of(path)
+    print(f"\nvad_filter on one {length:.0f} s recording, half of it silence (engine in-process, model loaded):")
+    for vad in (False, True):
+        engine = WhisperTranscriber(WhisperSettings(vad_filter=vad), _LocalFiles())  # type: ignore[arg-type]
+        engine._load()
+        started = time.perf_counter()
+        transcript = engine.poll(recording_for(str(path.parent), path.name, f"vad-{vad}"))
+        took = time.perf_counter() - started
+        error = wer(script, {path.name: transcript.text})
+        print(f"  vad_filter = {str(vad).lower():<6}{took:>7.1f} s{length / took:>8.1f} audio-s/s   WER {error:.3f}")
+
+
 # --- the run -------------------------------------------------------------------------------------------------
 
 
@@ -214,6 +256,7 @@ def main() -> None:
     parser.add_argument("--recordings", type=int, default=12, help="how many recordings (default 12)")
     parser.add_argument("--baseline", default="f340347", help="commit whose syncd is 'today' (default f340347)")
     parser.add_argument("--long-minutes", type=float, default=60.0, help="length of the RSS file; 0: skip")
+    parser.add_argument("--vad-only", action="store_true", help="only measure vad_filter on a half-silent file")
     parser.add_argument("--hand", help=argparse.SUPPRESS)
     parser.add_argument("--rss", help=argparse.SUPPRESS)
     parser.add_argument("files", nargs="*", help=argparse.SUPPRESS)
@@ -226,6 +269,9 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="syncd-bench-asr-") as tmp:
         work = Path(tmp)
+        if args.vad_only:
+            vad_saving(work)
+            return
         scripts = make_recordings(work / "audio", args.minutes, args.recordings)
         files = sorted((work / "audio").glob("*.mp3"))
         audio_s = sum(seconds_of(f) for f in files)
