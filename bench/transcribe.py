@@ -256,6 +256,7 @@ def main() -> None:
     parser.add_argument("--recordings", type=int, default=12, help="how many recordings (default 12)")
     parser.add_argument("--baseline", default="f340347", help="commit whose syncd is 'today' (default f340347)")
     parser.add_argument("--long-minutes", type=float, default=60.0, help="length of the RSS file; 0: skip")
+    parser.add_argument("--reverse", action="store_true", help="run the paths in reverse order (load drifts)")
     parser.add_argument("--vad-only", action="store_true", help="only measure vad_filter on a half-silent file")
     parser.add_argument("--hand", help=argparse.SUPPRESS)
     parser.add_argument("--rss", help=argparse.SUPPRESS)
@@ -277,17 +278,21 @@ def main() -> None:
         audio_s = sum(seconds_of(f) for f in files)
         print(f"{len(files)} recordings, {audio_s:.0f} s of speech (espeak-ng at {', '.join(map(str, SPEEDS))} wpm)")
         today = baseline_tree(args.baseline, work)
-        rows: list[tuple[str, dict[str, Any]]] = []
         with running_stack(work / "stack") as stack:
             s3 = stack.s3.client()
             s3.create_bucket(Bucket=BUCKET)
             for prefix in ("today", "syncd"):
                 for f in files:
                     s3.upload_file(str(f), BUCKET, f"{prefix}/{f.name}")
-            rows.append(("faster-whisper by hand, sequential", run_hand("sequential", files)))
-            rows.append(("faster-whisper by hand, batched 8", run_hand("batched", files)))
-            rows.append((f"syncd today ({args.baseline})", run_syncd_once(stack, work, "today", today)))
-            rows.append(("syncd (this tree, defaults)", run_syncd_once(stack, work, "syncd", None)))
+            paths = [
+                ("faster-whisper by hand, sequential", lambda: run_hand("sequential", files)),
+                ("faster-whisper by hand, batched 8", lambda: run_hand("batched", files)),
+                (f"syncd today ({args.baseline})", lambda: run_syncd_once(stack, work, "today", today)),
+                ("syncd (this tree, defaults)", lambda: run_syncd_once(stack, work, "syncd", None)),
+            ]
+            order = paths[::-1] if args.reverse else paths
+            done = {name: run() for name, run in order}
+            rows = [(name, done[name]) for name, _ in paths]
         report(rows, scripts, audio_s)
         if args.long_minutes:
             memory(files, args.long_minutes, work)
