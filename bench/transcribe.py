@@ -8,7 +8,7 @@ all. Each path reads every file once; audio-seconds per second counts the model 
 1. faster-whisper by hand, sequential: ``WhisperModel.transcribe(beam_size=5, word_timestamps=True)`` in a loop.
 2. faster-whisper by hand, batched: ``BatchedInferencePipeline(batch_size=8)`` with its default voice detector.
 3. syncd today: ``syncd once`` with the code at ``--baseline`` (default settings), scan + transcribe stage seconds.
-4. syncd: ``syncd once`` with this tree's default settings, scan + transcribe stage seconds (import shown beside).
+4. syncd: ``syncd once`` with this tree (``--batch-size``, default 8), scan + transcribe stage seconds (import beside).
 
 WER is against the script (jiwer, lower-cased, punctuation removed). Targets: syncd >= 1.0x the faster hand figure and
 >= 1.8x today's syncd. ``--vad-only``: vad_filter off and on over one recording that is half silence.
@@ -131,12 +131,13 @@ def run_hand(mode: str, files: list[Path]) -> dict[str, Any]:
 # --- syncd through `syncd once` ------------------------------------------------------------------------------
 
 
-def run_syncd_once(stack: Stack, work: Path, name: str, pythonpath: str | None) -> dict[str, Any]:
+def run_syncd_once(stack: Stack, work: Path, name: str, pythonpath: str | None, whisper: str = "") -> dict[str, Any]:
     """One `syncd once` over the recordings uploaded under ``name/``; stage seconds from its cycle.completed."""
     folder = work / name
     folder.mkdir()
     config = folder / "syncd.toml"
-    config.write_text(stack.config(folder, BUCKET, prefix=f"{name}/", project=f"bench asr {name}"))
+    extra = f"[transcriber.whisper]\n{whisper}\n" if whisper else ""
+    config.write_text(stack.config(folder, BUCKET, prefix=f"{name}/", project=f"bench asr {name}", extra=extra))
     env = {**os.environ, **stack.env()}
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
@@ -256,6 +257,7 @@ def main() -> None:
     parser.add_argument("--recordings", type=int, default=12, help="how many recordings (default 12)")
     parser.add_argument("--baseline", default="f340347", help="commit whose syncd is 'today' (default f340347)")
     parser.add_argument("--long-minutes", type=float, default=60.0, help="length of the RSS file; 0: skip")
+    parser.add_argument("--batch-size", type=int, default=8, help="syncd's transcriber.whisper.batch_size (8)")
     parser.add_argument("--reverse", action="store_true", help="run the paths in reverse order (load drifts)")
     parser.add_argument("--vad-only", action="store_true", help="only measure vad_filter on a half-silent file")
     parser.add_argument("--hand", help=argparse.SUPPRESS)
@@ -288,7 +290,10 @@ def main() -> None:
                 ("faster-whisper by hand, sequential", lambda: run_hand("sequential", files)),
                 ("faster-whisper by hand, batched 8", lambda: run_hand("batched", files)),
                 (f"syncd today ({args.baseline})", lambda: run_syncd_once(stack, work, "today", today)),
-                ("syncd (this tree, defaults)", lambda: run_syncd_once(stack, work, "syncd", None)),
+                (
+                    f"syncd (this tree, batch_size={args.batch_size})",
+                    lambda: run_syncd_once(stack, work, "syncd", None, f"batch_size = {args.batch_size}"),
+                ),
             ]
             order = paths[::-1] if args.reverse else paths
             done = {name: run() for name, run in order}

@@ -142,7 +142,7 @@ class WhisperSettings(_Section):
         ge=0,
         le=128,
         description="Chunks of up to 30 s (cut at quiet points) decoded side by side by faster-whisper's batched "
-        "pipeline; 1: its sequential decoder, which conditions on the text before; 0: 16 on cuda, 8 on cpu.",
+        "pipeline; 1: the sequential decoder, which conditions on the text before; 0: 16 on cuda, 1 on cpu.",
     )
     beam_size: int = Field(5, ge=1, le=10, description="Beam width; 1 is greedy and fastest.")
     channels: Literal["mix", "split"] = Field(

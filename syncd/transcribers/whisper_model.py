@@ -16,7 +16,7 @@ from syncd.config import ConfigError, WhisperSettings
 CORES_PER_CPU_WORKER = 4
 MAX_DEFAULT_CPU_WORKERS = 8
 GPU_WORKERS_PER_DEVICE = 2
-DEFAULT_BATCH_SIZE = {"cpu": 8, "cuda": 16, "auto": 8}
+DEFAULT_BATCH_SIZE = {"cpu": 1, "cuda": 16, "auto": 1}
 DEFAULT_COMPUTE_TYPE = {"cpu": "int8", "cuda": "float16", "auto": "default"}
 
 

@@ -104,7 +104,7 @@ def test_segment_times_shift_by_the_window_offset_exactly() -> None:
 
 def test_defaults_follow_the_device() -> None:
     cpu = plan(WhisperSettings(), cores=2)
-    assert (cpu.compute_type, cpu.workers, cpu.cpu_threads, cpu.batch_size) == ("int8", 1, 2, 8)
+    assert (cpu.compute_type, cpu.workers, cpu.cpu_threads, cpu.batch_size) == ("int8", 1, 2, 1)
     assert plan(WhisperSettings(), cores=16).workers == 4
     assert cpu.model_version == "whisper-tiny.en-int8"
     gpu = plan(WhisperSettings(device="cuda", device_index=[0, 1]), cores=16)
