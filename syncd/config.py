@@ -108,16 +108,65 @@ class AwsTranscribeSettings(_Section):
     endpoint_url: str = Field("", description="Transcribe endpoint; empty means AWS (tests point it at moto).")
 
 
+class WhisperVadSettings(_Section):
+    """faster-whisper's bundled Silero voice detector (used when vad_filter = true)."""
+
+    threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability above which a frame is speech.")
+    min_speech_duration_ms: int = Field(0, ge=0, description="Speech shorter than this is dropped.")
+    min_silence_duration_ms: int = Field(
+        2000, ge=0, description="Silence at least this long ends a stretch of speech (shorter pauses are kept)."
+    )
+    speech_pad_ms: int = Field(400, ge=0, description="Audio kept on each side of detected speech.")
+
+
 class WhisperSettings(_Section):
     """Local faster-whisper (engine = "whisper")."""
 
     model: str = Field(
-        "bundled", description='"bundled" (tiny.en shipped in a package), or a CTranslate2 model directory.'
+        "bundled",
+        description='"bundled" (tiny.en shipped in a package), a CTranslate2 model directory, or a model name '
+        '("small", "Systran/faster-whisper-large-v3") already in the local Hugging Face cache (never downloaded).',
     )
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the model runs.")
-    compute_type: str = Field("int8", description="CTranslate2 compute type: int8, float16, float32, ...")
+    device_index: list[int] = Field(
+        [0], min_length=1, description='GPUs to use with device = "cuda"; workers are spread over them.'
+    )
+    compute_type: str = Field(
+        "",
+        description="CTranslate2 compute type (int8, int8_float16, float16, float32, ...); empty: int8 on cpu, "
+        'float16 on cuda, "default" on auto.',
+    )
+    workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Recordings transcribed at once, sharing one loaded model; 0: one per 4 CPU cores "
+        "(at least 1, at most 8) on cpu, 2 per GPU on cuda.",
+    )
+    cpu_threads: int = Field(0, ge=0, description="CPU threads per worker; 0: the cores divided among the workers.")
+    batch_size: int = Field(
+        0,
+        ge=0,
+        le=128,
+        description="Chunks of up to 30 s (cut at quiet points) decoded side by side by faster-whisper's batched "
+        "pipeline; 1: the sequential decoder, which conditions on the text before; 0: 16 on cuda, 1 on cpu.",
+    )
     beam_size: int = Field(5, ge=1, le=10, description="Beam width; 1 is greedy and fastest.")
-    cpu_threads: int = Field(0, ge=0, description="CPU threads for the model; 0 lets CTranslate2 choose.")
+    channels: Literal["mix", "split"] = Field(
+        "mix",
+        description='"mix": one transcript of all channels mixed down; "split": each channel of a stereo file '
+        'on its own, segments labelled "Channel 1"/"Channel 2" and interleaved by time.',
+    )
+    vad_filter: bool = Field(
+        False, description="Skip what the voice detector calls silence (saves time on recordings with long gaps)."
+    )
+    vad: WhisperVadSettings = Field(default_factory=WhisperVadSettings)
+    window_seconds: float = Field(
+        600.0,
+        ge=60,
+        description="Audio decoded and transcribed at a time; bounds memory on long recordings (each window ends "
+        "at a quiet point, word times stay exact).",
+    )
 
 
 class TranscriberSettings(_Section):

@@ -24,9 +24,6 @@ from syncd.services import Services
 from syncd.transcribers.base import OutageError, Progress, TranscriptionError, works_in_process
 from syncd.transcript import Transcript
 
-PROGRESS_LOG_EVERY = 10.0
-"""Seconds between two ``transcription.progress`` events of one recording (every progress call beats the heart)."""
-
 
 def _outage(exc: Exception) -> OutageError | None:
     """The outage ``exc`` stands for, if it is one; an engine's own connection errors are put on S3 (its input)."""
@@ -101,6 +98,8 @@ class _Run:
             if transcript is None:
                 continue
             done += self._store(rec, transcript)
+            if not self.stop.is_set():
+                self.start(_capacity(svc))  # keep a local engine's workers busy while the rest of this round finishes
         return done
 
     def _begin(self, rec: Recording) -> bool:
@@ -118,14 +117,10 @@ class _Run:
         return True
 
     def _progress(self, rec: Recording) -> Progress:
-        logged = [time.monotonic()]
+        """Each progress report beats the heartbeat of the thread running this stage (the engine logs the progress)."""
 
-        def progress(fraction: float | None) -> None:
+        def progress(_fraction: float | None) -> None:
             beat()
-            if time.monotonic() - logged[0] >= PROGRESS_LOG_EVERY:
-                logged[0] = time.monotonic()
-                done = None if fraction is None else round(fraction, 3)
-                self.svc.log.debug("transcription.progress", recording=rec.id, key=rec.key, fraction=done)
 
         return progress
 
@@ -170,6 +165,10 @@ class _Run:
         return 1
 
 
+def _capacity(svc: Services) -> int:
+    return max(svc.transcriber.max_in_flight - svc.state.count(Status.TRANSCRIBING), 0)
+
+
 def run(svc: Services, stop: threading.Event) -> int:
     """Start and collect until no more progress is possible this cycle; returns transcripts completed. While a
     service the engine needs is down and not due for another try, the run fails at once without calling it."""
@@ -180,8 +179,7 @@ def run(svc: Services, stop: threading.Event) -> int:
     work = _Run(svc, stop)
     completed = 0
     while not stop.is_set():
-        capacity = svc.transcriber.max_in_flight - svc.state.count(Status.TRANSCRIBING)
-        started = work.start(max(capacity, 0))
+        started = work.start(_capacity(svc))
         finished = work.collect()
         completed += finished
         if not started and not finished:

@@ -77,7 +77,7 @@ def test_round_trip(stack: Stack, s3: Any, ls: Any, bucket: str, config_file: Pa
         words = rec.transcript.words
         assert words
         assert prediction["score"] == pytest.approx(sum(w.confidence for w in words) / len(words), abs=1e-4)
-        assert prediction["model_version"] == "whisper-tiny.en"
+        assert prediction["model_version"] == "whisper-tiny.en-int8"
         heard = " ".join(i["value"]["text"][0] for i in prediction["result"] if i["from_name"] == "transcription")
         wer = word_error_rate(sentence, heard)
         assert wer is not None and wer <= 0.35, (key, heard, wer)

