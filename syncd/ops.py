@@ -145,8 +145,19 @@ def status_report(store: StateStore) -> dict[str, Any]:
     oldest = store.oldest_pending()
     counts = store.counts()
     now = time.time()
+    projects = store.projects()
+    tasks = store.project_task_counts()
     return {
         "recordings": counts,
+        "projects": [
+            {
+                "id": p["id"],
+                "title": p["title"],
+                "tasks": tasks.get(str(p["id"]), 0),
+                "role": "imports and exports" if p is projects[-1] else "exports",
+            }
+            for p in projects
+        ],
         "pending": sum(counts[s] for s in PENDING),
         "oldest_pending": None
         if oldest is None
@@ -197,6 +208,8 @@ def status_report(store: StateStore) -> dict[str, Any]:
 def format_status(report: dict[str, Any]) -> str:
     lines = ["recordings:"]
     lines += [f"  {state:<13} {count}" for state, count in report["recordings"].items()]
+    lines.append("projects (tasks as last seen):" if report["projects"] else "projects: none yet")
+    lines += [f"  {p['id']:<6} {p['tasks']:>7} tasks  {p['role']:<19} {p['title']}" for p in report["projects"]]
     oldest = report["oldest_pending"]
     if oldest:
         lines.append(

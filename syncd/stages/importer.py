@@ -291,11 +291,10 @@ def batch_due(svc: Services) -> bool:
 
 
 def _next_batch(svc: Services, project: int, room: int | None = None) -> _Batch | None:
-    """The least confident transcribed recordings (at most ``room``, default a full batch), marked ``importing`` (the intent) before Label
-    Studio sees them; None when no batch is due."""
-    size = min(
-        svc.settings.labelstudio.import_batch_size, svc.settings.labelstudio.import_batch_size if room is None else room
-    )
+    """The least confident transcribed recordings (a batch, at most ``room``), marked ``importing`` (the intent)
+    before Label Studio sees them; None when no batch is due."""
+    size = svc.settings.labelstudio.import_batch_size
+    size = size if room is None else min(size, room)
     if size <= 0 or not batch_due(svc):
         return None
     candidates = svc.state.due(Status.TRANSCRIBED, limit=size, least_confident_first=True)
