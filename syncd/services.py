@@ -202,9 +202,13 @@ NEXT_PROJECT = "project-next"
 """State cursor holding a rollover's intent (title, sequence, the project it follows) until the project is set up."""
 
 
+def _now() -> float:
+    return time.time()
+
+
 def period_title(template: str, moment: float | None = None) -> str:
     """The title for the period ``moment`` falls in (UTC): ``{year}`` and ``{month}`` filled in."""
-    now = time.gmtime(time.time() if moment is None else moment)
+    now = time.gmtime(_now() if moment is None else moment)
     return template.replace("{year}", f"{now.tm_year:04d}").replace("{month}", f"{now.tm_mon:02d}")
 
 
