@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from syncd import dependencies, exitcodes
@@ -59,7 +60,7 @@ def checks(settings: Settings, config_path: str) -> Iterator[Check]:
         auth = _run("labelstudio.auth", lambda: f"token accepted (user {client.whoami()})")
         yield auth
         if auth.ok:
-            yield _run("labelstudio.project", lambda: client.describe_project(settings.labelstudio.project))
+            yield _run("labelstudio.project", lambda: client.describe_project(_current_title(settings)))
     s3 = quick_s3_client(settings)
     for source in settings.sources:
         where = f"s3://{source.bucket}/{source.prefix}"
@@ -71,6 +72,22 @@ def checks(settings: Settings, config_path: str) -> Iterator[Check]:
             yield _run(f"s3.conditional_writes {where}", partial(_conditional, settings, s3, source))
     if engine == "aws":
         yield _run("transcribe", lambda: _transcribe(settings))
+
+
+def _current_title(settings: Settings) -> str:
+    """The project new tasks go to, as far as the state knows (after rollover), else the configured one."""
+    from syncd.services import period_title
+
+    wanted = settings.labelstudio.project
+    if not wanted.isdigit() and Path(settings.state.path).exists():
+        store = StateStore(settings.state.path)
+        try:
+            projects = store.projects()
+        finally:
+            store.close()
+        if projects:
+            return str(projects[-1]["title"])
+    return wanted if wanted.isdigit() else period_title(wanted)
 
 
 def _state_writable(settings: Settings) -> str:
