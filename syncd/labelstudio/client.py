@@ -69,6 +69,11 @@ class LabelStudioError(RuntimeError):
         super().__init__(message)
         self.status = status
 
+    @property
+    def status_code(self) -> int | None:
+        """As the SDK's errors name it, so a refused token (401/403) or a 5xx is classified alike."""
+        return self.status
+
 
 def ls_time(moment: datetime | float) -> str:
     """The one datetime form Label Studio's filters accept (others give HTTP 500)."""
