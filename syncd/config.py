@@ -38,7 +38,15 @@ class LabelStudioSettings(_Section):
     )
     project: str = Field(
         "Transcript review",
-        description="Project title (created if missing) or numeric id of an existing one.",
+        description="Project title (created if missing) or numeric id of an existing one (fixed: no rollover). A"
+        ' title may name a period, "{year}" and/or "{month}" (e.g. "Transcript review {year}-{month}"): new tasks'
+        " go to a new project when the period changes.",
+    )
+    max_tasks_per_project: int = Field(
+        100_000,
+        ge=1,
+        description="Tasks (ours and others') a project syncd created holds at most; then new tasks go to the next"
+        ' project ("<title> (2)", ...) with the same settings. Label Studio advises about 100k per project.',
     )
     layout: Literal["segments", "whole"] = Field(
         "segments",
@@ -214,7 +222,12 @@ class ScheduleSettings(_Section):
 
     scan_interval: float = Field(60.0, gt=0, description="Seconds between bucket scans.")
     transcribe_interval: float = Field(10.0, gt=0, description="Seconds between transcription polls.")
-    import_interval: float = Field(10.0, gt=0, description="Seconds between imports into Label Studio.")
+    import_interval: float = Field(
+        30.0,
+        gt=0,
+        description="Imports are paced: a batch goes when it is full (labelstudio.import_batch_size) or when the oldest"
+        " transcribed recording has waited this many seconds. Label Studio advises at most one import per 30 s.",
+    )
     export_interval: float = Field(15.0, gt=0, description="Seconds between pulls of new reviews.")
     startup_timeout: float = Field(
         120.0, gt=0, description="Seconds `syncd run` retries reaching Label Studio and S3 before exiting with 69."

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from syncd import dependencies, exitcodes
@@ -59,7 +60,7 @@ def checks(settings: Settings, config_path: str) -> Iterator[Check]:
         auth = _run("labelstudio.auth", lambda: f"token accepted (user {client.whoami()})")
         yield auth
         if auth.ok:
-            yield _run("labelstudio.project", lambda: client.describe_project(settings.labelstudio.project))
+            yield _run("labelstudio.project", lambda: client.describe_project(_current_title(settings)))
     s3 = quick_s3_client(settings)
     for source in settings.sources:
         where = f"s3://{source.bucket}/{source.prefix}"
@@ -71,6 +72,22 @@ def checks(settings: Settings, config_path: str) -> Iterator[Check]:
             yield _run(f"s3.conditional_writes {where}", partial(_conditional, settings, s3, source))
     if engine == "aws":
         yield _run("transcribe", lambda: _transcribe(settings))
+
+
+def _current_title(settings: Settings) -> str:
+    """The project new tasks go to, as far as the state knows (after rollover), else the configured one."""
+    from syncd.services import period_title
+
+    wanted = settings.labelstudio.project
+    if not wanted.isdigit() and Path(settings.state.path).exists():
+        store = StateStore(settings.state.path)
+        try:
+            projects = store.projects()
+        finally:
+            store.close()
+        if projects:
+            return str(projects[-1]["title"])
+    return wanted if wanted.isdigit() else period_title(wanted)
 
 
 def _state_writable(settings: Settings) -> str:
@@ -145,8 +162,19 @@ def status_report(store: StateStore) -> dict[str, Any]:
     oldest = store.oldest_pending()
     counts = store.counts()
     now = time.time()
+    projects = store.projects()
+    tasks = store.project_task_counts()
     return {
         "recordings": counts,
+        "projects": [
+            {
+                "id": p["id"],
+                "title": p["title"],
+                "tasks": tasks.get(str(p["id"]), 0),
+                "role": "imports and exports" if p is projects[-1] else "exports",
+            }
+            for p in projects
+        ],
         "pending": sum(counts[s] for s in PENDING),
         "oldest_pending": None
         if oldest is None
@@ -197,6 +225,8 @@ def status_report(store: StateStore) -> dict[str, Any]:
 def format_status(report: dict[str, Any]) -> str:
     lines = ["recordings:"]
     lines += [f"  {state:<13} {count}" for state, count in report["recordings"].items()]
+    lines.append("projects (tasks as last seen):" if report["projects"] else "projects: none yet")
+    lines += [f"  {p['id']:<6} {p['tasks']:>7} tasks  {p['role']:<19} {p['title']}" for p in report["projects"]]
     oldest = report["oldest_pending"]
     if oldest:
         lines.append(

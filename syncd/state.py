@@ -77,6 +77,19 @@ _MIGRATIONS: tuple[str, ...] = (
     INSERT OR IGNORE INTO labelstudio_tasks (project_id, task_id, syncd_id)
         SELECT project_id, task_id, syncd_id FROM recordings WHERE task_id IS NOT NULL AND project_id IS NOT NULL;
     """,
+    # The Label Studio projects syncd writes to and reads from (rollover), and since when a recording has waited to be
+    # imported (paced imports). Rows transcribed before this migration count as waiting since they were last updated.
+    """
+    CREATE TABLE projects (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    ALTER TABLE recordings ADD COLUMN ready_at REAL;
+    UPDATE recordings SET ready_at = updated_at WHERE status = 'transcribed';
+    CREATE INDEX recordings_ready ON recordings (status, ready_at);
+    """,
 )
 
 
@@ -260,6 +273,8 @@ class StateStore:
         Returns the ids that moved."""
         if target not in TRANSITIONS[source]:
             raise ValueError(f"status {source} cannot become {target}")
+        if target == Status.TRANSCRIBED and source != Status.IMPORTING:
+            fields = {"ready_at": time.time()} | fields
         moved: list[int] = []
         with self._tx() as db:
             for rec_id in rec_ids:
@@ -479,6 +494,40 @@ class StateStore:
                     (name, value),
                 )
         return value
+
+    # --- projects syncd writes to and reads from (oldest first; the last one takes new tasks) -------------------
+
+    def projects(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT id, title, seq, created_at FROM projects ORDER BY seq, id")
+        return [dict(r) for r in rows]
+
+    def add_project(self, project_id: int, title: str, seq: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO projects (id, title, seq, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET title = excluded.title, seq = excluded.seq",
+                (project_id, title, seq, time.time()),
+            )
+
+    def project_task_counts(self) -> dict[str, int]:
+        """Tasks seen per project syncd writes to or reads from (project id -> count, ours and others'): status and
+        metrics, with no call to Label Studio."""
+        rows = self._read(
+            "SELECT p.id, (SELECT count(*) FROM labelstudio_tasks t WHERE t.project_id = p.id) FROM projects p"
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def oldest_ready(self) -> float | None:
+        """Since when the longest-waiting transcribed recording has waited to be imported (paced imports)."""
+        row = self._read(
+            "SELECT min(coalesce(ready_at, updated_at)) FROM recordings WHERE status = ? AND next_attempt_at <= ?",
+            (Status.TRANSCRIBED, time.time()),
+        )[0]
+        return None if row[0] is None else float(row[0])
+
+    def count_due(self, status: Status) -> int:
+        sql = "SELECT count(*) FROM recordings WHERE status = ? AND next_attempt_at <= ?"
+        return int(self._read(sql, (status, time.time()))[0][0])
 
     # --- Label Studio tasks seen ----------------------------------------------------------------------------
 

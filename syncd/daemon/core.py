@@ -63,6 +63,7 @@ class Daemon:
         self.metrics.watch_state(lambda: self.svc.state.counts() if self.svc else {})
         self.metrics.watch_dependencies(self._dependencies_up)
         self.metrics.watch_parked(lambda: self.svc.state.parked_counts() if self.svc else {})
+        self.metrics.watch_projects(lambda: self.svc.state.project_task_counts() if self.svc else {})
 
     # --- life cycle -------------------------------------------------------------------------------------
 
@@ -153,7 +154,7 @@ class Daemon:
 
     def _connect_with_retry(self, settings: Settings) -> Services | None:
         """Build the clients and reach Label Studio (project ready) and S3; retry while merely unreachable."""
-        svc = Services.build(settings)
+        svc = Services.build(settings, paced=True)
         deadline = time.monotonic() + settings.schedule.startup_timeout
         delay = 1.0
         while True:
@@ -247,7 +248,7 @@ class Daemon:
         try:
             settings = load(self.config_path)
             secret = read_webhook_secret(settings)
-            svc = Services.build(settings)
+            svc = Services.build(settings, paced=True)
         except Exception as exc:
             self._reload_failed(exc)
             return

@@ -100,6 +100,10 @@ class Metrics:
         doc = "Items parked until `syncd retry` (they kept failing), by stage"
         self.registry.register(_StateCollector(counts, "syncd_parked", doc, "stage"))
 
+    def watch_projects(self, counts: Callable[[], dict[str, int]]) -> None:
+        doc = "Tasks in each Label Studio project syncd writes to or reads from, as last seen (rollover: see README)"
+        self.registry.register(_StateCollector(counts, "syncd_project_tasks", doc, "project"))
+
     def observe(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
         self.events.labels(event, level).inc()
         if event == "stage.completed":

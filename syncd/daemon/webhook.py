@@ -44,19 +44,16 @@ class WebhookEndpoint:
         return 202, {"queued": True, "action": action, "task": task_id}
 
     def register(self, settings: Settings, svc: Services, secret: str) -> None:
-        """Use ``secret`` from now on and register the webhook on the project. A refusal is logged and leaves polling
-        as the way reviews arrive: it never stops the daemon."""
+        """Use ``secret`` from now on and register the webhook on every project syncd reads from (and, through
+        ``svc.webhook``, on each project it creates later). A refusal is logged and leaves polling as the way reviews
+        arrive: it never stops the daemon."""
         http = settings.http
         self._secret = secret
         if not (http.public_url and http.listen and self._secret):
             return
-        url = webhooks.url_for(http.public_url)
-        try:
-            hook, created = svc.labelstudio.ensure_webhook(svc.project_id, url, self._secret)
-        except Exception as exc:
-            self.log.error("webhook.register_failed", url=url, error=exc)
-            return
-        self.log.info("webhook.registered", webhook=hook, project=svc.project_id, url=url, created=created)
+        svc.webhook = (webhooks.url_for(http.public_url), self._secret)
+        for project in svc.projects():
+            svc.register_webhook(project, *svc.webhook)
 
 
 def read_webhook_secret(settings: Settings) -> str:

@@ -69,6 +69,11 @@ class LabelStudioError(RuntimeError):
         super().__init__(message)
         self.status = status
 
+    @property
+    def status_code(self) -> int | None:
+        """As the SDK's errors name it, so a refused token (401/403) or a 5xx is classified alike."""
+        return self.status
+
 
 def ls_time(moment: datetime | float) -> str:
     """The one datetime form Label Studio's filters accept (others give HTTP 500)."""
@@ -114,20 +119,15 @@ class LabelStudioClient:
 
     # --- set-up -------------------------------------------------------------------------------------------
 
-    def ensure_project(self, max_speakers: int) -> int:
-        """The configured project (by id or title), created with our layout if missing, set to low-confidence-first.
-        An existing project keeps its label config; one on the current layout gets our reviewer instructions unless
-        someone wrote their own."""
-        wanted = self.settings.project
-        project_id = int(wanted) if wanted.isdigit() else self._find_project(wanted)
+    def ensure_project(self, max_speakers: int, title: str | None = None, like: int | None = None) -> int:
+        """The configured project (by id or title; ``title`` overrides), created if missing and set to
+        low-confidence-first. A project created to follow ``like`` (rollover) copies its label config and
+        instructions; otherwise it gets our layout. An existing project keeps its label config; one on the current
+        layout gets our reviewer instructions unless someone wrote their own."""
+        wanted = title or self.settings.project
+        project_id = int(wanted) if wanted.isdigit() else self.find_project(wanted)
         if project_id is None:
-            created = self._sdk.projects.create(
-                title=wanted,
-                label_config=layouts.label_config(self.settings.layout, max_speakers),
-                description="Machine transcripts for human review, least confident first. Managed by syncd.",
-                show_skip_button=True,
-            )
-            project_id = int(created.id or 0)
+            project_id = self._create_project(wanted, max_speakers, like)
         settings: dict[str, Any] = {"sampling": SAMPLING}
         project = self._sdk.projects.get(project_id)
         ours = project.label_config == layouts.label_config(self.settings.layout, max_speakers)
@@ -137,6 +137,26 @@ class LabelStudioClient:
         self._ensure_view(project_id)
         return project_id
 
+    def _create_project(self, title: str, max_speakers: int, like: int | None) -> int:
+        fields: dict[str, Any] = {
+            "label_config": layouts.label_config(self.settings.layout, max_speakers),
+            "description": "Machine transcripts for human review, least confident first. Managed by syncd.",
+        }
+        if like is not None:
+            model = self._sdk.projects.get(like)
+            fields |= {"label_config": model.label_config, "description": model.description or fields["description"]}
+            if model.expert_instruction:
+                fields |= {"expert_instruction": model.expert_instruction, "show_instruction": True}
+        created = self._sdk.projects.create(title=title, show_skip_button=True, **fields)
+        return int(created.id or 0)
+
+    def task_counts(self, project_ids: list[int]) -> dict[int, int]:
+        """project id -> its task count, for many projects in one request (export's idle check, `syncd status`)."""
+        params = {"ids": ",".join(map(str, project_ids)), "include": "id,task_number", "page_size": 1000}
+        body = self._request("GET", "/api/projects/", params=params).json()
+        results = body.get("results", []) if isinstance(body, dict) else body
+        return {int(p["id"]): int(p.get("task_number") or 0) for p in results}
+
     def set_model_version(self, project_id: int, model_version: str) -> None:
         """Uncertainty sampling only counts predictions of the project's model version. Label Studio refuses a
         version no prediction has yet, so this runs after the first import."""
@@ -144,18 +164,30 @@ class LabelStudioClient:
         if getattr(project, "model_version", None) != model_version:
             self._sdk.projects.update(project_id, model_version=model_version)
 
-    def _find_project(self, title: str) -> int | None:
-        for project in self._sdk.projects.list(page_size=100):  # type: ignore[var-annotated]
-            if project.title == title:
-                return int(project.id or 0)
-        return None
+    def find_project(self, title: str) -> int | None:
+        """The project with exactly this title (the lowest id if several), or None."""
+        found = self.find_projects(title)
+        return min((pid for pid, t in found.items() if t == title), default=None)
+
+    def find_projects(self, contains: str) -> dict[int, str]:
+        """id -> title of every project whose title contains ``contains`` (Label Studio's title filter)."""
+        found: dict[int, str] = {}
+        page = 1
+        while True:
+            params = {"title": contains, "include": "id,title", "page": page, "page_size": 100}
+            body = self._request("GET", "/api/projects/", params=params).json()
+            results = body.get("results", []) if isinstance(body, dict) else body
+            found |= {int(p["id"]): str(p["title"]) for p in results}
+            if not isinstance(body, dict) or not body.get("next"):
+                return found
+            page += 1
 
     def describe_project(self, wanted: str) -> str:
         """What `syncd check` says about the configured project, without creating anything."""
         if wanted.isdigit():
             project = self._sdk.projects.get(int(wanted))
             return f"project {project.id} ({project.title!r}) found"
-        found = self._find_project(wanted)
+        found = self.find_project(wanted)
         if found is None:
             return f"no project titled {wanted!r} yet: `syncd run` creates it"
         return f"project {found} ({wanted!r}) found"

@@ -26,15 +26,18 @@ class Stage:
     """Does what is due now and returns how many items it handled; returns early once the event is set."""
     interval_key: str
     """The ``[schedule]`` key holding the seconds between two runs under `syncd run`."""
+    tick: float | None = None
+    """Run at least this often (seconds) when the key allows longer: the stage itself decides when work is due."""
 
     def interval(self, settings: Settings) -> float:
-        return float(getattr(settings.schedule, self.interval_key))
+        configured = float(getattr(settings.schedule, self.interval_key))
+        return configured if self.tick is None else min(configured, self.tick)
 
 
 STAGES = (
     Stage("scan", scan.run, "scan_interval"),
     Stage("transcribe", transcribe.run, "transcribe_interval"),
-    Stage("import", importer.run, "import_interval"),
+    Stage("import", importer.run, "import_interval", tick=importer.TICK),
     Stage("export", exporter.run, "export_interval"),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)

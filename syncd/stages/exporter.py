@@ -340,9 +340,25 @@ def export_task(svc: Services, task: dict[str, Any]) -> bool:
 
 
 def run(svc: Services, stop: threading.Event) -> int:
-    """Export every task changed since the cursor and every queued one, writing in parallel; returns transcripts
-    written. A task that fails is queued (and parked after ``output.export_attempts`` cycles): the cursor moves on."""
-    project = svc.project_id
+    """Export from every project syncd writes to or reads from (one cursor each), the current one last; returns
+    transcripts written. The older projects' task counts come in one request for all of them, so an idle older
+    project costs one read of its changed tasks."""
+    projects = svc.projects()
+    older = [p for p in projects if p != svc.project_id]
+    counts = svc.labelstudio.task_counts(older) if older else {}
+    written = 0
+    for project in [*older, svc.project_id]:
+        if stop.is_set():
+            break
+        written += export_project(svc, project, stop, counts.get(project))
+    return written
+
+
+def export_project(svc: Services, project: int, stop: threading.Event, count: int | None = None) -> int:
+    """Export every task of one project changed since its cursor and every queued one, writing in parallel; returns
+    transcripts written. A task that fails is queued (and parked after ``output.export_attempts`` cycles): the cursor
+    moves on. ``count`` (an older project's task count, already read) skips the deletion check's own requests while
+    the project holds the tasks seen and none above them was read."""
     name = f"export:{project}"
     cursor = Cursor.load(svc.state.cursor(name))
     started = time.time()
@@ -350,10 +366,12 @@ def run(svc: Services, stop: threading.Event) -> int:
     failures = Failures(svc, project)
     parked = svc.state.parked_tasks(project)
     pending: list[tuple[Future[Written], Export]] = []
+    read: set[int] = set()
     with ThreadPoolExecutor(svc.settings.output.write_workers, thread_name_prefix="export") as pool:
         for page, changed in _read_ahead(_pages(svc, project, cursor)):
             if stop.is_set():
                 break  # the cursor moves only as far as the tasks read
+            read.update(int(t["id"]) for t in page)
             recs = svc.state.by_syncd_ids([_syncd_id(t) for t in page])
             for task in page:
                 task_id, updated = int(task["id"]), moment(task.get("updated_at"))
@@ -376,7 +394,9 @@ def run(svc: Services, stop: threading.Event) -> int:
     moved = cursor.after_read(newest, started, time.time())
     if moved != cursor:
         svc.state.set_cursor(name, moved.dump())
-    check_deleted_tasks(svc, project)
+    high = importer.TaskCursor.load(svc.state.cursor(importer.TaskCursor.name(project))).high
+    if count is None or count != svc.state.seen_task_count(project) or max(read, default=0) > high:
+        check_deleted_tasks(svc, project)
     return written
 
 

@@ -5,6 +5,11 @@ Exactly once whatever the state knows (restored from a backup, lost, behind afte
 project, ours or not, bounds that read to the tasks created since the last look; each task seen is remembered, and a
 recording whose task is already there is adopted (``task.recovered``) instead of imported, whenever it becomes ready.
 
+Imports are paced (under `syncd run`): a batch goes when it is full or when the oldest transcribed recording has waited
+``schedule.import_interval``, so a trickle of recordings becomes one import per interval, as Label Studio advises,
+while the job itself ticks every ``TICK`` seconds at the cost of two local queries. New tasks go to the current project;
+once it is full (or its period is over) the next one is created (``Services.next_project``) and filled.
+
 A batch whose request timed out, failed with HTTP 5xx or was cut off by a crash may still land: its rows stay
 ``importing`` ("in doubt") until Label Studio is asked again ``labelstudio.import_settle`` seconds later, and only the
 recordings it still lacks then are imported again.
@@ -29,6 +34,9 @@ from syncd.labelstudio import layouts
 from syncd.labelstudio.client import LabelStudioError
 from syncd.recording import Recording, Status
 from syncd.services import Services
+
+TICK = 5.0
+"""Seconds between two looks at whether a batch is due (the import job's tick when ``import_interval`` is longer)."""
 
 OVERLAP = 5.0
 """Seconds within which a task id handed out earlier may still become visible after a higher one (a database that
@@ -266,9 +274,29 @@ class _Batch:
     started: float
 
 
-def _next_batch(svc: Services, project: int) -> _Batch | None:
-    """The least confident transcribed recordings, marked ``importing`` (the intent) before Label Studio sees them."""
+def _now() -> float:
+    return time.time()
+
+
+def batch_due(svc: Services) -> bool:
+    """A batch may go now: one is full, or the oldest waiting recording has waited ``import_interval`` (paced), or
+    anything waits (`syncd once`)."""
+    waiting = svc.state.count_due(Status.TRANSCRIBED)
+    if not waiting:
+        return False
+    if not svc.paced or waiting >= svc.settings.labelstudio.import_batch_size:
+        return True
+    oldest = svc.state.oldest_ready()
+    return oldest is not None and _now() - oldest >= svc.settings.schedule.import_interval
+
+
+def _next_batch(svc: Services, project: int, room: int | None = None) -> _Batch | None:
+    """The least confident transcribed recordings (a batch, at most ``room``), marked ``importing`` (the intent)
+    before Label Studio sees them; None when no batch is due."""
     size = svc.settings.labelstudio.import_batch_size
+    size = size if room is None else min(size, room)
+    if size <= 0 or not batch_due(svc):
+        return None
     candidates = svc.state.due(Status.TRANSCRIBED, limit=size, least_confident_first=True)
     if not candidates:
         return None
@@ -324,14 +352,16 @@ def _finish(svc: Services, project: int) -> None:
     )
 
 
-def _import(svc: Services, project: int, stop: threading.Event) -> int:
-    """One request is in flight at a time (Label Studio serializes imports; concurrent ones only contend), but the
-    next batch is built and the previous one committed while Label Studio works, so our own cost hides behind its."""
+def _import(svc: Services, project: int, stop: threading.Event, room: int) -> int:
+    """Up to ``room`` tasks into ``project``. One request is in flight at a time (Label Studio serializes imports;
+    concurrent ones only contend), but the next batch is built and the previous one committed while Label Studio
+    works, so our own cost hides behind its."""
     imported = 0
     with ThreadPoolExecutor(1, thread_name_prefix="import") as pool:
         in_flight: tuple[_Batch, Future[list[int]]] | None = None
         while True:
-            batch = None if stop.is_set() else _next_batch(svc, project)
+            batch = None if stop.is_set() else _next_batch(svc, project, room)
+            room -= len(batch.records) if batch else 0
             done = None
             if in_flight:
                 try:
@@ -350,11 +380,43 @@ def _import(svc: Services, project: int, stop: threading.Event) -> int:
     return imported
 
 
+def _reconcile_all(svc: Services) -> int:
+    """Reconcile every project syncd writes to (a recording's task may be in any of them: an older state, a crash
+    around a rollover); settle doubt where a batch was in doubt. Returns recordings adopted."""
+    adopted = 0
+    doubtful = [p for p in svc.projects() if svc.state.cursor(Doubt.name(p))]
+    for project in svc.projects():
+        see_new_tasks(svc, project)
+        adopted += _adopt(svc, project)
+    for project in doubtful or ([svc.project_id] if svc.state.count(Status.IMPORTING) else []):
+        adopted += _settle_doubt(svc, project)
+    return adopted
+
+
 def run(svc: Services, stop: threading.Event) -> int:
-    """Reconcile with Label Studio, then import every transcribed recording in batches, least confident first;
-    returns tasks created or adopted."""
-    project = svc.project_id
-    imported = reconcile(svc, project) + _import(svc, project, stop)
-    if imported:
+    """Reconcile with Label Studio, then import the transcribed recordings in batches, least confident first, into
+    the current project, rolling over to the next one when it is full; returns tasks created or adopted. Paced, a
+    tick asks nothing of Label Studio while no batch is due and none is in doubt."""
+    if svc.paced and not svc.state.count(Status.IMPORTING) and not batch_due(svc):
+        return 0
+    imported = _reconcile_all(svc)
+    into: set[int] = set()
+    while not stop.is_set():
+        reason = svc.rollover_due()
+        if reason and svc.state.count(Status.IMPORTING):
+            break  # a batch in doubt settles in its own project first
+        if reason and not batch_due(svc):
+            break
+        if reason:
+            svc.next_project(reason)
+            see_new_tasks(svc, svc.project_id)
+        project, room = svc.project_id, svc.room()
+        count = _import(svc, project, stop, room)
+        imported += count
+        if count:
+            into.add(project)
+        if svc.room() > 0 or not batch_due(svc):
+            break
+    for project in sorted(into):
         svc.labelstudio.set_model_version(project, svc.transcriber.model_version)
     return imported
