@@ -41,7 +41,10 @@ class StackError(RuntimeError):
 
 
 def _port_is_free(port: int) -> bool:
+    """Nothing listens there. SO_REUSEADDR as servers set it, so a port left in TIME_WAIT by a service we just
+    stopped counts as free: a restarted service keeps its port, and the clients pointing at it keep working."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -39,6 +39,7 @@ class Reviewer(threading.Thread):
         self.ls, self.project, self.rng = ls, project, random.Random(seed)
         self.stop = threading.Event()
         self.submitted = self.edited = self.errors = 0
+        self.reviewed: dict[int, int] = {}  # task id -> our annotation on it
 
     def run(self) -> None:
         while not self.stop.wait(self.rng.uniform(0.2, 0.8)):
@@ -48,20 +49,24 @@ class Reviewer(threading.Thread):
                 self.errors += 1
 
     def _review_one(self) -> None:
+        if self.reviewed and self.rng.random() < 0.5:
+            task_id, annotation = self.rng.choice(sorted(self.reviewed.items()))
+            self.ls.annotations.update(annotation, result=self._result(task_id))
+            self.edited += 1
+            return
         tasks = self.ls.tasks.list(project=self.project, fields="all", resolve_uri=False, page_size=1000)
         ids = [int(t.id) for t in tasks]
         if not ids:
             return
         task_id = self.rng.choice(ids)
+        created = self.ls.annotations.create(id=task_id, result=self._result(task_id), was_cancelled=False)
+        self.reviewed[task_id] = int(created.id)
+        self.submitted += 1
+
+    @staticmethod
+    def _result(task_id: int) -> list[dict[str, Any]]:
         text = f"reviewed {task_id} at {time.monotonic_ns()}"
-        result = [{"from_name": "transcription", "to_name": "audio", "type": "textarea", "value": {"text": [text]}}]
-        existing = list(self.ls.annotations.list(task_id))
-        if existing and self.rng.random() < 0.5:
-            self.ls.annotations.update(int(existing[-1].id), result=result)
-            self.edited += 1
-        else:
-            self.ls.annotations.create(id=task_id, result=result, was_cancelled=False)
-            self.submitted += 1
+        return [{"from_name": "transcription", "to_name": "audio", "type": "textarea", "value": {"text": [text]}}]
 
 
 def _project_id(ls: Any) -> int | None:
@@ -91,17 +96,22 @@ def _chaos(stack: Any, config: Path, rng: random.Random, daemon: SyncdProcess) -
             daemon = SyncdProcess(config, stack)
         else:
             service = stack.labelstudio if action == "labelstudio" else stack.s3
+            port = service.port
             service.stop()
             time.sleep(rng.uniform(1, 4))
             service.start()
             service.wait()
+            assert service.port == port, f"{service.name} came back on another port"
         done[action] += 1
     return daemon, done
 
 
 def _settled(s3: Any, ls: Any, project: int, keys: list[str]) -> tuple[bool, dict[str, str]]:
-    newest = _newest_texts(ls, project)
-    task_count = ls.projects.get(project).task_number
+    try:
+        newest = _newest_texts(ls, project)
+        task_count = ls.projects.get(project).task_number
+    except Exception:  # a service the chaos restarted last may still be coming up
+        return False, {}
     for key, text in newest.items():
         try:
             body = s3.get_object(Bucket=BUCKET, Key=output_key(key, ".transcript", "txt"))["Body"].read().decode()
