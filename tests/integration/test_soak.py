@@ -23,7 +23,7 @@ from syncd.recording import syncd_id
 from syncd.storage import output_key
 
 RECORDINGS = 200
-CHAOS_SECONDS = 90.0
+CHAOS_SECONDS = 60.0
 SETTLE_SECONDS = 240.0
 BUCKET = "soak"
 PROJECT = "soak under chaos"

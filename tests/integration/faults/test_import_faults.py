@@ -96,7 +96,8 @@ def test_lost_state_db_under_syncd_run_imports_each_file_once(
     # Fresh jobs (moto's finished ones would complete at the first poll) finish one every few seconds.
     config = aws_config(stack, tmp_path, bucket, "lost state", aws="max_in_flight = 1")
     jobs = upload_with_results(s3, bucket, FIRST | SECOND)
-    run_until_imported(stack, config, expected=4)
+    # One job in flight, and each moto job needs three polls (one per `once` run at most): up to 12 runs.
+    run_until_imported(stack, config, expected=4, runs=15)
     for path in tmp_path.glob("state.db*"):
         path.unlink()
     transcribe = stack.moto.client()
