@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,16 @@ def settings(stack: Stack, workdir: Path) -> Settings:
 
 
 def add_reviewed_tasks(svc: Services, first: int, count: int) -> None:
-    """Tasks carrying a submitted annotation, bulk-imported, and the state rows the importer would have left."""
-    objects = [S3Object(BUCKET, f"calls/{i:05d} call.mp3", f"etag{i}", 1000) for i in range(first, first + count)]
+    """Tasks carrying a submitted annotation, bulk-imported, and the state rows the importer would have left. The audio
+    objects exist (the exporter writes a review only beside the audio version it describes)."""
+
+    def put(i: int) -> S3Object:
+        key = f"calls/{i:05d} call.mp3"
+        etag = svc.storage.client.put_object(Bucket=BUCKET, Key=key, Body=b"audio %d" % i)["ETag"].strip('"')
+        return S3Object(BUCKET, key, etag, 1000)
+
+    with ThreadPoolExecutor(16) as pool:
+        objects = list(pool.map(put, range(first, first + count)))
     seed_tasks(svc, objects, transcript, review=reviewed)
 
 
