@@ -221,11 +221,6 @@ class StateStore:
         rows = self._read(f"SELECT {_COLUMNS} FROM recordings {where} ORDER BY id", args)
         return [_recording(r) for r in rows]
 
-    def max_task_id(self, project_id: int) -> int:
-        """The newest task we know we created in the project; tasks above it may be ours from a crashed import."""
-        row = self._read("SELECT max(task_id) FROM recordings WHERE project_id = ?", (project_id,))[0]
-        return int(row[0] or 0)
-
     def due(self, status: Status, limit: int = 1000, *, least_confident_first: bool = False) -> list[Recording]:
         """Recordings waiting in ``status`` whose back-off has run out: oldest first, or lowest score first."""
         order = "score, id" if least_confident_first else "id"
@@ -577,10 +572,6 @@ class StateStore:
             found = int(fields.pop("found"))
             adopted.append((Recording(**fields | {"status": Status(fields["status"])}), found))
         return adopted
-
-    def task_count(self, project_id: int) -> int:
-        """How many tasks we hold in a project: a count, so the per-cycle deletion check reads no rows."""
-        return int(self._read("SELECT count(task_id) FROM recordings WHERE project_id = ?", (project_id,))[0][0])
 
     def project_tasks(self, project_id: int) -> dict[int, int]:
         """task id -> recording id of every task we hold in a project (export: notice tasks deleted there)."""

@@ -262,14 +262,6 @@ class LabelStudioClient:
             raise RuntimeError(f"Label Studio returned {len(ids)} task ids for {len(tasks)} tasks")
         return [int(i) for i in ids]
 
-    def tasks_after(self, project_id: int, task_id: int) -> dict[str, int]:
-        """syncd_id -> task id of our tasks with ids above ``task_id`` (the lowest id where several carry one)."""
-        found: dict[str, int] = {}
-        for tid, sid in sorted(self.new_tasks(project_id, task_id).items()):
-            if sid:
-                found.setdefault(sid, tid)
-        return found
-
     def new_tasks(self, project_id: int, after: int, page_size: int = 1000) -> dict[int, str | None]:
         """task id -> ``data.syncd_id`` (None for tasks others made) of every task with an id above ``after``, read
         in id order, keyset-paged, with only the id and data: what import reconciles with, so its cost grows with

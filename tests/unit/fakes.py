@@ -144,13 +144,6 @@ class FakeLabelStudio:
             ids.append(task_id)
         return ids
 
-    def tasks_after(self, project_id: int, task_id: int) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for sid, i in ((t["data"].get("syncd_id"), i) for i, t in sorted(self.tasks.items()) if i > task_id):
-            if sid:
-                found.setdefault(str(sid), i)
-        return found
-
     def new_tasks(self, project_id: int, after: int) -> dict[int, str | None]:
         self.reads.append(after)
         return {i: t["data"].get("syncd_id") for i, t in sorted(self.tasks.items()) if i > after}
