@@ -1,4 +1,4 @@
-"""Command line: syncd run | once | check | status | retry | config | version."""
+"""Command line: syncd run | once | check | status | report | retry | config | version."""
 
 from __future__ import annotations
 
@@ -54,6 +54,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     from syncd.ops import print_status
 
     return print_status(_settings(args), args.json)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from syncd.report import print_report
+
+    return print_report(_settings(args), args.json, args.bin_width, args.max_wer)
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text}: give a number above 0 and at most 1")
+    return value
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
@@ -116,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("check", cmd_check, "check config, Label Studio, S3 (list, read, write) and Transcribe; one line each")
     status = add("status", cmd_status, "recordings per state, projects, services down, parked exports, the last errors")
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    report = add(
+        "report",
+        cmd_report,
+        "review calibration: WER per ASR-confidence bin, the auto-accept threshold a target WER allows, backlog"
+        " in audio hours, review latency and per-annotator figures",
+    )
+    report.add_argument("--json", action="store_true", help="print JSON instead of text")
+    report.add_argument("--max-wer", type=_fraction, metavar="RATE", help="target WER, e.g. 0.05: name the threshold")
+    report.add_argument("--bin-width", type=_fraction, default=0.1, metavar="W", help="confidence bin width (0.1)")
     add("retry", cmd_retry, "re-queue failed recordings and parked exports, with a fresh attempt budget")
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

@@ -217,6 +217,26 @@ class OutputSettings(_Section):
         return value
 
 
+class ReviewSettings(_Section):
+    """Which recordings a person reviews. Off by default: every recording goes to Label Studio."""
+
+    auto_accept_above: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Recordings whose ASR confidence is at or above this get their transcripts written without a"
+        ' review (the json says "auto-accepted"), except the audit sample; 0 turns auto-accept off. Pick it'
+        " from `syncd report --max-wer`.",
+    )
+    audit_rate: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of the recordings above the threshold that still go to review (a fixed, random-looking"
+        " choice per recording). Their word error rate is what auto-accepting costs.",
+    )
+
+
 class ScheduleSettings(_Section):
     """How often each stage of `syncd run` runs."""
 
@@ -307,6 +327,7 @@ class Settings(_Section):
     )
     transcriber: TranscriberSettings = Field(default_factory=TranscriberSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)

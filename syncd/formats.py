@@ -27,13 +27,15 @@ class Review:
     etag: str
     asr: Transcript
     segments: tuple[Segment, ...]
-    project: int
-    task: int
-    annotation: int
+    project: int | None
+    task: int | None
+    annotation: int | None
     annotator: str | None
     created_at: str | None
     updated_at: str | None
     layout: str
+    status: str = "reviewed"
+    """"reviewed" (a person submitted it) or "auto-accepted" (the ASR transcript, confident enough to skip review)."""
 
     @property
     def text(self) -> str:
@@ -62,6 +64,16 @@ def word_error_rate(reference: str, hypothesis: str) -> float | None:
     if not ref:
         return None if not hyp else 1.0
     return round(float(jiwer.wer(ref, hyp)), 4)
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(substitutions + deletions + insertions, reference words), normalised as ``word_error_rate``: summed over
+    recordings they give the pooled WER of a group (what ``jiwer.wer`` over the group's texts computes)."""
+    ref, hyp = _normalize(reference), _normalize(hypothesis)
+    if not ref:
+        return len(hyp.split()), 0
+    out = jiwer.process_words(ref, hyp)
+    return out.substitutions + out.deletions + out.insertions, len(ref.split())
 
 
 def to_txt(review: Review) -> str:
@@ -119,6 +131,7 @@ def to_document(review: Review) -> dict[str, Any]:
             "text": asr.text,
         },
         "review": {
+            "status": review.status,
             "layout": review.layout,
             "project": review.project,
             "task": review.task,
@@ -127,7 +140,7 @@ def to_document(review: Review) -> dict[str, Any]:
             "submitted_at": review.created_at,
             "updated_at": review.updated_at,
         },
-        "word_error_rate": review.word_error_rate,
+        "word_error_rate": review.word_error_rate if review.status == "reviewed" else None,
         "text": review.text,
         "segments": [
             {

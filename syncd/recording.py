@@ -31,6 +31,7 @@ class Status(StrEnum):
     DISCOVERED = "discovered"
     TRANSCRIBING = "transcribing"
     TRANSCRIBED = "transcribed"
+    ACCEPTED = "accepted"
     IMPORTING = "importing"
     IMPORTED = "imported"
     EXPORTED = "exported"
@@ -39,21 +40,28 @@ class Status(StrEnum):
     SUPERSEDED = "superseded"
 
 
-PENDING = (Status.DISCOVERED, Status.TRANSCRIBING, Status.TRANSCRIBED, Status.IMPORTING)
-"""Work still to do before a reviewer can see the recording."""
+PENDING = (Status.DISCOVERED, Status.TRANSCRIBING, Status.TRANSCRIBED, Status.ACCEPTED, Status.IMPORTING)
+"""Work still to do before a reviewer can see the recording (or, auto-accepted, before its transcripts are written)."""
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.DISCOVERED: frozenset({Status.TRANSCRIBING, Status.FAILED, Status.SUPERSEDED}),
-    Status.TRANSCRIBING: frozenset({Status.TRANSCRIBED, Status.DISCOVERED, Status.FAILED, Status.SUPERSEDED}),
+    Status.TRANSCRIBING: frozenset(
+        {Status.TRANSCRIBED, Status.ACCEPTED, Status.DISCOVERED, Status.FAILED, Status.SUPERSEDED}
+    ),
+    # Auto-accepted (confidence above review.auto_accept_above, not in the audit sample): export writes the ASR
+    # transcript beside the audio without a task.
+    Status.ACCEPTED: frozenset({Status.EXPORTED, Status.FAILED, Status.SUPERSEDED}),
     Status.TRANSCRIBED: frozenset({Status.IMPORTING, Status.IMPORTED, Status.FAILED, Status.SUPERSEDED}),
     Status.IMPORTING: frozenset({Status.IMPORTED, Status.TRANSCRIBED, Status.FAILED, Status.SUPERSEDED}),
     Status.IMPORTED: frozenset({Status.EXPORTED, Status.SUPERSEDED}),
     Status.EXPORTED: frozenset({Status.EXPORTED, Status.SUPERSEDED}),
-    Status.FAILED: frozenset({Status.DISCOVERED, Status.TRANSCRIBED, Status.IMPORTED, Status.SUPERSEDED}),
+    Status.FAILED: frozenset(
+        {Status.DISCOVERED, Status.TRANSCRIBED, Status.ACCEPTED, Status.IMPORTED, Status.SUPERSEDED}
+    ),
     Status.SKIPPED: frozenset({Status.SUPERSEDED}),
     # An upload reverted to an earlier version (X -> Y -> X) makes X current again: it resumes from its own task or
     # transcript (never a second task for one version), or starts over.
-    Status.SUPERSEDED: frozenset({Status.DISCOVERED, Status.TRANSCRIBED, Status.IMPORTED}),
+    Status.SUPERSEDED: frozenset({Status.DISCOVERED, Status.TRANSCRIBED, Status.ACCEPTED, Status.IMPORTED}),
 }
 """Every status change the stages may make; the store refuses any other (compare-and-set on the old status)."""
 
@@ -97,6 +105,7 @@ class Recording:
     annotation_updated_at: str | None
     engine: str | None
     updated_at: float
+    review_mode: str | None = None
 
     @property
     def uri(self) -> str:

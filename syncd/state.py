@@ -90,6 +90,19 @@ _MIGRATIONS: tuple[str, ...] = (
     UPDATE recordings SET ready_at = updated_at WHERE status = 'transcribed';
     CREATE INDEX recordings_ready ON recordings (status, ready_at);
     """,
+    # Review triage and its report: how a recording was routed ("review", "audit" or "auto"), when its task was
+    # created and its review submitted, who reviewed it, and the ASR's word errors against the review.
+    """
+    ALTER TABLE recordings ADD COLUMN review_mode TEXT;
+    ALTER TABLE recordings ADD COLUMN imported_at REAL;
+    ALTER TABLE recordings ADD COLUMN submitted_at REAL;
+    ALTER TABLE recordings ADD COLUMN annotator TEXT;
+    ALTER TABLE recordings ADD COLUMN word_errors INTEGER;
+    ALTER TABLE recordings ADD COLUMN reference_words INTEGER;
+    ALTER TABLE recordings ADD COLUMN duration REAL;
+    UPDATE recordings SET duration = json_extract(transcript, '$.duration') WHERE transcript IS NOT NULL;
+    UPDATE recordings SET review_mode = 'review' WHERE transcript IS NOT NULL;
+    """,
 )
 
 
@@ -252,6 +265,24 @@ class StateStore:
             (limit,),
         )
         return [_recording(r) for r in rows]
+
+    def backlog_seconds(self) -> dict[str, float]:
+        """Audio seconds per state, over recordings whose length is known (transcribed or later)."""
+        rows = self._read(
+            "SELECT status, coalesce(sum(duration), 0) AS seconds FROM recordings"
+            " WHERE status != 'superseded' GROUP BY status"
+        )
+        return {str(s): 0.0 for s in Status if s != Status.SUPERSEDED} | {r["status"]: r["seconds"] for r in rows}
+
+    def triage_rows(self) -> list[dict[str, Any]]:
+        """One row per transcribed recording with what ``syncd report`` groups and sums (not for the hot path)."""
+        rows = self._read(
+            "SELECT id, status, review_mode, score, duration, word_errors, reference_words, annotator,"
+            " imported_at, submitted_at, exported_at, json_extract(transcript, '$.model') AS model,"
+            " json_extract(transcript, '$.language') AS language FROM recordings"
+            " WHERE transcript IS NOT NULL AND (status != 'superseded' OR word_errors IS NOT NULL) ORDER BY id"
+        )
+        return [dict(r) for r in rows]
 
     # --- writes -------------------------------------------------------------------------------------------
 
@@ -457,7 +488,13 @@ class StateStore:
                 (time.time(), bucket, key, rec.id),
             )
             target = (
-                Status.IMPORTED if rec.task_id else Status.TRANSCRIBED if rec.transcript_json else Status.DISCOVERED
+                Status.IMPORTED
+                if rec.task_id
+                else Status.DISCOVERED
+                if not rec.transcript_json
+                else Status.ACCEPTED
+                if rec.review_mode == "auto"
+                else Status.TRANSCRIBED
             )
             fields: dict[str, Any] = {"reason": "audio restored: the object holds this version again"}
             fields |= {"annotation_id": None}

@@ -63,6 +63,7 @@ class Daemon:
         self.metrics.watch_state(lambda: self.svc.state.counts() if self.svc else {})
         self.metrics.watch_dependencies(self._dependencies_up)
         self.metrics.watch_parked(lambda: self.svc.state.parked_counts() if self.svc else {})
+        self.metrics.watch_backlog(lambda: self.svc.state.backlog_seconds() if self.svc else {})
         self.metrics.watch_projects(lambda: self.svc.state.project_task_counts() if self.svc else {})
 
     # --- life cycle -------------------------------------------------------------------------------------

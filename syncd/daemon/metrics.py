@@ -21,7 +21,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class _StateCollector(Collector):
     def __init__(
         self,
-        counts: Callable[[], dict[str, int]],
+        counts: Callable[[], Mapping[str, float]],
         name: str = "syncd_recordings",
         doc: str = "Recordings in the state store by life-cycle state",
         label: str = "state",
@@ -76,11 +76,23 @@ class Metrics:
             buckets=tuple(i / 10 for i in range(1, 11)),
             registry=r,
         )
+        wer_buckets = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0)
         self.wer = Histogram(
             "syncd_review_word_error_rate",
-            "Word error rate of the machine transcript against the reviewer's correction",
-            buckets=(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0),
+            "Word error rate of the machine transcript against the reviewer's correction, by model and language",
+            ["model", "language"],
+            buckets=wer_buckets,
             registry=r,
+        )
+        self.audit_wer = Histogram(
+            "syncd_audit_word_error_rate",
+            "Word error rate of audited transcripts (confident enough to auto-accept, reviewed as a sample): what"
+            " auto-accepting costs",
+            buckets=wer_buckets,
+            registry=r,
+        )
+        self.auto_accepted = Counter(
+            "syncd_auto_accepted", "Transcripts written without review (review.auto_accept_above)", registry=r
         )
         self.webhooks = Counter("syncd_webhook_requests", "Webhook requests by outcome", ["outcome"], registry=r)
         self.last_good_cycle = Gauge(
@@ -95,6 +107,10 @@ class Metrics:
 
     def watch_dependencies(self, up: Callable[[], dict[str, bool]]) -> None:
         self.registry.register(_DependencyCollector(up))
+
+    def watch_backlog(self, seconds: Callable[[], dict[str, float]]) -> None:
+        doc = "Audio seconds of the recordings in each life-cycle state (known once transcribed)"
+        self.registry.register(_StateCollector(seconds, "syncd_backlog_audio_seconds", doc, "state"))
 
     def watch_parked(self, counts: Callable[[], dict[str, int]]) -> None:
         doc = "Items parked until `syncd retry` (they kept failing), by stage"
@@ -114,7 +130,12 @@ class Metrics:
         elif event == "transcription.completed" and isinstance(fields.get("confidence"), int | float):
             self.confidence.observe(fields["confidence"])
         elif event == "annotation.exported" and isinstance(fields.get("word_error_rate"), int | float):
-            self.wer.observe(fields["word_error_rate"])
+            wer = fields["word_error_rate"]
+            self.wer.labels(str(fields.get("model") or ""), str(fields.get("language") or "")).observe(wer)
+            if fields.get("review") == "audit":
+                self.audit_wer.observe(wer)
+        elif event == "transcript.auto_accepted":
+            self.auto_accepted.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

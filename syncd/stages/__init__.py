@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from syncd.stages import exporter, importer, scan, transcribe
+from syncd.stages import accepted, exporter, importer, scan, transcribe
 
 if TYPE_CHECKING:
     from syncd.config import Settings
@@ -34,11 +34,17 @@ class Stage:
         return configured if self.tick is None else min(configured, self.tick)
 
 
+def export(svc: Services, stop: threading.Event) -> int:
+    """Auto-accepted transcripts first (they need S3 only, so a Label Studio outage does not hold them), then
+    reviews."""
+    return accepted.run(svc, stop) + exporter.run(svc, stop)
+
+
 STAGES = (
     Stage("scan", scan.run, "scan_interval"),
     Stage("transcribe", transcribe.run, "transcribe_interval"),
     Stage("import", importer.run, "import_interval", tick=importer.TICK),
-    Stage("export", exporter.run, "export_interval"),
+    Stage("export", export, "export_interval"),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 BY_NAME = {stage.name: stage for stage in STAGES}

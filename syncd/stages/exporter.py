@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from syncd import exitcodes
-from syncd.formats import Review, render
+from syncd.formats import Review, render, word_errors
 from syncd.labelstudio import LabelStudioError, layouts, ls_datetime, ls_time
 from syncd.log import describe_error
 from syncd.probe import classify
@@ -295,11 +295,16 @@ def record(svc: Services, export: Export, done: Written) -> None:
             current_etag=done.audio_etag or None,
         )
         return
+    errors, words = word_errors(review.text, review.asr.text)
     fields = {
         "annotation_id": review.annotation,
         "annotation_updated_at": export.version[0],
         "exported_at": time.time(),
         "task_id": review.task,
+        "annotator": review.annotator,
+        "submitted_at": _epoch(review.created_at),
+        "word_errors": errors,
+        "reference_words": words,
     }
     if rec.status in (Status.IMPORTED, Status.EXPORTED):
         svc.state.move(rec.id, rec.status, Status.EXPORTED, **fields)
@@ -319,10 +324,23 @@ def record(svc: Services, export: Export, done: Written) -> None:
         kept_newer=sorted(done.kept_newer),
         annotator=review.annotator,
         word_error_rate=review.word_error_rate,
+        review=rec.review_mode or "review",
+        model=review.asr.model,
+        language=review.asr.language or "",
         re_export=rec.annotation_id is not None,
         seconds=done.seconds,
         **ids,
     )
+
+
+def _epoch(moment: str | None) -> float | None:
+    """An ls_time string as Unix seconds (for the report's review latency)."""
+    if not moment:
+        return None
+    try:
+        return ls_datetime(moment).timestamp()
+    except ValueError:
+        return None
 
 
 def export_task(svc: Services, task: dict[str, Any]) -> bool:
@@ -477,6 +495,11 @@ def _read_ahead(pages: Iterator[tuple[list[dict[str, Any]], bool]]) -> Iterator[
             yield page
 
 
+def _task_id(export: Export) -> int:
+    assert export.review.task is not None, "a review export comes from a task"
+    return export.review.task
+
+
 def _collect(svc: Services, pending: list[tuple[Future[Written], Export]], failures: Failures) -> int:
     """Wait for the writes, then record them in one transaction (the state lock is not held while S3 works)."""
     results: list[tuple[Export, Written]] = []
@@ -484,11 +507,11 @@ def _collect(svc: Services, pending: list[tuple[Future[Written], Export]], failu
         try:
             results.append((export, future.result()))
         except Exception as exc:
-            failures.add(export.review.task, export.task_updated_at, export.rec, exc)
+            failures.add(_task_id(export), export.task_updated_at, export.rec, exc)
     with svc.state.batch():
         for export, done in results:
             record(svc, export, done)
-            failures.done(export.review.task)
+            failures.done(_task_id(export))
     return sum(bool(done.formats) for _, done in results)
 
 

@@ -154,7 +154,8 @@ def _adopt(svc: Services, project: int) -> int:
     """Recordings waiting to be imported whose task Label Studio already holds become ``imported`` with it."""
     adopted = 0
     for rec, task_id in svc.state.adoptable(project):
-        fields = {"task_id": task_id, "project_id": project, "reason": None, "next_attempt_at": 0}
+        fields: dict[str, Any] = {"task_id": task_id, "project_id": project, "reason": None, "next_attempt_at": 0}
+        fields |= {"imported_at": time.time()}
         if svc.state.move(rec.id, rec.status, Status.IMPORTED, **fields):
             svc.log.info("task.recovered", recording=rec.id, task=task_id, bucket=rec.bucket, key=rec.key)
             adopted += 1
@@ -332,7 +333,7 @@ def _commit(svc: Services, project: int, batch: _Batch, task_ids: list[int]) -> 
     moved = []
     with svc.state.batch():
         for rec, task_id in zip(batch.records, task_ids, strict=True):
-            fields = {"task_id": task_id, "project_id": project, "reason": None}
+            fields = {"task_id": task_id, "project_id": project, "reason": None, "imported_at": time.time()}
             if svc.state.move(rec.id, Status.IMPORTING, Status.IMPORTED, **fields):
                 moved.append((rec, task_id))
         svc.state.note_tasks(project, {t: r.syncd_id for r, t in zip(batch.records, task_ids, strict=True)})

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 
-from syncd import dependencies, exitcodes
+from syncd import dependencies, exitcodes, triage
 from syncd.faults import fault_point
 from syncd.heartbeat import beat
 from syncd.probe import classify
@@ -140,12 +140,15 @@ class _Run:
 
     def _store(self, rec: Recording, transcript: Transcript) -> int:
         svc = self.svc
+        mode = triage.route(svc.settings.review, rec.syncd_id, transcript.confidence)
         kept = svc.state.move(
             rec.id,
             Status.TRANSCRIBING,
-            Status.TRANSCRIBED,
+            Status.ACCEPTED if mode == triage.Mode.AUTO else Status.TRANSCRIBED,
             transcript=transcript,
             score=transcript.confidence,
+            review_mode=mode,
+            duration=transcript.duration,
             reason=None,
             attempts=0,
         )
@@ -161,6 +164,7 @@ class _Run:
             confidence=transcript.confidence,
             duration=transcript.duration,
             segments=len(transcript.segments),
+            review=mode,
         )
         return 1
 

@@ -103,7 +103,8 @@ def test_health_metrics_and_webhook_export(http_daemon: Any, stack: Stack, ls: A
     samples = _samples(requests.get(f"{base}/metrics", timeout=10).text)
     assert samples[("syncd_webhook_requests_total", (("outcome", "unauthorized"),))] == 2
     assert samples[("syncd_webhook_requests_total", (("outcome", "accepted"),))] >= 1
-    assert samples[("syncd_review_word_error_rate_count", ())] == 1
+    [(labels, count)] = [(dict(k[1]), v) for k, v in samples.items() if k[0] == "syncd_review_word_error_rate_count"]
+    assert count == 1 and labels["model"] and set(labels) == {"model", "language"}
 
     assert daemon.stop() == 0
     with pytest.raises(requests.ConnectionError):

@@ -101,6 +101,7 @@ def test_json_document_schema() -> None:
         "text": ASR.text,
     }
     assert doc["review"] == {
+        "status": "reviewed",
         "layout": "segments",
         "project": 3,
         "task": 42,
