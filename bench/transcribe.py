@@ -8,7 +8,8 @@ all. Each path reads every file once; audio-seconds per second counts the model 
 1. faster-whisper by hand, sequential: ``WhisperModel.transcribe(beam_size=5, word_timestamps=True)`` in a loop.
 2. faster-whisper by hand, batched: ``BatchedInferencePipeline(batch_size=8)`` with its default voice detector.
 3. syncd today: ``syncd once`` with the code at ``--baseline`` (default settings), scan + transcribe stage seconds.
-4. syncd: ``syncd once`` with this tree (``--batch-size``, default 8), scan + transcribe stage seconds (import beside).
+4. syncd: ``syncd once`` with this tree (``--batch-size``, default 8; ``--beam-size``, default 5), scan + transcribe
+   stage seconds (import beside).
 
 WER is against the script (jiwer, lower-cased, punctuation removed). Targets: syncd >= 1.0x the faster hand figure and
 >= 1.8x today's syncd. ``--vad-only``: vad_filter off and on over one recording that is half silence.
@@ -258,6 +259,7 @@ def main() -> None:
     parser.add_argument("--baseline", default="f340347", help="commit whose syncd is 'today' (default f340347)")
     parser.add_argument("--long-minutes", type=float, default=60.0, help="length of the RSS file; 0: skip")
     parser.add_argument("--batch-size", type=int, default=8, help="syncd's transcriber.whisper.batch_size (8)")
+    parser.add_argument("--beam-size", type=int, default=5, help="syncd's transcriber.whisper.beam_size (5)")
     parser.add_argument("--reverse", action="store_true", help="run the paths in reverse order (load drifts)")
     parser.add_argument("--vad-only", action="store_true", help="only measure vad_filter on a half-silent file")
     parser.add_argument("--hand", help=argparse.SUPPRESS)
@@ -286,13 +288,14 @@ def main() -> None:
             for prefix in ("today", "syncd"):
                 for f in files:
                     s3.upload_file(str(f), BUCKET, f"{prefix}/{f.name}")
+            mine = f"batch_size = {args.batch_size}\nbeam_size = {args.beam_size}"
             paths = [
                 ("faster-whisper by hand, sequential", lambda: run_hand("sequential", files)),
                 ("faster-whisper by hand, batched 8", lambda: run_hand("batched", files)),
                 (f"syncd today ({args.baseline})", lambda: run_syncd_once(stack, work, "today", today)),
                 (
-                    f"syncd (this tree, batch_size={args.batch_size})",
-                    lambda: run_syncd_once(stack, work, "syncd", None, f"batch_size = {args.batch_size}"),
+                    f"syncd (this tree, batch {args.batch_size}, beam {args.beam_size})",
+                    lambda: run_syncd_once(stack, work, "syncd", None, mine),
                 ),
             ]
             order = paths[::-1] if args.reverse else paths
