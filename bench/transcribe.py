@@ -7,9 +7,10 @@ all. Each path reads every file once; audio-seconds per second counts the model 
 
 1. faster-whisper by hand, sequential: ``WhisperModel.transcribe(beam_size=5, word_timestamps=True)`` in a loop.
 2. faster-whisper by hand, batched: ``BatchedInferencePipeline(batch_size=8)`` with its default voice detector.
-3. syncd today: ``syncd once`` with the code at ``--baseline`` (default settings), scan + transcribe stage seconds.
-4. syncd: ``syncd once`` with this tree (``--batch-size``, default 8; ``--beam-size``, default 5), scan + transcribe
-   stage seconds (import beside).
+3. syncd today: ``syncd once`` with the code at ``--baseline`` (default settings): the process's wall time (start,
+   model load, connecting, scan and transcribe) less its import and export stages.
+4. syncd: the same with this tree (``--batch-size``, ``--beam-size``, ``--workers``; 0: syncd's defaults), import
+   seconds beside.
 
 WER is against the script (jiwer, lower-cased, punctuation removed). Targets: syncd >= 1.0x the faster hand figure and
 >= 1.8x today's syncd. ``--vad-only``: vad_filter off and on over one recording that is half silence.
@@ -142,14 +143,16 @@ def run_syncd_once(stack: Stack, work: Path, name: str, pythonpath: str | None, 
     env = {**os.environ, **stack.env()}
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
+    started = time.perf_counter()
     proc = subprocess.run(
         [str(VENV_BIN / "syncd"), "once", "-c", str(config)], env=env, capture_output=True, text=True, check=True
     )
+    wall = time.perf_counter() - started
     (cycle,) = [e for e in log_events(proc.stdout) if e["event"] == "cycle.completed"]
     stages = cycle["stage_seconds"]
     recs = StateStore(str(folder / "state.db")).recordings()
     return {
-        "seconds": stages["scan"] + stages["transcribe"],
+        "seconds": wall - stages["import"] - stages["export"],
         "import_seconds": stages["import"],
         "heard": {Path(r.key).name: r.transcript.text for r in recs if r.transcript is not None},
     }
@@ -258,8 +261,9 @@ def main() -> None:
     parser.add_argument("--recordings", type=int, default=12, help="how many recordings (default 12)")
     parser.add_argument("--baseline", default="f340347", help="commit whose syncd is 'today' (default f340347)")
     parser.add_argument("--long-minutes", type=float, default=60.0, help="length of the RSS file; 0: skip")
-    parser.add_argument("--batch-size", type=int, default=8, help="syncd's transcriber.whisper.batch_size (8)")
+    parser.add_argument("--batch-size", type=int, default=0, help="syncd's transcriber.whisper.batch_size (0: default)")
     parser.add_argument("--beam-size", type=int, default=5, help="syncd's transcriber.whisper.beam_size (5)")
+    parser.add_argument("--workers", type=int, default=0, help="syncd's transcriber.whisper.workers (0: default)")
     parser.add_argument("--reverse", action="store_true", help="run the paths in reverse order (load drifts)")
     parser.add_argument("--vad-only", action="store_true", help="only measure vad_filter on a half-silent file")
     parser.add_argument("--hand", help=argparse.SUPPRESS)
@@ -288,13 +292,14 @@ def main() -> None:
             for prefix in ("today", "syncd"):
                 for f in files:
                     s3.upload_file(str(f), BUCKET, f"{prefix}/{f.name}")
-            mine = f"batch_size = {args.batch_size}\nbeam_size = {args.beam_size}"
+            mine = f"batch_size = {args.batch_size}\nbeam_size = {args.beam_size}\nworkers = {args.workers}"
+            shown = f"batch {args.batch_size or 'auto'}, beam {args.beam_size}, workers {args.workers or 'auto'}"
             paths = [
                 ("faster-whisper by hand, sequential", lambda: run_hand("sequential", files)),
                 ("faster-whisper by hand, batched 8", lambda: run_hand("batched", files)),
                 (f"syncd today ({args.baseline})", lambda: run_syncd_once(stack, work, "today", today)),
                 (
-                    f"syncd (this tree, batch {args.batch_size}, beam {args.beam_size})",
+                    f"syncd ({shown})",
                     lambda: run_syncd_once(stack, work, "syncd", None, mine),
                 ),
             ]

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from syncd.formats import OUTPUT_FORMATS, OutputFormat
 from syncd.recording import AUDIO_SUFFIXES
@@ -103,6 +103,23 @@ class SourceSettings(_Section):
         return [s.lower() for s in value]
 
 
+PiiEntityType = Literal[
+    "BANK_ACCOUNT_NUMBER",
+    "BANK_ROUTING",
+    "CREDIT_DEBIT_NUMBER",
+    "CREDIT_DEBIT_CVV",
+    "CREDIT_DEBIT_EXPIRY",
+    "PIN",
+    "EMAIL",
+    "ADDRESS",
+    "NAME",
+    "PHONE",
+    "SSN",
+    "ALL",
+]
+"""Amazon Transcribe's batch PII entity types (ContentRedaction.PiiEntityTypes)."""
+
+
 class AwsTranscribeSettings(_Section):
     """Amazon Transcribe batch jobs (engine = "aws")."""
 
@@ -114,6 +131,19 @@ class AwsTranscribeSettings(_Section):
     speaker_labels: bool = Field(True, description="Ask Transcribe to tell speakers apart.")
     max_speakers: int = Field(4, ge=2, le=30, description="Most speakers Transcribe may label.")
     endpoint_url: str = Field("", description="Transcribe endpoint; empty means AWS (tests point it at moto).")
+    redact_pii: bool = Field(
+        False,
+        description="Have Transcribe replace personal information with [PII] (ContentRedaction, redacted output"
+        " only): reviewers see the redacted transcript and the outputs say they are redacted.",
+    )
+    pii_entity_types: list[PiiEntityType] = Field(
+        [], description="The kinds of PII to redact; empty: all of them (ALL)."
+    )
+    vocabulary_name: str = Field(
+        "",
+        description="Custom vocabulary syncd keeps from the reviewers' added words (created and updated by syncd;"
+        " new jobs use it once Transcribe has it ready); needs transcriber.language. Empty: none.",
+    )
 
 
 class WhisperVadSettings(_Section):
@@ -148,7 +178,7 @@ class WhisperSettings(_Section):
         0,
         ge=0,
         le=64,
-        description="Recordings transcribed at once, sharing one loaded model; 0: one per 4 CPU cores "
+        description="Recordings transcribed at once, sharing one loaded model; 0: one per CPU core "
         "(at least 1, at most 8) on cpu, 2 per GPU on cuda.",
     )
     cpu_threads: int = Field(0, ge=0, description="CPU threads per worker; 0: the cores divided among the workers.")
@@ -169,6 +199,11 @@ class WhisperSettings(_Section):
         False, description="Skip what the voice detector calls silence (saves time on recordings with long gaps)."
     )
     vad: WhisperVadSettings = Field(default_factory=WhisperVadSettings)
+    hotwords_from_reviews: bool = Field(
+        False,
+        description="Give faster-whisper the reviewers' vocabulary (review.vocabulary_*: words they keep adding) as"
+        " hotwords, so the names and terms they correct come out right more often.",
+    )
     window_seconds: float = Field(
         600.0,
         ge=60,
@@ -185,6 +220,14 @@ class TranscriberSettings(_Section):
     max_attempts: int = Field(5, ge=1, description="Attempts before a recording stays failed.")
     aws: AwsTranscribeSettings = Field(default_factory=AwsTranscribeSettings)
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+
+    @model_validator(mode="after")
+    def _vocabulary_needs_a_language(self) -> TranscriberSettings:
+        if self.aws.vocabulary_name and not self.language:
+            raise ValueError(
+                "transcriber.aws.vocabulary_name needs transcriber.language (a custom vocabulary has one language)"
+            )
+        return self
 
 
 class OutputSettings(_Section):
@@ -234,6 +277,15 @@ class ReviewSettings(_Section):
         le=1,
         description="Share of the recordings above the threshold that still go to review (a fixed, random-looking"
         " choice per recording). Their word error rate is what auto-accepting costs.",
+    )
+    vocabulary_key: str = Field(
+        "syncd/vocabulary.txt",
+        description="Key, in the first source's bucket, of the vocabulary file: words reviewers added that the ASR"
+        ' never produced, most frequent first, with their counts; "" turns the file off.',
+    )
+    vocabulary_size: int = Field(200, ge=1, le=5000, description="Most words the vocabulary keeps.")
+    vocabulary_min_reviews: int = Field(
+        2, ge=1, description="A word joins the vocabulary once reviewers added it in this many recordings."
     )
 
 

@@ -55,7 +55,12 @@ _PUNCT = re.compile(r"[^\w\s']", re.UNICODE)
 
 
 def _normalize(text: str) -> str:
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+    return " ".join(normalize_words(text))
+
+
+def normalize_words(text: str, *, keep_case: bool = False) -> list[str]:
+    """The words of ``text`` with punctuation dropped (inner apostrophes kept), lower-cased unless ``keep_case``."""
+    return _PUNCT.sub(" ", text if keep_case else text.lower()).split()
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float | None:
@@ -105,8 +110,17 @@ def _vtt_time(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
 
 
+REDACTED_NOTE = "Redacted: Amazon Transcribe replaced personal information with [PII]."
+
+
+def redaction(transcript: Transcript) -> dict[str, Any] | None:
+    """What PII redaction did to the transcript (type, words redacted, per entity type), or None."""
+    found = transcript.extra.get("redaction")
+    return dict(found) if isinstance(found, dict) else None
+
+
 def to_vtt(review: Review) -> str:
-    doc = webvtt.WebVTT()
+    doc = webvtt.WebVTT(header_comments=[REDACTED_NOTE] if redaction(review.asr) else None)
     for s in review.segments:
         if s.text:
             end = max(s.end, s.start + 0.001)
@@ -128,6 +142,7 @@ def to_document(review: Review) -> dict[str, Any]:
             "language": asr.language,
             "confidence": asr.confidence,
             "duration": asr.duration,
+            "redaction": redaction(asr),
             "text": asr.text,
         },
         "review": {

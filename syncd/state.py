@@ -103,6 +103,16 @@ _MIGRATIONS: tuple[str, ...] = (
     UPDATE recordings SET duration = json_extract(transcript, '$.duration') WHERE transcript IS NOT NULL;
     UPDATE recordings SET review_mode = 'review' WHERE transcript IS NOT NULL;
     """,
+    # Words reviewers added that the ASR never produced, per reviewed recording (syncd.vocabulary).
+    """
+    CREATE TABLE added_words (
+        recording_id INTEGER NOT NULL,
+        project_id INTEGER,
+        word TEXT NOT NULL,
+        PRIMARY KEY (recording_id, word)
+    );
+    CREATE INDEX added_words_word ON added_words (word);
+    """,
 )
 
 
@@ -284,7 +294,24 @@ class StateStore:
         )
         return [dict(r) for r in rows]
 
+    def top_added_words(self, limit: int, min_recordings: int) -> list[tuple[str, int]]:
+        """(word, recordings it was added in), most recordings first, then alphabetical."""
+        rows = self._read(
+            "SELECT word, count(*) AS n FROM added_words GROUP BY word HAVING n >= ? ORDER BY n DESC, word LIMIT ?",
+            (min_recordings, limit),
+        )
+        return [(str(r["word"]), int(r["n"])) for r in rows]
+
     # --- writes -------------------------------------------------------------------------------------------
+
+    def set_added_words(self, rec_id: int, project_id: int | None, words: Iterable[str]) -> None:
+        """The words a recording's current review added (a re-export replaces those of the earlier review)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM added_words WHERE recording_id = ?", (rec_id,))
+            db.executemany(
+                "INSERT INTO added_words (recording_id, project_id, word) VALUES (?, ?, ?)",
+                [(rec_id, project_id, w) for w in sorted(set(words))],
+            )
 
     def update(self, rec_id: int, **fields: Any) -> None:
         """Set columns other than the status on one recording; ``transcript`` may be given as a Transcript."""

@@ -42,6 +42,7 @@ _HIDDEN = (
     "data.segments_to_check",
     "data.language",
     "data.asr_engine",
+    "data.redacted",
     "data",
     "predictions_score",
 )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from syncd import vocabulary
 from syncd.stages import accepted, exporter, importer, scan, transcribe
 
 if TYPE_CHECKING:
@@ -36,8 +37,10 @@ class Stage:
 
 def export(svc: Services, stop: threading.Event) -> int:
     """Auto-accepted transcripts first (they need S3 only, so a Label Studio outage does not hold them), then
-    reviews."""
-    return accepted.run(svc, stop) + exporter.run(svc, stop)
+    reviews, then the reviewers' vocabulary if they changed it."""
+    written = accepted.run(svc, stop) + exporter.run(svc, stop)
+    vocabulary.refresh(svc)
+    return written
 
 
 STAGES = (

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from syncd import exitcodes
-from syncd.formats import Review, render, word_errors
+from syncd import exitcodes, vocabulary
+from syncd.formats import Review, redaction, render, word_errors
 from syncd.labelstudio import LabelStudioError, layouts, ls_datetime, ls_time
 from syncd.log import describe_error
 from syncd.probe import classify
@@ -39,6 +39,7 @@ _MAX_RACES = 5
 META_ANNOTATION = "syncd-annotation"
 META_UPDATED = "syncd-updated-at"
 META_SOURCE = "syncd-source-etag"
+META_REDACTED = "syncd-redacted"
 
 Version = tuple[str, int]
 """(annotation updated_at as an ls_time string, annotation id): larger is newer."""
@@ -268,6 +269,8 @@ def write_outputs(storage: Storage, export: Export) -> Written:
     if audio != rec.etag:
         return Written([], [], [], round(time.monotonic() - started, 3), audio_etag=audio or "")
     meta = {META_ANNOTATION: str(annotation), META_UPDATED: updated, META_SOURCE: rec.etag}
+    if redaction(export.review.asr):
+        meta[META_REDACTED] = "PII"
     outcomes: dict[str, list[str]] = {"written": [], "current": [], "newer": []}
     for fmt in sorted(export.bodies, key=lambda f: f == "json"):  # json last: it marks a complete export
         key = f"{export.base}.{fmt}"
@@ -310,6 +313,7 @@ def record(svc: Services, export: Export, done: Written) -> None:
         svc.state.move(rec.id, rec.status, Status.EXPORTED, **fields)
     else:
         svc.state.update(rec.id, **fields)
+    svc.state.set_added_words(rec.id, review.project, vocabulary.added_words(review.text, review.asr.text))
     ids = {"recording": rec.id, "task": review.task, "annotation": review.annotation, "bucket": rec.bucket}
     if done.kept_newer and not done.formats:
         svc.log.info("annotation.superseded", key=rec.key, reason="outputs hold a newer review", **ids)

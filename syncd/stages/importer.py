@@ -30,6 +30,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from syncd.faults import fault_point
+from syncd.formats import redaction
 from syncd.labelstudio import layouts
 from syncd.labelstudio.client import LabelStudioError
 from syncd.recording import Recording, Status
@@ -50,13 +51,15 @@ def task_for(rec: Recording, layout: str, model_version: str) -> dict[str, Any]:
     transcript = rec.transcript
     assert transcript is not None
     confidence = transcript.confidence
+    redacted = redaction(transcript) is not None
     return {
         "data": {
             "audio": rec.uri,
             "key": rec.key,
             "asr_confidence": None if confidence is None else round(confidence, 3),
             "duration": None if transcript.duration is None else round(transcript.duration, 1),
-            "segments_to_check": layouts.segments_to_check(transcript),
+            "segments_to_check": layouts.segments_to_check(transcript) + (" · PII redacted" if redacted else ""),
+            "redacted": redacted,
             "language": transcript.language,
             "asr_engine": transcript.engine,
             "bucket": rec.bucket,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 
-from syncd import dependencies, exitcodes, triage
+from syncd import dependencies, exitcodes, triage, vocabulary
 from syncd.faults import fault_point
 from syncd.heartbeat import beat
 from syncd.probe import classify
@@ -180,6 +180,7 @@ def run(svc: Services, stop: threading.Event) -> int:
     if down:
         names = ", ".join(f"{d.name} ({d.error})" for d in down)
         raise dependencies.DependencyDownError(f"waiting for {names}")
+    svc.transcriber.use_vocabulary(vocabulary.current(svc))
     work = _Run(svc, stop)
     completed = 0
     while not stop.is_set():

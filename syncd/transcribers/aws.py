@@ -15,6 +15,7 @@ import dataclasses
 import json
 import posixpath
 import re
+import time
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,6 +31,8 @@ MODEL = "amazon-transcribe"
 MEDIA_FORMATS = set(AUDIO_FORMATS.values())
 JOB_NAME_MAX = 200
 MAX_GENERATIONS = 100
+VOCABULARY_CHECK = 60.0
+"""Seconds between two looks at whether the custom vocabulary is ready."""
 _UNSAFE = re.compile(r"[^0-9a-zA-Z._-]+")
 _THROTTLED = {"ThrottlingException", "LimitExceededException", "TooManyRequestsException", "InternalFailureException"}
 
@@ -80,6 +83,7 @@ class AwsTranscriber:
         self.max_in_flight = self.aws.max_in_flight
         # Few botocore retries: an outage is waited out by the stage, without holding a poll for minutes.
         self.client = boto_client("transcribe", s3, self.aws.endpoint_url, attempts=3)
+        self._vocabulary_checked = (-VOCABULARY_CHECK, False)
 
     @property
     def model_version(self) -> str:
@@ -106,7 +110,47 @@ class AwsTranscriber:
             request["IdentifyLanguage"] = True
         if self.aws.speaker_labels:
             request["Settings"] = {"ShowSpeakerLabels": True, "MaxSpeakerLabels": self.aws.max_speakers}
+        if self._vocabulary_ready():
+            request.setdefault("Settings", {})["VocabularyName"] = self.aws.vocabulary_name
+        if self.aws.redact_pii:
+            redaction: dict[str, Any] = {"RedactionType": "PII", "RedactionOutput": "redacted"}
+            if self.aws.pii_entity_types:
+                redaction["PiiEntityTypes"] = list(self.aws.pii_entity_types)
+            request["ContentRedaction"] = redaction
         return request
+
+    def use_vocabulary(self, words: list[str]) -> None:
+        """Nothing to do per job: requests name the custom vocabulary (``publish_vocabulary``) once it is ready."""
+
+    def publish_vocabulary(self, words: list[str]) -> None:
+        """Create or update the custom vocabulary ``vocabulary_name`` with ``words`` (most frequent first). Jobs
+        started while Transcribe prepares it go without it."""
+        name = self.aws.vocabulary_name
+        if not name or not words:
+            return
+        args = {"VocabularyName": name, "LanguageCode": self.settings.language, "Phrases": words}
+        try:
+            self.client.update_vocabulary(**args)
+        except ClientError as exc:
+            if _error_code(exc) not in ("NotFoundException", "BadRequestException"):
+                raise
+            self.client.create_vocabulary(**args)
+        self._vocabulary_checked = (0.0, False)
+
+    def _vocabulary_ready(self) -> bool:
+        """Whether ``vocabulary_name`` is READY, asked at most every VOCABULARY_CHECK seconds; a vocabulary that is
+        missing, pending or failed is left out of new jobs rather than failing them."""
+        if not self.aws.vocabulary_name:
+            return False
+        checked_at, ready = self._vocabulary_checked
+        if time.monotonic() - checked_at < VOCABULARY_CHECK:
+            return ready
+        try:
+            state = self.client.get_vocabulary(VocabularyName=self.aws.vocabulary_name).get("VocabularyState")
+        except (ClientError, BotoCoreError):
+            state = None
+        self._vocabulary_checked = (time.monotonic(), state == "READY")
+        return state == "READY"
 
     def start(self, recording: Recording) -> str:
         """Start the recording's job, or adopt the one already started under its name unless that one FAILED."""

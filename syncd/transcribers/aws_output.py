@@ -158,7 +158,9 @@ def _word(item: dict[str, Any], n: int, text: str, speakers: dict[tuple[float, f
     if "start_time" not in item or "end_time" not in item:
         raise TranscribeOutputError(f"Transcribe output pronunciation item {n} has no start_time/end_time")
     start, end = _seconds(item, "start_time"), _seconds(item, "end_time")
-    raw = item["alternatives"][0].get("confidence")
+    best = item["alternatives"][0]
+    # A redacted word's confidence is that it is PII, not that it was heard right: it does not rank the task.
+    raw = None if best.get("redactions") else best.get("confidence")
     speaker = item.get("speaker_label") or item.get("channel_label") or speakers.get((start, end))
     return Word(
         start=start,
@@ -228,4 +230,21 @@ def _extra(doc: dict[str, Any], results: dict[str, Any], words: list[Word]) -> d
     masked = sum(1 for w in words if "***" in w.text)
     if masked:
         extra["vocabulary_filtered_words"] = masked
+    redacted = _redactions(results)
+    if doc.get("isRedacted") or redacted:
+        extra["redaction"] = {"type": "PII", "redacted_words": sum(redacted.values()), "entities": redacted}
     return extra
+
+
+def _redactions(results: dict[str, Any]) -> dict[str, int]:
+    """PII entity type -> words Transcribe replaced with [PII]."""
+    found: dict[str, int] = {}
+    items = [*(results.get("items") or ())]
+    for channel in (results.get("channel_labels") or {}).get("channels") or ():
+        items += channel.get("items") or ()
+    for item in items:
+        for alternative in (item.get("alternatives") or [])[:1]:
+            for redaction in alternative.get("redactions") or ():
+                kind = str(redaction.get("type") or "PII")
+                found[kind] = found.get(kind, 0) + 1
+    return found

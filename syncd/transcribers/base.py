@@ -57,6 +57,11 @@ class Transcriber(Protocol):
         works inside ``poll`` calls ``progress`` every few seconds while it does."""
         ...
 
+    def use_vocabulary(self, words: list[str]) -> None:
+        """The words reviewers keep adding (``syncd.vocabulary``), most frequent first, for jobs started from now
+        on; an engine that cannot bias its decoding ignores them."""
+        ...
+
 
 def works_in_process(transcriber: Transcriber) -> bool:
     """True for engines that do the work inside ``poll`` (a crash there may be the recording's fault, so each poll

@@ -41,6 +41,7 @@ BEAT_EVERY = 2.0
 DOWNLOAD_THREADS = 2
 CUT_SEARCH_S = 10.0
 CHANNEL_SPEAKERS = ("ch_0", "ch_1")
+HOTWORDS = 50
 
 
 @dataclass
@@ -74,6 +75,13 @@ class WhisperTranscriber:
         self._ready: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._local = threading.local()
+        self.hotwords: str | None = None
+
+    def use_vocabulary(self, words: list[str]) -> None:
+        """With ``hotwords_from_reviews``, the most frequent words become the decoder's hotwords (a prompt hint:
+        the first HOTWORDS words, to stay well inside whisper's prompt)."""
+        if self.settings.hotwords_from_reviews:
+            self.hotwords = " ".join(words[:HOTWORDS]) or None
 
     @property
     def model_name(self) -> str:
@@ -230,6 +238,8 @@ class WhisperTranscriber:
         """One channel of one window through faster-whisper; decoding errors surface while iterating."""
         s = self.settings
         options: dict[str, Any] = {"language": language, "beam_size": s.beam_size, "word_timestamps": True}
+        if self.hotwords:
+            options["hotwords"] = self.hotwords
         if s.vad_filter:
             options |= {"vad_filter": True, "vad_parameters": s.vad.model_dump()}
         if self.plan.batch_size <= 1:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from syncd.config import ConfigError, WhisperSettings
 
-CORES_PER_CPU_WORKER = 4
+CORES_PER_CPU_WORKER = 1
 MAX_DEFAULT_CPU_WORKERS = 8
 GPU_WORKERS_PER_DEVICE = 2
 DEFAULT_BATCH_SIZE = {"cpu": 1, "cuda": 16, "auto": 1}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from devstack import (
     TRANSCRIBE_FIXTURES,
@@ -99,3 +100,34 @@ def test_crash_after_start_adopts_the_running_job(stack: Stack, s3: Any, ls: Any
     jobs = stack.moto.client().list_transcription_jobs(JobNameContains=rec.syncd_id)["TranscriptionJobSummaries"]
     assert len(jobs) == 1
     assert rec.syncd_id == syncd_id(bucket, "calls/a.mp3", rec.etag)
+
+
+def test_pii_redaction_reaches_the_job_the_reviewer_and_the_outputs(
+    stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path
+) -> None:
+    upload_with_results(s3, bucket, {"calls/card.mp3": "redacted.json"})
+    title = f"pii {bucket}"
+    config = aws_config(stack, tmp_path, bucket, title, aws='redact_pii = true\npii_entity_types = ["NAME", "PHONE"]')
+    run_until_imported(stack, config, expected=1)
+
+    jobs = requests.get(f"{stack.moto.url}/moto-api/data.json", timeout=10).json()["transcribe"]["FakeTranscriptionJob"]
+    [job] = [j for j in jobs if j["media"]["MediaFileUri"] == f"s3://{bucket}/calls/card.mp3"]
+    assert job["content_redaction"] == {
+        "RedactionType": "PII",
+        "RedactionOutput": "redacted",
+        "PiiEntityTypes": ["NAME", "PHONE"],
+    }
+    [task] = project_tasks(ls, title)
+    assert task["data"]["redacted"] is True and task["data"]["segments_to_check"].endswith("· PII redacted")
+    result = task["predictions"][0]["result"]
+    shown = " ".join(i["value"]["text"][0] for i in result if i["from_name"] == "transcription")
+    assert shown.count("[PII]") == 4 and "my name is [PII]." in shown
+
+    ls.annotations.create(id=task["id"], result=result, was_cancelled=False)
+    run_syncd(["once", "-c", str(config)], stack)
+    doc = json.loads(s3.get_object(Bucket=bucket, Key="calls/card.transcript.json")["Body"].read())
+    assert doc["asr"]["redaction"]["redacted_words"] == 4 and doc["text"].count("[PII]") == 4
+    vtt = s3.get_object(Bucket=bucket, Key="calls/card.transcript.vtt")["Body"].read().decode()
+    assert vtt.startswith("WEBVTT\n\nNOTE Redacted:")
+    for fmt in ("txt", "json", "srt", "vtt"):
+        assert s3.head_object(Bucket=bucket, Key=f"calls/card.transcript.{fmt}")["Metadata"]["syncd-redacted"] == "PII"

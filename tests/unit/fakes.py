@@ -220,9 +220,14 @@ class FakeTranscriber:
     engine: str = "fake"
     max_in_flight: int = 4
 
+    vocabulary: list[str] = field(default_factory=list)
+
     @property
     def model_version(self) -> str:
         return "fake-1"
+
+    def use_vocabulary(self, words: list[str]) -> None:
+        self.vocabulary = words
 
     def start(self, recording: Recording) -> str:
         self.started.append(recording.key)

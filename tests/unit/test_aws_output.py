@@ -257,3 +257,21 @@ def test_numeric_values_are_accepted_as_numbers_too() -> None:
     t = parse_transcribe_output(doc_of([item]))
 
     assert t.words == [Word(start=0.1, end=0.25, text="Hi", confidence=0.875)]
+
+
+def test_redacted_output_keeps_pii_markers_out_of_the_confidence_and_counts_them() -> None:
+    doc = json.loads((FIXTURES / "redacted.json").read_text())
+    transcript = parse_transcribe_output(doc)
+    assert transcript.text.count("[PII]") == 4 and "my name is [PII]." in transcript.text
+    redacted = [w for s in transcript.segments for w in s.words if w.text.startswith("[PII]")]
+    assert len(redacted) == 4 and all(w.confidence is None for w in redacted)
+    items = doc["results"]["items"]
+    spoken = [i for i in items if i["type"] == "pronunciation" and "redactions" not in i["alternatives"][0]]
+    heard = [float(i["alternatives"][0]["confidence"]) for i in spoken]
+    assert transcript.confidence == pytest.approx(sum(heard) / len(heard), abs=1e-4)
+    assert transcript.extra["redaction"] == {
+        "type": "PII",
+        "redacted_words": 4,
+        "entities": {"NAME": 1, "CREDIT_DEBIT_NUMBER": 1, "CREDIT_DEBIT_EXPIRY": 1, "PHONE": 1},
+    }
+    assert "redaction" not in parse_transcribe_output(json.loads((FIXTURES / "single_speaker.json").read_text())).extra

@@ -96,3 +96,21 @@ def test_running_job_is_not_waited_for(engine: AwsTranscriber) -> None:
     with Stubber(engine.client) as stub:
         stub.add_response("get_transcription_job", {"TranscriptionJob": job})
         assert engine.poll(rec) is None
+
+
+def test_pii_redaction_is_asked_for_with_the_entity_types(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    s3 = S3Settings()
+    every = TranscriberSettings.model_validate({"engine": "aws", "aws": {"redact_pii": True}})
+    some = TranscriberSettings.model_validate(
+        {"engine": "aws", "aws": {"redact_pii": True, "pii_entity_types": ["NAME", "SSN"]}}
+    )
+    request = AwsTranscriber(every, s3, Storage(s3)).job_request(recording())
+    assert request["ContentRedaction"] == {"RedactionType": "PII", "RedactionOutput": "redacted"}
+    request = AwsTranscriber(some, s3, Storage(s3)).job_request(recording())
+    assert request["ContentRedaction"]["PiiEntityTypes"] == ["NAME", "SSN"]
+
+
+def test_no_redaction_unless_asked(engine: AwsTranscriber) -> None:
+    assert "ContentRedaction" not in engine.job_request(recording())

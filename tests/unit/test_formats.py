@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from datetime import timedelta
@@ -98,6 +99,7 @@ def test_json_document_schema() -> None:
         "language": "en-US",
         "confidence": None,
         "duration": 66.0,
+        "redaction": None,
         "text": ASR.text,
     }
     assert doc["review"] == {
@@ -146,3 +148,14 @@ def test_document_wer_is_of_asr_against_the_corrected_text() -> None:
     review = _review(segments=(Segment(0.0, 1.0, "one two three four", asr_text="one too three four"),))
     review = Review(**{**review.__dict__, "asr": Transcript((Segment(0.0, 1.0, "one too three four"),), "w", "m")})
     assert to_document(review)["word_error_rate"] == 0.25
+
+
+def test_redacted_transcripts_say_so_in_json_and_vtt() -> None:
+    found = {"type": "PII", "redacted_words": 1, "entities": {"NAME": 1}}
+    review = dataclasses.replace(_review(), asr=dataclasses.replace(ASR, extra={"redaction": found}))
+    bodies = render(review, ["json", "vtt", "srt"])
+    assert json.loads(bodies["json"])["asr"]["redaction"] == found
+    vtt = bodies["vtt"].decode()
+    assert vtt.startswith("WEBVTT\n\nNOTE Redacted: Amazon Transcribe replaced personal information with [PII].")
+    assert len(webvtt.from_buffer(io.StringIO(vtt)).captions) == len(REVIEWED)
+    assert "NOTE" not in render(_review(), ["vtt"])["vtt"].decode()

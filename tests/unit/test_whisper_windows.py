@@ -104,8 +104,9 @@ def test_segment_times_shift_by_the_window_offset_exactly() -> None:
 
 def test_defaults_follow_the_device() -> None:
     cpu = plan(WhisperSettings(), cores=2)
-    assert (cpu.compute_type, cpu.workers, cpu.cpu_threads, cpu.batch_size) == ("int8", 1, 2, 1)
-    assert plan(WhisperSettings(), cores=16).workers == 4
+    assert (cpu.compute_type, cpu.workers, cpu.cpu_threads, cpu.batch_size) == ("int8", 2, 1, 1)
+    big = plan(WhisperSettings(), cores=16)
+    assert (big.workers, big.cpu_threads) == (8, 2)
     assert cpu.model_version == "whisper-tiny.en-int8"
     gpu = plan(WhisperSettings(device="cuda", device_index=[0, 1]), cores=16)
     assert (gpu.compute_type, gpu.workers, gpu.batch_size, gpu.models_per_device) == ("float16", 4, 16, 2)

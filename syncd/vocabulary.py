@@ -1,0 +1,66 @@
+"""Vocabulary feedback: words reviewers keep adding that the ASR never produced (names, products, jargon).
+
+Each exported review records the words its reviewer added (in the reviewed text, absent from the ASR text; case
+kept, so a name stays a name). A word added in at least ``review.vocabulary_min_reviews`` recordings joins the
+vocabulary: the ``review.vocabulary_size`` most frequent are written to ``review.vocabulary_key`` in the first
+source's bucket, kept as the Amazon Transcribe custom vocabulary ``transcriber.aws.vocabulary_name`` (when set) that
+new jobs use once Transcribe has it ready, and given to faster-whisper as hotwords (when
+``transcriber.whisper.hotwords_from_reviews``). Only a change is written; a failure is logged and tried again after
+the next export.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from syncd.formats import normalize_words
+from syncd.services import Services
+from syncd.transcribers.aws import AwsTranscriber
+
+CURSOR = "vocabulary"
+MIN_LENGTH = 3
+_WORD = re.compile(r"^[^\W\d_][^\W\d_'\-]*(?:['\-][^\W\d_]+)*$")
+"""Letters, with inner apostrophes or hyphens: what Transcribe accepts as a phrase and whisper as a hotword."""
+
+
+def added_words(reviewed: str, asr: str) -> set[str]:
+    """Words of the reviewed text that the ASR text lacks (compared case-insensitively)."""
+    heard = {w.lower() for w in normalize_words(asr)}
+    return {w for w in normalize_words(reviewed, keep_case=True) if w.lower() not in heard and _usable(w)}
+
+
+def _usable(word: str) -> bool:
+    return len(word) >= MIN_LENGTH and bool(_WORD.match(word))
+
+
+def current(svc: Services) -> list[str]:
+    """The vocabulary as last published (empty before the first)."""
+    raw = svc.state.cursor(CURSOR)
+    return list(json.loads(raw)["words"]) if raw else []
+
+
+def refresh(svc: Services) -> bool:
+    """Publish the vocabulary if it changed since the last time; True when it did."""
+    review = svc.settings.review
+    top = svc.state.top_added_words(review.vocabulary_size, review.vocabulary_min_reviews)
+    words = [w for w, _ in top]
+    if words == current(svc):
+        return False
+    try:
+        _publish(svc, top)
+    except Exception as exc:
+        svc.log.error("vocabulary.update_failed", words=len(words), error=f"{type(exc).__name__}: {exc}"[:300])
+        return False
+    svc.state.set_cursor(CURSOR, json.dumps({"words": words}))
+    svc.log.info("vocabulary.updated", words=len(words), top=words[:10])
+    return True
+
+
+def _publish(svc: Services, top: list[tuple[str, int]]) -> None:
+    review = svc.settings.review
+    if review.vocabulary_key:
+        body = "".join(f"{word}\t{count}\n" for word, count in top).encode()
+        svc.storage.write(svc.settings.sources[0].bucket, review.vocabulary_key, body, "txt", {})
+    if isinstance(svc.transcriber, AwsTranscriber):
+        svc.transcriber.publish_vocabulary([w for w, _ in top])
