@@ -130,12 +130,14 @@ class AwsTranscriber:
             return
         args = {"VocabularyName": name, "LanguageCode": self.settings.language, "Phrases": words}
         try:
-            self.client.update_vocabulary(**args)
+            self.client.get_vocabulary(VocabularyName=name)
         except ClientError as exc:
             if _error_code(exc) not in ("NotFoundException", "BadRequestException"):
                 raise
             self.client.create_vocabulary(**args)
-        self._vocabulary_checked = (0.0, False)
+        else:
+            self.client.update_vocabulary(**args)
+        self._vocabulary_checked = (-VOCABULARY_CHECK, False)
 
     def _vocabulary_ready(self) -> bool:
         """Whether ``vocabulary_name`` is READY, asked at most every VOCABULARY_CHECK seconds; a vocabulary that is

@@ -13,6 +13,7 @@ from devstack import (
     TRANSCRIBE_FIXTURES,
     Stack,
     aws_config,
+    log_events,
     project_tasks,
     run_syncd,
     run_until_imported,
@@ -131,3 +132,46 @@ def test_pii_redaction_reaches_the_job_the_reviewer_and_the_outputs(
     assert vtt.startswith("WEBVTT\n\nNOTE Redacted:")
     for fmt in ("txt", "json", "srt", "vtt"):
         assert s3.head_object(Bucket=bucket, Key=f"calls/card.transcript.{fmt}")["Metadata"]["syncd-redacted"] == "PII"
+
+
+def test_a_name_reviewers_add_reaches_the_vocabulary_file_and_the_next_job(
+    stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path
+) -> None:
+    before = upload_with_results(
+        s3, bucket, {"calls/a.mp3": "single_speaker.json", "calls/b.mp3": "single_speaker.json"}
+    )
+    title, vocabulary = f"vocab {bucket}", f"reviewers-{bucket}"
+    config = aws_config(stack, tmp_path, bucket, title, aws=f'vocabulary_name = "{vocabulary}"')
+    config.write_text(config.read_text().replace('engine = "aws"\n', 'engine = "aws"\nlanguage = "en-US"\n'))
+    run_until_imported(stack, config, expected=2)
+
+    # Both reviewers add the caller's name, which the ASR never heard.
+    for task in project_tasks(ls, title):
+        result = task["predictions"][0]["result"]
+        last = [r for r in result if r["from_name"] == "transcription"][-1]
+        last["value"]["text"] = [last["value"]["text"][0].replace("Friday.", "Friday, Kowalczyk.")]
+        ls.annotations.create(id=task["id"], result=result, was_cancelled=False)
+    events = log_events(run_syncd(["once", "-c", str(config)], stack).stdout)
+    assert [e["top"] for e in events if e["event"] == "vocabulary.updated"] == [["Kowalczyk"]], [
+        e for e in events if e["event"].startswith(("vocabulary", "annotation", "export"))
+    ]
+    body = s3.get_object(Bucket=bucket, Key="syncd/vocabulary.txt")["Body"].read().decode()
+    assert body == "Kowalczyk\t2\n"
+
+    transcribe = stack.moto.client()
+    state = ""
+    for _ in range(10):
+        state = transcribe.get_vocabulary(VocabularyName=vocabulary)["VocabularyState"]
+        if state == "READY":
+            break
+    assert state == "READY"
+    data = requests.get(f"{stack.moto.url}/moto-api/data.json", timeout=10).json()["transcribe"]["FakeVocabulary"]
+    [kept] = [v for v in data if v["vocabulary_name"] == vocabulary]
+    assert kept["phrases"] == ["Kowalczyk"] and kept["language_code"] == "en-US"
+
+    names = upload_with_results(s3, bucket, {"calls/c.mp3": "single_speaker.json"})
+    run_until_imported(stack, config, expected=1)
+    job = transcribe.get_transcription_job(TranscriptionJobName=names["calls/c.mp3"])["TranscriptionJob"]
+    assert job["Settings"]["VocabularyName"] == vocabulary
+    first = transcribe.get_transcription_job(TranscriptionJobName=before["calls/a.mp3"])
+    assert "VocabularyName" not in first["TranscriptionJob"]["Settings"], "jobs before it ran without it"

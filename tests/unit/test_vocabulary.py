@@ -89,7 +89,7 @@ def test_transcribe_vocabulary_is_created_then_updated_and_used_once_ready(aws: 
     with Stubber(aws.client) as stub:
         stub.add_response("get_vocabulary", {"VocabularyName": "reviewers", "VocabularyState": "PENDING"})
         assert "VocabularyName" not in aws.job_request(recording())["Settings"]
-        stub.add_client_error("update_vocabulary", "BadRequestException", "The requested vocabulary couldn't be found")
+        stub.add_client_error("get_vocabulary", "BadRequestException", "The requested vocabulary couldn't be found")
         stub.add_response(
             "create_vocabulary",
             {"VocabularyName": "reviewers", "VocabularyState": "PENDING"},
@@ -99,6 +99,7 @@ def test_transcribe_vocabulary_is_created_then_updated_and_used_once_ready(aws: 
         stub.add_response("get_vocabulary", {"VocabularyName": "reviewers", "VocabularyState": "READY"})
         assert aws.job_request(recording())["Settings"]["VocabularyName"] == "reviewers"
         assert aws.job_request(recording())["Settings"]["VocabularyName"] == "reviewers", "checked once a minute"
+        stub.add_response("get_vocabulary", {"VocabularyName": "reviewers", "VocabularyState": "READY"})
         stub.add_response(
             "update_vocabulary",
             {"VocabularyName": "reviewers", "VocabularyState": "PENDING"},
