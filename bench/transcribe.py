@@ -306,9 +306,12 @@ def main() -> None:
             order = paths[::-1] if args.reverse else paths
             done = {name: run() for name, run in order}
             rows = [(name, done[name]) for name, _ in paths]
-        report(rows, scripts, audio_s)
+            report(rows, scripts, audio_s)
+            if args.long_minutes:
+                long = long_file(files, args.long_minutes, work / "long.mp3")
+                whole = run_long(stack, work, long, mine)
         if args.long_minutes:
-            memory(files, args.long_minutes, work)
+            memory(long, whole)
 
 
 def report(rows: list[tuple[str, dict[str, Any]]], scripts: dict[str, str], audio_s: float) -> None:
@@ -325,10 +328,34 @@ def report(rows: list[tuple[str, dict[str, Any]]], scripts: dict[str, str], audi
     print(f"syncd / syncd today:         {mine / today:.2f}x (target >= 1.8x)")
 
 
-def memory(files: list[Path], minutes: float, work: Path) -> None:
-    path = long_file(files, minutes, work / "long.mp3")
+_MEASURED = (
+    "import resource, subprocess, sys, time; t = time.perf_counter();"
+    " subprocess.run(sys.argv[1:], check=True, capture_output=True);"
+    " print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def run_long(stack: Stack, work: Path, path: Path, whisper: str) -> dict[str, float]:
+    """`syncd once` over the one long file alone: wall seconds and the process's peak RSS."""
+    stack.s3.client().upload_file(str(path), BUCKET, f"long/{path.name}")
+    folder = work / "long"
+    folder.mkdir()
+    config = folder / "syncd.toml"
+    extra = f"[transcriber.whisper]\n{whisper}\n"
+    config.write_text(stack.config(folder, BUCKET, prefix="long/", project="bench asr long", extra=extra))
+    argv = [sys.executable, "-c", _MEASURED, str(VENV_BIN / "syncd"), "once", "-c", str(config)]
+    out = subprocess.run(argv, env={**os.environ, **stack.env()}, check=True, capture_output=True, text=True)
+    seconds, peak_kb = out.stdout.split()
+    return {"seconds": float(seconds), "peak_mb": int(peak_kb) / 1024}
+
+
+def memory(path: Path, whole: dict[str, float]) -> None:
     length = seconds_of(path)
-    print(f"\nmemory for one {length / 60:.0f}-minute file (decoding + spectrogram, no model), peak RSS:")
+    print(
+        f"\nsyncd once over one {length / 60:.0f}-minute file: {whole['seconds']:.0f} s"
+        f" ({length / whole['seconds']:.1f} audio-s/s), peak RSS {whole['peak_mb']:.0f} MB (model included)"
+    )
+    print("memory for the same file (decoding + spectrogram, no model), peak RSS:")
     for mode, label in (("whole", "whole file at once (faster-whisper)"), ("windows", "600 s windows (syncd)")):
         row = run_rss(mode, path)
         print(f"  {label:<40}{row['peak_mb']:>8.0f} MB  (interpreter and imports: {row['before_mb']:.0f} MB)")
