@@ -1,4 +1,5 @@
-"""/healthz: Label Studio and S3 reachable, no service a stage needs down for long, and a recent good cycle.
+"""/healthz: Label Studio and S3 reachable, no service a stage needs down for long, a recent good cycle, and no import
+stuck in doubt (in doubt is shown while it waits to be settled; failing once it has not been settled in time).
 
 The reachability probes make outbound calls, so their results are cached for ``PROBE_TTL`` seconds and refreshed by
 one caller at a time: a scrape storm (or an attacker) costs at most one probe round per TTL, never one per request.
@@ -16,6 +17,7 @@ from typing import Any
 from syncd import dependencies
 from syncd.config import Settings
 from syncd.probe import ProbeError, buckets_readable, labelstudio_alive, quick_s3_client
+from syncd.stages import importer
 from syncd.state import StateStore
 
 PROBE_TTL = 5.0
@@ -102,6 +104,14 @@ def health_report(
         "last_good_age_seconds": last_good_age,
         "max_age_seconds": limit,
     }
+    doubt = importer.in_doubt(state) if state is not None else None
+    if doubt is not None:
+        checks["import"] = {
+            "ok": time.time() <= doubt["retry_at"] + limit,
+            "in_doubt": doubt["recordings"],
+            "reason": doubt["reason"],
+            "retry_at": _iso(doubt["retry_at"]),
+        }
     ok = phase == "running" and all(check["ok"] for check in checks.values())
     down = sorted(name for name, check in checks.items() if check.get("up") is False)
     checks["parked"] = {"ok": parked == 0, "count": parked}

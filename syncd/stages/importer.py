@@ -35,6 +35,7 @@ from syncd.labelstudio import layouts
 from syncd.labelstudio.client import LabelStudioError
 from syncd.recording import Recording, Status
 from syncd.services import Services
+from syncd.state import StateStore
 
 TICK = 5.0
 """Seconds between two looks at whether a batch is due (the import job's tick when ``import_interval`` is longer)."""
@@ -188,6 +189,16 @@ class Doubt:
 
     def dump(self) -> str:
         return json.dumps(self.__dict__)
+
+
+def in_doubt(state: StateStore) -> dict[str, Any] | None:
+    """Recordings whose import is in doubt, why, and when Label Studio is asked again (for `/healthz`)."""
+    waiting = state.count(Status.IMPORTING)
+    doubts = [d for d in map(Doubt.load, state.cursors("import-doubt:").values()) if d and d.until]
+    if not waiting or not doubts:
+        return None
+    first = min(doubts, key=lambda d: d.until or 0)
+    return {"recordings": waiting, "reason": first.reason, "retry_at": first.until}
 
 
 def _sending(project: int, svc: Services) -> None:

@@ -7,14 +7,17 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 import requests
 from structlog.testing import capture_logs
 
+from syncd.daemon.health import health_report, max_cycle_age
 from syncd.daemon.metrics import Metrics
 from syncd.labelstudio.client import LabelStudioError
 from syncd.ops import status_report
@@ -22,7 +25,7 @@ from syncd.recording import Status
 from syncd.services import Services
 from syncd.stages import exporter, importer, scan, transcribe
 from syncd.state import StateStore
-from tests.unit.fakes import FakeLabelStudio, FakeStorage, services
+from tests.unit.fakes import FakeLabelStudio, FakeStorage, healthy_probes, services
 
 GO = threading.Event()
 KEYS = ("a.mp3", "b.mp3", "c.mp3", "d.mp3")
@@ -200,6 +203,29 @@ def test_in_doubt_shows_in_metrics(stack: tuple) -> None:
     text = metrics.render().decode()
     assert 'syncd_log_events_total{event="import.in_doubt",level="warning"} 1.0' in text
     assert 'syncd_recordings{state="importing"} 1.0' in text
+
+
+def test_in_doubt_shows_in_health_and_fails_it_once_overdue(stack: tuple) -> None:
+    svc, ls, storage, _ = stack
+    _upload(storage, KEYS[:2])
+    scan.run(svc, GO)
+    transcribe.run(svc, GO)
+    ls.import_faults.append((requests.ReadTimeout("read timed out"), "late"))
+    with pytest.raises(requests.ReadTimeout):
+        importer.run(svc, GO)
+    ok, body = health_report(svc.settings, "running", 1.0, healthy_probes(svc.settings), svc.state)
+    check = body["checks"]["import"]
+    assert ok and check["ok"] and check["in_doubt"] == 2 and "ReadTimeout" in check["reason"] and check["retry_at"]
+    overdue = time.time() + svc.settings.labelstudio.import_settle + max_cycle_age(svc.settings) + 5
+    with patch("syncd.daemon.health.time.time", return_value=overdue):
+        ok, body = health_report(svc.settings, "running", 1.0, healthy_probes(svc.settings), svc.state)
+    assert not ok and body["status"] == "failing" and body["checks"]["import"]["ok"] is False
+    ls.settle()
+    due = importer.Doubt.name(1)
+    svc.state.change_cursor(due, lambda raw: dataclasses.replace(importer.Doubt.load(raw), until=0.0).dump())  # type: ignore[arg-type]
+    assert importer.run(svc, GO) == 2
+    ok, body = health_report(svc.settings, "running", 1.0, healthy_probes(svc.settings), svc.state)
+    assert ok and "import" not in body["checks"]
 
 
 def test_deletion_is_noticed_when_another_tool_adds_a_task_at_the_same_time(stack: tuple) -> None:
