@@ -103,7 +103,7 @@ def expected_wer_above(found: list[Bin], threshold: float) -> float | None:
     return round(errors / words, 4) if words else None
 
 
-def lowest_threshold(found: list[Bin], max_wer: float, width: float) -> dict[str, Any]:
+def lowest_threshold(found: list[Bin], max_wer: float) -> dict[str, Any]:
     """The lowest bin edge whose expected WER above it stays at or under ``max_wer``; bins above it with recordings
     but no review make it unknowable (None)."""
     edges = sorted({b.low for b in found})
@@ -166,7 +166,7 @@ def build(store: StateStore, settings: Settings, width: float = 0.1, max_wer: fl
         "annotators": [a.as_dict() for a in annotators(rows)],
     }
     if max_wer is not None:
-        report["threshold"] = lowest_threshold(found, max_wer, width)
+        report["threshold"] = lowest_threshold(found, max_wer)
     return report
 
 

@@ -79,6 +79,7 @@ def test_health_metrics_and_webhook_export(http_daemon: Any, stack: Stack, ls: A
     assert samples[("syncd_transcript_confidence_count", ())] == 1
     assert samples[("syncd_log_events_total", (("event", "task.imported"), ("level", "info")))] == 1
     assert samples[("syncd_up", ())] == 1
+    before = samples.get(("syncd_stage_items_total", (("stage", "export"),)), 0.0)
 
     # The webhook is on the project, for annotation created/updated, carrying the shared secret.
     project = registered["project"]
@@ -101,6 +102,8 @@ def test_health_metrics_and_webhook_export(http_daemon: Any, stack: Stack, ls: A
     assert exported["written"] is True
     assert time.monotonic() - submitted < 30 and waited < 30
     samples = _samples(requests.get(f"{base}/metrics", timeout=10).text)
+    exports = samples[("syncd_stage_items_total", (("stage", "export"),))]
+    assert exports == before + 1, "the webhook export counts as the export stage's item, once"
     assert samples[("syncd_webhook_requests_total", (("outcome", "unauthorized"),))] == 2
     assert samples[("syncd_webhook_requests_total", (("outcome", "accepted"),))] >= 1
     [(labels, count)] = [(dict(k[1]), v) for k, v in samples.items() if k[0] == "syncd_review_word_error_rate_count"]
