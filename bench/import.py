@@ -2,7 +2,8 @@
 
 Printed beside, in the same run and against the same Label Studio:
   (a) Label Studio's own S3 import storage sync of the same N objects (tasks without predictions), and
-  (b) one raw bulk ``import_tasks`` call with exactly the tasks syncd builds (predictions included).
+  (b) one raw bulk ``import_tasks`` call with exactly the tasks syncd builds (predictions included), and
+  (c) the same tasks without predictions in one call, then their predictions in one ``/import/predictions`` call.
 Targets: syncd >= 5x (a) and >= 0.8x (b); a second, idle cycle over the same bucket <= 2 s.
 
     .venv/bin/python -m bench.import [--recordings 2000]
@@ -129,6 +130,23 @@ def raw_import(stack: Stack, svc: Services, tasks: list[dict[str, Any]], *, sdk_
     return elapsed
 
 
+def tasks_then_predictions(stack: Stack, svc: Services, tasks: list[dict[str, Any]]) -> tuple[float, float]:
+    """(c) Issue 12's candidate: the tasks without predictions in one bulk call, then their predictions through
+    ``/api/projects/{id}/import/predictions`` (SDK ``projects.import_predictions``), as plain HTTP. Returns the
+    seconds of each call."""
+    sdk = stack.labelstudio.client()
+    project = int(
+        sdk.projects.create(title="bench: tasks then predictions", label_config=label_config("segments")).id or 0
+    )
+    bare = [{"data": t["data"]} for t in tasks]
+    ids, first = timed(lambda: svc.labelstudio.import_tasks(project, bare))
+    predictions = [{"task": i, **t["predictions"][0]} for i, t in zip(ids, tasks, strict=True)]
+    path = f"/api/projects/{project}/import/predictions"
+    response, second = timed(lambda: stack.labelstudio.api("POST", path, json=predictions))
+    assert response.ok and response.json().get("created") == len(tasks), response.text[:300]
+    return first, second
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recordings", type=int, default=2000)
@@ -153,6 +171,7 @@ def main() -> None:
         _, idle = timed(lambda: run_cycle(svc))
         raw = raw_import(stack, svc, tasks, sdk_call=True)
         raw_http = raw_import(stack, svc, tasks, sdk_call=False)
+        bare, predictions = tasks_then_predictions(stack, svc, tasks)
         sync = labelstudio_sync(stack, svc, n)
 
     rate = n / ours
@@ -162,9 +181,13 @@ def main() -> None:
     print(f"{'(a) Label Studio S3 import storage sync':<52}{sync:>10.2f}{n / sync:>10.0f}")
     print(f"{'(b) raw SDK projects.import_tasks, one call':<52}{raw:>10.2f}{n / raw:>10.0f}")
     print(f"{'(b2) raw HTTP POST /import, one call, same JSON':<52}{raw_http:>10.2f}{n / raw_http:>10.0f}")
+    split = bare + predictions
+    label = f"(c) tasks, then /import/predictions ({bare:.2f} + {predictions:.2f} s)"
+    print(f"{label:<52}{split:>10.2f}{n / split:>10.0f}")
     print(f"\nsyncd / (a)  = {rate / (n / sync):.1f}x   (target >= 5x)")
     print(f"syncd / (b)  = {rate / (n / raw):.2f}x   (target >= 0.8x)")
     print(f"syncd / (b2) = {rate / (n / raw_http):.2f}x")
+    print(f"(c) / (b2)   = {raw_http / split:.2f}x   (issue 12: adopt tasks-then-predictions if faster)")
     print(f"idle cycle over the same {n} objects: {idle:.2f} s   (target <= 2 s)")
 
 

@@ -195,6 +195,7 @@ class Services:
         return credentials(s3) | extra
 
     def close(self) -> None:
+        self.transcriber.close()
         self.state.close()
 
 

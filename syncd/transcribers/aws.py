@@ -119,6 +119,9 @@ class AwsTranscriber:
             request["ContentRedaction"] = redaction
         return request
 
+    def close(self) -> None:
+        """Nothing runs here: the jobs run in Transcribe and are found again by name."""
+
     def use_vocabulary(self, words: list[str]) -> None:
         """Nothing to do per job: requests name the custom vocabulary (``publish_vocabulary``) once it is ready."""
 

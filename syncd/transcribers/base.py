@@ -57,6 +57,10 @@ class Transcriber(Protocol):
         works inside ``poll`` calls ``progress`` every few seconds while it does."""
         ...
 
+    def close(self) -> None:
+        """Release what the engine holds (threads, models) before the process exits or the engine is replaced."""
+        ...
+
     def use_vocabulary(self, words: list[str]) -> None:
         """The words reviewers keep adding (``syncd.vocabulary``), most frequent first, for jobs started from now
         on; an engine that cannot bias its decoding ignores them."""

@@ -42,6 +42,7 @@ DOWNLOAD_THREADS = 2
 CUT_SEARCH_S = 10.0
 CHANNEL_SPEAKERS = ("ch_0", "ch_1")
 HOTWORDS = 50
+CLOSE_TIMEOUT = 30.0
 
 
 @dataclass
@@ -71,11 +72,12 @@ class WhisperTranscriber:
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
-        self._downloads: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._ready: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._downloads: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._ready: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._local = threading.local()
         self.hotwords: str | None = None
+        self._closing = threading.Event()
 
     def use_vocabulary(self, words: list[str]) -> None:
         """With ``hotwords_from_reviews``, the most frequent words become the decoder's hotwords (a prompt hint:
@@ -133,9 +135,27 @@ class WhisperTranscriber:
         for n in range(self.plan.workers):
             self._threads.append(_daemon_thread(f"whisper-worker-{n}", self._work_loop))
 
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Stop the workers and wait (up to ``timeout``) until none is inside the model: a process that exits while
+        a thread runs CTranslate2 code aborts (SIGABRT) instead of exiting cleanly. A recording cut short stays
+        TRANSCRIBING in the state and is transcribed again after the restart."""
+        self._closing.set()
+        for _ in range(DOWNLOAD_THREADS):
+            self._downloads.put(None)
+        for _ in range(self.plan.workers):
+            self._ready.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            self.log.warning("whisper.workers_still_running", threads=alive, waited_seconds=timeout)
+
     def _download_loop(self) -> None:
         while True:
             job = self._downloads.get()
+            if job is None:
+                return
             rec = job.recording
             try:
                 job.folder = Path(tempfile.mkdtemp(prefix="syncd-whisper-"))
@@ -151,6 +171,8 @@ class WhisperTranscriber:
     def _work_loop(self) -> None:
         while True:
             job = self._ready.get()
+            if job is None:
+                return
             rec = job.recording
             worker = threading.current_thread().name
             self.log.debug("transcription.decoding", recording=rec.id, key=rec.key, worker=worker)
@@ -291,6 +313,8 @@ class _Meter:
         self.last = time.monotonic()
 
     def tick(self, done_s: float, *, window_done: bool = False) -> None:
+        if self.owner._closing.is_set():
+            raise TranscriptionError("syncd is stopping; transcribed again after the restart", retryable=True)
         fraction = min(done_s / self.work_s, 1.0) if self.work_s else 0.0
         self.owner._moved += 1
         if self.job is not None:

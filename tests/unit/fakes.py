@@ -229,6 +229,9 @@ class FakeTranscriber:
     def use_vocabulary(self, words: list[str]) -> None:
         self.vocabulary = words
 
+    def close(self) -> None:
+        pass
+
     def start(self, recording: Recording) -> str:
         self.started.append(recording.key)
         return f"job-{recording.syncd_id}"

@@ -243,3 +243,24 @@ def test_the_stage_tops_the_engine_up_after_each_result(tmp_path: Path) -> None:
 
     assert transcribe.run(svc, go) == 5
     assert started_at_poll == [2, 3, 4, 5, 5]  # without the top-up: [2, 2, 4, 4, 5]
+
+
+def test_close_stops_the_workers_before_the_process_exits(tmp_path: Path) -> None:
+    """A thread left inside CTranslate2 when the interpreter exits aborts the process (SIGABRT): close() stops the
+    workers at their next segment and waits for them; the recording cut short fails as retryable."""
+    _wav(tmp_path / "long.wav", 150.0, gaps=[(59.5, 59.9), (119.5, 119.9)])
+    engine = WhisperTranscriber(WhisperSettings(workers=2, window_seconds=60), _Files(tmp_path))  # type: ignore[arg-type]
+    engine._model = model = _Model()
+    rec = recording_for("b", "long.wav", "etag")
+    engine.start(rec)
+    while not model.calls:
+        threading.Event().wait(0.05)
+    closer = threading.Thread(target=engine.close)
+    closer.start()
+    model.release.set()  # the window in the model finishes; the worker stops at its next segment
+    closer.join(10)
+    assert not closer.is_alive() and not any(t.is_alive() for t in engine._threads)
+    assert model.calls == 1, "no window is started once closing"
+    with pytest.raises(TranscriptionError) as stopped:
+        engine.poll(rec)
+    assert stopped.value.retryable and "stopping" in stopped.value.reason
