@@ -301,6 +301,12 @@ class ScheduleSettings(_Section):
         " transcribed recording has waited this many seconds. Label Studio advises at most one import per 30 s.",
     )
     export_interval: float = Field(15.0, gt=0, description="Seconds between pulls of new reviews.")
+    export_sweep_interval: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds between full reads of the reviewed tasks, which find a review whose task Label Studio"
+        " did not mark changed (it was stopped between saving the annotation and stamping the task).",
+    )
     startup_timeout: float = Field(
         120.0, gt=0, description="Seconds `syncd run` retries reaching Label Studio and S3 before exiting with 69."
     )

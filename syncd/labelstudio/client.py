@@ -312,6 +312,20 @@ class LabelStudioClient:
                 yield before
             at, last_id = last, 0
 
+    def reviewed_task_pages(self, project_id: int, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Pages of every task holding an annotation, in id order (keyset), with the fields export reads: the slow
+        sweep behind the changed-task cursor."""
+        after_id = 0
+        while True:
+            reviewed = {"filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0}
+            after = {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": after_id}
+            tasks = self._task_page(project_id, [reviewed, after], "tasks:id", page_size)
+            if tasks:
+                yield tasks
+                after_id = int(tasks[-1]["id"])
+            if len(tasks) < page_size:
+                return
+
     def _ties(self, project_id: int, at: str, after_id: int, page_size: int) -> Iterator[list[dict[str, Any]]]:
         """Tasks updated exactly at ``at`` with ids above ``after_id``, by id."""
         if at == ls_time(0):

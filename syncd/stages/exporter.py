@@ -389,15 +389,18 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
     parked = svc.state.parked_tasks(project)
     pending: list[tuple[Future[Written], Export]] = []
     read: set[int] = set()
+    sweep = _sweep_due(svc, project, started)
+    missed = 0
     with ThreadPoolExecutor(svc.settings.output.write_workers, thread_name_prefix="export") as pool:
-        for page, changed in _read_ahead(_pages(svc, project, cursor)):
+        for page, kind in _read_ahead(_pages(svc, project, cursor, sweep)):
             if stop.is_set():
+                sweep = False
                 break  # the cursor moves only as far as the tasks read
             read.update(int(t["id"]) for t in page)
             recs = svc.state.by_syncd_ids([_syncd_id(t) for t in page])
             for task in page:
                 task_id, updated = int(task["id"]), moment(task.get("updated_at"))
-                if changed:
+                if kind == "changed":
                     newest = max(newest, (updated, task_id))
                 if parked.get(task_id, "") == updated:
                     continue  # parked, and unchanged since: it waits for `syncd retry` or an edit
@@ -409,10 +412,18 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
                     continue
                 if export is None:
                     failures.done(task_id)
-                else:
-                    pending.append((pool.submit(write_outputs, svc.storage, export), export))
+                    continue
+                if kind == "sweep":
+                    missed += 1
+                    svc.log.warning(
+                        "export.missed", task=task_id, recording=export.rec.id, key=export.rec.key, updated_at=updated
+                    )
+                pending.append((pool.submit(write_outputs, svc.storage, export), export))
         written = _collect(svc, pending, failures)
     failures.commit()
+    if sweep:
+        svc.state.set_cursor(_sweep_name(project), str(started))
+        svc.log.info("export.swept", project=project, tasks=len(read), missed=missed)
     moved = cursor.after_read(newest, started, time.time())
     if moved != cursor:
         svc.state.set_cursor(name, moved.dump())
@@ -422,13 +433,25 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
     return written
 
 
-def _pages(svc: Services, project: int, cursor: Cursor) -> Iterator[tuple[list[dict[str, Any]], bool]]:
-    """(page, changed): the changed tasks past the cursor, then the queued ones not read among them."""
+def _sweep_name(project: int) -> str:
+    return f"export-sweep:{project}"
+
+
+def _sweep_due(svc: Services, project: int, now: float) -> bool:
+    """A full read of the reviewed tasks is due: Label Studio saves an annotation and then, in a second write, stamps
+    its task's ``updated_at``; a Label Studio stopped between the two leaves a review the cursor never sees."""
+    last = svc.state.cursor(_sweep_name(project))
+    return last is None or now - float(last) >= svc.settings.schedule.export_sweep_interval
+
+
+def _pages(svc: Services, project: int, cursor: Cursor, sweep: bool = False) -> Iterator[Page]:
+    """(page, kind): the changed tasks past the cursor ("changed"), the queued ones not read among them
+    ("queued"), then, when a sweep is due, every reviewed task not read yet ("sweep")."""
     read: set[int] = set()
     since, after_id = cursor.since
     for page in svc.labelstudio.changed_task_pages(project, since, after_id):
         read.update(int(t["id"]) for t in page)
-        yield page, True
+        yield page, "changed"
     queued = [task_id for task_id in svc.state.export_queue(project) if task_id not in read]
     tasks = []
     for task_id in queued:
@@ -441,7 +464,13 @@ def _pages(svc: Services, project: int, cursor: Cursor) -> Iterator[tuple[list[d
                 continue
             raise
     if tasks:
-        yield tasks, False
+        read.update(int(t["id"]) for t in tasks)
+        yield tasks, "queued"
+    if sweep:
+        for page in svc.labelstudio.reviewed_task_pages(project):
+            unread = [t for t in page if int(t["id"]) not in read]
+            if unread:
+                yield unread, "sweep"
 
 
 def _not_found(exc: Exception) -> bool:
@@ -488,7 +517,11 @@ class Failures:
                     svc.log.error("export.parked", reason=reason, attempts=limit, **ids)
 
 
-def _read_ahead(pages: Iterator[tuple[list[dict[str, Any]], bool]]) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+Page = tuple[list[dict[str, Any]], str]
+"""A page of tasks and how it was found: "changed", "queued" or "sweep"."""
+
+
+def _read_ahead(pages: Iterator[Page]) -> Iterator[Page]:
     """Read Label Studio's next page while this thread renders and writes the last one: the read is server time
     (~1.5 ms a task), the rest is ours, and overlapping them nearly halves a large export. One page ahead at most;
     leaving early waits for that one read and no more."""

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from devstack import (
+    LS_TOKEN,
     Stack,
     aws_config,
     log_events,
@@ -18,6 +19,8 @@ from devstack import (
     seed_formula,
     upload_with_results,
 )
+from syncd.config import LabelStudioSettings
+from syncd.labelstudio import LabelStudioClient
 from syncd.state import StateStore
 
 RECORDINGS = {
@@ -92,3 +95,15 @@ def test_incremental_scan_replacement_and_least_confident_first(
     events = log_events(run_syncd(["once", "-c", str(config)], stack).stdout)
     assert any(e["event"] == "annotation.stale_audio" and e["task"] == old_task["id"] for e in events)
     assert not s3.list_objects_v2(Bucket=bucket, Prefix="calls/b.transcript").get("KeyCount")
+
+
+def test_reviewed_task_pages_read_only_tasks_with_an_annotation(stack: Stack, ls: Any, bucket: str) -> None:
+    """The export sweep's read, against Label Studio's Data Manager filter on total_annotations."""
+    client = LabelStudioClient(LabelStudioSettings(url=stack.labelstudio.url, project=f"sweep {bucket}"), LS_TOKEN)
+    project = client.ensure_project(max_speakers=2)
+    ids = client.import_tasks(project, [{"data": {"audio": f"s3://{bucket}/{i}.mp3"}} for i in range(5)])
+    for task_id in (ids[1], ids[3]):
+        ls.annotations.create(id=task_id, result=[], was_cancelled=False)
+    pages = list(client.reviewed_task_pages(project, page_size=1))
+    assert [[t["id"] for t in page] for page in pages] == [[ids[1]], [ids[3]]]
+    assert all("annotations" in t for page in pages for t in page)

@@ -122,6 +122,21 @@ def _settled(s3: Any, ls: Any, project: int, keys: list[str]) -> tuple[bool, dic
     return task_count >= len(keys), newest
 
 
+def _lost_report(s3: Any, newest: dict[str, str], status: str) -> str:
+    """What a person needs to replay a lost review: the text expected, what S3 holds and its version metadata."""
+    lines = []
+    for key, text in sorted(newest.items()):
+        out = output_key(key, ".transcript", "txt")
+        try:
+            got = s3.get_object(Bucket=BUCKET, Key=out)
+            body, meta = got["Body"].read().decode(), got["Metadata"]
+        except s3.exceptions.NoSuchKey:
+            body, meta = "<missing>", {}
+        if text not in body:
+            lines.append(f"{key}: expected {text!r}, S3 holds {body!r} {meta}")
+    return "\n".join([*lines, status[:3000]])
+
+
 def test_soak_under_chaos(tmp_path: Path) -> None:
     seed = int(os.environ.get("SYNCD_SOAK_SEED") or random.randrange(1_000_000))
     print(f"soak seed {seed}")
@@ -134,6 +149,7 @@ def test_soak_under_chaos(tmp_path: Path) -> None:
         etags = {key: s3.head_object(Bucket=BUCKET, Key=key)["ETag"].strip('"') for key in keys}
         config = tmp_path / "syncd.toml"
         schedule = "[schedule]\nscan_interval = 2\ntranscribe_interval = 1\nimport_interval = 1\nexport_interval = 1\n"
+        schedule += "export_sweep_interval = 20\n"  # a review whose task Label Studio never stamped is found in time
         text = stack.config(tmp_path, BUCKET, project=PROJECT, engine="aws", aws="max_in_flight = 250")
         text = text.replace("[labelstudio]\n", '[labelstudio]\nlayout = "whole"\nimport_batch_size = 50\n', 1)
         config.write_text(text.replace('level = "debug"', 'level = "info"') + schedule)
@@ -171,7 +187,7 @@ def test_soak_under_chaos(tmp_path: Path) -> None:
             f"duplicates {duplicates}, missing {missing}, lost {lost}"
         )
         assert duplicates == 0 and missing == 0 and len(tasks) == RECORDINGS
-        assert lost == 0 and settled
+        assert lost == 0 and settled, _lost_report(s3, newest, report)
         assert json.loads(report)["pending"] == 0, report
 
 

@@ -110,6 +110,7 @@ class FakeLabelStudio:
     import_faults: list[tuple[Exception, str]] = field(default_factory=list)
     committing: list[list[dict[str, Any]]] = field(default_factory=list)
     reads: list[int] = field(default_factory=list)
+    sweeps: int = 0
 
     def _tick(self) -> str:
         self.clock += timedelta(milliseconds=1)
@@ -185,6 +186,12 @@ class FakeLabelStudio:
         )
         for start in range(0, len(changed), self.page_size):
             yield [dict(t) for t in changed[start : start + self.page_size]]
+
+    def reviewed_task_pages(self, project_id: int) -> Iterator[list[dict[str, Any]]]:
+        self.sweeps += 1
+        reviewed = [dict(t) for _, t in sorted(self.tasks.items()) if t["annotations"]]
+        for start in range(0, len(reviewed), self.page_size):
+            yield reviewed[start : start + self.page_size]
 
     def touch(self, task_ids: list[int], at: str | None = None) -> str:
         """Stamp one ``updated_at`` on many tasks, as Label Studio's Data Manager actions do."""

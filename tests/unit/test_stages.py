@@ -4,11 +4,13 @@ leaves behind. The integration tier runs the same stages against the real servic
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.labelstudio import ls_time
 from syncd.pipeline import run_cycle
 from syncd.recording import Status
 from syncd.services import Services
@@ -193,3 +195,30 @@ def test_scan_works_a_page_at_a_time(stack: tuple) -> None:
     assert scan.run(svc, GO) == 1
     assert scan.run(svc, GO) == 0
     assert svc.state.counts()["discovered"] == 5 and svc.state.counts()["superseded"] == 1
+
+
+def test_sweep_finds_a_review_whose_task_label_studio_did_not_mark_changed(tmp_path: Path) -> None:
+    """Label Studio saves the annotation, then stamps the task's updated_at in a second write; stopped in between,
+    the task looks unchanged to the export cursor. The slow sweep of reviewed tasks finds it."""
+    svc, ls, storage, _ = services(tmp_path, schedule={"export_sweep_interval": 600})
+    storage.put_audio("b", "calls/a.mp3")
+    run_cycle(svc)
+    [task_id] = ls.tasks
+    run_cycle(svc)  # the first export run sweeps (nothing to find) and starts the interval
+    sweeps = ls.sweeps
+    ls.annotate(task_id, "hello there world")
+    ls.tasks[task_id]["updated_at"] = ls_time(datetime(2000, 1, 1, tzinfo=UTC))  # as if never stamped
+    run_cycle(svc)
+    assert "calls/a.transcript.txt" not in storage.keys("b") and ls.sweeps == sweeps, "not due yet: missed"
+    svc.state.set_cursor("export-sweep:1", "0")  # the interval has passed
+    with capture_logs() as logs:
+        run_cycle(svc)
+    assert storage.text("b", "calls/a.transcript.txt") == "hello there world\n"
+    [missed] = [e for e in logs if e["event"] == "export.missed"]
+    assert missed["task"] == task_id and missed["log_level"] == "warning"
+    [swept] = [e for e in logs if e["event"] == "export.swept"]
+    assert (swept["tasks"], swept["missed"]) == (1, 1)
+    with capture_logs() as logs:
+        svc.state.set_cursor("export-sweep:1", "0")
+        run_cycle(svc)
+    assert not [e for e in logs if e["event"] == "export.missed"], "written once: the next sweep finds nothing"
