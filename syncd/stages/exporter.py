@@ -389,7 +389,8 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
     parked = svc.state.parked_tasks(project)
     pending: list[tuple[Future[Written], Export]] = []
     read: set[int] = set()
-    sweep = _sweep_due(svc, project, started)
+    fresh = svc.state.cursor(name) is None  # this run reads every task anyway: it is the sweep
+    sweep = _sweep_due(svc, project, started) and not fresh
     missed = 0
     with ThreadPoolExecutor(svc.settings.output.write_workers, thread_name_prefix="export") as pool:
         for page, kind in _read_ahead(_pages(svc, project, cursor, sweep)):
@@ -421,8 +422,9 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
                 pending.append((pool.submit(write_outputs, svc.storage, export), export))
         written = _collect(svc, pending, failures)
     failures.commit()
-    if sweep:
+    if sweep or (fresh and not stop.is_set()):
         svc.state.set_cursor(_sweep_name(project), str(started))
+    if sweep:
         svc.log.info("export.swept", project=project, tasks=len(read), missed=missed)
     moved = cursor.after_read(newest, started, time.time())
     if moved != cursor:
