@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 from syncd.formats import normalize_words
 from syncd.services import Services
 from syncd.transcribers.aws import AwsTranscriber
 
 CURSOR = "vocabulary"
+RETRY = "vocabulary-retry-at"
+RETRY_AFTER = 300.0
 MIN_LENGTH = 3
 _WORD = re.compile(r"^[^\W\d_][^\W\d_'\-]*(?:['\-][^\W\d_]+)*$")
 """Letters, with inner apostrophes or hyphens: what Transcribe accepts as a phrase and whisper as a hotword."""
@@ -41,16 +44,20 @@ def current(svc: Services) -> list[str]:
 
 
 def refresh(svc: Services) -> bool:
-    """Publish the vocabulary if it changed since the last time; True when it did."""
+    """Publish the vocabulary if it changed since the last time; True when it did. A failed publication (say, no
+    permission to write the file) is tried again RETRY_AFTER seconds later, not after every export run."""
     review = svc.settings.review
     top = svc.state.top_added_words(review.vocabulary_size, review.vocabulary_min_reviews)
     words = [w for w, _ in top]
-    if words == current(svc):
+    if words == current(svc) or time.time() < float(svc.state.cursor(RETRY) or 0):
         return False
     try:
         _publish(svc, top)
     except Exception as exc:
-        svc.log.error("vocabulary.update_failed", words=len(words), error=f"{type(exc).__name__}: {exc}"[:300])
+        retry_at = time.time() + RETRY_AFTER
+        svc.state.set_cursor(RETRY, str(retry_at))
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        svc.log.error("vocabulary.update_failed", words=len(words), error=error, retry_in_seconds=RETRY_AFTER)
         return False
     svc.state.set_cursor(CURSOR, json.dumps({"words": words}))
     svc.log.info("vocabulary.updated", words=len(words), top=words[:10])

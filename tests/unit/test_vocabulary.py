@@ -113,3 +113,28 @@ def test_a_transcribe_vocabulary_needs_a_language() -> None:
     raw = {"sources": [{"bucket": "b"}], "transcriber": {"engine": "aws", "aws": {"vocabulary_name": "v"}}}
     with pytest.raises(ConfigError, match=r"vocabulary_name needs transcriber\.language"):
         parse(raw)
+
+
+def test_a_vocabulary_that_cannot_be_written_is_retried_later_not_every_run(tmp_path: Path) -> None:
+    svc, ls, storage, engine = services(tmp_path, review={"vocabulary_min_reviews": 1})
+    engine.words = "call mister kowalski"
+    storage.put_audio("b", "a.mp3")
+    run_cycle(svc)
+    ls.annotate(next(iter(ls.tasks)), "call Kowalczyk")
+    real_write = storage.write
+
+    def refuse_the_vocabulary(bucket: str, key: str, *args: Any, **kwargs: Any) -> str:
+        if key == "syncd/vocabulary.txt":
+            raise PermissionError("AccessDenied")
+        return real_write(bucket, key, *args, **kwargs)
+
+    storage.write = refuse_the_vocabulary  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        run_cycle(svc)
+        run_cycle(svc)
+    failed = [e for e in logs if e["event"] == "vocabulary.update_failed"]
+    assert len(failed) == 1 and "AccessDenied" in failed[0]["error"] and failed[0]["log_level"] == "error"
+    storage.write = real_write  # type: ignore[method-assign]
+    svc.state.set_cursor("vocabulary-retry-at", "0")
+    run_cycle(svc)
+    assert current(svc) == ["Kowalczyk"]
