@@ -5,8 +5,8 @@ kept, so a name stays a name). A word added in at least ``review.vocabulary_min_
 vocabulary: the ``review.vocabulary_size`` most frequent are written to ``review.vocabulary_key`` in the first
 source's bucket, kept as the Amazon Transcribe custom vocabulary ``transcriber.aws.vocabulary_name`` (when set) that
 new jobs use once Transcribe has it ready, and given to faster-whisper as hotwords (when
-``transcriber.whisper.hotwords_from_reviews``). Only a change is written; a failure is logged and tried again after
-the next export.
+``transcriber.whisper.hotwords_from_reviews``). Only a change is written; a failure is logged and tried again
+RETRY_AFTER seconds later.
 """
 
 from __future__ import annotations
