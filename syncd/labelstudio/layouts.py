@@ -24,6 +24,10 @@ SPEAKER = "speaker"
 CHECK = "check"
 CONFIDENCE = "asr_confidence"  # the old layout's read-only text per region; read back as nothing
 DEFAULT_SPEAKER = "Speaker 1"
+CHANNELS = ("ch_0", "ch_1")
+"""Stereo calls transcribed per channel (whisper ``channels = "split"``, Transcribe channel identification) label
+their segments ``Channel 1``/``Channel 2``: the speaker control offers those labels too, or Label Studio would show
+such a segment without its label."""
 LOW_CONFIDENCE = 0.6
 CHECK_LABEL = "Low confidence"
 _SEGMENT_STEPS = (
@@ -75,7 +79,8 @@ def label_config(layout: str, max_speakers: int = 4) -> str:
             ' transcription="true"/>\n'
             "</View>"
         )
-    labels = "".join(f"    <Label value={quoteattr(speaker_name(f'spk_{i}'))}/>\n" for i in range(max_speakers))
+    speakers = [speaker_name(f"spk_{i}") for i in range(max_speakers)] + [speaker_name(c) for c in CHANNELS]
+    labels = "".join(f"    <Label value={quoteattr(name)}/>\n" for name in speakers)
     return (
         "<View>\n"
         f"{header}"

@@ -41,7 +41,7 @@ def test_label_config_is_xml_with_our_controls(layout: str) -> None:
     assert next(h.get("value") for h in root.iter("Header")) == "$key"
     if layout == "segments":
         labels = [el.get("value") for el in root.iter("Label")]
-        assert labels == ["Speaker 1", "Speaker 2", "Speaker 3", layouts.CHECK_LABEL]
+        assert labels == ["Speaker 1", "Speaker 2", "Speaker 3", "Channel 1", "Channel 2", layouts.CHECK_LABEL]
         (text,) = root.iter("TextArea")
         # Every region's text is an editable field in the region list, one text per region: no "Add" box.
         assert text.attrib | {"perRegion": "true", "displayMode": "region-list", "maxSubmissions": "1"} == text.attrib
