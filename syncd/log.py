@@ -34,7 +34,11 @@ def describe_error(exc: BaseException) -> str:
     status = getattr(exc, "status_code", None)
     if status is not None and hasattr(exc, "body"):
         return f"{type(exc).__name__}: HTTP {status}: {exc.body}"
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {str(exc).split(_DEBUG_TAIL, 1)[0].strip()}"
+
+
+_DEBUG_TAIL = "\n\nDebug source:"
+"""obstore appends its Rust error's debug dump (dozens of lines) after this; the message before it says it all."""
 
 
 def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

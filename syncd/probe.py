@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import requests
@@ -33,7 +34,25 @@ def classify(exc: BaseException) -> int:
         return exitcodes.UNAVAILABLE
     if type(exc).__module__.startswith("httpx") or "Connect" in type(exc).__name__:
         return exitcodes.UNAVAILABLE
+    if type(exc).__module__.startswith("obstore"):
+        return _obstore_code(exc)
     if isinstance(status, int) and status >= 500:
+        return exitcodes.UNAVAILABLE
+    return exitcodes.CHECK_FAILED
+
+
+_OBSTORE_UNREACHABLE = ("error sending request", "connection", "timed out", "timeout", "dns error")
+_OBSTORE_5XX = re.compile(r"\b5\d\d\b")
+
+
+def _obstore_code(exc: BaseException) -> int:
+    """obstore (the output writes) reports a store it cannot reach, or one answering 5xx after its own retries, as a
+    GenericError whose message says so: an outage like boto3's connection errors, never the recording's fault."""
+    name = type(exc).__name__
+    if name in ("PermissionDeniedError", "UnauthenticatedError"):
+        return exitcodes.NOPERM
+    text = str(exc).lower()
+    if name == "GenericError" and (any(m in text for m in _OBSTORE_UNREACHABLE) or _OBSTORE_5XX.search(text)):
         return exitcodes.UNAVAILABLE
     return exitcodes.CHECK_FAILED
 

@@ -313,3 +313,43 @@ def test_single_writer_mode_still_never_overwrites_a_newer_review() -> None:
     older = ("2026-01-01T00:00:00.000000Z", 9)
     assert put(storage, "b", "k.txt", b"old", "txt", {}, older, fresh=True) == "newer"  # type: ignore[arg-type]
     assert storage.text("b", "k.txt") == "new"
+
+
+def test_an_s3_that_cannot_be_reached_through_obstore_never_parks_a_task(tmp_path: Path) -> None:
+    """The soak's S3 restarts: obstore gives up with a GenericError ("error sending request"). That is an outage, so
+    the task waits in the queue without spending its attempts, and is written once S3 is back."""
+    import obstore.exceptions
+
+    svc, ls, storage, _ = services(tmp_path, output={"export_attempts": 2})
+    storage.put_audio("b", "a.mp3")
+    run_cycle(svc)
+    [task_id] = ls.tasks
+    ls.annotate(task_id, "hello there")
+    real_write = storage.write
+    down = obstore.exceptions.GenericError(
+        "Generic S3 error: Error performing PUT http://127.0.0.1:1/b/a.transcript.txt in 4.1s, after 10 retries,"
+        " max_retries: 10, retry_timeout: 180s  - HTTP error: error sending request"
+    )
+    storage.write = lambda *a, **k: (_ for _ in ()).throw(down)  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        for _ in range(4):
+            exporter.run(svc, GO)
+    failed = [e for e in logs if e["event"] == "export.failed"]
+    assert len(failed) == 4 and all(e["transient"] for e in failed)
+    assert not [e for e in logs if e["event"] == "export.parked"] and svc.state.parked_counts() == {"export": 0}
+    storage.write = real_write  # type: ignore[method-assign]
+    assert exporter.run(svc, GO) == 1 and storage.text("b", "a.transcript.txt") == "hello there\n"
+
+
+def test_obstore_errors_are_classified() -> None:
+    import obstore.exceptions
+
+    from syncd import exitcodes
+    from syncd.probe import classify
+
+    assert classify(obstore.exceptions.GenericError("HTTP error: error sending request")) == exitcodes.UNAVAILABLE
+    assert (
+        classify(obstore.exceptions.GenericError("Server returned non-2xx status code: 503")) == exitcodes.UNAVAILABLE
+    )
+    assert classify(obstore.exceptions.PermissionDeniedError("denied")) == exitcodes.NOPERM
+    assert classify(obstore.exceptions.GenericError("invalid key")) == exitcodes.CHECK_FAILED
