@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -42,6 +43,16 @@ def log_events(output: str) -> list[dict[str, Any]]:
             with contextlib.suppress(json.JSONDecodeError):
                 events.append(json.loads(line))
     return events
+
+
+def collect_notify(sock: socket.socket, into: list[str], stop: threading.Event) -> None:
+    """Read sd_notify datagrams (READY=1, WATCHDOG=1, ...) from a bound NOTIFY_SOCKET until ``stop`` is set."""
+    sock.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            into.append(sock.recv(4096).decode())
+        except TimeoutError:
+            continue
 
 
 class SyncdProcess:

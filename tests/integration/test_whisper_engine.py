@@ -7,12 +7,14 @@ boundaries and reports progress twice; a 10-minute recording with the default 60
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from devstack import SENTENCES, Stack, log_events, project_tasks, run_syncd, speak
+from devstack import SENTENCES, Stack, SyncdProcess, collect_notify, log_events, project_tasks, run_syncd, speak
 from syncd.formats import word_error_rate
 from syncd.state import StateStore
 
@@ -137,3 +139,40 @@ def test_vad_skips_silence_and_keeps_every_word(stack: Stack, s3: Any, bucket: s
         wer = word_error_rate(sentence, " ".join(words))
         assert wer is not None and wer <= 0.35, (sentence, words)
     assert transcript.extra["speech_seconds"] < transcript.duration / 2  # most of the silence was never decoded
+
+
+def test_a_ten_minute_recording_keeps_the_watchdog_fed(stack: Stack, s3: Any, bucket: str, tmp_path: Path) -> None:
+    """`syncd run` under a 60 s systemd watchdog transcribes a 10-minute recording. The stage's silence limit is
+    15 s here, far shorter than the transcription, so only the progress heartbeats keep the stage from counting as
+    stuck (which would withhold the pings and have systemd restart syncd)."""
+    speak(LONG_SCRIPT, tmp_path / "part.wav")
+    part = float(subprocess.run(["soxi", "-D", str(tmp_path / "part.wav")], capture_output=True, text=True).stdout)
+    _sox(*[str(tmp_path / "part.wav")] * (int(600 / part) + 1), str(tmp_path / "ten.mp3"))
+    s3.upload_file(str(tmp_path / "ten.mp3"), bucket, "meetings/ten.mp3")
+    config = _config(stack, tmp_path, bucket, "whisper ten minutes", "window_seconds = 120")
+    schedule = "\n[schedule]\nscan_interval = 1\ntranscribe_interval = 1\nstage_timeout = 15\n"
+    config.write_text(config.read_text() + schedule)
+    path = tmp_path / "notify.sock"
+    messages: list[str] = []
+    done = threading.Event()
+    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "60000000"}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        reader = threading.Thread(target=collect_notify, args=(sock, messages, done), daemon=True)
+        reader.start()
+        daemon = SyncdProcess(config, stack, env=env)
+        try:
+            finished = daemon.wait("transcription.completed", timeout=400)
+            assert daemon.proc.poll() is None
+        finally:
+            daemon.kill()
+            done.set()
+            reader.join(5)
+
+    names = [e["event"] for e in daemon.events[: finished + 1]]
+    assert "stage.stuck" not in names
+    progress = [e for e in daemon.events[:finished] if e["event"] == "transcription.progress"]
+    assert len(progress) >= 4 and progress[-1]["audio_seconds"] >= 480, progress
+    assert daemon.events[finished]["duration"] >= 600
+    started = next(i for i, m in enumerate(messages) if m.startswith("READY=1"))
+    assert messages[started:].count("WATCHDOG=1") >= 1, messages

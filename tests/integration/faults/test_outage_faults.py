@@ -21,6 +21,7 @@ from devstack import (
     Stack,
     SyncdProcess,
     aws_config,
+    collect_notify,
     free_port,
     project_tasks,
     run_syncd,
@@ -124,15 +125,6 @@ def test_malformed_transcribe_output_fails_with_its_reason_until_retried(
     assert len(project_tasks(ls, "outage malformed")) == 1
 
 
-def _collect(sock: socket.socket, into: list[str], stop: threading.Event) -> None:
-    sock.settimeout(0.2)
-    while not stop.is_set():
-        try:
-            into.append(sock.recv(4096).decode())
-        except TimeoutError:
-            continue
-
-
 def test_reload_while_a_stage_hangs_keeps_the_watchdog_fed(stack: Stack, config_file: Path, tmp_path: Path) -> None:
     config_file.write_text(config_file.read_text() + FAST)
     path = tmp_path / "notify.sock"
@@ -146,7 +138,7 @@ def test_reload_while_a_stage_hangs_keeps_the_watchdog_fed(stack: Stack, config_
     }
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(path))
-        reader = threading.Thread(target=_collect, args=(sock, messages, done), daemon=True)
+        reader = threading.Thread(target=collect_notify, args=(sock, messages, done), daemon=True)
         reader.start()
         daemon = SyncdProcess(config_file, stack, env=env)
         try:
