@@ -278,6 +278,14 @@ class ReviewSettings(_Section):
         description="Share of the recordings above the threshold that still go to review (a fixed, random-looking"
         " choice per recording). Their word error rate is what auto-accepting costs.",
     )
+    flag_words_below: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description='Words whose ASR confidence is below this get a short "Check word" mark on the waveform'
+        " (segments layout), and the task data counts them (flagged_words) so the queue can be filtered; the marks"
+        " are hints, never written to the outputs; 0 turns them off.",
+    )
     vocabulary_key: str = Field(
         "syncd/vocabulary.txt",
         description="Key, in the first source's bucket, of the vocabulary file: words reviewers added that the ASR"

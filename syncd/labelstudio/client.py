@@ -15,7 +15,16 @@ from syncd.labelstudio import layouts, webhooks
 
 VIEW_TITLE = "Least sure first"
 OLD_VIEW_TITLES = ("Least confident first",)
-_SHOWN = ("id", "data.key", "data.asr_confidence", "data.duration", "data.audio", "total_annotations", "annotators")
+_SHOWN = (
+    "id",
+    "data.key",
+    "data.asr_confidence",
+    "data.duration",
+    "data.flagged_words",
+    "data.audio",
+    "total_annotations",
+    "annotators",
+)
 _HIDDEN = (
     "completed_at",
     "cancelled_annotations",
@@ -58,6 +67,7 @@ VIEW: dict[str, Any] = {
         "tasks:data.key": 320,
         "tasks:data.asr_confidence": 150,
         "tasks:data.duration": 90,
+        "tasks:data.flagged_words": 120,
     },
 }
 SAMPLING = "Uncertainty sampling"

@@ -3,6 +3,8 @@
 ``segments``: one audio region per ASR segment, labelled with its speaker. Every region's text is an editable field
 in the region list (``displayMode="region-list"``), in reading order, with no selecting first; one text per region.
 The region's score is the segment's ASR confidence; segments below ``LOW_CONFIDENCE`` also carry a red "check" label.
+Words below ``review.flag_words_below`` are short read-only "Check word" regions over the word: a hint where to
+listen, listed after the segments so the segment numbers stay, never read back into a transcript.
 ``whole``: Label Studio's "Automatic Speech Recognition" template, one text box with one line per ASR segment.
 
 Projects created by older versions keep their label config (a read-only ``asr_confidence`` text per region, a text
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from syncd.transcript import Segment, Transcript
+from syncd.transcript import Segment, Transcript, Word
 
 AUDIO = "audio"
 TEXT = "transcription"
@@ -30,13 +32,16 @@ their segments ``Channel 1``/``Channel 2``: the speaker control offers those lab
 such a segment without its label."""
 LOW_CONFIDENCE = 0.6
 CHECK_LABEL = "Low confidence"
+WORD = "word"
+WORD_LABEL = "Check word"
 _SEGMENT_STEPS = (
     "<li>Every segment's text is listed under <b>Regions</b> (right), in time order, numbered as on the waveform. "
     "To fix one, click into its text, correct it, and press <b>Enter</b> (or click elsewhere). Each segment holds "
     "exactly one text: correct it in place.</li>"
     "<li>Segments marked <b style='color:#cf1322'>Low confidence</b> (below "
     f"{LOW_CONFIDENCE:.2f}) are the likeliest to be wrong; the header names them. The number beside each segment is "
-    "the recogniser's confidence.</li>"
+    "the recogniser's confidence. Short orange <b style='color:#d46b08'>Check word</b> marks sit on single words the "
+    "recogniser was unsure of: click one to jump there. They are hints only and are never written.</li>"
     "<li>Relabel a speaker: click the segment's name, then another speaker label. Delete a segment that holds no "
     "speech (select it, press Backspace); draw a missing one on the waveform with a speaker label selected, then type "
     "its text.</li>"
@@ -89,6 +94,9 @@ def label_config(layout: str, max_speakers: int = 4) -> str:
         f'  <Labels name="{CHECK}" toName="{AUDIO}" choice="single" showInline="true">\n'
         f'    <Label value="{CHECK_LABEL}" background="#cf1322"/>\n'
         "  </Labels>\n"
+        f'  <Labels name="{WORD}" toName="{AUDIO}" choice="single" showInline="true">\n'
+        f'    <Label value="{WORD_LABEL}" background="#fa8c16"/>\n'
+        "  </Labels>\n"
         f'  <TextArea name="{TEXT}" toName="{AUDIO}" perRegion="true" editable="true" displayMode="region-list"'
         ' maxSubmissions="1" rows="2" placeholder="Text of this segment"/>\n'
         "</View>"
@@ -97,6 +105,15 @@ def label_config(layout: str, max_speakers: int = 4) -> str:
 
 def region_id(index: int) -> str:
     return f"seg{index:04d}"
+
+
+def word_region_id(index: int) -> str:
+    return f"word{index:04d}"
+
+
+def flagged_words(transcript: Transcript, below: float) -> list[Word]:
+    """The words a reviewer should listen to first: confidence under ``below`` (0 flags nothing)."""
+    return [w for w in transcript.words if w.confidence is not None and w.confidence < below and w.end > w.start]
 
 
 def low_confidence(seg: Segment) -> bool:
@@ -113,7 +130,7 @@ def segments_to_check(transcript: Transcript) -> str:
     return f"check segment{'s' if len(low) > 1 else ''} {', '.join(low)}"
 
 
-def prediction_result(transcript: Transcript, layout: str) -> list[dict[str, Any]]:
+def prediction_result(transcript: Transcript, layout: str, flag_words_below: float = 0.0) -> list[dict[str, Any]]:
     if layout == "whole":
         lines = [s.text for s in transcript.segments]
         return [_item("textarea", TEXT, "whole", {"text": ["\n".join(lines)]}, transcript.confidence)]
@@ -127,6 +144,9 @@ def prediction_result(transcript: Transcript, layout: str) -> list[dict[str, Any
         ]
         if low_confidence(seg):
             result.append(_item("labels", CHECK, rid, {**span, "labels": [CHECK_LABEL]}, seg.confidence))
+    for index, word in enumerate(flagged_words(transcript, flag_words_below)):
+        span: dict[str, Any] = {"start": word.start, "end": word.end, "channel": 0, "labels": [WORD_LABEL]}
+        result.append({**_item("labels", WORD, word_region_id(index), span, word.confidence), "readonly": True})
     return result
 
 
@@ -144,6 +164,7 @@ class _Region:
     end: Any = None
     speaker: str | None = None
     texts: list[str] = field(default_factory=list)
+    hint: bool = False
 
 
 def _regions(result: Iterable[dict[str, Any]]) -> dict[str, _Region]:
@@ -157,7 +178,9 @@ def _regions(result: Iterable[dict[str, Any]]) -> dict[str, _Region]:
             region.start = value["start"]
         if region.end is None and value.get("end") is not None:
             region.end = value["end"]
-        if item.get("from_name") == SPEAKER and value.get("labels"):
+        if item.get("from_name") == WORD:
+            region.hint = True
+        elif item.get("from_name") == SPEAKER and value.get("labels"):
             region.speaker = str(value["labels"][0])
         elif item.get("from_name") == TEXT:
             region.texts += [str(t) for t in value.get("text") or [] if str(t).strip()]
@@ -178,13 +201,14 @@ def corrected_segments(result: list[dict[str, Any]], asr: Transcript, layout: st
 
     ``log`` (a bound structlog logger) hears about what a reviewer did that cannot be written as it is: a region with
     several texts (``annotation.region_texts``: one is kept, see ``pick_text``) and a region without text
-    (``annotation.region_without_text``: nothing to write for it)."""
+    (``annotation.region_without_text``: nothing to write for it). A "Check word" hint is not a segment and is
+    never read back; a region a reviewer gave that label and a text is kept, since its text is theirs."""
     if layout == "whole":
         return _whole_segments(result, asr)
     asr_by_region = {region_id(i): seg for i, seg in enumerate(asr.segments)}
     segments = []
     for region in _regions(result).values():
-        if region.start is None:
+        if region.start is None or (region.hint and not region.texts):
             continue
         origin = asr_by_region.get(region.rid)
         start_s = _seconds(region.rid, "start", region.start)

@@ -46,20 +46,26 @@ numbers rows before it commits them, like PostgreSQL): the reconciling read sett
 it first saw it."""
 
 
-def task_for(rec: Recording, layout: str, model_version: str) -> dict[str, Any]:
+def task_for(rec: Recording, layout: str, model_version: str, flag_words_below: float = 0.0) -> dict[str, Any]:
     """The task: the audio, what reviewers read in the Data Manager and the header (the object key, not a URI;
-    numeric confidence and duration), and our identity (``syncd_id``, ``etag``)."""
+    numeric confidence, duration and the number of words flagged), and our identity (``syncd_id``, ``etag``)."""
     transcript = rec.transcript
     assert transcript is not None
     confidence = transcript.confidence
     redacted = redaction(transcript) is not None
+    flag_below = flag_words_below if layout == "segments" else 0.0
+    flagged = len(layouts.flagged_words(transcript, flag_below))
+    to_check = layouts.segments_to_check(transcript) + (
+        f" · {flagged} word{'s' if flagged > 1 else ''} marked" if flagged else ""
+    )
     return {
         "data": {
             "audio": rec.uri,
             "key": rec.key,
             "asr_confidence": None if confidence is None else round(confidence, 3),
             "duration": None if transcript.duration is None else round(transcript.duration, 1),
-            "segments_to_check": layouts.segments_to_check(transcript) + (" · PII redacted" if redacted else ""),
+            "flagged_words": flagged,
+            "segments_to_check": to_check + (" · PII redacted" if redacted else ""),
             "redacted": redacted,
             "language": transcript.language,
             "asr_engine": transcript.engine,
@@ -72,7 +78,7 @@ def task_for(rec: Recording, layout: str, model_version: str) -> dict[str, Any]:
             {
                 "model_version": model_version,
                 "score": confidence if confidence is not None else 0.0,
-                "result": layouts.prediction_result(transcript, layout),
+                "result": layouts.prediction_result(transcript, layout, flag_below),
             }
         ],
     }
@@ -320,7 +326,8 @@ def _next_batch(svc: Services, project: int, room: int | None = None) -> _Batch 
         _sending(project, svc)
     records = [r for r in candidates if r.id in marked]
     layout, model_version = svc.settings.labelstudio.layout, svc.transcriber.model_version
-    tasks = [task_for(r, layout, model_version) for r in records]
+    flag_below = svc.settings.review.flag_words_below
+    tasks = [task_for(r, layout, model_version, flag_below) for r in records]
     return _Batch(records, tasks, time.monotonic())
 
 

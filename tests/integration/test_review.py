@@ -102,6 +102,15 @@ def test_segments_review_loop(stack: Stack, s3: Any, ls: Any, bucket: str, tmp_p
     (prediction,) = task["predictions"]
     assert prediction["result"] == layouts.prediction_result(asr, "segments")
 
+    # A word below review.flag_words_below (0.5 by default) is a read-only hint region over exactly its time.
+    quiet = recs[SKIPPED].transcript
+    assert quiet is not None
+    (word,) = [w for w in quiet.words if w.confidence is not None and w.confidence < 0.5]
+    (hint,) = [i for i in skipped["predictions"][0]["result"] if i["from_name"] == layouts.WORD]
+    assert (hint["value"]["start"], hint["value"]["end"], hint["readonly"]) == (word.start, word.end, True)
+    assert hint["value"]["labels"] == [layouts.WORD_LABEL] and skipped["data"]["flagged_words"] == 1
+    assert task["data"]["flagged_words"] == 0
+
     # A draft is not a submission: nothing is written for it.
     predicted = prediction["result"]
     draft = _set(predicted, "seg0000", layouts.TEXT, "text", ["draft text"])

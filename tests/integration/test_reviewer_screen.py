@@ -51,19 +51,22 @@ INVOICE_TURNS: list[Turn] = [
     ("spk_1", "We need to review the contract before we sign it.", 0.91, ""),
 ]
 CORRECTED = "Hi, my Wi-Fi router stopped working this morning."
+MISHEARD = 0.3  # the confidence of each word the voice did not say: "wife", "fight", "for" (flagged below 0.5)
 WAIT = 60  # seconds any one browser step may take on a loaded 2-core machine
 TEXTS = ".lsf-outliner-item [data-testid=textarea-region-textarea]"  # each region's text in the region list
 
 
 def _transcribe_output(turns: list[Turn], durations: list[float]) -> dict[str, Any]:
     """Amazon Transcribe's output (the newer shape: item ids, speaker labels, audio_segments), one audio segment per
-    turn, words spread over the turn's spoken duration."""
+    turn, words spread over the turn's spoken duration. A word the voice did not say (misheard) scores MISHEARD, the
+    others of its turn enough to keep the turn's mean confidence."""
     items: list[dict[str, Any]] = []
     segments = []
     start = 0.2
-    for (speaker, text, confidence, _), duration in zip(turns, durations, strict=True):
+    for (speaker, text, confidence, said), duration in zip(turns, durations, strict=True):
         words, ids = text.split(), []
         step = (duration - 0.4) / len(words)
+        scores = _word_scores([w.strip(",.?!") for w in words], said, confidence)
         for n, word in enumerate(words):
             core, punct = (word[:-1], word[-1]) if word[-1] in ",.?!" else (word, "")
             t = start + n * step
@@ -72,7 +75,7 @@ def _transcribe_output(turns: list[Turn], durations: list[float]) -> dict[str, A
                 {
                     "id": len(items),
                     "type": "pronunciation",
-                    "alternatives": [{"confidence": str(confidence), "content": core}],
+                    "alternatives": [{"confidence": f"{scores[n]:.4f}", "content": core}],
                     "start_time": f"{t:.3f}",
                     "end_time": f"{t + 0.9 * step:.3f}",
                     "speaker_label": speaker,
@@ -99,6 +102,13 @@ def _transcribe_output(turns: list[Turn], durations: list[float]) -> dict[str, A
         "status": "COMPLETED",
         "results": {"transcripts": [{"transcript": transcript}], "items": items, "audio_segments": segments},
     }
+
+
+def _word_scores(words: list[str], said: str, mean: float) -> list[float]:
+    heard = {w.strip(",.?!").lower() for w in said.split()}
+    misheard = [bool(said) and w.lower() not in heard for w in words]
+    rest = (mean * len(words) - MISHEARD * sum(misheard)) / (len(words) - sum(misheard))
+    return [MISHEARD if m else rest for m in misheard]
 
 
 def _upload_call(s3: Any, bucket: str, key: str, turns: list[Turn], tmp_path: Path) -> None:
@@ -214,6 +224,8 @@ def test_reviewer_reads_every_segment_and_corrects_one_in_the_browser(
     header = _body(browser)
     assert CALL in header and "ASR confidence 0.7" in header and "check segments 2, 4" in header
     assert header.count(f"Speaker 2, {layouts.CHECK_LABEL}") == 2, "the two low-confidence segments are marked"
+    # The three misheard words are marked on the waveform: listed after the segments, with no text box of their own.
+    assert "3 words marked" in header and header.count(layouts.WORD_LABEL) == 3
     _wait(browser, "the waveform", lambda b: "Loading file" not in _body(b))
     _screenshot(browser, "review-labeling.png")
     for box in browser.find_elements(By.CSS_SELECTOR, TEXTS):

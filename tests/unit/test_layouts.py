@@ -41,7 +41,15 @@ def test_label_config_is_xml_with_our_controls(layout: str) -> None:
     assert next(h.get("value") for h in root.iter("Header")) == "$key"
     if layout == "segments":
         labels = [el.get("value") for el in root.iter("Label")]
-        assert labels == ["Speaker 1", "Speaker 2", "Speaker 3", "Channel 1", "Channel 2", layouts.CHECK_LABEL]
+        assert labels == [
+            "Speaker 1",
+            "Speaker 2",
+            "Speaker 3",
+            "Channel 1",
+            "Channel 2",
+            layouts.CHECK_LABEL,
+            layouts.WORD_LABEL,
+        ]
         (text,) = root.iter("TextArea")
         # Every region's text is an editable field in the region list, one text per region: no "Add" box.
         assert text.attrib | {"perRegion": "true", "displayMode": "region-list", "maxSubmissions": "1"} == text.attrib
@@ -133,6 +141,57 @@ def test_low_confidence_segments_carry_a_check_label_and_are_named_in_the_header
         "Speaker 2",
         "Speaker 1",
     ]
+
+
+WORDY = replace(
+    ASR,
+    segments=(
+        Segment.from_words([Word(0.0, 0.4, "Hello,", 0.95), Word(0.5, 0.9, "Szymborska", 0.31)], speaker="spk_0"),
+        Segment.from_words([Word(1.2, 1.5, "calling", 0.49), Word(1.6, 2.0, "today.", 0.5)], speaker="spk_1"),
+    ),
+)
+
+
+def test_low_confidence_words_are_read_only_hint_regions_over_their_time_after_the_segments() -> None:
+    result = layouts.prediction_result(WORDY, "segments", flag_words_below=0.5)
+    hints = [i for i in result if i["from_name"] == layouts.WORD]
+    assert [(i["id"], i["value"]["start"], i["value"]["end"], i["score"]) for i in hints] == [
+        ("word0000", 0.5, 0.9, 0.31),
+        ("word0001", 1.2, 1.5, 0.49),
+    ]
+    assert all(i["readonly"] and i["value"]["labels"] == [layouts.WORD_LABEL] for i in hints)
+    assert result[-len(hints) :] == hints, "segments keep their numbers in the region list"
+    assert layouts.prediction_result(WORDY, "segments") == [i for i in result if i not in hints]
+    # Hints never reach a transcript, and nobody is warned about them as regions without text.
+    with capture_logs() as logs:
+        segments = layouts.corrected_segments(result, WORDY, "segments", log=structlog.get_logger())
+    assert [s.text for s in segments] == [s.text for s in WORDY.segments] and logs == []
+
+
+def test_a_region_a_reviewer_labelled_check_word_and_gave_text_is_kept() -> None:
+    drawn = [
+        {
+            "id": "mine",
+            "from_name": layouts.WORD,
+            "type": "labels",
+            "value": {"start": 3.0, "end": 4.0, "labels": [layouts.WORD_LABEL]},
+        },
+        {
+            "id": "mine",
+            "from_name": layouts.TEXT,
+            "type": "textarea",
+            "value": {"start": 3.0, "end": 4.0, "text": ["Kept."]},
+        },
+    ]
+    segments = layouts.corrected_segments(layouts.prediction_result(WORDY, "segments", 0.5) + drawn, WORDY, "segments")
+    assert [s.text for s in segments][-1] == "Kept."
+
+
+def test_flagged_words_are_counted_in_the_task_data_and_header() -> None:
+    rec = replace(recording_for("calls", "a.wav", "e1"), transcript_json=json.dumps(WORDY.to_dict()))
+    task = task_for(rec, "segments", "aws-1", flag_words_below=0.5)
+    assert task["data"]["flagged_words"] == 2 and task["data"]["segments_to_check"].endswith("· 2 words marked")
+    assert task_for(rec, "whole", "aws-1", flag_words_below=0.5)["data"]["flagged_words"] == 0
 
 
 def test_task_data_is_readable_and_numeric() -> None:
