@@ -145,8 +145,8 @@ def prediction_result(transcript: Transcript, layout: str, flag_words_below: flo
         if low_confidence(seg):
             result.append(_item("labels", CHECK, rid, {**span, "labels": [CHECK_LABEL]}, seg.confidence))
     for index, word in enumerate(flagged_words(transcript, flag_words_below)):
-        span: dict[str, Any] = {"start": word.start, "end": word.end, "channel": 0, "labels": [WORD_LABEL]}
-        result.append({**_item("labels", WORD, word_region_id(index), span, word.confidence), "readonly": True})
+        value = {"start": word.start, "end": word.end, "channel": 0, "labels": [WORD_LABEL]}
+        result.append({**_item("labels", WORD, word_region_id(index), value, word.confidence), "readonly": True})
     return result
 
 
