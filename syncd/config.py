@@ -286,11 +286,31 @@ class ReviewSettings(_Section):
         " (segments layout), and the task data counts them (flagged_words) so the queue can be filtered; the marks"
         " are hints, never written to the outputs; 0 turns them off.",
     )
+    max_task_minutes: float = Field(
+        0.0,
+        ge=0,
+        description="Recordings longer than this are reviewed as several tasks (units), split at pauses between"
+        " segments, each with its own audio clip under units_prefix; the transcripts beside the audio are written"
+        " once every unit is reviewed, with the original times. 0 reviews every recording as one task.",
+    )
+    units_prefix: str = Field(
+        "syncd/units/",
+        description="Where, in the recording's bucket, the review units' audio clips go (never scanned for audio;"
+        " syncd needs s3:PutObject there).",
+    )
     vocabulary_key: str = Field(
         "syncd/vocabulary.txt",
         description="Key, in the first source's bucket, of the vocabulary file: words reviewers added that the ASR"
         ' never produced, most frequent first, with their counts; "" turns the file off.',
     )
+
+    @field_validator("units_prefix")
+    @classmethod
+    def _a_folder(cls, value: str) -> str:
+        if not value.endswith("/") or value.startswith("/"):
+            raise ValueError('must be a folder: end with "/" and not start with one (e.g. "syncd/units/")')
+        return value
+
     vocabulary_size: int = Field(200, ge=1, le=5000, description="Most words the vocabulary keeps.")
     vocabulary_min_reviews: int = Field(
         2, ge=1, description="A word joins the vocabulary once reviewers added it in this many recordings."

@@ -36,6 +36,8 @@ class Review:
     layout: str
     status: str = "reviewed"
     """"reviewed" (a person submitted it) or "auto-accepted" (the ASR transcript, confident enough to skip review)."""
+    units: tuple[dict[str, Any], ...] = ()
+    """A recording reviewed as units (``syncd.units``): each unit's span, task and review."""
 
     @property
     def text(self) -> str:
@@ -154,6 +156,7 @@ def to_document(review: Review) -> dict[str, Any]:
             "annotator": review.annotator,
             "submitted_at": review.created_at,
             "updated_at": review.updated_at,
+            **({"units": list(review.units)} if review.units else {}),
         },
         "word_error_rate": review.word_error_rate if review.status == "reviewed" else None,
         "text": review.text,

@@ -38,6 +38,9 @@ class Status(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     SUPERSEDED = "superseded"
+    SPLIT = "split"
+    """Longer than ``review.max_task_minutes``: reviewed as units (recordings of their own, ``parent_id`` set), and
+    its transcripts are written once every unit is reviewed."""
 
 
 PENDING = (Status.DISCOVERED, Status.TRANSCRIBING, Status.TRANSCRIBED, Status.ACCEPTED, Status.IMPORTING)
@@ -51,7 +54,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     # Auto-accepted (confidence above review.auto_accept_above, not in the audit sample): export writes the ASR
     # transcript beside the audio without a task.
     Status.ACCEPTED: frozenset({Status.EXPORTED, Status.FAILED, Status.SUPERSEDED}),
-    Status.TRANSCRIBED: frozenset({Status.IMPORTING, Status.IMPORTED, Status.FAILED, Status.SUPERSEDED}),
+    Status.TRANSCRIBED: frozenset({Status.IMPORTING, Status.IMPORTED, Status.SPLIT, Status.FAILED, Status.SUPERSEDED}),
+    Status.SPLIT: frozenset({Status.EXPORTED, Status.SUPERSEDED}),
     Status.IMPORTING: frozenset({Status.IMPORTED, Status.TRANSCRIBED, Status.FAILED, Status.SUPERSEDED}),
     Status.IMPORTED: frozenset({Status.EXPORTED, Status.SUPERSEDED}),
     Status.EXPORTED: frozenset({Status.EXPORTED, Status.SUPERSEDED}),
@@ -61,7 +65,9 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.SKIPPED: frozenset({Status.SUPERSEDED}),
     # An upload reverted to an earlier version (X -> Y -> X) makes X current again: it resumes from its own task or
     # transcript (never a second task for one version), or starts over.
-    Status.SUPERSEDED: frozenset({Status.DISCOVERED, Status.TRANSCRIBED, Status.ACCEPTED, Status.IMPORTED}),
+    Status.SUPERSEDED: frozenset(
+        {Status.DISCOVERED, Status.TRANSCRIBED, Status.ACCEPTED, Status.IMPORTED, Status.SPLIT}
+    ),
 }
 """Every status change the stages may make; the store refuses any other (compare-and-set on the old status)."""
 
@@ -106,6 +112,10 @@ class Recording:
     engine: str | None
     updated_at: float
     review_mode: str | None = None
+    parent_id: int | None = None
+    """Set on a review unit: the recording it is a part of."""
+    unit_start: float | None = None
+    """A review unit's start in its parent recording (seconds)."""
 
     @property
     def uri(self) -> str:

@@ -113,6 +113,17 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX added_words_word ON added_words (word);
     """,
+    # Review units (syncd.units): a unit is a recording of its own with its parent's id and its start there; its
+    # review, moved to the parent's clock, waits in ``review`` until every unit has one. ``units_changed`` marks a
+    # parent whose units' reviews changed since its transcripts were last written.
+    """
+    ALTER TABLE recordings ADD COLUMN parent_id INTEGER;
+    ALTER TABLE recordings ADD COLUMN unit_start REAL;
+    ALTER TABLE recordings ADD COLUMN review TEXT;
+    ALTER TABLE recordings ADD COLUMN units_changed REAL;
+    CREATE INDEX recordings_parent ON recordings (parent_id);
+    CREATE INDEX recordings_units_changed ON recordings (units_changed);
+    """,
 )
 
 
@@ -244,14 +255,62 @@ class StateStore:
         rows = self._read(f"SELECT {_COLUMNS} FROM recordings {where} ORDER BY id", args)
         return [_recording(r) for r in rows]
 
-    def due(self, status: Status, limit: int = 1000, *, least_confident_first: bool = False) -> list[Recording]:
-        """Recordings waiting in ``status`` whose back-off has run out: oldest first, or lowest score first."""
+    def due(
+        self,
+        status: Status,
+        limit: int = 1000,
+        *,
+        least_confident_first: bool = False,
+        whole_up_to: float | None = None,
+    ) -> list[Recording]:
+        """Recordings waiting in ``status`` whose back-off has run out: oldest first, or lowest score first.
+        ``whole_up_to`` leaves out whole recordings longer than that many seconds (they are reviewed as units),
+        except one that could not be cut (``unit_start`` 0 on a recording with no parent)."""
         order = "score, id" if least_confident_first else "id"
+        where, args = "status = ? AND next_attempt_at <= ?", [status, time.time()]
+        if whole_up_to is not None:
+            where += " AND (parent_id IS NOT NULL OR unit_start IS NOT NULL OR duration IS NULL OR duration <= ?)"
+            args.append(whole_up_to)
+        rows = self._read(f"SELECT {_COLUMNS} FROM recordings WHERE {where} ORDER BY {order} LIMIT ?", (*args, limit))
+        return [_recording(r) for r in rows]
+
+    def too_long(self, max_seconds: float, limit: int = 10) -> list[Recording]:
+        """Transcribed whole recordings longer than ``max_seconds``, due to be split into review units."""
         rows = self._read(
-            f"SELECT {_COLUMNS} FROM recordings WHERE status = ? AND next_attempt_at <= ? ORDER BY {order} LIMIT ?",
-            (status, time.time(), limit),
+            f"SELECT {_COLUMNS} FROM recordings WHERE status = ? AND next_attempt_at <= ? AND parent_id IS NULL"
+            " AND unit_start IS NULL AND duration > ? ORDER BY id LIMIT ?",
+            (Status.TRANSCRIBED, time.time(), max_seconds, limit),
         )
         return [_recording(r) for r in rows]
+
+    def units_of(self, parent_id: int) -> list[tuple[Recording, dict[str, Any]]]:
+        """A recording's review units in time order, each with its review (``review``: JSON segments on the
+        parent's clock, None until reviewed), ``annotator``, ``submitted_at`` and ``project_id``."""
+        extra = ("review", "annotator", "submitted_at", "project_id")
+        rows = self._read(
+            f"SELECT {_COLUMNS}, {', '.join(extra)} FROM recordings WHERE parent_id = ? ORDER BY unit_start, id",
+            (parent_id,),
+        )
+        units = []
+        for row in rows:
+            fields = dict(row)
+            more = {name: fields.pop(name) for name in extra}
+            units.append((Recording(**fields | {"status": Status(fields["status"])}), more))
+        return units
+
+    def stitch_due(self, limit: int = 100) -> list[tuple[Recording, float]]:
+        """Split recordings whose units' reviews changed since their transcripts were written, with that mark."""
+        rows = self._read(
+            f"SELECT {_COLUMNS}, units_changed FROM recordings WHERE units_changed IS NOT NULL"
+            " AND next_attempt_at <= ? ORDER BY units_changed LIMIT ?",
+            (time.time(), limit),
+        )
+        found = []
+        for row in rows:
+            fields = dict(row)
+            mark = float(fields.pop("units_changed"))
+            found.append((Recording(**fields | {"status": Status(fields["status"])}), mark))
+        return found
 
     def count(self, status: Status) -> int:
         return int(self._read("SELECT count(*) FROM recordings WHERE status = ?", (status,))[0][0])
@@ -277,20 +336,23 @@ class StateStore:
         return [_recording(r) for r in rows]
 
     def backlog_seconds(self) -> dict[str, float]:
-        """Audio seconds per state, over recordings whose length is known (transcribed or later)."""
+        """Audio seconds per state, over recordings whose length is known (transcribed or later). A split
+        recording counts through its units until it is written, then as itself."""
         rows = self._read(
-            "SELECT status, coalesce(sum(duration), 0) AS seconds FROM recordings"
-            " WHERE status != 'superseded' GROUP BY status"
+            "SELECT status, coalesce(sum(duration), 0) AS seconds FROM recordings WHERE status NOT IN"
+            " ('superseded', 'split') AND NOT (parent_id IS NOT NULL AND status = 'exported') GROUP BY status"
         )
         return {str(s): 0.0 for s in Status if s != Status.SUPERSEDED} | {r["status"]: r["seconds"] for r in rows}
 
     def triage_rows(self) -> list[dict[str, Any]]:
-        """One row per transcribed recording with what ``syncd report`` groups and sums (not for the hot path)."""
+        """One row per transcribed recording with what ``syncd report`` groups and sums (not for the hot path); a
+        split recording is one row, with its units' figures summed when it is written."""
         rows = self._read(
             "SELECT id, status, review_mode, score, duration, word_errors, reference_words, annotator,"
             " imported_at, submitted_at, exported_at, json_extract(transcript, '$.model') AS model,"
             " json_extract(transcript, '$.language') AS language FROM recordings"
-            " WHERE transcript IS NOT NULL AND (status != 'superseded' OR word_errors IS NOT NULL) ORDER BY id"
+            " WHERE transcript IS NOT NULL AND parent_id IS NULL"
+            " AND (status != 'superseded' OR word_errors IS NOT NULL) ORDER BY id"
         )
         return [dict(r) for r in rows]
 
@@ -303,6 +365,57 @@ class StateStore:
         return [(str(r["word"]), int(r["n"])) for r in rows]
 
     # --- writes -------------------------------------------------------------------------------------------
+
+    def add_units(self, parent: Recording, units: list[tuple[S3Object, str, float, Transcript]]) -> bool:
+        """Record a recording's review units (clip object, syncd_id, start in the parent, transcript on the clip's
+        clock) as transcribed recordings of their own, and the parent as split, in one transaction. A unit recorded
+        before (a crash after this, a lost state split again) is kept as it is. False when the parent was no longer
+        transcribed (nothing is recorded then)."""
+        now = time.time()
+        with self._tx() as db:
+            if not self.move(parent.id, Status.TRANSCRIBED, Status.SPLIT, reason=None):
+                return False
+            for obj, sid, start, transcript in units:
+                db.execute(
+                    "INSERT OR IGNORE INTO recordings (syncd_id, bucket, key, etag, size, status, transcript, score,"
+                    " duration, review_mode, engine, parent_id, unit_start, ready_at, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        sid,
+                        obj.bucket,
+                        obj.key,
+                        obj.etag,
+                        obj.size,
+                        Status.TRANSCRIBED,
+                        json.dumps(transcript.to_dict()),
+                        transcript.confidence,
+                        transcript.duration,
+                        parent.review_mode,
+                        parent.engine,
+                        parent.id,
+                        start,
+                        now,
+                        now,
+                        now,
+                    ),
+                )
+        return True
+
+    def store_unit_review(self, unit: Recording, source: Status, review: str, **fields: Any) -> bool:
+        """A unit's review (JSON segments on its parent's clock) and its export fields, and the parent marked for
+        stitching, in one transaction: a crash leaves both or neither."""
+        with self._tx() as db:
+            if not self.move(unit.id, source, Status.EXPORTED, review=review, **fields):
+                return False
+            db.execute("UPDATE recordings SET units_changed = ? WHERE id = ?", (time.time(), unit.parent_id))
+        return True
+
+    def stitched(self, parent_id: int, mark: float) -> None:
+        """The units' reviews up to ``mark`` are written; a review stored meanwhile keeps the parent marked."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE recordings SET units_changed = NULL WHERE id = ? AND units_changed = ?", (parent_id, mark)
+            )
 
     def set_added_words(self, rec_id: int, project_id: int | None, words: Iterable[str]) -> None:
         """The words a recording's current review added (a re-export replaces those of the earlier review)."""
@@ -514,8 +627,11 @@ class StateStore:
                 " WHERE bucket = ? AND key = ? AND id != ? AND status != 'superseded'",
                 (time.time(), bucket, key, rec.id),
             )
+            split = db.execute("SELECT 1 FROM recordings WHERE parent_id = ? LIMIT 1", (rec.id,)).fetchone()
             target = (
-                Status.IMPORTED
+                Status.SPLIT
+                if split
+                else Status.IMPORTED
                 if rec.task_id
                 else Status.DISCOVERED
                 if not rec.transcript_json
@@ -526,6 +642,8 @@ class StateStore:
             fields: dict[str, Any] = {"reason": "audio restored: the object holds this version again"}
             fields |= {"annotation_id": None}
             fields |= {"annotation_updated_at": None, "attempts": 0, "next_attempt_at": 0}
+            if split:
+                fields["units_changed"] = time.time()
             if self.transition([rec.id], Status.SUPERSEDED, target, **fields):
                 return self.get(rec.id)
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import shutil
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -120,8 +121,21 @@ class Storage:
                 and item["Key"].lower().endswith(suffixes)
             ]
 
-    def download(self, bucket: str, key: str, dest: Path) -> None:
-        self.client.download_file(bucket, key, str(dest))
+    def download(self, bucket: str, key: str, dest: Path, *, if_match: str | None = None) -> None:
+        """Fetch one object to a file; with ``if_match`` (an ETag) only that version (else PreconditionFailed), in
+        one streamed GET, since boto3's managed download cannot pass the condition."""
+        if not if_match:
+            self.client.download_file(bucket, key, str(dest))
+            return
+        response = self.client.get_object(Bucket=bucket, Key=key, IfMatch=f'"{if_match}"')
+        with dest.open("wb") as out:
+            shutil.copyfileobj(response["Body"], out, 1 << 20)
+
+    def upload(self, bucket: str, key: str, path: Path, content_type: str) -> str:
+        """Put a file syncd owns (a review unit's clip) in one request; returns its ETag."""
+        with path.open("rb") as body:
+            response = self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        return str(response.get("ETag") or "").strip('"')
 
     def read(self, bucket: str, key: str) -> bytes:
         body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()

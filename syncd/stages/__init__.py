@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from syncd import vocabulary
-from syncd.stages import accepted, exporter, importer, scan, transcribe
+from syncd.stages import accepted, exporter, importer, scan, stitch, transcribe
 
 if TYPE_CHECKING:
     from syncd.config import Settings
@@ -37,8 +37,9 @@ class Stage:
 
 def export(svc: Services, stop: threading.Event) -> int:
     """Auto-accepted transcripts first (they need S3 only, so a Label Studio outage does not hold them), then
-    reviews, then the reviewers' vocabulary if they changed it."""
-    written = accepted.run(svc, stop) + exporter.run(svc, stop)
+    reviews, then recordings whose review units are all reviewed, then the reviewers' vocabulary if they changed
+    it."""
+    written = accepted.run(svc, stop) + exporter.run(svc, stop) + stitch.run(svc, stop)
     vocabulary.refresh(svc)
     return written
 

@@ -29,6 +29,8 @@ from syncd.recording import Recording, Status
 from syncd.services import Services
 from syncd.stages import importer
 from syncd.storage import Storage, WriteConflictError, output_base
+from syncd.transcript import Segment
+from syncd.units import shift
 
 # A task saved just before the newest one we read may commit after our read; the cursor re-reads this much until a
 # read has started this long after the cursor moved (then it is "settled" and an idle cycle reads nothing twice).
@@ -222,6 +224,8 @@ def _render(
         updated_at=version[0] or None,
         layout=layout,
     )
+    if rec.parent_id is not None:  # a review unit: kept in the state and stitched, never written beside its clip
+        return Export(rec, review, version, {}, "", moment(task.get("updated_at")))
     bodies = render(review, list(svc.settings.output.formats))
     return Export(rec, review, version, bodies, outputs_base(svc, rec), moment(task.get("updated_at")))
 
@@ -299,7 +303,7 @@ def record(svc: Services, export: Export, done: Written) -> None:
         )
         return
     errors, words = word_errors(review.text, review.asr.text)
-    fields = {
+    fields: dict[str, Any] = {
         "annotation_id": review.annotation,
         "annotation_updated_at": export.version[0],
         "exported_at": time.time(),
@@ -309,12 +313,15 @@ def record(svc: Services, export: Export, done: Written) -> None:
         "word_errors": errors,
         "reference_words": words,
     }
+    ids = {"recording": rec.id, "task": review.task, "annotation": review.annotation, "bucket": rec.bucket}
+    if rec.parent_id is not None:
+        _record_unit(svc, export, fields, ids)
+        return
     if rec.status in (Status.IMPORTED, Status.EXPORTED):
         svc.state.move(rec.id, rec.status, Status.EXPORTED, **fields)
     else:
         svc.state.update(rec.id, **fields)
     svc.state.set_added_words(rec.id, review.project, vocabulary.added_words(review.text, review.asr.text))
-    ids = {"recording": rec.id, "task": review.task, "annotation": review.annotation, "bucket": rec.bucket}
     if done.kept_newer and not done.formats:
         svc.log.info("annotation.superseded", key=rec.key, reason="outputs hold a newer review", **ids)
         return
@@ -335,6 +342,43 @@ def record(svc: Services, export: Export, done: Written) -> None:
         seconds=done.seconds,
         **ids,
     )
+
+
+def _record_unit(svc: Services, export: Export, fields: dict[str, Any], ids: dict[str, Any]) -> None:
+    """A review unit's review: kept in the state on its recording's clock, which is marked to be stitched."""
+    rec, review = export.rec, export.review
+    kept = unit_review(list(review.segments), rec)
+    if rec.status in (Status.IMPORTED, Status.EXPORTED):
+        svc.state.store_unit_review(rec, rec.status, kept, **fields)
+    else:
+        svc.state.update(rec.id, review=kept, **fields)
+    svc.state.set_added_words(rec.id, review.project, vocabulary.added_words(review.text, review.asr.text))
+    svc.log.info(
+        "unit.reviewed",
+        key=rec.key,
+        of=rec.parent_id,
+        annotator=review.annotator,
+        word_error_rate=review.word_error_rate,
+        re_export=rec.annotation_id is not None,
+        **ids,
+    )
+
+
+def unit_review(segments: list[Segment], unit: Recording) -> str:
+    """A unit's reviewed segments, moved to its recording's clock, as the state keeps them."""
+    start = unit.unit_start or 0.0
+    return json.dumps([_segment_fields(shift(s, start)) for s in segments])
+
+
+def _segment_fields(seg: Segment) -> dict[str, Any]:
+    return {
+        "start": seg.start,
+        "end": seg.end,
+        "text": seg.text,
+        "speaker": seg.speaker,
+        "confidence": seg.confidence,
+        "asr_text": seg.asr_text,
+    }
 
 
 def _epoch(moment: str | None) -> float | None:

@@ -35,7 +35,9 @@ from syncd.labelstudio import layouts
 from syncd.labelstudio.client import LabelStudioError
 from syncd.recording import Recording, Status
 from syncd.services import Services
+from syncd.stages import split
 from syncd.state import StateStore
+from syncd.units import unit_of
 
 TICK = 5.0
 """Seconds between two looks at whether a batch is due (the import job's tick when ``import_interval`` is longer)."""
@@ -55,13 +57,14 @@ def task_for(rec: Recording, layout: str, model_version: str, flag_words_below: 
     redacted = redaction(transcript) is not None
     flag_below = flag_words_below if layout == "segments" else 0.0
     flagged = len(layouts.flagged_words(transcript, flag_below))
+    unit = unit_of(transcript)
     to_check = layouts.segments_to_check(transcript) + (
         f" · {flagged} word{'s' if flagged > 1 else ''} marked" if flagged else ""
     )
     return {
         "data": {
             "audio": rec.uri,
-            "key": rec.key,
+            "key": f"{unit['of']} ({unit['label']})" if unit else rec.key,
             "asr_confidence": None if confidence is None else round(confidence, 3),
             "duration": None if transcript.duration is None else round(transcript.duration, 1),
             "flagged_words": flagged,
@@ -318,7 +321,9 @@ def _next_batch(svc: Services, project: int, room: int | None = None) -> _Batch 
     size = size if room is None else min(size, room)
     if size <= 0 or not batch_due(svc):
         return None
-    candidates = svc.state.due(Status.TRANSCRIBED, limit=size, least_confident_first=True)
+    minutes = svc.settings.review.max_task_minutes
+    whole_up_to = minutes * 60 if minutes else None
+    candidates = svc.state.due(Status.TRANSCRIBED, limit=size, least_confident_first=True, whole_up_to=whole_up_to)
     if not candidates:
         return None
     with svc.state.batch():
@@ -418,7 +423,9 @@ def _reconcile_all(svc: Services) -> int:
 def run(svc: Services, stop: threading.Event) -> int:
     """Reconcile with Label Studio, then import the transcribed recordings in batches, least confident first, into
     the current project, rolling over to the next one when it is full; returns tasks created or adopted. Paced, a
-    tick asks nothing of Label Studio while no batch is due and none is in doubt."""
+    tick asks nothing of Label Studio while no batch is due and none is in doubt. Recordings too long for one task
+    are split into review units first (``syncd.stages.split``)."""
+    split.run(svc, stop)
     if svc.paced and not svc.state.count(Status.IMPORTING) and not batch_due(svc):
         return 0
     imported = _reconcile_all(svc)

@@ -12,11 +12,12 @@ from syncd.storage import S3_MAX_KEY_BYTES, output_key
 
 
 def excluded_prefixes(svc: Services, bucket: str) -> tuple[str, ...]:
-    """Transcribe's raw output lives under its own prefix and is never audio."""
+    """Transcribe's raw output and the review units' clips live under their own prefixes and are never new audio."""
     aws = svc.settings.transcriber.aws
+    units = (svc.settings.review.units_prefix,)
     if (aws.output_bucket or bucket) == bucket and aws.output_prefix:
-        return (aws.output_prefix,)
-    return ()
+        return (aws.output_prefix, *units)
+    return units
 
 
 def skip_reason(obj: S3Object, max_size_mb: int, suffix: str = ".transcript") -> str | None:
