@@ -34,9 +34,10 @@ def clock(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def plan(transcript: Transcript, max_seconds: float) -> list[Unit]:
-    """The units of a transcript; one unit (the whole recording) when it fits or cannot be cut."""
-    duration = transcript.duration or (transcript.segments[-1].end if transcript.segments else 0.0)
+def plan(transcript: Transcript, max_seconds: float, audio_seconds: float = 0.0) -> list[Unit]:
+    """The units of a transcript; one unit (the whole recording) when it fits or cannot be cut. The last unit ends
+    with the audio (``audio_seconds``, when known: an engine's duration may stop at the last word)."""
+    duration = max(audio_seconds, transcript.duration or 0.0)
     groups: list[list[Segment]] = [[]]
     starts = [0.0]
     for seg in transcript.segments:

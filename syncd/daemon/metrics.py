@@ -16,6 +16,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+REVIEWED = ("annotation.exported", "transcript.stitched")
+"""The events of a reviewed transcript written beside its audio (whole, or stitched from review units)."""
 
 
 class _StateCollector(Collector):
@@ -121,6 +123,7 @@ class Metrics:
         self.registry.register(_StateCollector(counts, "syncd_project_tasks", doc, "project"))
 
     def observe(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
+        """Count every event; a few also feed a figure of their own."""
         self.events.labels(event, level).inc()
         if event == "stage.completed":
             stage = str(fields["stage"])
@@ -129,7 +132,7 @@ class Metrics:
             self.stage_seconds.labels(stage).observe(fields["seconds"])
         elif event == "transcription.completed" and isinstance(fields.get("confidence"), int | float):
             self.confidence.observe(fields["confidence"])
-        elif event == "annotation.exported" and isinstance(fields.get("word_error_rate"), int | float):
+        elif event in REVIEWED and isinstance(fields.get("word_error_rate"), int | float):
             wer = fields["word_error_rate"]
             self.wer.labels(str(fields.get("model") or ""), str(fields.get("language") or "")).observe(wer)
             if fields.get("review") == "audit":

@@ -16,7 +16,7 @@ from syncd.log import describe_error
 from syncd.probe import classify
 from syncd.recording import Recording, S3Object, Status, syncd_id
 from syncd.services import Services
-from syncd.transcribers.audio import AudioError
+from syncd.transcribers.audio import AudioError, probe
 
 OUTAGE_RETRY = 30.0
 SPLITS_PER_RUN = 4
@@ -47,8 +47,7 @@ def run(svc: Services, stop: threading.Event) -> int:
 def _split(svc: Services, rec: Recording, max_seconds: float) -> int:
     transcript = rec.transcript
     assert transcript is not None
-    plan = units.plan(transcript, max_seconds)
-    if len(plan) == 1:
+    if len(units.plan(transcript, max_seconds)) == 1:
         svc.state.update(rec.id, unit_start=0.0)  # cannot be cut (no pause to cut at): reviewed whole
         svc.log.info("recording.not_split", recording=rec.id, bucket=rec.bucket, key=rec.key, reason="no pause")
         return 0
@@ -57,15 +56,15 @@ def _split(svc: Services, rec: Recording, max_seconds: float) -> int:
     with tempfile.TemporaryDirectory(prefix="syncd-units-") as tmp:
         source = Path(tmp) / "audio"
         svc.storage.download(rec.bucket, rec.key, source, if_match=rec.etag)
+        plan = units.plan(transcript, max_seconds, probe(source).duration)
         paths = clips.cut(source, [(u.start, u.end) for u in plan], Path(tmp))
         found = []
         for unit, path in zip(plan, paths, strict=True):
             key = clip_key(prefix, rec, unit)
             etag = svc.storage.upload(rec.bucket, key, path, "audio/flac")
+            on_clip = units.unit_transcript(transcript, unit, rec.key)
             obj = S3Object(rec.bucket, key, etag, path.stat().st_size)
-            found.append(
-                (obj, syncd_id(rec.bucket, key, rec.etag), unit.start, units.unit_transcript(transcript, unit, rec.key))
-            )
+            found.append((obj, syncd_id(rec.bucket, key, rec.etag), unit.start, on_clip))
     if not svc.state.add_units(rec, found):
         return 0
     svc.log.info(

@@ -77,6 +77,9 @@ def _stitch(svc: Services, parent: Recording, mark: float) -> int:
         formats=sorted(done.formats),
         kept_newer=sorted(done.kept_newer),
         word_error_rate=review.word_error_rate,
+        review=parent.review_mode or "review",
+        model=review.asr.model,
+        language=review.asr.language or "",
         seconds=done.seconds,
         **ids,
     )
