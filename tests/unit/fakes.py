@@ -87,6 +87,16 @@ class FakeStorage:
             self.objects[(bucket, key)] = (body, etag, dict(metadata))
         return etag
 
+    def download(self, bucket: str, key: str, dest: Path, *, if_match: str | None = None) -> None:
+        self.calls["GetObject"] += 1
+        body, etag, _ = self.objects[(bucket, key)]
+        if if_match is not None and if_match != etag:
+            raise WriteConflictError(bucket, key)
+        dest.write_bytes(body)
+
+    def upload(self, bucket: str, key: str, path: Path, content_type: str) -> str:
+        return self.write(bucket, key, path.read_bytes(), "flac", {"Content-Type": content_type})
+
     def text(self, bucket: str, key: str) -> str:
         return self.objects[(bucket, key)][0].decode()
 
