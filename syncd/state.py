@@ -127,6 +127,9 @@ _MIGRATIONS: tuple[str, ...] = (
 )
 
 
+ADDED_WORDS_CHANGED = "added-words-changed"
+"""A cursor counting changes to the reviewers' added words."""
+
 _COLUMNS = ", ".join(Recording.__dataclass_fields__).replace("transcript_json", "transcript AS transcript_json")
 
 
@@ -418,13 +421,18 @@ class StateStore:
             )
 
     def set_added_words(self, rec_id: int, project_id: int | None, words: Iterable[str]) -> None:
-        """The words a recording's current review added (a re-export replaces those of the earlier review)."""
+        """The words a recording's current review added (a re-export replaces those of the earlier review). A change
+        bumps the ``ADDED_WORDS_CHANGED`` cursor, so the vocabulary is counted again only when it may have changed."""
+        rows = [(rec_id, project_id, w) for w in sorted(set(words))]
         with self._tx() as db:
-            db.execute("DELETE FROM added_words WHERE recording_id = ?", (rec_id,))
-            db.executemany(
-                "INSERT INTO added_words (recording_id, project_id, word) VALUES (?, ?, ?)",
-                [(rec_id, project_id, w) for w in sorted(set(words))],
-            )
+            deleted = db.execute("DELETE FROM added_words WHERE recording_id = ?", (rec_id,)).rowcount
+            db.executemany("INSERT INTO added_words (recording_id, project_id, word) VALUES (?, ?, ?)", rows)
+            if deleted or rows:
+                db.execute(
+                    "INSERT INTO cursors (name, value) VALUES (?, '1') ON CONFLICT (name)"
+                    " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                    (ADDED_WORDS_CHANGED,),
+                )
 
     def update(self, rec_id: int, **fields: Any) -> None:
         """Set columns other than the status on one recording; ``transcript`` may be given as a Transcript."""

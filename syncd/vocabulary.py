@@ -17,10 +17,13 @@ import time
 
 from syncd.formats import normalize_words
 from syncd.services import Services
+from syncd.state import ADDED_WORDS_CHANGED
 from syncd.transcribers.aws import AwsTranscriber
 
 CURSOR = "vocabulary"
 RETRY = "vocabulary-retry-at"
+SEEN = "vocabulary-seen"
+"""The added-words change count (and settings) the vocabulary was last counted at."""
 RETRY_AFTER = 300.0
 MIN_LENGTH = 3
 _WORD = re.compile(r"^[^\W\d_][^\W\d_'\-]*(?:['\-][^\W\d_]+)*$")
@@ -44,22 +47,29 @@ def current(svc: Services) -> list[str]:
 
 
 def refresh(svc: Services) -> bool:
-    """Publish the vocabulary if it changed since the last time; True when it did. A failed publication (say, no
-    permission to write the file) is tried again RETRY_AFTER seconds later, not after every export run."""
+    """Publish the vocabulary if it changed since the last time; True when it did. The words are counted again only
+    after a review changed them (or the settings did), so an idle export run costs two point reads. A failed
+    publication (say, no permission to write the file) is tried again RETRY_AFTER seconds later, not after every
+    export run."""
     review = svc.settings.review
+    seen = f"{svc.state.cursor(ADDED_WORDS_CHANGED) or 0}:{review.vocabulary_size}:{review.vocabulary_min_reviews}"
+    retry_at = float(svc.state.cursor(RETRY) or 0)
+    if (seen == svc.state.cursor(SEEN) and not retry_at) or time.time() < retry_at:
+        return False
     top = svc.state.top_added_words(review.vocabulary_size, review.vocabulary_min_reviews)
     words = [w for w, _ in top]
-    if words == current(svc) or time.time() < float(svc.state.cursor(RETRY) or 0):
+    svc.state.set_cursor(SEEN, seen)
+    if words == current(svc):
         return False
     try:
         _publish(svc, top)
     except Exception as exc:
-        retry_at = time.time() + RETRY_AFTER
-        svc.state.set_cursor(RETRY, str(retry_at))
+        svc.state.set_cursor(RETRY, str(time.time() + RETRY_AFTER))
         error = f"{type(exc).__name__}: {exc}"[:300]
         svc.log.error("vocabulary.update_failed", words=len(words), error=error, retry_in_seconds=RETRY_AFTER)
         return False
     svc.state.set_cursor(CURSOR, json.dumps({"words": words}))
+    svc.state.set_cursor(RETRY, "0")
     svc.log.info("vocabulary.updated", words=len(words), top=words[:10])
     return True
 

@@ -135,6 +135,23 @@ def test_a_vocabulary_that_cannot_be_written_is_retried_later_not_every_run(tmp_
     failed = [e for e in logs if e["event"] == "vocabulary.update_failed"]
     assert len(failed) == 1 and "AccessDenied" in failed[0]["error"] and failed[0]["log_level"] == "error"
     storage.write = real_write  # type: ignore[method-assign]
-    svc.state.set_cursor("vocabulary-retry-at", "0")
+    svc.state.set_cursor("vocabulary-retry-at", "1")  # the retry time has come
     run_cycle(svc)
     assert current(svc) == ["Kowalczyk"]
+
+
+def test_the_words_are_counted_again_only_after_a_review_changed_them(tmp_path: Path) -> None:
+    svc, ls, storage, engine = services(tmp_path, review={"vocabulary_min_reviews": 1})
+    engine.words = "call mister kowalski"
+    storage.put_audio("b", "a.mp3")
+    run_cycle(svc)
+    counted = []
+    real_top = svc.state.top_added_words
+    svc.state.top_added_words = lambda *a: counted.append(a) or real_top(*a)  # type: ignore[method-assign]
+    run_cycle(svc)
+    run_cycle(svc)
+    assert counted == [], "an idle export run never counts the words"
+    ls.annotate(next(iter(ls.tasks)), "call Kowalczyk")
+    run_cycle(svc)
+    run_cycle(svc)
+    assert len(counted) == 1 and current(svc) == ["Kowalczyk"]
