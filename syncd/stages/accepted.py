@@ -49,15 +49,15 @@ def _export(svc: Services, rec: Recording) -> Export:
     return Export(rec, review, AUTO_VERSION, bodies, outputs_base(svc, rec))
 
 
-def _write(svc: Services, rec: Recording) -> tuple[Export | None, Written | Exception]:
+def _write(svc: Services, rec: Recording) -> Written | Exception:
+    """Runs on a worker thread: a failure comes back as the result, to be recorded on the stage's thread."""
     try:
-        export = _export(svc, rec)
-        return export, write_outputs(svc.storage, export)
+        return write_outputs(svc.storage, _export(svc, rec))
     except Exception as exc:
-        return None, exc
+        return exc
 
 
-def _record(svc: Services, rec: Recording, export: Export, done: Written) -> int:
+def _record(svc: Services, rec: Recording, done: Written) -> int:
     ids = {"recording": rec.id, "bucket": rec.bucket, "key": rec.key}
     if done.audio_etag is not None:
         svc.log.info("auto_accept.stale_audio", etag=rec.etag, current_etag=done.audio_etag or None, **ids)
@@ -92,11 +92,11 @@ def run(svc: Services, stop: threading.Event) -> int:
     with ThreadPoolExecutor(svc.settings.output.write_workers, thread_name_prefix="accept") as pool:
         while not stop.is_set():
             recs = svc.state.due(Status.ACCEPTED, limit=BATCH)
-            for rec, (export, outcome) in zip(recs, pool.map(lambda r: _write(svc, r), recs), strict=True):
-                if isinstance(outcome, Exception) or export is None:
-                    _failed(svc, rec, outcome if isinstance(outcome, Exception) else ValueError("no export"))
+            for rec, outcome in zip(recs, pool.map(lambda r: _write(svc, r), recs), strict=True):
+                if isinstance(outcome, Exception):
+                    _failed(svc, rec, outcome)
                 else:
-                    written += _record(svc, rec, export, outcome)
+                    written += _record(svc, rec, outcome)
             if len(recs) < BATCH:
                 break
     return written
