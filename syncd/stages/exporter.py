@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import Enum
 from typing import Any
 
 from syncd import exitcodes, vocabulary
@@ -433,13 +434,12 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
     parked = svc.state.parked_tasks(project)
     pending: list[tuple[Future[Written], Export]] = []
     read: set[int] = set()
-    fresh = svc.state.cursor(name) is None  # this run reads every task anyway: it is the sweep
-    sweep = _sweep_due(svc, project, started) and not fresh
-    missed = 0
+    sweep = _sweep(svc, project, started)
+    missed, stopped = 0, False
     with ThreadPoolExecutor(svc.settings.output.write_workers, thread_name_prefix="export") as pool:
-        for page, kind in _read_ahead(_pages(svc, project, cursor, sweep)):
+        for page, kind in _read_ahead(_pages(svc, project, cursor, sweep is Sweep.DUE)):
             if stop.is_set():
-                sweep = False
+                stopped = True
                 break  # the cursor moves only as far as the tasks read
             read.update(int(t["id"]) for t in page)
             recs = svc.state.by_syncd_ids([_syncd_id(t) for t in page])
@@ -466,9 +466,9 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
                 pending.append((pool.submit(write_outputs, svc.storage, export), export))
         written = _collect(svc, pending, failures)
     failures.commit()
-    if sweep or (fresh and not stop.is_set()):
+    if sweep is not Sweep.NONE and not stopped:
         svc.state.set_cursor(_sweep_name(project), str(started))
-    if sweep:
+    if sweep is Sweep.DUE and not stopped:
         svc.log.info("export.swept", project=project, tasks=len(read), missed=missed)
     moved = cursor.after_read(newest, started, time.time())
     if moved != cursor:
@@ -483,11 +483,23 @@ def _sweep_name(project: int) -> str:
     return f"export-sweep:{project}"
 
 
-def _sweep_due(svc: Services, project: int, now: float) -> bool:
-    """A full read of the reviewed tasks is due: Label Studio saves an annotation and then, in a second write, stamps
-    its task's ``updated_at``; a Label Studio stopped between the two leaves a review the cursor never sees."""
+class Sweep(Enum):
+    """Whether this run reads every reviewed task. Label Studio saves an annotation and then, in a second write,
+    stamps its task's ``updated_at``; a Label Studio stopped between the two leaves a review the cursor never sees,
+    so every ``schedule.export_sweep_interval`` the reviewed tasks are all read once."""
+
+    NONE = "none"
+    FIRST_READ = "first read"
+    """The project's first export run reads every task anyway: it counts as the sweep."""
+    DUE = "due"
+
+
+def _sweep(svc: Services, project: int, now: float) -> Sweep:
+    if svc.state.cursor(f"export:{project}") is None:
+        return Sweep.FIRST_READ
     last = svc.state.cursor(_sweep_name(project))
-    return last is None or now - float(last) >= svc.settings.schedule.export_sweep_interval
+    due = last is None or now - float(last) >= svc.settings.schedule.export_sweep_interval
+    return Sweep.DUE if due else Sweep.NONE
 
 
 def _pages(svc: Services, project: int, cursor: Cursor, sweep: bool = False) -> Iterator[Page]:
