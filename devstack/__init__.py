@@ -18,7 +18,7 @@ from devstack.services import (
     free_port,
     running_stack,
 )
-from devstack.syncd_process import SyncdProcess, collect_notify, log_events, run_syncd
+from devstack.syncd_process import SyncdProcess, log_events, notify_socket, run_syncd
 from devstack.transcribe import (
     TRANSCRIBE_FIXTURES,
     TRANSCRIBE_PREFIX,
@@ -47,9 +47,9 @@ __all__ = [
     "StackError",
     "SyncdProcess",
     "aws_config",
-    "collect_notify",
     "free_port",
     "log_events",
+    "notify_socket",
     "project_tasks",
     "recording_for",
     "run_syncd",

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,25 @@ def log_events(output: str) -> list[dict[str, Any]]:
     return events
 
 
-def collect_notify(sock: socket.socket, into: list[str], stop: threading.Event) -> None:
-    """Read sd_notify datagrams (READY=1, WATCHDOG=1, ...) from a bound NOTIFY_SOCKET until ``stop`` is set."""
-    sock.settimeout(0.2)
+@contextlib.contextmanager
+def notify_socket(path: Path) -> Iterator[list[str]]:
+    """A NOTIFY_SOCKET bound at ``path`` for a daemon to talk sd_notify to: yields the list its datagrams (READY=1,
+    WATCHDOG=1, ...) are appended to, read on a thread until the block ends."""
+    messages: list[str] = []
+    done = threading.Event()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(0.2)
+        reader = threading.Thread(target=_collect, args=(sock, messages, done), daemon=True)
+        reader.start()
+        try:
+            yield messages
+        finally:
+            done.set()
+            reader.join(5)
+
+
+def _collect(sock: socket.socket, into: list[str], stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             into.append(sock.recv(4096).decode())

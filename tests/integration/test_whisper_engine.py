@@ -7,14 +7,12 @@ boundaries and reports progress twice; a 10-minute recording with the default 60
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from devstack import SENTENCES, Stack, SyncdProcess, collect_notify, log_events, project_tasks, run_syncd, speak
+from devstack import SENTENCES, Stack, SyncdProcess, log_events, notify_socket, project_tasks, run_syncd, speak
 from syncd.formats import word_error_rate
 from syncd.state import StateStore
 
@@ -153,21 +151,14 @@ def test_a_ten_minute_recording_keeps_the_watchdog_fed(stack: Stack, s3: Any, bu
     schedule = "\n[schedule]\nscan_interval = 1\ntranscribe_interval = 1\nstage_timeout = 15\n"
     config.write_text(config.read_text() + schedule)
     path = tmp_path / "notify.sock"
-    messages: list[str] = []
-    done = threading.Event()
     env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "60000000"}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.bind(str(path))
-        reader = threading.Thread(target=collect_notify, args=(sock, messages, done), daemon=True)
-        reader.start()
+    with notify_socket(path) as messages:
         daemon = SyncdProcess(config, stack, env=env)
         try:
             finished = daemon.wait("transcription.completed", timeout=400)
             assert daemon.proc.poll() is None
         finally:
             daemon.kill()
-            done.set()
-            reader.join(5)
 
     names = [e["event"] for e in daemon.events[: finished + 1]]
     assert "stage.stuck" not in names

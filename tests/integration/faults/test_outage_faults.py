@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,8 @@ from devstack import (
     Stack,
     SyncdProcess,
     aws_config,
-    collect_notify,
     free_port,
+    notify_socket,
     project_tasks,
     run_syncd,
     speak,
@@ -128,18 +126,13 @@ def test_malformed_transcribe_output_fails_with_its_reason_until_retried(
 def test_reload_while_a_stage_hangs_keeps_the_watchdog_fed(stack: Stack, config_file: Path, tmp_path: Path) -> None:
     config_file.write_text(config_file.read_text() + FAST)
     path = tmp_path / "notify.sock"
-    messages: list[str] = []
-    done = threading.Event()
     env = {
         "NOTIFY_SOCKET": str(path),
         "WATCHDOG_USEC": "2000000",  # a ping every second
         "SYNCD_HANG_AT": "stage.export",
         "SYNCD_HANG_SECONDS": "8",
     }
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.bind(str(path))
-        reader = threading.Thread(target=collect_notify, args=(sock, messages, done), daemon=True)
-        reader.start()
+    with notify_socket(path) as messages:
         daemon = SyncdProcess(config_file, stack, env=env)
         try:
             hang = daemon.wait("fault.hang", timeout=60)
@@ -149,8 +142,6 @@ def test_reload_while_a_stage_hangs_keeps_the_watchdog_fed(stack: Stack, config_
             assert daemon.proc.poll() is None
         finally:
             daemon.kill()
-            done.set()
-            reader.join(5)
 
     names = [e["event"] for e in daemon.events]
     assert "stage.stuck" not in names
