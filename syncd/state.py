@@ -294,12 +294,7 @@ class StateStore:
             f"SELECT {_COLUMNS}, {', '.join(extra)} FROM recordings WHERE parent_id = ? ORDER BY unit_start, id",
             (parent_id,),
         )
-        units = []
-        for row in rows:
-            fields = dict(row)
-            more = {name: fields.pop(name) for name in extra}
-            units.append((Recording(**fields | {"status": Status(fields["status"])}), more))
-        return units
+        return [_with_extra(row, *extra) for row in rows]
 
     def stitch_due(self, limit: int = 100) -> list[tuple[Recording, float]]:
         """Split recordings whose units' reviews changed since their transcripts were written, with that mark."""
@@ -308,12 +303,7 @@ class StateStore:
             " AND next_attempt_at <= ? ORDER BY units_changed LIMIT ?",
             (time.time(), limit),
         )
-        found = []
-        for row in rows:
-            fields = dict(row)
-            mark = float(fields.pop("units_changed"))
-            found.append((Recording(**fields | {"status": Status(fields["status"])}), mark))
-        return found
+        return [(rec, float(more["units_changed"])) for rec, more in (_with_extra(r, "units_changed") for r in rows)]
 
     def count(self, status: Status) -> int:
         return int(self._read("SELECT count(*) FROM recordings WHERE status = ?", (status,))[0][0])
@@ -756,12 +746,7 @@ class StateStore:
             " ON t.syncd_id = r.syncd_id AND t.project_id = ? WHERE r.status IN (?, ?) GROUP BY r.id ORDER BY r.id",
             (project_id, Status.TRANSCRIBED, Status.IMPORTING),
         )
-        adopted = []
-        for row in rows:
-            fields = dict(row)
-            found = int(fields.pop("found"))
-            adopted.append((Recording(**fields | {"status": Status(fields["status"])}), found))
-        return adopted
+        return [(rec, int(more["found"])) for rec, more in (_with_extra(r, "found") for r in rows)]
 
     def project_tasks(self, project_id: int) -> dict[int, int]:
         """task id -> recording id of every task we hold in a project (export: notice tasks deleted there)."""
@@ -782,8 +767,14 @@ class StateStore:
 
 
 def _recording(row: sqlite3.Row) -> Recording:
+    return _with_extra(row)[0]
+
+
+def _with_extra(row: sqlite3.Row, *extra: str) -> tuple[Recording, dict[str, Any]]:
+    """A row read with more columns than a Recording holds: the Recording, and those columns by name."""
     fields = dict(row)
-    return Recording(**fields | {"status": Status(fields["status"])})
+    more = {name: fields.pop(name) for name in extra}
+    return Recording(**fields | {"status": Status(fields["status"])}), more
 
 
 def _update_sql(fields: dict[str, Any], where: str, *where_args: Any) -> tuple[str, tuple[Any, ...]]:
