@@ -21,17 +21,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench._tasks import seed_tasks
+from bench._tasks import put_audio, seed_tasks
 from devstack import Stack, running_stack
 from syncd.config import Settings, parse
 from syncd.labelstudio import layouts
 from syncd.log import configure
-from syncd.recording import S3Object
 from syncd.services import Services
 from syncd.stages import exporter
 from syncd.transcript import Segment, Transcript, Word
@@ -78,13 +76,7 @@ def add_reviewed_tasks(svc: Services, first: int, count: int) -> None:
     """Tasks carrying a submitted annotation, bulk-imported, and the state rows the importer would have left. The audio
     objects exist (the exporter writes a review only beside the audio version it describes)."""
 
-    def put(i: int) -> S3Object:
-        key = f"calls/{i:05d} call.mp3"
-        etag = svc.storage.client.put_object(Bucket=BUCKET, Key=key, Body=b"audio %d" % i)["ETag"].strip('"')
-        return S3Object(BUCKET, key, etag, 1000)
-
-    with ThreadPoolExecutor(16) as pool:
-        objects = list(pool.map(put, range(first, first + count)))
+    objects = put_audio(svc, BUCKET, [f"calls/{i:05d} call.mp3" for i in range(first, first + count)])
     seed_tasks(svc, objects, transcript, review=reviewed)
 
 

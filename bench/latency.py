@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._tasks import seed_tasks
+from bench._tasks import put_audio, seed_tasks
 from devstack import VENV_BIN, Stack, free_port, running_stack
 from syncd.config import parse
 from syncd.labelstudio import as_dict
-from syncd.recording import S3Object
 from syncd.services import Services
 from syncd.transcript import Segment, Transcript, Word
 
@@ -76,7 +75,7 @@ format = "json"
 
 def build_tasks(svc: Services, first: int, count: int) -> dict[int, str]:
     """Imported tasks and the state rows the importer would have left; task id -> key of its transcript .json."""
-    objects = [S3Object(BUCKET, f"calls/{i:04d}.mp3", f"etag{i}", 1000) for i in range(first, first + count)]
+    objects = put_audio(svc, BUCKET, [f"calls/{i:04d}.mp3" for i in range(first, first + count)])
     return {
         task_id: obj.key.replace(".mp3", ".transcript.json") for obj, task_id in seed_tasks(svc, objects, transcript)
     }
