@@ -224,8 +224,9 @@ def test_reviewer_reads_every_segment_and_corrects_one_in_the_browser(
     header = _body(browser)
     assert CALL in header and "ASR confidence 0.7" in header and "check segments 2, 4" in header
     assert header.count(f"Speaker 2, {layouts.CHECK_LABEL}") == 2, "the two low-confidence segments are marked"
-    # The three misheard words are marked on the waveform: listed after the segments, with no text box of their own.
-    assert "3 words marked" in header and header.count(layouts.WORD_LABEL) == 3
+    # The three misheard words are marked on the waveform, listed after the segments (the list shows the rows in
+    # view: the first mark is region 6) with no text box of their own: the only text boxes are the five segments'.
+    assert "3 words marked" in header and f"6\n{layouts.WORD_LABEL}\n0.30" in header
     _wait(browser, "the waveform", lambda b: "Loading file" not in _body(b))
     _screenshot(browser, "review-labeling.png")
     for box in browser.find_elements(By.CSS_SELECTOR, TEXTS):

@@ -118,7 +118,9 @@ def test_a_forty_minute_recording_is_reviewed_as_three_units_and_stitched_with_i
         original = next(s for s in asr.segments if start <= s.start < end)
         assert first["value"]["start"] == round(original.start - start, 3), "regions are on the clip's clock"
         assert end - start <= 15 * 60
-    assert split["bounds"][0][0] == 0.0 and split["bounds"][-1][1] == MINUTES * 60
+    assert split["bounds"][0][0] == 0.0 and abs(split["bounds"][-1][1] - MINUTES * 60) < 0.5, (
+        "the last ends with the audio"
+    )
 
     # Two of three units reviewed: nothing partial is written beside the audio.
     fixes = [f"Corrected opening of part {n + 1}." for n in range(3)]
