@@ -322,7 +322,7 @@ def record(svc: Services, export: Export, done: Written) -> None:
         svc.state.move(rec.id, rec.status, Status.EXPORTED, **fields)
     else:
         svc.state.update(rec.id, **fields)
-    svc.state.set_added_words(rec.id, review.project, vocabulary.added_words(review.text, review.asr.text))
+    _note_added_words(svc, rec, review)
     if done.kept_newer and not done.formats:
         svc.log.info("annotation.superseded", key=rec.key, reason="outputs hold a newer review", **ids)
         return
@@ -345,6 +345,14 @@ def record(svc: Services, export: Export, done: Written) -> None:
     )
 
 
+def _note_added_words(svc: Services, rec: Recording, review: Review) -> None:
+    """The words this review added (the vocabulary counts them). A first review that added none writes nothing: most
+    reviews add no word, and the state write would cost a transaction per exported review."""
+    added = vocabulary.added_words(review.text, review.asr.text)
+    if added or rec.annotation_id is not None:
+        svc.state.set_added_words(rec.id, review.project, added)
+
+
 def _record_unit(svc: Services, export: Export, fields: dict[str, Any], ids: dict[str, Any]) -> None:
     """A review unit's review: kept in the state on its recording's clock, which is marked to be stitched."""
     rec, review = export.rec, export.review
@@ -353,7 +361,7 @@ def _record_unit(svc: Services, export: Export, fields: dict[str, Any], ids: dic
         svc.state.store_unit_review(rec, rec.status, kept, **fields)
     else:
         svc.state.update(rec.id, review=kept, **fields)
-    svc.state.set_added_words(rec.id, review.project, vocabulary.added_words(review.text, review.asr.text))
+    _note_added_words(svc, rec, review)
     svc.log.info(
         "unit.reviewed",
         key=rec.key,
