@@ -273,6 +273,28 @@ class LabelStudioClient:
             raise RuntimeError(f"Label Studio returned {len(ids)} task ids for {len(tasks)} tasks")
         return [int(i) for i in ids]
 
+    def without_predictions(self, project_id: int, task_ids: list[int], page_size: int = 1000) -> set[int]:
+        """Which of these tasks hold no prediction, read through the Data Manager from the lowest of them on."""
+        found: set[int] = set()
+        if not task_ids:
+            return found
+        none = {"filter": "filter:tasks:total_predictions", "operator": "equal", "type": "Number", "value": 0}
+        after_id, last = min(task_ids) - 1, max(task_ids)
+        while after_id < last:
+            after = {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": after_id}
+            params = {"project": project_id, "query": _filters(none, after), "fields": "task_only", "include": "id"}
+            params |= {"page": 1, "page_size": page_size}
+            tasks = self._request("GET", "/api/tasks/", params=params).json()["tasks"]
+            found.update(int(t["id"]) for t in tasks)
+            if len(tasks) < page_size:
+                break
+            after_id = int(tasks[-1]["id"])
+        return found & set(task_ids)
+
+    def add_predictions(self, task_id: int, predictions: list[dict[str, Any]]) -> None:
+        for prediction in predictions:
+            self._request("POST", "/api/predictions/", data=json.dumps({**prediction, "task": task_id}))
+
     def new_tasks(self, project_id: int, after: int, page_size: int = 1000) -> dict[int, str | None]:
         """task id -> ``data.syncd_id`` (None for tasks others made) of every task with an id above ``after``, read
         in id order, keyset-paged, with only the id and data: what import reconciles with, so its cost grows with

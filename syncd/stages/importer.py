@@ -33,6 +33,7 @@ from syncd.faults import fault_point
 from syncd.formats import redaction
 from syncd.labelstudio import layouts
 from syncd.labelstudio.client import LabelStudioError
+from syncd.log import describe_error
 from syncd.recording import Recording, Status
 from syncd.services import Services
 from syncd.stages import split
@@ -165,14 +166,36 @@ def _remember(svc: Services, project: int, found: dict[int, str | None]) -> None
 
 def _adopt(svc: Services, project: int) -> int:
     """Recordings waiting to be imported whose task Label Studio already holds become ``imported`` with it."""
-    adopted = 0
+    adopted: list[tuple[Recording, int]] = []
     for rec, task_id in svc.state.adoptable(project):
         fields: dict[str, Any] = {"task_id": task_id, "project_id": project, "reason": None, "next_attempt_at": 0}
         fields |= {"imported_at": time.time()}
         if svc.state.move(rec.id, rec.status, Status.IMPORTED, **fields):
             svc.log.info("task.recovered", recording=rec.id, task=task_id, bucket=rec.bucket, key=rec.key)
-            adopted += 1
-    return adopted
+            adopted.append((rec, task_id))
+    _restore_predictions(svc, project, adopted)
+    return len(adopted)
+
+
+def _restore_predictions(svc: Services, project: int, adopted: list[tuple[Recording, int]]) -> None:
+    """An adopted task may lack its prediction. Label Studio 1.23 drops all of a batch's predictions when it cannot
+    store one of them, commits the tasks all the same and answers HTTP 500; the batch is then in doubt, and its tasks
+    are adopted with no score, so reviewers would not see them least-confident-first. They get their prediction."""
+    lacking = svc.labelstudio.without_predictions(project, [task_id for _, task_id in adopted]) if adopted else set()
+    settings = svc.settings
+    for rec, task_id in adopted:
+        if task_id not in lacking:
+            continue
+        ids = {"recording": rec.id, "task": task_id, "bucket": rec.bucket, "key": rec.key}
+        task = task_for(
+            rec, settings.labelstudio.layout, svc.transcriber.model_version, settings.review.flag_words_below
+        )
+        try:
+            svc.labelstudio.add_predictions(task_id, task["predictions"])
+        except Exception as exc:
+            svc.log.error("task.prediction_missing", error=describe_error(exc), **ids)
+            continue
+        svc.log.warning("task.prediction_restored", **ids)
 
 
 # --- imports in doubt ---------------------------------------------------------------------------------------------

@@ -20,8 +20,9 @@ from devstack import (
     upload_with_results,
 )
 from syncd.config import LabelStudioSettings
-from syncd.labelstudio import LabelStudioClient
+from syncd.labelstudio import LabelStudioClient, layouts
 from syncd.state import StateStore
+from syncd.transcript import Segment, Transcript
 
 RECORDINGS = {
     "calls/a.mp3": "two_speakers.json",
@@ -107,3 +108,19 @@ def test_reviewed_task_pages_read_only_tasks_with_an_annotation(stack: Stack, ls
     pages = list(client.reviewed_task_pages(project, page_size=1))
     assert [[t["id"] for t in page] for page in pages] == [[ids[1]], [ids[3]]]
     assert all("annotations" in t for page in pages for t in page)
+
+
+def test_tasks_without_predictions_are_found_and_given_theirs(stack: Stack, bucket: str) -> None:
+    """What adoption relies on to mend a task Label Studio committed without its prediction."""
+    client = LabelStudioClient(LabelStudioSettings(url=stack.labelstudio.url, project=f"mend {bucket}"), LS_TOKEN)
+    project = client.ensure_project(max_speakers=2)
+    asr = Transcript((Segment(0.0, 1.0, "hello there", "spk_0", 0.7),), engine="aws", model="m")
+    prediction = {"model_version": "m", "score": 0.7, "result": layouts.prediction_result(asr, "segments")}
+    bare = {"data": {"audio": f"s3://{bucket}/bare.mp3"}}
+    ids = client.import_tasks(project, [bare, {**bare, "predictions": [prediction]}, bare])
+    assert client.without_predictions(project, ids) == {ids[0], ids[2]}
+    assert client.without_predictions(project, ids[1:2]) == set()
+    client.add_predictions(ids[0], [prediction])
+    assert client.without_predictions(project, ids) == {ids[2]}
+    task = stack.labelstudio.api("GET", f"/api/tasks/{ids[0]}").json()
+    assert task["predictions"][0]["score"] == 0.7 and task["predictions"][0]["result"] == prediction["result"]

@@ -113,7 +113,11 @@ def test_rollover_fills_projects_of_five_survives_a_kill_and_exports_from_first_
         assert [len(tasks[pid]) for pid in ids] == [5, 5, 2]
         per_recording = Counter(t["data"]["syncd_id"] for pid in ids for t in tasks[pid])
         assert len(per_recording) == 12 and set(per_recording.values()) == {1}, "no recording imported twice"
-        scores = [[_score(stack, t["id"]) for t in tasks[pid]] for pid in ids]
+        try:
+            scores = [[_score(stack, t["id"]) for t in tasks[pid]] for pid in ids]
+        except AssertionError as exc:  # say what syncd did on the way (this failed once in CI, never here)
+            said = [e for e in daemon.events if e["event"].startswith(("import", "task", "project"))]
+            raise AssertionError(f"{exc}\nsyncd said: {said}") from None
         assert max(scores[0]) <= min(scores[1] + scores[2]), "the least confident went first"
 
         settings = [_settings(stack, ls, pid) for pid in ids]

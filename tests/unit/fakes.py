@@ -121,6 +121,8 @@ class FakeLabelStudio:
     committing: list[list[dict[str, Any]]] = field(default_factory=list)
     reads: list[int] = field(default_factory=list)
     sweeps: int = 0
+    drop_predictions: bool = False
+    """Commit tasks without their predictions (Label Studio does, when an import fails after committing its tasks)."""
 
     def _tick(self) -> str:
         self.clock += timedelta(milliseconds=1)
@@ -151,9 +153,16 @@ class FakeLabelStudio:
         for task in tasks:
             task_id, self.next_id = self.next_id, self.next_id + 1
             self.tasks[task_id] = {"id": task_id, "project": project_id, "data": task["data"], "annotations": []}
+            self.tasks[task_id]["predictions"] = [] if self.drop_predictions else list(task.get("predictions") or [])
             self.tasks[task_id]["updated_at"] = self._tick()
             ids.append(task_id)
         return ids
+
+    def without_predictions(self, project_id: int, task_ids: list[int]) -> set[int]:
+        return {i for i in task_ids if not self.tasks[i]["predictions"]}
+
+    def add_predictions(self, task_id: int, predictions: list[dict[str, Any]]) -> None:
+        self.tasks[task_id]["predictions"] += predictions
 
     def new_tasks(self, project_id: int, after: int) -> dict[int, str | None]:
         self.reads.append(after)

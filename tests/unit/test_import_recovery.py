@@ -159,6 +159,26 @@ def test_half_landed_batch_in_doubt_imports_only_the_missing_half(tmp_path: Path
     assert len(ls.tasks) == 4 and set(_per_syncd_id(ls).values()) == {1}
 
 
+def test_tasks_that_landed_without_their_predictions_get_them_when_adopted(tmp_path: Path) -> None:
+    """Label Studio committed the batch's tasks, dropped their predictions and answered HTTP 500."""
+    svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "whole", "import_settle": 0})
+    _upload(storage, KEYS)
+    scan.run(svc, GO)
+    transcribe.run(svc, GO)
+    ls.drop_predictions = True
+    ls.import_faults.append((LabelStudioError("HTTP 500: no attribute 'db_predictions'", 500), "landed"))
+    with pytest.raises(LabelStudioError):
+        importer.run(svc, GO)
+    ls.drop_predictions = False
+    with capture_logs() as logs:
+        assert importer.run(svc, GO) == 4
+    assert len(_events(logs, "task.recovered")) == 4 and len(_events(logs, "task.prediction_restored")) == 4
+    assert all(len(t["predictions"]) == 1 for t in ls.tasks.values()) and len(ls.tasks) == 4
+    with capture_logs() as logs:
+        importer.run(svc, GO)
+    assert not _events(logs, "task.prediction_restored")
+
+
 def test_refused_import_is_requeued_at_once(stack: tuple) -> None:
     svc, ls, storage, _ = stack
     _upload(storage, KEYS[:1])
