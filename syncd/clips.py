@@ -2,7 +2,8 @@
 
 The recording is decoded once, as a stream, and each span is encoded to its own FLAC file: lossless, so the clip
 sounds as the original does, and sample-exact, so a time on the clip plus the span's start is the time in the
-original. Memory stays at one decoded block; the clips go to files, not to memory.
+original. Memory stays at one decoded block; the clips go to files, not to memory. Each block beats the stage's
+heartbeat, so cutting a long recording is never taken for a hang.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from syncd.heartbeat import beat
 from syncd.transcribers.audio import AudioError, _frames
 
 SUFFIX = ".flac"
@@ -35,6 +37,7 @@ def cut(source: Path, spans: list[tuple[float, float]], folder: Path) -> list[Pa
             writers = [stack.enter_context(_Writer(p, rate, layout)) for p in paths]
             position = 0
             for block in _blocks(container, stream, rate, layout):
+                beat()
                 for (low, high), writer in zip(bounds, writers, strict=True):
                     a, b = max(low - position, 0), min(high - position, block.shape[1])
                     if a < b:
