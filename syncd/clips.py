@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from syncd.heartbeat import beat
-from syncd.transcribers.audio import AudioError, _frames
+from syncd.transcribers.audio import AudioError, decoded_frames
 
 SUFFIX = ".flac"
 
@@ -53,7 +53,7 @@ def _blocks(container: Any, stream: Any, rate: int, layout: str) -> Iterator[np.
     import av
 
     resampler = av.AudioResampler(format="s16p", layout=layout, rate=rate)
-    for frame in _frames(container, stream):
+    for frame in decoded_frames(container, stream):
         for out in resampler.resample(frame):
             yield out.to_ndarray()
     for out in resampler.resample(None):

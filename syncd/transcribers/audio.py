@@ -75,7 +75,7 @@ def blocks(path: Path, channels: int) -> Iterator[np.ndarray]:
             if not container.streams.audio:
                 raise AudioError("the file has no audio stream")
             stream = container.streams.audio[0]
-            for frame in _frames(container, stream):
+            for frame in decoded_frames(container, stream):
                 for out in resampler.resample(frame):
                     yield _planar(out.to_ndarray(), channels)
             for out in resampler.resample(None):
@@ -84,7 +84,7 @@ def blocks(path: Path, channels: int) -> Iterator[np.ndarray]:
         raise AudioError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _frames(container: Any, stream: Any) -> Iterator[Any]:
+def decoded_frames(container: Any, stream: Any) -> Iterator[Any]:
     """Decoded frames; a corrupt frame in the middle is skipped (as faster-whisper does), not fatal."""
     import av
 
