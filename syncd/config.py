@@ -75,6 +75,9 @@ class S3Settings(_Section):
     """S3 connection shared by all sources (AWS, or any S3-compatible store)."""
 
     endpoint_url: str = Field("", description="S3 endpoint; empty means AWS. Set it for MinIO, SeaweedFS, ...")
+    sqs_endpoint_url: str = Field(
+        "", description="Amazon SQS endpoint for the sources' event queues; empty means AWS (same region and keys)."
+    )
     region: str = Field("us-east-1", description="AWS region for S3 and Amazon Transcribe.")
     access_key_id_env: str = Field("AWS_ACCESS_KEY_ID", description="Environment variable with the access key.")
     secret_access_key_env: str = Field("AWS_SECRET_ACCESS_KEY", description="Environment variable with the secret key.")
@@ -93,6 +96,18 @@ class SourceSettings(_Section):
         list(AUDIO_SUFFIXES), description="Keys ending in one of these (case-insensitive) are audio."
     )
     max_size_mb: int = Field(2048, ge=1, description="Larger objects are skipped (Transcribe's limit is 2 GB).")
+    queue_url: str = Field(
+        "",
+        description="Amazon SQS queue receiving this bucket's s3:ObjectCreated:* and s3:ObjectRemoved:* event"
+        " notifications: new and deleted audio are then found from events, and the bucket is listed only every"
+        " schedule.full_scan_interval (to find what a lost event missed). Empty: list the bucket every scan.",
+    )
+    on_audio_deleted: Literal["keep", "delete-task"] = Field(
+        "keep",
+        description='When audio is deleted from S3: "keep" keeps its task and transcripts and marks the task'
+        ' (data.deleted_from_s3, a time); "delete-task" deletes its task unless someone has reviewed it (a'
+        " reviewed task is kept and marked). Transcripts already written are never deleted.",
+    )
 
     @field_validator("suffixes")
     @classmethod
@@ -320,7 +335,15 @@ class ReviewSettings(_Section):
 class ScheduleSettings(_Section):
     """How often each stage of `syncd run` runs."""
 
-    scan_interval: float = Field(60.0, gt=0, description="Seconds between bucket scans.")
+    scan_interval: float = Field(
+        60.0, gt=0, description="Seconds between bucket scans (reads of the event queue, for a source with one)."
+    )
+    full_scan_interval: float = Field(
+        86400.0,
+        gt=0,
+        description="Seconds between full listings of a source with an event queue (sources.queue_url): they find"
+        " audio whose event was lost, and audio deleted meanwhile.",
+    )
     transcribe_interval: float = Field(10.0, gt=0, description="Seconds between transcription polls.")
     import_interval: float = Field(
         30.0,

@@ -38,6 +38,9 @@ class Status(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     SUPERSEDED = "superseded"
+    DELETED = "deleted"
+    """The object is gone from S3 (an event said so, or a full listing no longer found it); its task and
+    transcripts are kept or the task deleted, as ``sources.on_audio_deleted`` says."""
     SPLIT = "split"
     """Longer than ``review.max_task_minutes``: reviewed as units (recordings of their own, ``parent_id`` set), and
     its transcripts are written once every unit is reviewed."""
@@ -46,28 +49,35 @@ class Status(StrEnum):
 PENDING = (Status.DISCOVERED, Status.TRANSCRIBING, Status.TRANSCRIBED, Status.ACCEPTED, Status.IMPORTING)
 """Work still to do before a reviewer can see the recording (or, auto-accepted, before its transcripts are written)."""
 
+RESUMED = frozenset({Status.DISCOVERED, Status.TRANSCRIBED, Status.ACCEPTED, Status.IMPORTED, Status.SPLIT})
+"""Where a version that is current again resumes: its own task, its transcript, or the start."""
+
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.DISCOVERED: frozenset({Status.TRANSCRIBING, Status.FAILED, Status.SUPERSEDED}),
+    Status.DISCOVERED: frozenset({Status.TRANSCRIBING, Status.FAILED, Status.SUPERSEDED, Status.DELETED}),
     Status.TRANSCRIBING: frozenset(
-        {Status.TRANSCRIBED, Status.ACCEPTED, Status.DISCOVERED, Status.FAILED, Status.SUPERSEDED}
+        {Status.TRANSCRIBED, Status.ACCEPTED, Status.DISCOVERED, Status.FAILED, Status.SUPERSEDED, Status.DELETED}
     ),
     # Auto-accepted (confidence above review.auto_accept_above, not in the audit sample): export writes the ASR
     # transcript beside the audio without a task.
-    Status.ACCEPTED: frozenset({Status.EXPORTED, Status.FAILED, Status.SUPERSEDED}),
-    Status.TRANSCRIBED: frozenset({Status.IMPORTING, Status.IMPORTED, Status.SPLIT, Status.FAILED, Status.SUPERSEDED}),
-    Status.SPLIT: frozenset({Status.EXPORTED, Status.SUPERSEDED}),
-    Status.IMPORTING: frozenset({Status.IMPORTED, Status.TRANSCRIBED, Status.FAILED, Status.SUPERSEDED}),
-    Status.IMPORTED: frozenset({Status.EXPORTED, Status.SUPERSEDED}),
-    Status.EXPORTED: frozenset({Status.EXPORTED, Status.SUPERSEDED}),
-    Status.FAILED: frozenset(
-        {Status.DISCOVERED, Status.TRANSCRIBED, Status.ACCEPTED, Status.IMPORTED, Status.SUPERSEDED}
+    Status.ACCEPTED: frozenset({Status.EXPORTED, Status.FAILED, Status.SUPERSEDED, Status.DELETED}),
+    Status.TRANSCRIBED: frozenset(
+        {Status.IMPORTING, Status.IMPORTED, Status.SPLIT, Status.FAILED, Status.SUPERSEDED, Status.DELETED}
     ),
-    Status.SKIPPED: frozenset({Status.SUPERSEDED}),
+    Status.SPLIT: frozenset({Status.EXPORTED, Status.SUPERSEDED, Status.DELETED}),
+    Status.IMPORTING: frozenset(
+        {Status.IMPORTED, Status.TRANSCRIBED, Status.FAILED, Status.SUPERSEDED, Status.DELETED}
+    ),
+    Status.IMPORTED: frozenset({Status.EXPORTED, Status.SUPERSEDED, Status.DELETED}),
+    Status.EXPORTED: frozenset({Status.EXPORTED, Status.SUPERSEDED, Status.DELETED}),
+    Status.FAILED: frozenset(
+        {Status.DISCOVERED, Status.TRANSCRIBED, Status.ACCEPTED, Status.IMPORTED, Status.SUPERSEDED, Status.DELETED}
+    ),
+    Status.SKIPPED: frozenset({Status.SUPERSEDED, Status.DELETED}),
     # An upload reverted to an earlier version (X -> Y -> X) makes X current again: it resumes from its own task or
     # transcript (never a second task for one version), or starts over.
-    Status.SUPERSEDED: frozenset(
-        {Status.DISCOVERED, Status.TRANSCRIBED, Status.ACCEPTED, Status.IMPORTED, Status.SPLIT}
-    ),
+    Status.SUPERSEDED: RESUMED,
+    # Audio deleted from S3 and put back (the same content has the same ETag) resumes the same way.
+    Status.DELETED: RESUMED,
 }
 """Every status change the stages may make; the store refuses any other (compare-and-set on the old status)."""
 

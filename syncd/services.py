@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.config import ConfigError, Settings, read_secret
+from syncd.events import Queue
 from syncd.faults import fault_point
 from syncd.labelstudio import LabelStudioClient
 from syncd.log import describe_error, get_logger
@@ -66,6 +67,13 @@ class Services:
     """Imports wait for a full batch or for ``import_interval`` (the daemon); `syncd once` imports whatever is ready."""
     webhook: tuple[str, str] | None = None
     """(url, secret) registered on every project syncd creates, once the daemon has set it."""
+    queues: dict[str, Queue] = field(default_factory=dict)
+    """The sources' event queues by URL, made on first use."""
+
+    def queue(self, url: str) -> Queue:
+        if url not in self.queues:
+            self.queues[url] = Queue(self.settings.s3, url)
+        return self.queues[url]
 
     @property
     def project_id(self) -> int:

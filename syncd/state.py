@@ -597,16 +597,41 @@ class StateStore:
     # --- versions: a key whose audio came back, outputs that need the audio suffix ----------------------------
 
     def superseded_versions(self, bucket: str, keys: list[str]) -> set[tuple[str, str]]:
-        """(key, ETag) of superseded versions of these keys (one listing page): a listing that shows one again was
-        reverted to it."""
+        """(key, ETag) of superseded or deleted versions of these keys (one listing page): a listing that shows one
+        again was reverted or put back."""
         if not keys:
             return set()
         rows = self._read(
-            f"SELECT key, etag FROM recordings WHERE status = 'superseded' AND bucket = ?"
+            f"SELECT key, etag FROM recordings WHERE status IN ('superseded', 'deleted') AND bucket = ?"
             f" AND key IN ({','.join('?' * len(keys))})",
             (bucket, *keys),
         )
         return {(r["key"], r["etag"]) for r in rows}
+
+    def delete_current(self, bucket: str, key: str, reason: str) -> list[Recording]:
+        """The object is gone from S3: its current version (none, or one) becomes ``deleted``; returns it as it was."""
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM recordings WHERE bucket = ? AND key = ? AND parent_id IS NULL"
+            " AND status NOT IN ('superseded', 'deleted')",
+            (bucket, key),
+        )
+        gone = [_recording(r) for r in rows]
+        return [rec for rec in gone if self.move(rec.id, rec.status, Status.DELETED, reason=reason)]
+
+    def current_keys(self, bucket: str, prefix: str, after: str, upto: str | None) -> list[str]:
+        """Keys under ``prefix`` with a current version, in (``after``, ``upto``] (to the end when ``upto`` is None),
+        in S3's listing order: what a full listing must show in that range, or they were deleted."""
+        where = "bucket = ? AND key > ? AND substr(key, 1, ?) = ? AND parent_id IS NULL"
+        args: list[Any] = [bucket, after, len(prefix), prefix]
+        if upto is not None:
+            where += " AND key <= ?"
+            args.append(upto)
+        rows = self._read(
+            f"SELECT DISTINCT key FROM recordings WHERE {where} AND status NOT IN ('superseded', 'deleted')"
+            " ORDER BY key",
+            args,
+        )
+        return [str(r["key"]) for r in rows]
 
     def restore_version(self, bucket: str, key: str, etag: str) -> Recording | None:
         """Make a superseded version current again (an upload reverted X -> Y -> X): the others are superseded, and
@@ -614,8 +639,8 @@ class StateStore:
         task. Its review must then be written again (the outputs may hold Y's): the caller queues its export."""
         with self._tx() as db:
             row = db.execute(
-                f"SELECT {_COLUMNS} FROM recordings WHERE bucket = ? AND key = ? AND etag = ? AND status = ?",
-                (bucket, key, etag, Status.SUPERSEDED),
+                f"SELECT {_COLUMNS} FROM recordings WHERE bucket = ? AND key = ? AND etag = ? AND status IN (?, ?)",
+                (bucket, key, etag, Status.SUPERSEDED, Status.DELETED),
             ).fetchone()
             if row is None:
                 return None
@@ -642,7 +667,7 @@ class StateStore:
             fields |= {"annotation_updated_at": None, "attempts": 0, "next_attempt_at": 0}
             if split:
                 fields["units_changed"] = time.time()
-            if self.transition([rec.id], Status.SUPERSEDED, target, **fields):
+            if self.transition([rec.id], rec.status, target, **fields):
                 return self.get(rec.id)
         return None
 

@@ -295,6 +295,12 @@ class LabelStudioClient:
         for prediction in predictions:
             self._request("POST", "/api/predictions/", data=json.dumps({**prediction, "task": task_id}))
 
+    def update_task_data(self, task_id: int, data: dict[str, Any]) -> None:
+        self._request("PATCH", f"/api/tasks/{task_id}/", data=json.dumps({"data": data}))
+
+    def delete_task(self, task_id: int) -> None:
+        self._request("DELETE", f"/api/tasks/{task_id}/")
+
     def new_tasks(self, project_id: int, after: int, page_size: int = 1000) -> dict[int, str | None]:
         """task id -> ``data.syncd_id`` (None for tasks others made) of every task with an id above ``after``, read
         in id order, keyset-paged, with only the id and data: what import reconciles with, so its cost grows with

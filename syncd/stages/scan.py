@@ -8,6 +8,7 @@ import time
 from syncd.config import SourceSettings
 from syncd.recording import S3Object, Status
 from syncd.services import Services
+from syncd.stages import deletions
 from syncd.storage import S3_MAX_KEY_BYTES, output_key
 
 
@@ -32,24 +33,79 @@ def skip_reason(obj: S3Object, max_size_mb: int, suffix: str = ".transcript") ->
 
 
 def run(svc: Services, stop: threading.Event) -> int:
-    """One listing pass per source, a page at a time; an unchanged bucket costs no per-object request and the memory
-    of one page. Returns new versions."""
+    """Per source: read its event queue if it has one, and list it (every run without a queue, every
+    ``schedule.full_scan_interval`` with one), a page at a time; an unchanged bucket costs no per-object request and
+    the memory of one page. Returns new versions."""
     found = 0
     for source in svc.settings.sources:
         if stop.is_set():
             break
-        found += _scan_source(svc, source, stop)
+        if source.queue_url:
+            found += _read_events(svc, source, stop)
+        if not source.queue_url or _full_listing_due(svc, source):
+            found += _scan_source(svc, source, stop)
     return found
 
 
+def _full_listing_name(source: SourceSettings) -> str:
+    return f"full-listing:{source.bucket}/{source.prefix}"
+
+
+def _full_listing_due(svc: Services, source: SourceSettings) -> bool:
+    last = svc.state.cursor(_full_listing_name(source))
+    return last is None or time.time() - float(last) >= svc.settings.schedule.full_scan_interval
+
+
+def _read_events(svc: Services, source: SourceSettings, stop: threading.Event) -> int:
+    """New and deleted audio from the source's event queue. Each message is deleted once what it says is recorded;
+    each event is checked against S3 (one HEAD), since SQS may deliver late, twice or out of order."""
+    excluded = excluded_prefixes(svc, source.bucket)
+    queue = svc.queue(source.queue_url)
+    new = read = 0
+    for batch, receipts in queue.batches():
+        for event in batch:
+            if not _watched(source, event.bucket, event.key, excluded):
+                continue
+            read += 1
+            if event.kind == "removed":
+                deletions.notice(svc, source, event.key, "event")
+            elif svc.storage.etag(event.bucket, event.key) == event.etag:
+                new += _record_page(svc, source, [S3Object(event.bucket, event.key, event.etag, event.size)])
+        queue.done(receipts)
+        if stop.is_set():
+            break
+    svc.log.debug("scan.events", bucket=source.bucket, prefix=source.prefix, events=read, new=new)
+    return new
+
+
+def _watched(source: SourceSettings, bucket: str, key: str, excluded: tuple[str, ...]) -> bool:
+    return (
+        bucket == source.bucket
+        and key.startswith(source.prefix)
+        and not key.startswith(excluded)
+        and key.lower().endswith(tuple(source.suffixes))
+    )
+
+
 def _scan_source(svc: Services, source: SourceSettings, stop: threading.Event) -> int:
+    """One full listing. Keys the state holds that a listed range no longer shows were deleted (each is confirmed
+    with a HEAD): one indexed query per page, so deletions are noticed at no extra listing cost."""
     started, calls_before = time.monotonic(), svc.storage.calls.copy()
     listed = new = 0
+    after, complete = "", True
     for page in svc.storage.list_audio(source, excluded_prefixes(svc, source.bucket)):
         listed += len(page)
         new += _record_page(svc, source, page)
+        if page:
+            _notice_deleted(svc, source, after, page[-1].key, {obj.key for obj in page})
+            after = page[-1].key
         if stop.is_set():
+            complete = False
             break
+    if complete:
+        _notice_deleted(svc, source, after, None, set())
+        if source.queue_url:
+            svc.state.set_cursor(_full_listing_name(source), str(time.time()))
     svc.log.debug(
         "scan.completed",
         bucket=source.bucket,
@@ -60,6 +116,13 @@ def _scan_source(svc: Services, source: SourceSettings, stop: threading.Event) -
         seconds=round(time.monotonic() - started, 3),
     )
     return new
+
+
+def _notice_deleted(svc: Services, source: SourceSettings, after: str, upto: str | None, listed: set[str]) -> None:
+    excluded = excluded_prefixes(svc, source.bucket)
+    for key in svc.state.current_keys(source.bucket, source.prefix, after, upto):
+        if key not in listed and _watched(source, source.bucket, key, excluded):
+            deletions.notice(svc, source, key, "listing")
 
 
 def _record_page(svc: Services, source: SourceSettings, page: list[S3Object]) -> int:

@@ -158,6 +158,13 @@ class FakeLabelStudio:
             ids.append(task_id)
         return ids
 
+    def update_task_data(self, task_id: int, data: dict[str, Any]) -> None:
+        self.tasks[task_id]["data"] = data
+        self.tasks[task_id]["updated_at"] = self._tick()
+
+    def delete_task(self, task_id: int) -> None:
+        del self.tasks[task_id]
+
     def without_predictions(self, project_id: int, task_ids: list[int]) -> set[int]:
         return {i for i in task_ids if not self.tasks[i]["predictions"]}
 
@@ -279,7 +286,7 @@ def settings(tmp_path: Path, **sections: Any) -> Settings:
         "labelstudio": {"layout": "whole"},
     }
     for name, values in sections.items():
-        raw[name] = raw.get(name, {}) | values
+        raw[name] = values if isinstance(values, list) else raw.get(name, {}) | values
     return parse(raw)
 
 
