@@ -255,7 +255,8 @@ class SeaweedS3(Service):
 
 @dataclass
 class MotoServer(Service):
-    """moto's server standing in for Amazon Transcribe (the only simulated part)."""
+    """moto's server standing in for Amazon Transcribe and SQS (the AWS services that cannot be reached here); the
+    S3 event tests also use its S3, since moto sends real S3 event notifications to its SQS."""
 
     def start(self) -> None:
         self.port = self.port or free_port()
@@ -265,9 +266,9 @@ class MotoServer(Service):
         assert self.proc is not None
         wait_http(f"{self.url}/moto-api/", self.proc, self.log_path, timeout)
 
-    def client(self) -> Any:
-        return boto3.client(
-            "transcribe",
+    def client(self, service: str = "transcribe") -> Any:
+        return boto3.client(  # type: ignore[call-overload]
+            service,
             endpoint_url=self.url,
             aws_access_key_id="moto",
             aws_secret_access_key="moto",
