@@ -5,7 +5,8 @@
 A real SeaweedFS bucket is filled with ``--objects`` small audio objects; syncd's scan stage then runs twice against it
 and a real SQLite state. Memory is the peak of Python allocations during each scan (tracemalloc), beside the reference
 in the same run: the whole-bucket key set (key -> ETags for every recorded object) that an unpaged scan would hold.
-Only SeaweedFS is started (no Label Studio: the scan never calls it).
+Then the same source with an S3 event queue (``sources.queue_url``, an SQS queue on moto) scans idle: one read of the
+queue instead of a listing. Only SeaweedFS and moto are started (no Label Studio: the scan never calls it).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import obstore
 from obstore.store import S3Store
 
-from devstack import REGION, SeaweedS3
+from devstack import REGION, MotoServer, SeaweedS3
 from syncd.config import parse
 from syncd.log import configure
 from syncd.services import Services
@@ -72,6 +73,20 @@ def whole_bucket_key_set(state: StateStore) -> dict[str, set[str]]:
     return known
 
 
+def evented_idle_scan(svc: Services, moto: MotoServer, go: threading.Event) -> tuple[str, int, float, float, int]:
+    """The idle scan again, for the same source with an event queue and a full listing not due: S3 and SQS calls."""
+    queue = moto.client("sqs").create_queue(QueueName="bench-scan")["QueueUrl"]
+    raw = svc.settings.model_dump()
+    raw["s3"]["sqs_endpoint_url"] = moto.url
+    raw["sources"][0]["queue_url"] = queue
+    evented = Services(parse(raw), svc.state, svc.storage, None, None)  # type: ignore[arg-type]
+    evented.state.set_cursor(scan._full_listing_name(evented.settings.sources[0]), str(time.time()))
+    before = svc.storage.calls.copy()
+    found, seconds, peak = measured(lambda: scan.run(evented, go))
+    calls = sum((svc.storage.calls - before).values()) + evented.queue(queue).receives
+    return "idle scan, event queue (S3 + SQS calls)", found, seconds, peak, calls
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=200_000)
@@ -98,14 +113,17 @@ def main() -> None:
             found, seconds, peak = measured(lambda: scan.run(svc, go))
             rows.append((name, found, seconds, peak, sum((storage.calls - before).values())))
         _, ref_seconds, ref_peak = measured(lambda: whole_bucket_key_set(svc.state))
-        svc.close()
+        with MotoServer("moto", Path(tmp) / "moto") as moto:
+            rows.append(evented_idle_scan(svc, moto, go))
+        svc.state.close()
 
     print(f"\n{args.objects} objects put in {filled:.1f} s\n")
-    print(f"{'path':<44}{'new':>8}{'seconds':>9}{'peak MiB':>10}{'S3 calls':>10}")
+    print(f"{'path':<44}{'new':>8}{'seconds':>9}{'peak MiB':>10}{'calls':>10}")
     for name, found, seconds, peak, calls in rows:
         print(f"{name:<44}{found:>8}{seconds:>9.2f}{peak:>10.1f}{calls:>10}")
     print(f"{'(ref) whole-bucket key set, one query':<44}{'':>8}{ref_seconds:>9.2f}{ref_peak:>10.1f}{'':>10}")
     print(f"\nidle scan peak / whole-bucket key set = {rows[1][3] / ref_peak:.2f}x")
+    print(f"idle scan seconds, events / listing = {rows[2][2] / rows[1][2]:.5f}x")
     print(f"process max RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

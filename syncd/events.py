@@ -67,11 +67,14 @@ class Queue:
     def __init__(self, settings: S3Settings, url: str) -> None:
         self.url = url
         self._sqs = boto_client("sqs", settings, settings.sqs_endpoint_url)
+        self.receives = 0
+        """ReceiveMessage calls made (what an idle scan of an evented source costs)."""
 
     def batches(self) -> Iterator[tuple[list[Event], list[str]]]:
         """(events, receipt handles) per ReceiveMessage call, until the queue is empty; no long poll, so an idle
         scan costs one call."""
         while True:
+            self.receives += 1
             messages = self._sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=BATCH).get("Messages", [])
             if not messages:
                 return
