@@ -5,11 +5,17 @@ from __future__ import annotations
 import threading
 import time
 
+from syncd import dependencies, exitcodes
 from syncd.config import SourceSettings
+from syncd.log import describe_error
+from syncd.probe import classify
 from syncd.recording import S3Object, Status
 from syncd.services import Services
 from syncd.stages import deletions
 from syncd.storage import S3_MAX_KEY_BYTES, output_key
+
+SQS = "sqs"
+"""The dependency name an unreadable event queue is recorded under."""
 
 
 def excluded_prefixes(svc: Services, bucket: str) -> tuple[str, ...]:
@@ -36,15 +42,32 @@ def run(svc: Services, stop: threading.Event) -> int:
     """Per source: read its event queue if it has one, and list it (every run without a queue, every
     ``schedule.full_scan_interval`` with one), a page at a time; an unchanged bucket costs no per-object request and
     the memory of one page. Returns new versions."""
-    found = 0
+    found, down = 0, None
     for source in svc.settings.sources:
         if stop.is_set():
             break
         if source.queue_url:
-            found += _read_events(svc, source, stop)
+            try:
+                found += _read_events(svc, source, stop)
+            except Exception as exc:
+                down = _queue_down(svc, exc)
         if not source.queue_url or _full_listing_due(svc, source):
             found += _scan_source(svc, source, stop)
+    if down is not None:
+        raise down
+    if any(s.queue_url for s in svc.settings.sources):
+        dependencies.mark_up(svc.state, [SQS], svc.log)
     return found
+
+
+def _queue_down(svc: Services, exc: Exception) -> Exception:
+    """An event queue that cannot be read is an outage of SQS: named in /healthz and `syncd status` like any
+    dependency; the other sources are scanned all the same, and the stage run fails."""
+    if classify(exc) != exitcodes.UNAVAILABLE:
+        return exc
+    backoff = svc.settings.schedule.outage_backoff_max
+    dep = dependencies.mark_down(svc.state, SQS, describe_error(exc), backoff, svc.log)
+    return dependencies.DependencyDownError(f"{SQS} unavailable for {dep.down_seconds():.0f}s: {dep.error}")
 
 
 def _full_listing_name(source: SourceSettings) -> str:

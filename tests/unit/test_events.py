@@ -10,8 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+from botocore.exceptions import EndpointConnectionError
 from structlog.testing import capture_logs
 
+from syncd import dependencies
+from syncd.dependencies import DependencyDownError
 from syncd.events import Event, parse
 from syncd.recording import Status
 from syncd.services import Services
@@ -144,3 +148,22 @@ def test_delete_task_policy_deletes_an_unreviewed_task_and_keeps_a_reviewed_one(
     assert actions == {quiet: "deleted", reviewed: "marked"}
     assert set(ls.tasks) == {reviewed}
     assert all(e["found_by"] == "listing" for e in logs if e["event"] == "audio.deleted")
+
+
+def test_an_unreadable_queue_is_an_sqs_outage_that_holds_no_other_source(tmp_path: Path) -> None:
+    sources = [{"bucket": "b", "queue_url": QUEUE}, {"bucket": "other"}]
+    svc, _, storage, _ = services(tmp_path, sources=sources)
+    queue = FakeQueue()
+    svc.queues[QUEUE] = queue  # type: ignore[assignment]
+    real = queue.batches
+    queue.batches = lambda: (_ for _ in ()).throw(EndpointConnectionError(endpoint_url=QUEUE))  # type: ignore[method-assign]
+    storage.put_audio("other", "x.mp3")
+    with capture_logs() as logs, pytest.raises(DependencyDownError):
+        scan.run(svc, GO)
+    assert [e["key"] for e in logs if e["event"] == "audio.discovered"] == ["x.mp3"], "the other source is scanned"
+    assert not dependencies.get(svc.state, "sqs").ok
+    assert [e["dependency"] for e in logs if e["event"] == "dependency.down"] == ["sqs"]
+    queue.batches = real  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        scan.run(svc, GO)
+    assert dependencies.get(svc.state, "sqs").ok and [e["event"] for e in logs].count("dependency.up") == 1
