@@ -633,10 +633,11 @@ class StateStore:
         )
         return [str(r["key"]) for r in rows]
 
-    def restore_version(self, bucket: str, key: str, etag: str) -> Recording | None:
-        """Make a superseded version current again (an upload reverted X -> Y -> X): the others are superseded, and
-        X resumes where its own work stands (its task, its transcript, or from the start), so it never gets a second
-        task. Its review must then be written again (the outputs may hold Y's): the caller queues its export."""
+    def restore_version(self, bucket: str, key: str, etag: str) -> tuple[Recording, Status] | None:
+        """Make a superseded or deleted version current again (an upload reverted X -> Y -> X, or put back): the
+        others are superseded, and X resumes where its own work stands (its task, its transcript, or from the start),
+        so it never gets a second task. Its review must then be written again (the outputs may hold Y's): the caller
+        queues its export. Returns X as it is now and the status it was in."""
         with self._tx() as db:
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM recordings WHERE bucket = ? AND key = ? AND etag = ? AND status IN (?, ?)",
@@ -668,7 +669,7 @@ class StateStore:
             if split:
                 fields["units_changed"] = time.time()
             if self.transition([rec.id], rec.status, target, **fields):
-                return self.get(rec.id)
+                return self.get(rec.id), rec.status
         return None
 
     def stem_shared(self, bucket: str, key: str, stem: str) -> bool:

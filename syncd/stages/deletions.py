@@ -61,8 +61,26 @@ def _apply(svc: Services, source: SourceSettings, rec: Recording) -> tuple[int, 
         return rec.task_id, f"failed: {describe_error(exc)}"
 
 
+def unmark(svc: Services, rec: Recording) -> None:
+    """Audio put back: its task (or its units' tasks) loses the deleted mark."""
+    for task_rec in _with_tasks(svc, rec):
+        assert task_rec.task_id is not None
+        try:
+            svc.labelstudio.update_task_data(task_rec.task_id, _data(svc, task_rec))
+        except Exception as exc:
+            svc.log.warning("task.unmark_failed", task=task_rec.task_id, recording=rec.id, error=describe_error(exc))
+
+
 def _marked(svc: Services, rec: Recording) -> dict[str, Any]:
     """The task's data as syncd imported it, plus when its audio was found deleted (a Data Manager column)."""
+    return {
+        **_data(svc, rec),
+        "deleted_from_s3": datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _data(svc: Services, rec: Recording) -> dict[str, Any]:
+    """The task data syncd imports for this recording."""
     settings = svc.settings
-    data = task_for(rec, settings.labelstudio.layout, svc.transcriber.model_version, settings.review.flag_words_below)
-    return {**data["data"], "deleted_from_s3": datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="seconds")}
+    task = task_for(rec, settings.labelstudio.layout, svc.transcriber.model_version, settings.review.flag_words_below)
+    return dict(task["data"])

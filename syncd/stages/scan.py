@@ -176,10 +176,15 @@ def _record_page(svc: Services, source: SourceSettings, page: list[S3Object]) ->
 def restore(svc: Services, obj: S3Object) -> None:
     """The object holds a version we had superseded (an upload reverted X -> Y -> X): X is current again, resumes
     from its own task or transcript, and its review is written again over any output of Y."""
-    rec = svc.state.restore_version(obj.bucket, obj.key, obj.etag)
-    if rec is None:
+    restored = svc.state.restore_version(obj.bucket, obj.key, obj.etag)
+    if restored is None:
         return
+    rec, was = restored
     if rec.task_id is not None:
         project = svc.project_id
         svc.state.queue_export(project, rec.task_id, rec.id, "audio restored: write this version's review again")
-    svc.log.info("audio.restored", recording=rec.id, bucket=obj.bucket, key=obj.key, etag=obj.etag, status=rec.status)
+    if was == Status.DELETED:
+        deletions.unmark(svc, rec)
+    svc.log.info(
+        "audio.restored", recording=rec.id, bucket=obj.bucket, key=obj.key, etag=obj.etag, status=rec.status, was=was
+    )

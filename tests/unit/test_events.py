@@ -134,6 +134,7 @@ def test_deleted_audio_keeps_its_task_marked_by_default(tmp_path: Path) -> None:
     queue.send(_record("ObjectCreated:Put", "calls/a.mp3", etag))
     scan.run(svc, GO)
     assert svc.state.recordings()[0].status == Status.IMPORTED and len(ls.tasks) == 1
+    assert "deleted_from_s3" not in ls.tasks[task]["data"], "the mark goes with the audio's return"
 
 
 def test_delete_task_policy_deletes_an_unreviewed_task_and_keeps_a_reviewed_one(tmp_path: Path) -> None:
