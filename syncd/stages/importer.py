@@ -389,9 +389,20 @@ def _commit(svc: Services, project: int, batch: _Batch, task_ids: list[int]) -> 
         svc.state.change_cursor(TaskCursor.name(project), lambda raw: TaskCursor.load(raw).extended(task_ids).dump())
     for rec, task_id in moved:
         svc.log.info("task.imported", recording=rec.id, task=task_id, bucket=rec.bucket, key=rec.key, score=rec.score)
+    _check_predictions(svc, project, moved)
     seconds = round(time.monotonic() - batch.started, 3)
     svc.log.info("import.batch", project=project, tasks=len(task_ids), seconds=seconds)
     return len(moved)
+
+
+def _check_predictions(svc: Services, project: int, imported: list[tuple[Recording, int]]) -> None:
+    """One read per batch that every new task holds its prediction (Label Studio has been seen to commit tasks
+    without theirs); a missing one is added. A failed check is logged: the tasks are in, and an adoption checks
+    again."""
+    try:
+        _restore_predictions(svc, project, imported)
+    except Exception as exc:
+        svc.log.warning("import.predictions_unchecked", project=project, tasks=len(imported), error=describe_error(exc))
 
 
 def _finish(svc: Services, project: int) -> None:

@@ -179,6 +179,22 @@ def test_tasks_that_landed_without_their_predictions_get_them_when_adopted(tmp_p
     assert not _events(logs, "task.prediction_restored")
 
 
+def test_a_batch_that_landed_without_its_predictions_gets_them_at_once(tmp_path: Path) -> None:
+    svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "whole"})
+    _upload(storage, KEYS)
+    scan.run(svc, GO)
+    transcribe.run(svc, GO)
+    ls.drop_predictions = True  # Label Studio answered 201 and stored the tasks bare
+    with capture_logs() as logs:
+        assert importer.run(svc, GO) == 4
+    ls.drop_predictions = False
+    names = [e["event"] for e in logs]
+    assert names.count("task.prediction_restored") == 4 and names.index("task.prediction_restored") < names.index(
+        "import.batch"
+    ), "restored before the batch is reported done"
+    assert all(len(t["predictions"]) == 1 for t in ls.tasks.values())
+
+
 def test_refused_import_is_requeued_at_once(stack: tuple) -> None:
     svc, ls, storage, _ = stack
     _upload(storage, KEYS[:1])
