@@ -87,7 +87,17 @@ class HttpServer:
             ident="syncd",
             clear_untrusted_proxy_headers=True,
         )
-        self._thread = threading.Thread(target=self._server.run, name="syncd-http", daemon=True)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="syncd-http", daemon=True)
+
+    def _serve(self) -> None:
+        """The server loop; the sockets ``stop`` closes under a loop that is waiting in ``select`` end it with EBADF
+        (or a negative descriptor), which is the stop it asked for, not an error."""
+        try:
+            self._server.run()
+        except (OSError, ValueError):
+            if not self._stopping.is_set():
+                raise
 
     @property
     def port(self) -> int:
@@ -100,6 +110,7 @@ class HttpServer:
         """Close the listening socket and every connection, stop the workers, and wait for the loop to end."""
         from waitress import wasyncore
 
+        self._stopping.set()
         self._server.task_dispatcher.shutdown()
         wasyncore.close_all(self._server._map)
         self._thread.join(5)

@@ -114,3 +114,28 @@ def test_health_probes_run_once_per_ttl_however_many_ask(monkeypatch: pytest.Mon
     ok, body = health.health_report(settings, "running", 1.0, probes)
     assert ok and body["checks"]["labelstudio"] == {"ok": True}
     assert calls == {"labelstudio": 1, "s3": 1}
+
+
+def test_stopping_while_the_loop_waits_raises_nothing_in_its_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing the sockets under a loop waiting in select can end it with EBADF: after stop() that is the stop, not a
+    crash to report (it showed as an unhandled thread exception when the daemon stopped); before it, it is one."""
+    raised: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: raised.append(args.exc_value))
+    for stop_first in (True, False):
+        http = HttpServer(("127.0.0.1", 0), StubApp())
+        gate = http._stopping if stop_first else threading.Event()
+
+        def run(gate: threading.Event = gate) -> None:
+            gate.wait(5)
+            raise OSError(9, "Bad file descriptor")
+
+        http._server.run = run
+        http.start()
+        if stop_first:
+            http.stop()
+        else:
+            gate.set()
+            http._thread.join(5)
+            http.stop()
+        assert not http._thread.is_alive()
+    assert [type(e) for e in raised] == [OSError], "only the loop that failed on its own is reported"
