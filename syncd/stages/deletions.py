@@ -13,7 +13,7 @@ from syncd.config import SourceSettings
 from syncd.log import describe_error
 from syncd.recording import Recording
 from syncd.services import Services
-from syncd.stages.importer import task_for
+from syncd.stages.importer import task_of
 
 
 def notice(svc: Services, source: SourceSettings, key: str, found_by: str) -> int:
@@ -81,6 +81,4 @@ def _marked(svc: Services, rec: Recording) -> dict[str, Any]:
 
 def _data(svc: Services, rec: Recording) -> dict[str, Any]:
     """The task data syncd imports for this recording."""
-    settings = svc.settings
-    task = task_for(rec, settings.labelstudio.layout, svc.transcriber.model_version, settings.review.flag_words_below)
-    return dict(task["data"])
+    return dict(task_of(svc, rec)["data"])

@@ -435,14 +435,15 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
     moves on. ``count`` (an older project's task count, already read) skips the deletion check's own requests while
     the project holds the tasks seen and none above them was read."""
     name = f"export:{project}"
-    cursor = Cursor.load(svc.state.cursor(name))
+    raw = svc.state.cursor(name)
+    cursor = Cursor.load(raw)
     started = time.time()
     newest = cursor.position
     failures = Failures(svc, project)
     parked = svc.state.parked_tasks(project)
     pending: list[tuple[Future[Written], Export]] = []
     read: set[int] = set()
-    sweep = _sweep(svc, project, started)
+    sweep = _sweep(svc, project, started, first_read=raw is None)
     missed, stopped = 0, False
     with ThreadPoolExecutor(svc.settings.output.write_workers, thread_name_prefix="export") as pool:
         for page, kind in _read_ahead(_pages(svc, project, cursor, sweep is Sweep.DUE)):
@@ -502,8 +503,8 @@ class Sweep(Enum):
     DUE = "due"
 
 
-def _sweep(svc: Services, project: int, now: float) -> Sweep:
-    if svc.state.cursor(f"export:{project}") is None:
+def _sweep(svc: Services, project: int, now: float, *, first_read: bool) -> Sweep:
+    if first_read:
         return Sweep.FIRST_READ
     last = svc.state.cursor(_sweep_name(project))
     due = last is None or now - float(last) >= svc.settings.schedule.export_sweep_interval

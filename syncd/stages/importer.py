@@ -88,6 +88,12 @@ def task_for(rec: Recording, layout: str, model_version: str, flag_words_below: 
     }
 
 
+def task_of(svc: Services, rec: Recording) -> dict[str, Any]:
+    """The task syncd imports for this recording, with the current settings and model version."""
+    settings = svc.settings
+    return task_for(rec, settings.labelstudio.layout, svc.transcriber.model_version, settings.review.flag_words_below)
+
+
 def _iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
 
@@ -181,17 +187,13 @@ def _restore_predictions(svc: Services, project: int, adopted: list[tuple[Record
     """An adopted task may lack its prediction. Label Studio 1.23 drops all of a batch's predictions when it cannot
     store one of them, commits the tasks all the same and answers HTTP 500; the batch is then in doubt, and its tasks
     are adopted with no score, so reviewers would not see them least-confident-first. They get their prediction."""
-    lacking = svc.labelstudio.without_predictions(project, [task_id for _, task_id in adopted]) if adopted else set()
-    settings = svc.settings
+    lacking = svc.labelstudio.without_predictions(project, [task_id for _, task_id in adopted])
     for rec, task_id in adopted:
         if task_id not in lacking:
             continue
         ids = {"recording": rec.id, "task": task_id, "bucket": rec.bucket, "key": rec.key}
-        task = task_for(
-            rec, settings.labelstudio.layout, svc.transcriber.model_version, settings.review.flag_words_below
-        )
         try:
-            svc.labelstudio.add_predictions(task_id, task["predictions"])
+            svc.labelstudio.add_predictions(task_id, task_of(svc, rec)["predictions"])
         except Exception as exc:
             svc.log.error("task.prediction_missing", error=describe_error(exc), **ids)
             continue
@@ -353,9 +355,7 @@ def _next_batch(svc: Services, project: int, room: int | None = None) -> _Batch 
         marked = set(svc.state.transition([r.id for r in candidates], Status.TRANSCRIBED, Status.IMPORTING))
         _sending(project, svc)
     records = [r for r in candidates if r.id in marked]
-    layout, model_version = svc.settings.labelstudio.layout, svc.transcriber.model_version
-    flag_below = svc.settings.review.flag_words_below
-    tasks = [task_for(r, layout, model_version, flag_below) for r in records]
+    tasks = [task_of(svc, r) for r in records]
     return _Batch(records, tasks, time.monotonic())
 
 
