@@ -1,5 +1,5 @@
 """The real stack shared by the tests, the benchmarks and the demo: Label Studio, SeaweedFS S3, moto (Amazon
-Transcribe), espeak-ng audio, and the real `syncd` console script run as a process.
+Transcribe, SQS), PostgreSQL (shared state), espeak-ng audio, and the real `syncd` console script run as a process.
 """
 
 from devstack.audio import SENTENCES, speak
@@ -7,11 +7,13 @@ from devstack.services import (
     LS_PASSWORD,
     LS_TOKEN,
     LS_USER,
+    PG_PASSWORD,
     REGION,
     ROOT,
     VENV_BIN,
     LabelStudio,
     MotoServer,
+    Postgres,
     SeaweedS3,
     Stack,
     StackError,
@@ -34,6 +36,7 @@ __all__ = [
     "LS_PASSWORD",
     "LS_TOKEN",
     "LS_USER",
+    "PG_PASSWORD",
     "REGION",
     "ROOT",
     "SENTENCES",
@@ -42,6 +45,7 @@ __all__ = [
     "VENV_BIN",
     "LabelStudio",
     "MotoServer",
+    "Postgres",
     "SeaweedS3",
     "Stack",
     "StackError",

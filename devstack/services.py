@@ -34,6 +34,7 @@ LS_PASSWORD = "syncd-demo"
 S3_ACCESS_KEY = "syncd-test-key"
 S3_SECRET_KEY = "syncd-test-secret-0123456789"
 REGION = "us-east-1"
+PG_PASSWORD = "syncd-test-pg"
 
 
 class StackError(RuntimeError):
@@ -274,6 +275,78 @@ class MotoServer(Service):
             aws_secret_access_key="moto",
             region_name=REGION,
         )
+
+
+@dataclass
+class Postgres(Service):
+    """A throwaway PostgreSQL server (Debian's package) in its own data folder on a free port: the shared state of
+    many syncd instances. As root it runs as the ``postgres`` user, which owns the folder (PostgreSQL refuses root).
+    The database is ``syncd``, reached as user ``syncd`` with password ``PG_PASSWORD``."""
+
+    data: Path | None = None
+
+    def _as_owner(self, argv: list[str]) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+    def start(self) -> None:
+        self.port = self.port or free_port()
+        bin_dir = postgres_bin()
+        self.data = Path(tempfile.mkdtemp(prefix="syncd-pg-"))  # not under pytest's tmp: that is root's alone
+        if os.geteuid() == 0:
+            shutil.chown(self.data, "postgres", "postgres")
+        pwfile = self.data / "pw"
+        pwfile.write_text(PG_PASSWORD)
+        if os.geteuid() == 0:
+            shutil.chown(pwfile, "postgres", "postgres")
+        db = self.data / "db"
+        init = [str(bin_dir / "initdb"), "-D", str(db), "-U", "syncd", "--pwfile", str(pwfile), "-A", "scram-sha-256"]
+        subprocess.run(self._as_owner([*init, "-E", "UTF8", "--locale=C"]), check=True, capture_output=True)
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        self.spawn(self._as_owner([str(bin_dir / "postgres"), "-D", str(db), *options.split()]))
+
+    def wait(self, timeout: float = 60) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise StackError(f"postgres exited with {self.proc.returncode}:\n{_tail(self.log_path)}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    pass
+                with self.connect() as conn:
+                    conn.execute("SELECT 1")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise StackError(f"postgres did not answer in {timeout:.0f}s:\n{_tail(self.log_path)}") from None
+                time.sleep(0.2)
+        with self.connect(autocommit=True) as conn:
+            conn.execute("CREATE DATABASE syncd")
+
+    def connect(self, *, autocommit: bool = False, dbname: str = "postgres") -> Any:
+        import psycopg
+
+        return psycopg.connect(
+            host="127.0.0.1", port=self.port, user="syncd", password=PG_PASSWORD, dbname=dbname, autocommit=autocommit
+        )
+
+    @property
+    def url(self) -> str:
+        """What ``[state] url`` holds (the password goes in ``SYNCD_STATE_PASSWORD``)."""
+        return f"postgresql://syncd@127.0.0.1:{self.port}/syncd"
+
+    def stop(self, timeout: float = 10) -> None:
+        super().stop(timeout)
+        if self.data is not None:
+            shutil.rmtree(self.data, ignore_errors=True)
+
+
+def postgres_bin() -> Path:
+    """Debian's PostgreSQL binaries (``/usr/lib/postgresql/<major>/bin``), the newest installed."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    if not found:
+        raise StackError("PostgreSQL is not installed (Debian package postgresql; run scripts/stack-install.sh)")
+    return found[-1].parent
 
 
 @dataclass

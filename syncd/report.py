@@ -215,7 +215,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def print_report(settings: Settings, as_json: bool, width: float, max_wer: float | None) -> int:
-    store = StateStore(settings.state.path)
+    store = StateStore.open(settings.state)
     try:
         report = build(store, settings, width, max_wer)
     finally:

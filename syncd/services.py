@@ -56,7 +56,7 @@ class Services:
         storage = Storage(settings.s3, conditional=settings.output.conditional_writes == "require")
         return cls(
             settings=settings,
-            state=StateStore(settings.state.path),
+            state=StateStore.open(settings.state),
             storage=storage,
             transcriber=make_transcriber(settings, storage),
             labelstudio=LabelStudioClient(settings.labelstudio, labelstudio_token(settings)),

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from devstack import Stack, running_stack
+from devstack import Postgres, Stack, running_stack
 
 _bucket_numbers = itertools.count()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "stack" in getattr(item, "fixturenames", ()):
+        if {"stack", "postgres"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
 
 
@@ -25,6 +25,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def stack() -> Iterator[Stack]:
     with running_stack() as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """A real PostgreSQL server (Debian's package) for the shared-state tests, started once."""
+    with Postgres("postgres", tmp_path_factory.mktemp("postgres")) as server:
+        yield server
 
 
 @pytest.fixture

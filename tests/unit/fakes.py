@@ -8,6 +8,7 @@ tier keeps the real services.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections import Counter
@@ -290,11 +291,30 @@ def settings(tmp_path: Path, **sections: Any) -> Settings:
     return parse(raw)
 
 
+POSTGRES_ENV = "SYNCD_TEST_POSTGRES"
+"""A PostgreSQL server URL (with its password): when set, every unit test's store is a database there instead of a
+SQLite file (tests/integration/test_state_postgres.py runs the unit tier this way)."""
+
+
+def new_store(tmp_path: Path, name: str = "state.db") -> StateStore:
+    """The store a unit test works on; the same ``tmp_path`` and ``name`` open the same store again."""
+    server = os.environ.get(POSTGRES_ENV)
+    if not server:
+        return StateStore(tmp_path / name)
+    import psycopg
+
+    database = "t_" + hashlib.sha256(f"{tmp_path}/{name}".encode()).hexdigest()[:20]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+            conn.execute(f"CREATE DATABASE {database}")
+    return StateStore(f"{server}/{database}")
+
+
 def services(tmp_path: Path, **sections: Any) -> tuple[Services, FakeLabelStudio, FakeStorage, FakeTranscriber]:
     ls, storage, engine = FakeLabelStudio(), FakeStorage(), FakeTranscriber()
     svc = Services(
         settings=settings(tmp_path, **sections),
-        state=StateStore(tmp_path / "state.db"),
+        state=new_store(tmp_path),
         storage=storage,  # type: ignore[arg-type]
         transcriber=engine,
         labelstudio=ls,  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ Each runs the stages in-process against the fakes."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
 import threading
 import time
@@ -25,7 +26,7 @@ from syncd.recording import Status
 from syncd.services import Services
 from syncd.stages import exporter, importer, scan, transcribe
 from syncd.state import StateStore
-from tests.unit.fakes import FakeLabelStudio, FakeStorage, healthy_probes, services
+from tests.unit.fakes import POSTGRES_ENV, FakeLabelStudio, FakeStorage, healthy_probes, new_store, services
 
 GO = threading.Event()
 KEYS = ("a.mp3", "b.mp3", "c.mp3", "d.mp3")
@@ -61,6 +62,7 @@ def stack(tmp_path: Path) -> tuple[Services, FakeLabelStudio, FakeStorage, Any]:
     return services(tmp_path)
 
 
+@pytest.mark.skipif(bool(os.environ.get(POSTGRES_ENV)), reason="copies the SQLite file (a backup of it)")
 def test_state_restored_from_an_older_backup_adopts_instead_of_importing_twice(stack: tuple, tmp_path: Path) -> None:
     svc, ls, storage, _ = stack
     _upload(storage, KEYS[:2])
@@ -89,7 +91,7 @@ def test_lost_state_adopts_each_task_as_its_recording_becomes_ready(stack: tuple
         stage.run(svc, GO)
     assert len(ls.tasks) == 4
 
-    fresh = dataclasses.replace(svc, state=StateStore(tmp_path / "new-state.db"))
+    fresh = dataclasses.replace(svc, state=new_store(tmp_path, "new-state.db"))
     scan.run(fresh, GO)
     with capture_logs() as logs:
         for _ in KEYS:

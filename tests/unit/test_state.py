@@ -9,6 +9,7 @@ import pytest
 from syncd.recording import TRANSITIONS, S3Object, Status, sources_of, syncd_id
 from syncd.state import StateStore
 from syncd.transcript import Segment, Transcript, Word
+from tests.unit.fakes import new_store
 
 
 def obj(key: str, etag: str = "e1", size: int = 10) -> S3Object:
@@ -17,7 +18,7 @@ def obj(key: str, etag: str = "e1", size: int = 10) -> S3Object:
 
 @pytest.fixture
 def state(tmp_path: Path) -> StateStore:
-    return StateStore(tmp_path / "s.db")
+    return new_store(tmp_path, "s.db")
 
 
 def test_add_is_idempotent_and_new_etag_supersedes(state: StateStore) -> None:
@@ -105,11 +106,11 @@ def test_transcript_round_trips_and_orders_by_score(state: StateStore) -> None:
 
 
 def test_cursor_and_reopen_keeps_state(tmp_path: Path) -> None:
-    state = StateStore(tmp_path / "s.db")
+    state = new_store(tmp_path, "s.db")
     state.set_cursor("export:1", "2026-01-02T03:04:05.000000Z")
     [(rec, _)] = state.add_objects([obj("a.mp3")])
     state.close()
-    again = StateStore(tmp_path / "s.db")
+    again = new_store(tmp_path, "s.db")
     assert again.cursor("export:1") == "2026-01-02T03:04:05.000000Z"
     assert again.cursor("export:2") is None
     oldest = again.oldest_pending()

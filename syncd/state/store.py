@@ -1,4 +1,4 @@
-"""SQLite (WAL) state store: the only thing the pipeline stages share.
+"""The state store: the only thing the pipeline stages share (SQLite by default, PostgreSQL for many instances).
 
 It is a cache of the truth held by S3 and Label Studio; every row can be rebuilt from them (``syncd_id`` is derived from
 bucket, key and ETag, and travels in each task's data). Status changes are compare-and-set: a stage names the status it
@@ -7,124 +7,25 @@ expects to move a recording from, and a recording that moved meanwhile (supersed
 
 from __future__ import annotations
 
+import functools
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, CursorResult, RowMapping, TextClause, text
 
 from syncd.recording import PENDING, TRANSITIONS, Recording, S3Object, Status, syncd_id
+from syncd.state import migrate
+from syncd.state.engine import is_shared, make_engine, skip_locked, url_for
 from syncd.transcript import Transcript
 
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE recordings (
-        id INTEGER PRIMARY KEY,
-        syncd_id TEXT NOT NULL UNIQUE,
-        bucket TEXT NOT NULL,
-        key TEXT NOT NULL,
-        etag TEXT NOT NULL,
-        size INTEGER NOT NULL DEFAULT 0,
-        last_modified TEXT,
-        status TEXT NOT NULL,
-        reason TEXT,
-        failed_stage TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at REAL NOT NULL DEFAULT 0,
-        engine TEXT,
-        job_name TEXT,
-        transcript TEXT,
-        score REAL,
-        task_id INTEGER,
-        project_id INTEGER,
-        annotation_id INTEGER,
-        annotation_updated_at TEXT,
-        exported_at REAL,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        UNIQUE (bucket, key, etag)
-    );
-    CREATE INDEX recordings_status ON recordings (status, next_attempt_at);
-    CREATE INDEX recordings_key ON recordings (bucket, key);
-    CREATE INDEX recordings_task ON recordings (task_id);
-    CREATE TABLE cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """,
-    """
-    CREATE TABLE export_queue (
-        task_id INTEGER PRIMARY KEY,
-        project_id INTEGER NOT NULL,
-        recording_id INTEGER,
-        reason TEXT NOT NULL,
-        task_updated_at TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        parked INTEGER NOT NULL DEFAULT 0,
-        updated_at REAL NOT NULL
-    );
-    """,
-    # Every Label Studio task seen in a project, ours or not, with the syncd_id it carries (NULL when foreign): how a
-    # state older than Label Studio adopts tasks instead of importing them twice, and how deletions are noticed.
-    """
-    CREATE TABLE labelstudio_tasks (
-        project_id INTEGER NOT NULL,
-        task_id INTEGER NOT NULL,
-        syncd_id TEXT,
-        PRIMARY KEY (project_id, task_id)
-    );
-    CREATE INDEX labelstudio_tasks_syncd ON labelstudio_tasks (syncd_id);
-    INSERT OR IGNORE INTO labelstudio_tasks (project_id, task_id, syncd_id)
-        SELECT project_id, task_id, syncd_id FROM recordings WHERE task_id IS NOT NULL AND project_id IS NOT NULL;
-    """,
-    # The Label Studio projects syncd writes to and reads from (rollover), and since when a recording has waited to be
-    # imported (paced imports). Rows transcribed before this migration count as waiting since they were last updated.
-    """
-    CREATE TABLE projects (
-        id INTEGER PRIMARY KEY,
-        title TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        created_at REAL NOT NULL
-    );
-    ALTER TABLE recordings ADD COLUMN ready_at REAL;
-    UPDATE recordings SET ready_at = updated_at WHERE status = 'transcribed';
-    CREATE INDEX recordings_ready ON recordings (status, ready_at);
-    """,
-    # Review triage and its report: how a recording was routed ("review", "audit" or "auto"), when its task was
-    # created and its review submitted, who reviewed it, and the ASR's word errors against the review.
-    """
-    ALTER TABLE recordings ADD COLUMN review_mode TEXT;
-    ALTER TABLE recordings ADD COLUMN imported_at REAL;
-    ALTER TABLE recordings ADD COLUMN submitted_at REAL;
-    ALTER TABLE recordings ADD COLUMN annotator TEXT;
-    ALTER TABLE recordings ADD COLUMN word_errors INTEGER;
-    ALTER TABLE recordings ADD COLUMN reference_words INTEGER;
-    ALTER TABLE recordings ADD COLUMN duration REAL;
-    UPDATE recordings SET duration = json_extract(transcript, '$.duration') WHERE transcript IS NOT NULL;
-    UPDATE recordings SET review_mode = 'review' WHERE transcript IS NOT NULL;
-    """,
-    # Words reviewers added that the ASR never produced, per reviewed recording (syncd.vocabulary).
-    """
-    CREATE TABLE added_words (
-        recording_id INTEGER NOT NULL,
-        project_id INTEGER,
-        word TEXT NOT NULL,
-        PRIMARY KEY (recording_id, word)
-    );
-    CREATE INDEX added_words_word ON added_words (word);
-    """,
-    # Review units (syncd.units): a unit is a recording of its own with its parent's id and its start there; its
-    # review, moved to the parent's clock, waits in ``review`` until every unit has one. ``units_changed`` marks a
-    # parent whose units' reviews changed since its transcripts were last written.
-    """
-    ALTER TABLE recordings ADD COLUMN parent_id INTEGER;
-    ALTER TABLE recordings ADD COLUMN unit_start REAL;
-    ALTER TABLE recordings ADD COLUMN review TEXT;
-    ALTER TABLE recordings ADD COLUMN units_changed REAL;
-    CREATE INDEX recordings_parent ON recordings (parent_id);
-    CREATE INDEX recordings_units_changed ON recordings (units_changed);
-    """,
-)
+if TYPE_CHECKING:
+    from syncd.config import StateSettings
 
 
 ADDED_WORDS_CHANGED = "added-words-changed"
@@ -134,33 +35,56 @@ _COLUMNS = ", ".join(Recording.__dataclass_fields__).replace("transcript_json", 
 
 
 class StateStore:
-    """Thread-safe access to the state DB; each method is one short transaction."""
+    """Thread-safe access to the state database; each method is one short transaction.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
+    Within one process every call takes one lock, so a transaction is never interleaved with another thread's; many
+    processes share a PostgreSQL state through row leases (``claim``) and named leases (``syncd.state.leases``).
+    """
+
+    def __init__(self, target: str | Path = ":memory:") -> None:
+        """``target``: a SQLite file path (its folder is created) or a ``postgresql://`` URL with its password."""
+        target = str(target)
+        if "://" not in target and target != ":memory:":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url_for(target)
+        self.engine = make_engine(self.url)
+        self.shared = is_shared(self.engine)
+        self._skip_locked = skip_locked(self.engine)
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        self._open: Connection | None = None
+        migrate.upgrade(self.engine)
+
+    @classmethod
+    def open(cls, settings: StateSettings) -> StateStore:
+        """The store the configuration names: ``[state] url`` with its password, else the SQLite ``path``."""
+        return cls(settings.target())
+
+    @property
+    def where(self) -> str:
+        """The database, for people: its URL without the password, or the SQLite file."""
+        return self.url.render_as_string(hide_password=True) if self.shared else str(self.url.database)
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self.engine.dispose()
 
-    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        """Reads share the connection with the stages' threads, so they take the lock and fetch everything inside it
-        (a cursor stepped outside it could interleave with another thread's transaction)."""
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[RowMapping]:
+        """Reads share the store with the stages' threads, so they take the lock and fetch everything inside it."""
         with self._lock:
-            return self._db.execute(sql, tuple(args)).fetchall()
+            if self._open is not None:
+                return list(_execute(self._open, sql, args).mappings())
+            with self.engine.connect() as conn:
+                rows = _execute(conn, sql, args).mappings().all()
+                conn.rollback()
+            return list(rows)
 
-    def _read_one(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
+    def _read_one(self, sql: str, args: Iterable[Any] = ()) -> RowMapping | None:
         rows = self._read(sql, args)
         return rows[0] if rows else None
+
+    def _scalar(self, sql: str, args: Iterable[Any] = ()) -> Any:
+        row = self._read_one(sql, args)
+        return None if row is None else next(iter(row.values()))
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -169,26 +93,19 @@ class StateStore:
             yield
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[_Tx]:
         with self._lock:
-            if self._db.in_transaction:
-                yield self._db
+            if self._open is not None:
+                yield _Tx(self._open)
                 return
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        with self._tx() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
+            with self.engine.connect() as conn:
+                conn.execution_options(write=True)
+                with conn.begin():
+                    self._open = conn
+                    try:
+                        yield _Tx(conn)
+                    finally:
+                        self._open = None
 
     # --- scan ---------------------------------------------------------------------------------------------
 
@@ -214,9 +131,10 @@ class StateStore:
         added: list[tuple[int, S3Object]] = []
         with self._tx() as db:
             for obj in objects:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO recordings (syncd_id, bucket, key, etag, size, last_modified, status,"
-                    " reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row = db.execute(
+                    "INSERT INTO recordings (syncd_id, bucket, key, etag, size, last_modified, status,"
+                    " reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING RETURNING id",
                     (
                         syncd_id(obj.bucket, obj.key, obj.etag),
                         obj.bucket,
@@ -229,9 +147,9 @@ class StateStore:
                         now,
                         now,
                     ),
-                )
-                if cur.rowcount:
-                    rowid = int(cur.lastrowid or 0)
+                ).first()
+                if row is not None:
+                    rowid = int(row[0])
                     added.append((rowid, obj))
                     db.execute(
                         "UPDATE recordings SET status = 'superseded', reason = 'replaced by a newer version',"
@@ -306,7 +224,7 @@ class StateStore:
         return [(rec, float(more["units_changed"])) for rec, more in (_with_extra(r, "units_changed") for r in rows)]
 
     def count(self, status: Status) -> int:
-        return int(self._read("SELECT count(*) FROM recordings WHERE status = ?", (status,))[0][0])
+        return int(self._scalar("SELECT count(*) FROM recordings WHERE status = ?", (status,)))
 
     def counts(self) -> dict[str, int]:
         rows = self._read("SELECT status, count(*) AS n FROM recordings GROUP BY status")
@@ -342,17 +260,17 @@ class StateStore:
         split recording is one row, with its units' figures summed when it is written."""
         rows = self._read(
             "SELECT id, status, review_mode, score, duration, word_errors, reference_words, annotator,"
-            " imported_at, submitted_at, exported_at, json_extract(transcript, '$.model') AS model,"
-            " json_extract(transcript, '$.language') AS language FROM recordings"
+            " imported_at, submitted_at, exported_at, transcript FROM recordings"
             " WHERE transcript IS NOT NULL AND parent_id IS NULL"
             " AND (status != 'superseded' OR word_errors IS NOT NULL) ORDER BY id"
         )
-        return [dict(r) for r in rows]
+        return [_triage_row(dict(r)) for r in rows]
 
     def top_added_words(self, limit: int, min_recordings: int) -> list[tuple[str, int]]:
         """(word, recordings it was added in), most recordings first, then alphabetical."""
         rows = self._read(
-            "SELECT word, count(*) AS n FROM added_words GROUP BY word HAVING n >= ? ORDER BY n DESC, word LIMIT ?",
+            "SELECT word, count(*) AS n FROM added_words GROUP BY word HAVING count(*) >= ?"
+            " ORDER BY n DESC, word LIMIT ?",
             (min_recordings, limit),
         )
         return [(str(r["word"]), int(r["n"])) for r in rows]
@@ -370,9 +288,9 @@ class StateStore:
                 return False
             for obj, sid, start, transcript in units:
                 db.execute(
-                    "INSERT OR IGNORE INTO recordings (syncd_id, bucket, key, etag, size, status, transcript, score,"
+                    "INSERT INTO recordings (syncd_id, bucket, key, etag, size, status, transcript, score,"
                     " duration, review_mode, engine, parent_id, unit_start, ready_at, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (
                         sid,
                         obj.bucket,
@@ -420,7 +338,7 @@ class StateStore:
             if deleted or rows:
                 db.execute(
                     "INSERT INTO cursors (name, value) VALUES (?, '1') ON CONFLICT (name)"
-                    " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                    " DO UPDATE SET value = CAST(CAST(cursors.value AS INTEGER) + 1 AS TEXT)",
                     (ADDED_WORDS_CHANGED,),
                 )
 
@@ -474,13 +392,13 @@ class StateStore:
                 "UPDATE recordings SET attempts = attempts + 1, updated_at = ? WHERE id = ? AND status = ?",
                 (time.time(), rec_id, status),
             )
-            row = db.execute("SELECT attempts, status FROM recordings WHERE id = ?", (rec_id,)).fetchone()
+            row = db.execute("SELECT attempts, status FROM recordings WHERE id = ?", (rec_id,)).mappings().first()
         return int(row["attempts"]) if row is not None and row["status"] == status else 0
 
     def refund_attempt(self, rec_id: int) -> None:
         """Give back an attempt counted by ``begin_attempt`` that an outage cut short (not the recording's fault)."""
         with self._tx() as db:
-            db.execute("UPDATE recordings SET attempts = max(attempts - 1, 0) WHERE id = ?", (rec_id,))
+            db.execute("UPDATE recordings SET attempts = attempts - 1 WHERE id = ? AND attempts > 0", (rec_id,))
 
     def requeue_failed(self, rec_ids: Iterable[int] | None = None) -> int:
         """Put failed recordings back where they failed, with a fresh attempt budget (``syncd retry``)."""
@@ -541,7 +459,7 @@ class StateStore:
                 "INSERT INTO export_queue (task_id, project_id, recording_id, reason, task_updated_at, attempts,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET"
                 " reason = excluded.reason, recording_id = excluded.recording_id,"
-                " task_updated_at = excluded.task_updated_at, attempts = attempts + excluded.attempts,"
+                " task_updated_at = excluded.task_updated_at, attempts = export_queue.attempts + excluded.attempts,"
                 " updated_at = excluded.updated_at",
                 (task_id, project_id, rec_id, reason, task_updated_at, counted, time.time()),
             )
@@ -549,22 +467,22 @@ class StateStore:
                 db.execute(
                     "UPDATE export_queue SET parked = 1 WHERE task_id = ? AND attempts >= ?", (task_id, park_after)
                 )
-            row = db.execute("SELECT parked FROM export_queue WHERE task_id = ?", (task_id,)).fetchone()
-        return bool(row[0])
+            parked = db.execute("SELECT parked FROM export_queue WHERE task_id = ?", (task_id,)).scalar_one()
+        return bool(parked)
 
     def export_queue(self, project_id: int) -> list[int]:
         """Task ids the exporter reads again this cycle (queued, not parked)."""
         rows = self._read(
             "SELECT task_id FROM export_queue WHERE project_id = ? AND parked = 0 ORDER BY task_id", (project_id,)
         )
-        return [int(r[0]) for r in rows]
+        return [int(r["task_id"]) for r in rows]
 
     def parked_tasks(self, project_id: int) -> dict[int, str | None]:
         """task id -> the task version (updated_at) that was parked: an unchanged parked task is not read again."""
         rows = self._read(
             "SELECT task_id, task_updated_at FROM export_queue WHERE project_id = ? AND parked = 1", (project_id,)
         )
-        return {int(r[0]): r[1] for r in rows}
+        return {int(r["task_id"]): r["task_updated_at"] for r in rows}
 
     def unqueue_exports(self, task_ids: Iterable[int]) -> None:
         """Exported (or nothing to export): these tasks leave the queue, parked or not."""
@@ -586,8 +504,7 @@ class StateStore:
 
     def parked_counts(self) -> dict[str, int]:
         """Items parked by stage: what /healthz ("degraded") and /metrics report."""
-        row = self._read("SELECT count(*) FROM export_queue WHERE parked = 1")[0]
-        return {"export": int(row[0])}
+        return {"export": int(self._scalar("SELECT count(*) FROM export_queue WHERE parked = 1"))}
 
     def requeue_parked(self) -> int:
         """`syncd retry`: parked tasks are read again, with a fresh attempt budget."""
@@ -639,10 +556,14 @@ class StateStore:
         so it never gets a second task. Its review must then be written again (the outputs may hold Y's): the caller
         queues its export. Returns X as it is now and the status it was in."""
         with self._tx() as db:
-            row = db.execute(
-                f"SELECT {_COLUMNS} FROM recordings WHERE bucket = ? AND key = ? AND etag = ? AND status IN (?, ?)",
-                (bucket, key, etag, Status.SUPERSEDED, Status.DELETED),
-            ).fetchone()
+            row = (
+                db.execute(
+                    f"SELECT {_COLUMNS} FROM recordings WHERE bucket = ? AND key = ? AND etag = ? AND status IN (?, ?)",
+                    (bucket, key, etag, Status.SUPERSEDED, Status.DELETED),
+                )
+                .mappings()
+                .first()
+            )
             if row is None:
                 return None
             rec = _recording(row)
@@ -651,7 +572,7 @@ class StateStore:
                 " WHERE bucket = ? AND key = ? AND id != ? AND status != 'superseded'",
                 (time.time(), bucket, key, rec.id),
             )
-            split = db.execute("SELECT 1 FROM recordings WHERE parent_id = ? LIMIT 1", (rec.id,)).fetchone()
+            split = db.execute("SELECT 1 FROM recordings WHERE parent_id = ? LIMIT 1", (rec.id,)).first()
             target = (
                 Status.SPLIT
                 if split
@@ -684,8 +605,8 @@ class StateStore:
         """Read-modify-write one cursor in one transaction (two stages may move it at once); ``change`` returning
         None deletes it. Returns the new value."""
         with self._tx() as db:
-            row = db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
-            value = change(str(row[0]) if row else None)
+            old = db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).scalar()
+            value = change(None if old is None else str(old))
             if value is None:
                 db.execute("DELETE FROM cursors WHERE name = ?", (name,))
             else:
@@ -714,21 +635,21 @@ class StateStore:
         """Tasks seen per project syncd writes to or reads from (project id -> count, ours and others'): status and
         metrics, with no call to Label Studio."""
         rows = self._read(
-            "SELECT p.id, (SELECT count(*) FROM labelstudio_tasks t WHERE t.project_id = p.id) FROM projects p"
+            "SELECT p.id, (SELECT count(*) FROM labelstudio_tasks t WHERE t.project_id = p.id) AS n FROM projects p"
         )
-        return {str(r[0]): int(r[1]) for r in rows}
+        return {str(r["id"]): int(r["n"]) for r in rows}
 
     def oldest_ready(self) -> float | None:
         """Since when the longest-waiting transcribed recording has waited to be imported (paced imports)."""
-        row = self._read(
+        since = self._scalar(
             "SELECT min(coalesce(ready_at, updated_at)) FROM recordings WHERE status = ? AND next_attempt_at <= ?",
             (Status.TRANSCRIBED, time.time()),
-        )[0]
-        return None if row[0] is None else float(row[0])
+        )
+        return None if since is None else float(since)
 
     def count_due(self, status: Status) -> int:
         sql = "SELECT count(*) FROM recordings WHERE status = ? AND next_attempt_at <= ?"
-        return int(self._read(sql, (status, time.time()))[0][0])
+        return int(self._scalar(sql, (status, time.time())))
 
     # --- Label Studio tasks seen ----------------------------------------------------------------------------
 
@@ -739,7 +660,8 @@ class StateStore:
         with self._tx() as db:
             for task_id, sid in tasks.items():
                 cur = db.execute(
-                    "INSERT OR IGNORE INTO labelstudio_tasks (project_id, task_id, syncd_id) VALUES (?, ?, ?)",
+                    "INSERT INTO labelstudio_tasks (project_id, task_id, syncd_id) VALUES (?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     (project_id, task_id, sid),
                 )
                 if cur.rowcount:
@@ -756,12 +678,12 @@ class StateStore:
     def seen_task_count(self, project_id: int) -> int:
         """How many tasks, ours or not, the project held when we last looked: one indexed count."""
         sql = "SELECT count(*) FROM labelstudio_tasks WHERE project_id = ?"
-        return int(self._read(sql, (project_id,))[0][0])
+        return int(self._scalar(sql, (project_id,)))
 
     def seen_tasks(self, project_id: int) -> dict[int, str | None]:
         """task id -> syncd_id of every task seen in the project: read only when the counts disagree."""
         rows = self._read("SELECT task_id, syncd_id FROM labelstudio_tasks WHERE project_id = ?", (project_id,))
-        return {int(r[0]): r[1] for r in rows}
+        return {int(r["task_id"]): r["syncd_id"] for r in rows}
 
     def adoptable(self, project_id: int) -> list[tuple[Recording, int]]:
         """Recordings waiting to be imported (transcribed or importing) whose task Label Studio already holds, with
@@ -779,7 +701,7 @@ class StateStore:
         rows = self._read(
             "SELECT task_id, id FROM recordings WHERE project_id = ? AND task_id IS NOT NULL", (project_id,)
         )
-        return {int(r[0]): int(r[1]) for r in rows}
+        return {int(r["task_id"]): int(r["id"]) for r in rows}
 
     def by_syncd_ids(self, sids: list[str]) -> dict[str, Recording]:
         """Many recordings in one query (export looks a page of tasks up at once)."""
@@ -792,15 +714,51 @@ class StateStore:
         return found
 
 
-def _recording(row: sqlite3.Row) -> Recording:
+class _Tx:
+    """The open transaction's connection, taking the store's ``?``-placeholder SQL."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, args: Iterable[Any] = ()) -> CursorResult[Any]:
+        return _execute(self.conn, sql, args)
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        params = [_params(row) for row in rows]
+        if params:
+            self.conn.execute(_text(sql), params)
+
+
+def _execute(conn: Connection, sql: str, args: Iterable[Any]) -> CursorResult[Any]:
+    return conn.execute(_text(sql), _params(args))
+
+
+@functools.lru_cache(maxsize=1024)
+def _text(sql: str) -> TextClause:
+    """DB-API ``?`` placeholders as SQLAlchemy's named ones (``:p0``, ``:p1``...), which every dialect binds."""
+    parts = sql.split("?")
+    return text("".join(f"{part}:p{i}" for i, part in enumerate(parts[:-1])) + parts[-1])
+
+
+def _params(args: Iterable[Any]) -> dict[str, Any]:
+    return {f"p{i}": value.value if isinstance(value, Enum) else value for i, value in enumerate(args)}
+
+
+def _recording(row: RowMapping) -> Recording:
     return _with_extra(row)[0]
 
 
-def _with_extra(row: sqlite3.Row, *extra: str) -> tuple[Recording, dict[str, Any]]:
+def _with_extra(row: RowMapping, *extra: str) -> tuple[Recording, dict[str, Any]]:
     """A row read with more columns than a Recording holds: the Recording, and those columns by name."""
     fields = dict(row)
     more = {name: fields.pop(name) for name in extra}
     return Recording(**fields | {"status": Status(fields["status"])}), more
+
+
+def _triage_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The model and language the transcript was made with, read from it (report only, never the hot path)."""
+    transcript = json.loads(row.pop("transcript") or "{}")
+    return row | {"model": transcript.get("model"), "language": transcript.get("language")}
 
 
 def _update_sql(fields: dict[str, Any], where: str, *where_args: Any) -> tuple[str, tuple[Any, ...]]:
