@@ -32,8 +32,11 @@ class StageRun:
 
 def run_stage(svc: Services, stage: Stage, stop: threading.Event, work: Callable[[], int] | None = None) -> StageRun:
     """Run one stage (or ``work`` on its behalf, as the webhook does); an error is logged and never raised, so the
-    stages after it still run."""
+    stages after it still run. A stage this instance has no role for, or whose lease another instance holds, does
+    nothing (its run counts, with nothing done)."""
     started = time.monotonic()
+    if not svc.instance.may_run(stage.name):
+        return StageRun(stage.name, 0, 0.0, True)
     try:
         count, ok = (work() if work else stage.run(svc, stop)), True
     except Exception as exc:
@@ -53,25 +56,26 @@ def run_stage(svc: Services, stage: Stage, stop: threading.Event, work: Callable
 class Cycle:
     """What the stages did since the last report; thread-safe, since the daemon's stages run in parallel jobs."""
 
-    def __init__(self) -> None:
+    def __init__(self, stages: tuple[str, ...] = STAGE_NAMES) -> None:
+        self._stages = stages
         self._lock = threading.Lock()
         self._reset(time.monotonic())
 
     def _reset(self, now: float) -> None:
         self._since = now
-        self._counts = dict.fromkeys(STAGE_NAMES, 0)
-        self._seconds = dict.fromkeys(STAGE_NAMES, 0.0)
+        self._counts = dict.fromkeys(self._stages, 0)
+        self._seconds = dict.fromkeys(self._stages, 0.0)
         self._ran: set[str] = set()
         self._ok = True
 
     def add(self, run: StageRun) -> bool:
-        """Count a stage run; True once every stage has run since the last report (the cycle is complete)."""
+        """Count a stage run; True once every stage (of this instance's roles) has run since the last report."""
         with self._lock:
             self._counts[run.stage] += run.count
             self._seconds[run.stage] = round(self._seconds[run.stage] + run.seconds, 3)
             self._ran.add(run.stage)
             self._ok &= run.ok
-            return self._ran.issuperset(STAGE_NAMES)
+            return self._ran.issuperset(self._stages)
 
     def take(self) -> dict[str, Any]:
         """The report since the last take, then start afresh."""
@@ -97,10 +101,12 @@ def report_cycle(svc: Services, report: dict[str, Any], *, quiet_when_idle: bool
 def run_cycle(svc: Services, stop: threading.Event | None = None) -> bool:
     """Every stage once, in order; True when every stage succeeded."""
     stop = stop or threading.Event()
-    cycle = Cycle()
+    cycle = Cycle(svc.instance.roles)
     for stage in STAGES:
         if stop.is_set():
             break
+        if not svc.instance.runs(stage.name):
+            continue
         cycle.add(run_stage(svc, stage, stop))
     report = cycle.take()
     report_cycle(svc, report, quiet_when_idle=False)

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from syncd.cluster import PROJECT, Instance
 from syncd.config import ConfigError, Settings, read_secret
 from syncd.events import Queue
 from syncd.faults import fault_point
@@ -69,6 +70,11 @@ class Services:
     """(url, secret) registered on every project syncd creates, once the daemon has set it."""
     queues: dict[str, Queue] = field(default_factory=dict)
     """The sources' event queues by URL, made on first use."""
+    instance: Instance = field(init=False)
+    """This process among the instances sharing the state: its roles and the leases it holds."""
+
+    def __post_init__(self) -> None:
+        self.instance = Instance.from_settings(self.settings.instance, self.state)
 
     def queue(self, url: str) -> Queue:
         if url not in self.queues:
@@ -190,8 +196,10 @@ class Services:
         if self.storage.conditional:
             for bucket, prefix in {s.bucket: s.prefix for s in self.settings.sources}.items():
                 conditional_writes(self.storage.client, bucket, prefix)
+        self.instance.join()
         try:
-            self.ensure_project()
+            with self.instance.exclusively(PROJECT):
+                self.ensure_project()
         except Exception as exc:
             raise ProbeError(f"Label Studio project: {describe_error(exc)}", classify(exc)) from exc
 
@@ -202,8 +210,16 @@ class Services:
             extra["s3endpoint"] = s3.endpoint_url
         return credentials(s3) | extra
 
-    def close(self) -> None:
+    def close(self, *, leave: bool = True) -> None:
+        """Close the clients; ``leave`` (unless a reload hands this instance's leases to new clients) frees them."""
         self.transcriber.close()
+        if not leave:
+            self.state.close()
+            return
+        try:
+            self.instance.leave()
+        except Exception as exc:  # the state may be the thing that is down; its leases then run out on their own
+            self.log.warning("instance.leave_failed", error=describe_error(exc))
         self.state.close()
 
 

@@ -43,8 +43,9 @@ class Daemon:
         self.log = get_logger()
         self.metrics = Metrics()
         self.notifier = Notifier()
-        self.cycle = Cycle()
-        self.summary = Cycle()
+        roles = tuple(settings.instance.roles)
+        self.cycle = Cycle(roles)
+        self.summary = Cycle(roles)
         self._summary_due = time.monotonic() + SUMMARY_EVERY
         self.last_good: float | None = None  # monotonic
         self.interrupt = threading.Event()  # asks running stages to return early (shutdown, reload)
@@ -99,7 +100,7 @@ class Daemon:
             self.log.info("daemon.stopped", drained_seconds=0.0)
             return exitcodes.OK
         self.svc = svc
-        self.jobs.schedule(self.settings)
+        self._schedule(self.settings)
         self.jobs.scheduler.start()
         self.webhook.register(self.settings, svc, secret)
         self.metrics.up.set(1)
@@ -174,6 +175,20 @@ class Daemon:
             delay = min(delay * 2, 15.0)
 
     # --- stages and cycles --------------------------------------------------------------------------------
+
+    def _schedule(self, settings: Settings) -> None:
+        self.jobs.schedule(settings)
+        self.jobs.every("instance", settings.instance.lease_seconds / 3, self._beat)
+
+    def _beat(self) -> None:
+        """Renew this instance's leases; a state that cannot be reached is logged, and the stages say the rest."""
+        svc = self.svc
+        if svc is None or self.stopping:
+            return
+        try:
+            svc.instance.beat()
+        except Exception as exc:
+            self.log.warning("instance.beat_failed", error=describe_error(exc))
 
     def _run_stage(self, stage: Stage) -> None:
         svc = self.svc
@@ -287,10 +302,10 @@ class Daemon:
             self.probes = Probes(settings)
             configure(settings.log.level, settings.log.format)
             self.interrupt.clear()
-            self.jobs.schedule(settings)
+            self._schedule(settings)
             self.jobs.scheduler.resume()
         if old is not None:
-            old.close()
+            old.close(leave=False)  # the new clients hold this instance's leases now
         return True
 
     # --- HTTP: health, metrics, webhook ---------------------------------------------------------------------

@@ -34,8 +34,13 @@ class StageJobs:
         )
 
     def schedule(self, settings: Settings) -> None:
-        """One interval job per stage, each starting now; replaces the jobs of a previous config."""
+        """One interval job per stage of this instance's roles, each starting now; replaces the jobs of a previous
+        config (and drops those of roles it no longer has)."""
         for stage in STAGES:
+            if stage.name not in settings.instance.roles:
+                if self.scheduler.get_job(stage.name):
+                    self.scheduler.remove_job(stage.name)
+                continue
             self.scheduler.add_job(
                 self._tracked_run,
                 "interval",
@@ -46,6 +51,12 @@ class StageJobs:
                 replace_existing=True,
                 next_run_time=datetime.now(UTC),
             )
+
+    def every(self, name: str, seconds: float, fn: Callable[[], None]) -> None:
+        """A housekeeping job (not a stage) run every ``seconds``, starting now."""
+        self.scheduler.add_job(
+            fn, "interval", seconds=seconds, id=name, name=name, replace_existing=True, next_run_time=datetime.now(UTC)
+        )
 
     def submit(self, name: str, fn: Callable[..., None], *args: Any) -> None:
         """A one-off job (a webhook's export) on the same executor; a newer one of the same name replaces it."""

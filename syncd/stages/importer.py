@@ -29,6 +29,7 @@ from typing import Any
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from syncd.cluster import PROJECT
 from syncd.faults import fault_point
 from syncd.formats import redaction
 from syncd.labelstudio import layouts
@@ -471,7 +472,8 @@ def run(svc: Services, stop: threading.Event) -> int:
         if reason and not batch_due(svc):
             break
         if reason:
-            svc.next_project(reason)
+            with svc.instance.exclusively(PROJECT, stop.is_set):
+                svc.next_project(reason)
             see_new_tasks(svc, svc.project_id)
         project, room = svc.project_id, svc.room()
         count = _import(svc, project, stop, room)

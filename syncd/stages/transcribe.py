@@ -63,7 +63,7 @@ class _Run:
     def start(self, limit: int) -> int:
         svc = self.svc
         started = 0
-        for rec in svc.state.due(Status.DISCOVERED, limit=limit):
+        for rec in _claim(svc, Status.DISCOVERED, limit):
             try:
                 job = svc.transcriber.start(rec)
             except Exception as exc:
@@ -83,7 +83,7 @@ class _Run:
     def collect(self) -> int:
         svc = self.svc
         done = 0
-        for rec in svc.state.due(Status.TRANSCRIBING, limit=svc.transcriber.max_in_flight):
+        for rec in _claim(svc, Status.TRANSCRIBING, svc.transcriber.max_in_flight):
             if self.stop.is_set():
                 break
             beat()
@@ -169,8 +169,17 @@ class _Run:
         return 1
 
 
+def _claim(svc: Services, status: Status, limit: int) -> list[Recording]:
+    """Recordings this instance works on: its own, those no one holds, and those of an instance that stopped
+    renewing its claims (taken over: an in-process engine transcribes them again, a cloud job is polled)."""
+    if limit <= 0:
+        return []
+    me = svc.instance
+    return svc.state.claim(status, limit, me.name, me.lease_seconds)
+
+
 def _capacity(svc: Services) -> int:
-    return max(svc.transcriber.max_in_flight - svc.state.count(Status.TRANSCRIBING), 0)
+    return max(svc.transcriber.max_in_flight - svc.state.count_claimed(Status.TRANSCRIBING, svc.instance.name), 0)
 
 
 def run(svc: Services, stop: threading.Event) -> int:

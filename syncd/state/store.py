@@ -22,6 +22,7 @@ from sqlalchemy import Connection, CursorResult, RowMapping, TextClause, text
 from syncd.recording import PENDING, TRANSITIONS, Recording, S3Object, Status, syncd_id
 from syncd.state import migrate
 from syncd.state.engine import is_shared, make_engine, skip_locked, url_for
+from syncd.state.leases import Leases
 from syncd.transcript import Transcript
 
 if TYPE_CHECKING:
@@ -58,6 +59,11 @@ class StateStore:
     def open(cls, settings: StateSettings) -> StateStore:
         """The store the configuration names: ``[state] url`` with its password, else the SQLite ``path``."""
         return cls(settings.target())
+
+    @property
+    def leases(self) -> Leases:
+        """Named leases, the instances' register and the renewal of their claims."""
+        return Leases(self)
 
     @property
     def where(self) -> str:
@@ -194,6 +200,31 @@ class StateStore:
             args.append(whole_up_to)
         rows = self._read(f"SELECT {_COLUMNS} FROM recordings WHERE {where} ORDER BY {order} LIMIT ?", (*args, limit))
         return [_recording(r) for r in rows]
+
+    def claim(self, status: Status, limit: int, holder: str, seconds: float) -> list[Recording]:
+        """Up to ``limit`` recordings in ``status`` whose back-off has run out and that no other live instance
+        holds, oldest first, leased to ``holder`` for ``seconds`` (``syncd.state.leases`` renews it while the holder
+        lives). Two claimers never get the same recording: each skips the rows the other is claiming (PostgreSQL's
+        ``SKIP LOCKED``; SQLite admits one writer at a time)."""
+        now = time.time()
+        with self._tx() as db:
+            rows = (
+                db.execute(
+                    "UPDATE recordings SET claimed_by = ?, lease_until = ? WHERE id IN (SELECT id FROM recordings"
+                    " WHERE status = ? AND next_attempt_at <= ? AND (claimed_by IS NULL OR claimed_by = ?"
+                    f" OR lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?{self._skip_locked})"
+                    f" RETURNING {_COLUMNS}",
+                    (holder, now + seconds, status, now, holder, now, limit),
+                )
+                .mappings()
+                .all()
+            )
+        return sorted((_recording(r) for r in rows), key=lambda rec: rec.id)
+
+    def count_claimed(self, status: Status, holder: str) -> int:
+        """Recordings in ``status`` that ``holder`` is working on."""
+        sql = "SELECT count(*) FROM recordings WHERE status = ? AND claimed_by = ?"
+        return int(self._scalar(sql, (status, holder)))
 
     def too_long(self, max_seconds: float, limit: int = 10) -> list[Recording]:
         """Transcribed whole recordings longer than ``max_seconds``, due to be split into review units."""

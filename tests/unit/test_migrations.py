@@ -43,9 +43,7 @@ def test_a_new_state_and_a_migrated_one_have_the_same_columns(tmp_path: Path) ->
     old, new = StateStore(tmp_path / "old.db"), StateStore(tmp_path / "new.db")
     for table in ("recordings", "export_queue", "labelstudio_tasks", "projects", "added_words", "leases", "instances"):
         with old.engine.connect() as a, new.engine.connect() as b:
-            columns = [
-                {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table})")} for conn in (a, b)
-            ]
+            columns = [{row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table})")} for conn in (a, b)]
         assert columns[0] == columns[1], table
 
 

@@ -37,7 +37,8 @@ def test_a_failing_stage_is_logged_and_does_not_raise(tmp_path: Path) -> None:
     with capture_logs() as logs:
         run = run_stage(svc, BY_NAME["import"], threading.Event(), work=broken)
     assert run == StageRun("import", 0, run.seconds, False)
-    failed, completed = logs
+    acquired, failed, completed = logs
+    assert (acquired["event"], acquired["lease"]) == ("lease.acquired", "import")
     assert (failed["event"], failed["stage"], failed["cause"]) == ("stage.failed", "import", "unavailable")
     assert completed == {"event": "stage.completed", "stage": "import", "count": 0, "seconds": run.seconds,
                          "ok": False, "log_level": "debug"}  # fmt: skip

@@ -1,0 +1,116 @@
+"""This instance among the others sharing the state: its name, its roles, and the leases it holds.
+
+Per-recording work (transcription) is claimed row by row (``StateStore.claim``); a stage whose bookkeeping must have
+one writer at a time (scan's listing and event queue, import's crash-doubt and rollover, export's Label Studio
+cursor) runs only on the instance holding that stage's lease, and project set-up only under the ``project`` lease.
+Every instance renews what it holds each third of ``instance.lease_seconds``; one that dies is taken over once its
+leases run out. With SQLite there is one instance and every lease is its own at once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, get_args
+
+from syncd import __version__
+from syncd.config import ConfigError, InstanceSettings, Role
+from syncd.log import get_logger
+from syncd.state import StateStore
+
+SINGLE_WRITER = frozenset({"scan", "import", "export"})
+"""Stages run by one instance at a time, the holder of the lease named after the stage."""
+PROJECT = "project"
+"""The lease held while a Label Studio project is set up, rolled over or given its webhook."""
+
+
+@dataclass
+class Instance:
+    name: str
+    roles: tuple[str, ...]
+    lease_seconds: float
+    state: StateStore
+    log: Any = field(default_factory=get_logger)
+    holds: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_settings(cls, settings: InstanceSettings, state: StateStore) -> Instance:
+        name = settings.name or socket.gethostname()
+        roles = tuple(role for role in get_args(Role) if role in settings.roles)  # in the stages' order
+        return cls(name, roles, settings.lease_seconds, state)
+
+    def join(self) -> None:
+        """Register in the state. Refused while another live process on this host runs under the same name (each
+        instance needs its own: a name is what its claims are held by)."""
+        host, pid = socket.gethostname(), os.getpid()
+        twin = next((i for i in self.state.leases.instances() if i["name"] == self.name), None)
+        if twin and twin["host"] == host and twin["pid"] != pid and _alive(int(twin["pid"])):
+            if time.time() - float(twin["seen_at"]) < self.lease_seconds:
+                raise ConfigError(
+                    f"instance.name: another syncd named {self.name!r} runs on this host (pid {twin['pid']});"
+                    " give each instance sharing the state its own name"
+                )
+        replaced = self.state.leases.join(self.name, host, pid, list(self.roles), __version__)
+        self.log.info("instance.joined", instance=self.name, roles=list(self.roles), restarted=replaced is not None)
+        self.beat()
+
+    def beat(self) -> list[str]:
+        """Renew everything this instance holds; a lease lost meanwhile (it was silent too long) is logged."""
+        held = set(self.state.leases.beat(self.name, self.lease_seconds))
+        for lost in self.holds - held:
+            self.log.warning("lease.lost", lease=lost, instance=self.name)
+        self.holds = held
+        return sorted(held)
+
+    def runs(self, stage: str) -> bool:
+        return stage in self.roles
+
+    def may_run(self, stage: str) -> bool:
+        """This instance has the role, and holds the stage's lease when the stage takes one (taking it if free)."""
+        if stage not in self.roles:
+            return False
+        return stage not in SINGLE_WRITER or self.hold(stage)
+
+    def hold(self, lease: str) -> bool:
+        """Take or renew ``lease``; a change of holder is logged where it happens."""
+        had = lease in self.holds
+        if self.state.leases.take(lease, self.name, self.lease_seconds):
+            self.holds.add(lease)
+            if not had:
+                self.log.info("lease.acquired", lease=lease, instance=self.name)
+            return True
+        self.holds.discard(lease)
+        return False
+
+    @contextmanager
+    def exclusively(self, lease: str, stop: Callable[[], bool] = lambda: False) -> Iterator[None]:
+        """Wait for ``lease`` (another instance may be setting up), hold it for the block, then free it."""
+        while not self.hold(lease):
+            if stop():
+                raise InterruptedError(f"stopped while waiting for lease {lease!r}")
+            time.sleep(min(1.0, self.lease_seconds / 10))
+        try:
+            yield
+        finally:
+            self.state.leases.release(lease, self.name)
+            self.holds.discard(lease)
+
+    def leave(self) -> None:
+        """A clean stop: hand everything back so the others need not wait for the leases to run out."""
+        self.state.leases.leave(self.name)
+        self.holds.clear()
+        self.log.info("instance.left", instance=self.name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

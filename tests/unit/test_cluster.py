@@ -1,0 +1,126 @@
+"""Many instances on one state: row claims, single-writer leases, roles, and what each instance holds."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import get_args
+
+import pytest
+from structlog.testing import capture_logs
+
+from syncd.cluster import PROJECT, Instance
+from syncd.config import ConfigError, Role
+from syncd.pipeline import run_stage
+from syncd.recording import S3Object, Status
+from syncd.stages import BY_NAME, STAGE_NAMES
+from tests.unit.fakes import new_store, services
+
+
+def _instances(tmp_path: Path, *names: str, lease: float = 30.0) -> list[Instance]:
+    """Instances sharing one state, each through its own store (its own connections), as separate processes would."""
+    return [Instance(name, STAGE_NAMES, lease, new_store(tmp_path)) for name in names]
+
+
+def _discovered(instance: Instance, count: int) -> None:
+    objs = [S3Object(bucket="b", key=f"k{i:04d}.wav", etag="e", size=1) for i in range(count)]
+    instance.state.add_objects(objs)
+
+
+def test_roles_are_the_stages() -> None:
+    assert get_args(Role) == STAGE_NAMES
+
+
+def test_concurrent_claims_never_share_a_recording(tmp_path: Path) -> None:
+    fleet = _instances(tmp_path, "a", "b", "c")
+    _discovered(fleet[0], 300)
+    got: dict[str, list[int]] = {}
+
+    def work(me: Instance) -> None:
+        mine = got.setdefault(me.name, [])
+        while batch := me.state.claim(Status.DISCOVERED, 7, me.name, me.lease_seconds):
+            mine += [rec.id for rec in batch]
+            me.state.transition([rec.id for rec in batch], Status.DISCOVERED, Status.TRANSCRIBING)
+
+    threads = [threading.Thread(target=work, args=(me,)) for me in fleet]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    claimed = [rec for ids in got.values() for rec in ids]
+    assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 300
+
+
+def test_a_live_claim_is_left_alone_and_an_expired_one_taken_over(tmp_path: Path) -> None:
+    a, b = _instances(tmp_path, "a", "b")
+    _discovered(a, 3)
+    assert len(a.state.claim(Status.DISCOVERED, 10, "a", 0.5)) == 3
+    assert b.state.claim(Status.DISCOVERED, 10, "b", 30) == []
+    assert len(a.state.claim(Status.DISCOVERED, 10, "a", 30)) == 3, "the holder's own claims are renewed"
+    a.state.leases.beat("a", 0.3)
+    time.sleep(0.4)
+    taken = b.state.claim(Status.DISCOVERED, 10, "b", 30)
+    assert len(taken) == 3
+    assert b.state.count_claimed(Status.DISCOVERED, "b") == 3
+
+
+def test_a_stage_lease_has_one_holder_and_fails_over_when_it_runs_out(tmp_path: Path) -> None:
+    a, b = _instances(tmp_path, "a", "b", lease=0.5)
+    assert a.may_run("export") and a.may_run("transcribe")
+    assert not b.may_run("export"), "held by a"
+    assert b.may_run("transcribe"), "per-recording work takes no stage lease"
+    assert b.state.leases.holder("export") == "a"
+    a.beat()
+    assert not b.may_run("export")
+    time.sleep(0.6)  # a stops renewing (killed)
+    with capture_logs() as logs:
+        assert b.may_run("export")
+        assert a.beat() == [] and not a.may_run("export")
+    assert [(e["event"], e["instance"]) for e in logs] == [("lease.acquired", "b"), ("lease.lost", "a")]
+
+
+def test_leaving_hands_everything_back_at_once(tmp_path: Path) -> None:
+    a, b = _instances(tmp_path, "a", "b")
+    a.join()
+    _discovered(a, 2)
+    a.state.claim(Status.DISCOVERED, 10, "a", 30)
+    assert a.may_run("import")
+    assert [(i["name"], i["holds"], i["claimed"]) for i in b.state.leases.instances()] == [("a", ["import"], 2)]
+    a.leave()
+    assert b.may_run("import") and len(b.state.claim(Status.DISCOVERED, 10, "b", 30)) == 2
+    assert b.state.leases.instances() == []
+
+
+def test_a_second_live_process_under_the_same_name_is_refused(tmp_path: Path) -> None:
+    [a] = _instances(tmp_path, "same")
+    a.join()
+    a.state.leases.join("same", socket.gethostname(), 1, ["scan"], "0")  # pid 1 is alive
+    with pytest.raises(ConfigError, match="instance.name"):
+        a.join()
+
+
+def test_project_set_up_waits_for_the_other_instance(tmp_path: Path) -> None:
+    a, b = _instances(tmp_path, "a", "b", lease=5)
+    order: list[str] = []
+
+    def set_up(me: Instance) -> None:
+        with me.exclusively(PROJECT):
+            order.append(f"{me.name} set up")
+
+    with a.exclusively(PROJECT):
+        other = threading.Thread(target=set_up, args=(b,))
+        other.start()
+        time.sleep(0.3)
+        order.append("a set up")
+    other.join(10)
+    assert order == ["a set up", "b set up"]
+
+
+def test_a_stage_outside_the_roles_does_nothing(tmp_path: Path) -> None:
+    svc, *_ = services(tmp_path, instance={"name": "gpu-1", "roles": ["transcribe"]})
+    ran: list[str] = []
+    run = run_stage(svc, BY_NAME["export"], threading.Event(), work=lambda: ran.append("export") or 1)
+    assert (run.count, run.ok, ran) == (0, True, [])
+    assert svc.instance.roles == ("transcribe",)
