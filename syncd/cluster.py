@@ -48,12 +48,11 @@ class Instance:
         instance needs its own: a name is what its claims are held by)."""
         host, pid = socket.gethostname(), os.getpid()
         twin = next((i for i in self.state.leases.instances() if i["name"] == self.name), None)
-        if twin and twin["host"] == host and twin["pid"] != pid and _alive(int(twin["pid"])):
-            if time.time() - float(twin["seen_at"]) < self.lease_seconds:
-                raise ConfigError(
-                    f"instance.name: another syncd named {self.name!r} runs on this host (pid {twin['pid']});"
-                    " give each instance sharing the state its own name"
-                )
+        if twin and _same_name_elsewhere(twin, host, pid, self.lease_seconds):
+            raise ConfigError(
+                f"instance.name: another syncd named {self.name!r} runs on this host (pid {twin['pid']});"
+                " give each instance sharing the state its own name"
+            )
         replaced = self.state.leases.join(self.name, host, pid, list(self.roles), __version__)
         self.log.info("instance.joined", instance=self.name, roles=list(self.roles), restarted=replaced is not None)
         self.beat()
@@ -104,6 +103,13 @@ class Instance:
         self.state.leases.leave(self.name)
         self.holds.clear()
         self.log.info("instance.left", instance=self.name)
+
+
+def _same_name_elsewhere(twin: dict[str, Any], host: str, pid: int, lease_seconds: float) -> bool:
+    """``twin`` (the registered instance of our name) is another process on this host, alive and renewing."""
+    if twin["host"] != host or twin["pid"] == pid or not _alive(int(twin["pid"])):
+        return False
+    return time.time() - float(twin["seen_at"]) < lease_seconds
 
 
 def _alive(pid: int) -> bool:

@@ -97,7 +97,7 @@ def test_a_second_live_process_under_the_same_name_is_refused(tmp_path: Path) ->
     [a] = _instances(tmp_path, "same")
     a.join()
     a.state.leases.join("same", socket.gethostname(), 1, ["scan"], "0")  # pid 1 is alive
-    with pytest.raises(ConfigError, match="instance.name"):
+    with pytest.raises(ConfigError, match=r"instance\.name"):
         a.join()
 
 
