@@ -98,11 +98,25 @@ class Instance:
             self.state.leases.release(lease, self.name)
             self.holds.discard(lease)
 
+    def held_leases(self) -> dict[str, int]:
+        """Each single-writer lease, 1 when this instance holds it (metrics)."""
+        return {name: int(name in self.holds) for name in sorted({*SINGLE_WRITER, PROJECT})}
+
+    def peer_counts(self) -> dict[str, int]:
+        """Registered instances, live (renewing) or silent (stopped without leaving, e.g. killed)."""
+        states = [silent(i, self.lease_seconds) for i in self.state.leases.instances()]
+        return {"live": states.count(False), "silent": states.count(True)}
+
     def leave(self) -> None:
         """A clean stop: hand everything back so the others need not wait for the leases to run out."""
         self.state.leases.leave(self.name)
         self.holds.clear()
         self.log.info("instance.left", instance=self.name)
+
+
+def silent(instance: dict[str, Any], lease_seconds: float) -> bool:
+    """A registered instance that has not renewed its leases for longer than a lease lasts."""
+    return time.time() - float(instance["seen_at"]) > lease_seconds
 
 
 def _same_name_elsewhere(twin: dict[str, Any], host: str, pid: int, lease_seconds: float) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd import dependencies, exitcodes
+from syncd.cluster import silent
 from syncd.config import Settings
 from syncd.log import describe_error
 from syncd.probe import ProbeError, classify, conditional_writes, labelstudio_alive, quick_s3_client
@@ -158,7 +159,26 @@ def _iso(moment: float | None) -> str | None:
     return None if moment is None else datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
 
 
-def status_report(store: StateStore) -> dict[str, Any]:
+def _instances(store: StateStore, lease_seconds: float) -> list[dict[str, Any]]:
+    now = time.time()
+    return [
+        {
+            "name": i["name"],
+            "host": i["host"],
+            "pid": i["pid"],
+            "roles": i["roles"].split(","),
+            "version": i["version"],
+            "started": _iso(i["started_at"]),
+            "last_seen_seconds": round(now - i["seen_at"], 1),
+            "silent": silent(i, lease_seconds),
+            "holds": i["holds"],
+            "working_on": i["claimed"],
+        }
+        for i in store.leases.instances()
+    ]
+
+
+def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, Any]:
     oldest = store.oldest_pending()
     counts = store.counts()
     now = time.time()
@@ -166,6 +186,7 @@ def status_report(store: StateStore) -> dict[str, Any]:
     tasks = store.project_task_counts()
     return {
         "recordings": counts,
+        "instances": _instances(store, lease_seconds),
         "projects": [
             {
                 "id": p["id"],
@@ -225,6 +246,14 @@ def status_report(store: StateStore) -> dict[str, Any]:
 def format_status(report: dict[str, Any]) -> str:
     lines = ["recordings:"]
     lines += [f"  {state:<13} {count}" for state, count in report["recordings"].items()]
+    lines.append("instances:" if report["instances"] else "instances: none running")
+    for i in report["instances"]:
+        seen = f"SILENT {i['last_seen_seconds']:.0f}s" if i["silent"] else f"seen {i['last_seen_seconds']:.0f}s ago"
+        holds = ", ".join(i["holds"]) or "no lease"
+        lines.append(
+            f"  {i['name']:<16} {i['host']}:{i['pid']:<8} {seen:<16} roles {','.join(i['roles'])};"
+            f" holds {holds}; working on {i['working_on']}"
+        )
     lines.append("projects (tasks as last seen):" if report["projects"] else "projects: none yet")
     lines += [f"  {p['id']:<6} {p['tasks']:>7} tasks  {p['role']:<19} {p['title']}" for p in report["projects"]]
     oldest = report["oldest_pending"]
@@ -257,7 +286,7 @@ def format_status(report: dict[str, Any]) -> str:
 def print_status(settings: Settings, as_json: bool) -> int:
     store = StateStore.open(settings.state)
     try:
-        report = status_report(store)
+        report = status_report(store, settings.instance.lease_seconds)
     finally:
         store.close()
     print(json.dumps(report, indent=2) if as_json else format_status(report))

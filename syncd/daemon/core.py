@@ -66,6 +66,8 @@ class Daemon:
         self.metrics.watch_parked(lambda: self.svc.state.parked_counts() if self.svc else {})
         self.metrics.watch_backlog(lambda: self.svc.state.backlog_seconds() if self.svc else {})
         self.metrics.watch_projects(lambda: self.svc.state.project_task_counts() if self.svc else {})
+        self.metrics.watch_leases(lambda: self.svc.instance.held_leases() if self.svc else {})
+        self.metrics.watch_instances(lambda: self.svc.instance.peer_counts() if self.svc else {})
 
     # --- life cycle -------------------------------------------------------------------------------------
 
@@ -324,9 +326,17 @@ class Daemon:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         phase = "stopping" if self.stopping else "starting" if self.svc is None else "running"
-        state = self.svc.state if self.svc is not None else None
-        parked = sum(state.parked_counts().values()) if state is not None else 0
-        return health_report(self.settings, phase, self.last_good_age(), self.probes, state, parked)
+        svc = self.svc
+        if svc is None:
+            return health_report(self.settings, phase, self.last_good_age(), self.probes)
+        try:
+            parked = sum(svc.state.parked_counts().values())
+            ok, body = health_report(self.settings, phase, self.last_good_age(), self.probes, svc.state, parked)
+        except Exception as exc:  # the state database itself is unreachable
+            check = {"ok": False, "up": False, "error": describe_error(exc), "where": svc.state.where}
+            ok, body = False, {"status": "failing", "checks": {"state": check}, "down": ["state"]}
+        me = svc.instance
+        return ok, body | {"instance": {"name": me.name, "roles": list(me.roles), "holds": sorted(me.holds)}}
 
     def _dependencies_up(self) -> dict[str, bool]:
         if self.svc is None:

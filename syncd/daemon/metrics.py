@@ -122,6 +122,14 @@ class Metrics:
         doc = "Tasks in each Label Studio project syncd writes to or reads from, as last seen (rollover: see README)"
         self.registry.register(_StateCollector(counts, "syncd_project_tasks", doc, "project"))
 
+    def watch_leases(self, held: Callable[[], dict[str, int]]) -> None:
+        doc = "1 for each single-writer lease this instance holds (scan, import, export, project), 0 for the others"
+        self.registry.register(_StateCollector(held, "syncd_lease_held", doc, "lease"))
+
+    def watch_instances(self, counts: Callable[[], dict[str, int]]) -> None:
+        doc = 'Instances sharing the state: "live" renew their leases, "silent" stopped without leaving'
+        self.registry.register(_StateCollector(counts, "syncd_instances", doc, "state"))
+
     def observe(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
         """Count every event; a few also feed a figure of their own."""
         self.events.labels(event, level).inc()

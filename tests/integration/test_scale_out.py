@@ -1,0 +1,226 @@
+"""Three `syncd run` instances on one real PostgreSQL, with moto's S3 + SQS (real S3 event notifications) and
+Amazon Transcribe, and the real Label Studio, while instances are SIGKILLed at random and restarted: every object
+version gets exactly one task, every review is written beside its audio once, the work spreads over the instances, and
+a killed leader's single-writer work (the export cursor) resumes on another instance within one lease period.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from devstack import PG_PASSWORD, Postgres, Stack, SyncdProcess, project_tasks, upload_with_results
+from syncd.recording import Status
+from syncd.stages.exporter import META_ANNOTATION, META_SOURCE
+from syncd.state import StateStore
+
+RECORDINGS = 300
+LEASE = 6.0
+NAMES = ("syncd-a", "syncd-b", "syncd-c")
+FORMATS = ("txt", "json", "srt", "vtt")
+FIXTURES = ("two_speakers.json", "single_speaker.json", "channels.json")
+
+
+def _config(stack: Stack, tmp_path: Path, bucket: str, queue: str, title: str, pg: Postgres, name: str) -> Path:
+    text = stack.config(
+        tmp_path,
+        bucket,
+        project=title,
+        engine="aws",
+        aws="max_in_flight = 20",
+        extra=f"""
+[instance]
+name = "{name}"
+lease_seconds = {LEASE}
+
+[schedule]
+scan_interval = 1
+transcribe_interval = 1
+import_interval = 1
+export_interval = 1
+""",
+    )
+    text = text.replace(f'path = "{tmp_path / "state.db"}"', f'url = "{pg.url}"')
+    text = text.replace(
+        f'endpoint_url = "{stack.s3.url}"', f'endpoint_url = "{stack.moto.url}"\nsqs_endpoint_url = "{stack.moto.url}"'
+    )
+    text = text.replace(f'bucket = "{bucket}"\n', f'bucket = "{bucket}"\nqueue_url = "{queue}"\n', 1)
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+class Fleet:
+    """The instances, each restartable under its name; every process they ran keeps its log events."""
+
+    def __init__(self, stack: Stack, configs: dict[str, Path]) -> None:
+        self.stack, self.configs = stack, configs
+        self.env = {"SYNCD_STATE_PASSWORD": PG_PASSWORD, "AWS_ACCESS_KEY_ID": "moto", "AWS_SECRET_ACCESS_KEY": "moto"}
+        self.live: dict[str, SyncdProcess] = {}
+        self.ran: list[tuple[str, SyncdProcess]] = []
+        self.kills: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def start(self, name: str) -> None:
+        with self._lock:
+            proc = SyncdProcess(self.configs[name], self.stack, env=self.env)
+            self.live[name] = proc
+            self.ran.append((name, proc))
+
+    def kill(self, name: str, holds: list[str]) -> None:
+        with self._lock:
+            proc = self.live.pop(name, None)
+        if proc is not None:
+            proc.kill()
+            self.kills.append({"instance": name, "at": time.time(), "held": holds})
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        return [e | {"instance": n} for n, proc in self.ran if name in (None, n) for e in list(proc.events)]
+
+    def stop(self) -> None:
+        for proc in list(self.live.values()):
+            if proc.proc.poll() is None:
+                proc.stop(60)
+
+
+def _holds(state: StateStore) -> dict[str, list[str]]:
+    now, held = time.time(), {}
+    for lease in state.leases.all():
+        if lease["until"] >= now:
+            held.setdefault(lease["holder"], []).append(lease["name"])
+    return held
+
+
+def _chaos(fleet: Fleet, state: StateStore, stop: threading.Event, calm: threading.Event, seed: int) -> None:
+    """SIGKILL a random instance every few seconds (not while ``calm``); bring it back after a pause, sometimes
+    longer than a lease."""
+    rng = random.Random(seed)
+    while not stop.wait(rng.uniform(3, 6)):
+        if calm.is_set():
+            continue
+        name = rng.choice(NAMES)
+        fleet.kill(name, _holds(state).get(name, []))
+        if stop.wait(rng.choice([0.5, 2.0, LEASE + 2])):
+            fleet.start(name)
+            return
+        fleet.start(name)
+
+
+def _wait(state: StateStore, done: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done(state.counts()):
+            return
+        time.sleep(1)
+    raise AssertionError(f"{what} not reached in {timeout:.0f}s: {state.counts()}")
+
+
+def _leader_failover(fleet: Fleet, state: StateStore) -> float:
+    """Kill whoever holds the export lease, keep it down, and time how long until another instance holds it."""
+    deadline = time.monotonic() + 30
+    while not (holder := state.leases.holder("export")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert holder, "no instance took the export lease"
+    fleet.kill(holder, _holds(state).get(holder, []))
+    killed = time.monotonic()
+    while (now := state.leases.holder("export")) in (holder, None):
+        assert time.monotonic() - killed < 4 * LEASE, "the export lease was never taken over"
+        time.sleep(0.1)
+    failover = time.monotonic() - killed
+    fleet.start(holder)
+    print(f"export lease: {holder} killed, {now} took over after {failover:.1f}s (lease {LEASE:.0f}s)")
+    return failover
+
+
+def _review_all(ls: Any, title: str) -> dict[int, int]:
+    """Submit one review per task (its prediction with one line corrected); task id -> annotation id."""
+    annotations = {}
+    for task in project_tasks(ls, title):
+        (prediction,) = task["predictions"]
+        result = copy.deepcopy(prediction["result"])
+        item = next(r for r in result if "text" in r["value"])
+        item["value"]["text"] = [f"checked by a reviewer, task {task['id']}"]
+        annotations[task["id"]] = ls.annotations.create(id=task["id"], result=result, was_cancelled=False).id
+    return annotations
+
+
+def test_three_instances_with_random_kills_lose_and_repeat_nothing(
+    stack: Stack, postgres: Postgres, tmp_path: Path
+) -> None:
+    s3, sqs = stack.moto.client("s3"), stack.moto.client("sqs")
+    bucket = f"fleet-{int(time.time() * 1000)}"
+    s3.create_bucket(Bucket=bucket)
+    queue = sqs.create_queue(QueueName=f"{bucket}-q")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    notify = {"QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]}
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notify)
+    title = f"fleet {bucket}"
+    configs = {name: _config(stack, tmp_path, bucket, queue, title, postgres, name) for name in NAMES}
+    state = StateStore(postgres.url.replace("syncd@", f"syncd:{PG_PASSWORD}@"))
+    ls = stack.labelstudio.client()
+
+    fleet = Fleet(stack, configs)
+    stop, calm = threading.Event(), threading.Event()
+    chaos = threading.Thread(target=_chaos, args=(fleet, state, stop, calm, 12), daemon=True)
+    try:
+        for name in NAMES:
+            fleet.start(name)
+        keys = {f"calls/call-{i:03d}.mp3": FIXTURES[i % len(FIXTURES)] for i in range(RECORDINGS)}
+        upload_with_results(s3, bucket, keys)  # found through the queue's events
+        chaos.start()
+        _wait(state, lambda c: c[Status.IMPORTED] == RECORDINGS, 300, f"{RECORDINGS} imported")
+        annotations = _review_all(ls, title)
+        calm.set()
+        failover = _leader_failover(fleet, state)
+        calm.clear()
+        _wait(state, lambda c: c[Status.EXPORTED] == RECORDINGS, 300, f"{RECORDINGS} exported")
+    finally:
+        stop.set()
+        chaos.join(30)
+        fleet.stop()
+
+    # Exactly one task per object version, each with its prediction.
+    tasks = project_tasks(ls, title)
+    per_version = Counter(t["data"]["syncd_id"] for t in tasks)
+    assert len(per_version) == RECORDINGS and set(per_version.values()) == {1}
+    assert all(len(t["predictions"]) == 1 for t in tasks)
+
+    # Every review beside the exact audio version it describes, and no output written twice.
+    recordings = {r.key: r for r in state.recordings(bucket)}
+    for key, rec in recordings.items():
+        assert rec.status == Status.EXPORTED and rec.annotation_id == annotations[rec.task_id], key
+        stem = key.rsplit(".", 1)[0]
+        for fmt in FORMATS:
+            meta = s3.head_object(Bucket=bucket, Key=f"{stem}.transcript.{fmt}")["Metadata"]
+            assert meta[META_ANNOTATION] == str(rec.annotation_id) and meta[META_SOURCE] == rec.etag, (key, fmt)
+    events = fleet.events()
+    written = Counter(
+        (e["annotation"], fmt) for e in events if e["event"] == "annotation.exported" for fmt in e["formats"]
+    )
+    assert written and max(written.values()) == 1, written.most_common(3)
+    assert not [e for e in events if e["event"] in ("task.imported",) and per_version[e.get("syncd_id", "")] > 1]
+
+    # The work spread over the instances, and the operator can see who did what.
+    split = {
+        name: {
+            "transcribed": sum(e["event"] == "transcription.completed" for e in fleet.events(name)),
+            "imported": sum(e["event"] == "task.imported" for e in fleet.events(name)),
+            "exported": sum(e["event"] == "annotation.exported" for e in fleet.events(name)),
+            "leases": sorted({e["lease"] for e in fleet.events(name) if e["event"] == "lease.acquired"}),
+            "runs": sum(n == name for n, _ in fleet.ran),
+        }
+        for name in NAMES
+    }
+    report = {"recordings": RECORDINGS, "kills": len(fleet.kills), "export_failover_seconds": failover, "split": split}
+    print(json.dumps(report, indent=1))
+    (tmp_path / "scale-out.json").write_text(json.dumps(report | {"kill_log": fleet.kills}, indent=1))
+    assert sum(s["transcribed"] for s in split.values()) >= RECORDINGS
+    assert sum(bool(s["transcribed"]) for s in split.values()) >= 2, "transcription spread over the instances"
+    assert len(fleet.kills) >= 3
+    assert failover <= LEASE + 3, "a killed leader's work resumes within one lease period (plus one export tick)"
