@@ -132,36 +132,35 @@ class StateStore:
     def add_objects(
         self, objects: Iterable[S3Object], status: Status = Status.DISCOVERED, reason: str | None = None
     ) -> list[tuple[int, S3Object]]:
-        """Record new object versions; an older version of the same key becomes ``superseded``."""
+        """Record new object versions; an older version of the same key becomes ``superseded``. Returns the ones
+        recorded now (not before), in the order given. One statement per kind for the whole batch (a first scan
+        records a listing page at a time)."""
         now = time.time()
+        fresh = {syncd_id(o.bucket, o.key, o.etag): o for o in objects}
+        rows = [
+            (sid, o.bucket, o.key, o.etag, o.size, o.last_modified, status, reason, now, now)
+            for sid, o in fresh.items()
+        ]
         added: list[tuple[int, S3Object]] = []
         with self._tx() as db:
-            for obj in objects:
-                row = db.execute(
-                    "INSERT INTO recordings (syncd_id, bucket, key, etag, size, last_modified, status,"
-                    " reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT DO NOTHING RETURNING id",
-                    (
-                        syncd_id(obj.bucket, obj.key, obj.etag),
-                        obj.bucket,
-                        obj.key,
-                        obj.etag,
-                        obj.size,
-                        obj.last_modified,
-                        status,
-                        reason,
-                        now,
-                        now,
-                    ),
-                ).first()
-                if row is not None:
-                    rowid = int(row[0])
-                    added.append((rowid, obj))
-                    db.execute(
-                        "UPDATE recordings SET status = 'superseded', reason = 'replaced by a newer version',"
-                        " updated_at = ? WHERE bucket = ? AND key = ? AND id != ? AND status != 'superseded'",
-                        (now, obj.bucket, obj.key, rowid),
-                    )
+            db.executemany(
+                "INSERT INTO recordings (syncd_id, bucket, key, etag, size, last_modified, status, reason, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                rows,
+            )
+            ids: dict[str, int] = {}
+            sids = list(fresh)
+            for start in range(0, len(sids), 500):
+                chunk = sids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT id, syncd_id FROM recordings WHERE created_at = ? AND syncd_id IN ({marks})"
+                ids.update((str(r["syncd_id"]), int(r["id"])) for r in db.execute(sql, (now, *chunk)).mappings())
+            added = [(ids[sid], obj) for sid, obj in fresh.items() if sid in ids]
+            db.executemany(
+                "UPDATE recordings SET status = 'superseded', reason = 'replaced by a newer version', updated_at = ?"
+                " WHERE bucket = ? AND key = ? AND id != ? AND status != 'superseded'",
+                [(now, obj.bucket, obj.key, rowid) for rowid, obj in added],
+            )
         return added
 
     # --- reads --------------------------------------------------------------------------------------------
