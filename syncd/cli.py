@@ -16,9 +16,11 @@ DEFAULT_CONFIG = os.environ.get("SYNCD_CONFIG", "/etc/syncd/config.toml")
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:<3} {text}" for code, text in exitcodes.DOC.items())
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace, *, report: bool = False) -> Settings:
+    """The validated config, with logging set up; a command that prints a ``report`` on stdout logs to stderr, so
+    `syncd status --json | jq` never meets a log line (a first open of the state logs its migration)."""
     settings = load(args.config)
-    configure(args.log_level or settings.log.level, settings.log.format)
+    configure(args.log_level or settings.log.level, settings.log.format, sys.stderr if report else None)
     return settings
 
 
@@ -47,19 +49,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from syncd.ops import run_checks
 
-    return run_checks(_settings(args), args.config)
+    return run_checks(_settings(args, report=True), args.config)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from syncd.ops import print_status
 
-    return print_status(_settings(args), args.json)
+    return print_status(_settings(args, report=True), args.json)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from syncd.report import print_report
 
-    return print_report(_settings(args), args.json, args.bin_width, args.max_wer)
+    return print_report(_settings(args, report=True), args.json, args.bin_width, args.max_wer)
 
 
 def _fraction(text: str) -> float:
@@ -72,7 +74,7 @@ def _fraction(text: str) -> float:
 def cmd_retry(args: argparse.Namespace) -> int:
     from syncd.ops import retry
 
-    return retry(_settings(args))
+    return retry(_settings(args, report=True))
 
 
 def cmd_version(_args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ Settings come from one TOML file. Secrets never live in it: the file names an en
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -536,7 +537,15 @@ def _describe(err: Any) -> str:
     if err["type"] == "missing":
         return f"{key}: required key is missing"
     message = err["msg"].removeprefix("Value error, ")
-    return f"{key} = {err['input']!r}: {message}"
+    return f"{key} = {_masked(err['input'])!r}: {message}"
+
+
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@:]*):[^/@]*@")
+
+
+def _masked(value: Any) -> Any:
+    """A URL's password never reaches an error message (nor, through it, the journal)."""
+    return _URL_PASSWORD.sub(r"\1:***@", value) if isinstance(value, str) else value
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:

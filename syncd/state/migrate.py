@@ -15,6 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect
 
+from syncd.log import get_logger
 from syncd.state import legacy
 
 _LOCK = 0x73796E6364  # "syncd": the advisory lock id migrations serialize on
@@ -45,12 +46,15 @@ def upgrade(engine: Engine) -> None:
         with conn.begin():
             if engine.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK})")
-            if current(conn) == head():
+            before = current(conn)
+            if before == head():
                 return
             if engine.dialect.name == "sqlite" and _pre_alembic(conn):
+                before = f"user_version {legacy.user_version(conn)}"
                 legacy.upgrade(conn)
                 command.stamp(_config(conn), BASELINE)
             command.upgrade(_config(conn), "head")
+    get_logger().info("state.migrated", backend=engine.dialect.name, revision=head(), previous=before)
 
 
 def _pre_alembic(conn: Connection) -> bool:

@@ -110,3 +110,23 @@ def test_example_config_is_generated_from_the_schema_and_valid() -> None:
     assert example.read_text() == render(), "regenerate with: syncd config example > config.example.toml"
     settings = load(example)
     assert settings.sources[0].bucket == "my-recordings"
+
+
+def test_state_url_is_postgresql_without_a_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    held = error_for({**MINIMAL, "state": {"url": "postgresql://syncd:hunter2@db/syncd"}})
+    assert "state.url = 'postgresql://syncd:***@db/syncd'" in held and "must not hold the password" in held
+    assert "hunter2" not in held
+    assert "postgresql://" in error_for({**MINIMAL, "state": {"url": "mysql://db/syncd"}})
+    settings = parse({**MINIMAL, "state": {"url": "postgresql://syncd@db:5432/syncd"}})
+    monkeypatch.delenv("SYNCD_STATE_PASSWORD", raising=False)
+    assert settings.state.target() == "postgresql://syncd@db:5432/syncd"
+    monkeypatch.setenv("SYNCD_STATE_PASSWORD", "p@ss/word")
+    assert settings.state.target() == "postgresql://syncd:p%40ss%2Fword@db:5432/syncd"
+    assert parse(MINIMAL).state.target() == "/var/lib/syncd/state.db"
+
+
+def test_roles_name_the_stages() -> None:
+    message = error_for({**MINIMAL, "instance": {"roles": ["transcribe", "gpu"]}})
+    assert "instance.roles.1 = 'gpu'" in message and "'scan', 'transcribe', 'import' or 'export'" in message
+    assert "lists a role twice" in error_for({**MINIMAL, "instance": {"roles": ["scan", "scan"]}})
+    assert "instance.roles" in error_for({**MINIMAL, "instance": {"roles": []}})
