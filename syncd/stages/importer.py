@@ -188,7 +188,14 @@ def _restore_predictions(svc: Services, project: int, adopted: list[tuple[Record
     """An adopted task may lack its prediction. Label Studio 1.23 drops all of a batch's predictions when it cannot
     store one of them, commits the tasks all the same and answers HTTP 500; the batch is then in doubt, and its tasks
     are adopted with no score, so reviewers would not see them least-confident-first. They get their prediction."""
-    lacking = svc.labelstudio.without_predictions(project, [task_id for _, task_id in adopted])
+    if not adopted:
+        return
+    left: list[int] = []
+    try:
+        lacking = svc.labelstudio.without_predictions(project, [task_id for _, task_id in adopted])
+    except Exception as exc:
+        _unchecked(svc, project, [task_id for _, task_id in adopted], exc)
+        return
     for rec, task_id in adopted:
         if task_id not in lacking:
             continue
@@ -197,8 +204,35 @@ def _restore_predictions(svc: Services, project: int, adopted: list[tuple[Record
             svc.labelstudio.add_predictions(task_id, task_of(svc, rec)["predictions"])
         except Exception as exc:
             svc.log.error("task.prediction_missing", error=describe_error(exc), **ids)
+            left.append(task_id)
             continue
         svc.log.warning("task.prediction_restored", **ids)
+    if left:
+        _unchecked(svc, project, left, None)
+
+
+def unchecked_name(project: int) -> str:
+    return f"import-predictions-unchecked:{project}"
+
+
+def _unchecked(svc: Services, project: int, task_ids: list[int], exc: Exception | None) -> None:
+    """Tasks whose predictions could not be checked or added: the lowest of their ids is kept in the state, and
+    every import run checks the project's tasks from there again until it succeeds, so no task keeps lacking its
+    prediction (and its place in the least-confident-first order) because Label Studio was down at the wrong time."""
+    low = min(task_ids)
+    svc.state.change_cursor(unchecked_name(project), lambda raw: str(min(low, int(raw)) if raw else low))
+    if exc is not None:
+        svc.log.warning("import.predictions_unchecked", project=project, tasks=len(task_ids), error=describe_error(exc))
+
+
+def _recheck_predictions(svc: Services, project: int) -> None:
+    """Check again the tasks a failed check left, from the lowest of them on (their recordings' tasks)."""
+    low = svc.state.cursor(unchecked_name(project))
+    if low is None:
+        return
+    svc.state.change_cursor(unchecked_name(project), lambda raw: None if raw == low else raw)
+    tasks = {task_id: rec_id for task_id, rec_id in svc.state.project_tasks(project).items() if task_id >= int(low)}
+    _restore_predictions(svc, project, [(svc.state.get(rec_id), task_id) for task_id, rec_id in sorted(tasks.items())])
 
 
 # --- imports in doubt ---------------------------------------------------------------------------------------------
@@ -398,12 +432,9 @@ def _commit(svc: Services, project: int, batch: _Batch, task_ids: list[int]) -> 
 
 def _check_predictions(svc: Services, project: int, imported: list[tuple[Recording, int]]) -> None:
     """One read per batch that every new task holds its prediction (Label Studio has been seen to commit tasks
-    without theirs); a missing one is added. A failed check is logged: the tasks are in, and an adoption checks
-    again."""
-    try:
-        _restore_predictions(svc, project, imported)
-    except Exception as exc:
-        svc.log.warning("import.predictions_unchecked", project=project, tasks=len(imported), error=describe_error(exc))
+    without theirs); a missing one is added. A check that fails is recorded and done again by the next import run
+    (``_unchecked``)."""
+    _restore_predictions(svc, project, imported)
 
 
 def _finish(svc: Services, project: int) -> None:
@@ -450,6 +481,7 @@ def _reconcile_all(svc: Services) -> int:
     for project in svc.projects():
         see_new_tasks(svc, project)
         adopted += _adopt(svc, project)
+        _recheck_predictions(svc, project)
     for project in doubtful or ([svc.project_id] if svc.state.count(Status.IMPORTING) else []):
         adopted += _settle_doubt(svc, project)
     return adopted

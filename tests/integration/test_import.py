@@ -34,9 +34,12 @@ RECORDINGS = {
 def test_sigkill_between_labelstudio_and_state_imports_exactly_once(
     stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path
 ) -> None:
+    """Killed once the tasks are in, before the state knows: each task is adopted, never imported twice, and holds
+    its one prediction with its score."""
     upload_with_results(s3, bucket, RECORDINGS)
-    config = aws_config(stack, tmp_path, bucket, "import crash")
-    crash = {"SYNCD_CRASH_AT": "import.after_labelstudio"}
+    point, title = "import.after_labelstudio", "import crash"
+    config = aws_config(stack, tmp_path, bucket, title)
+    crash = {"SYNCD_CRASH_AT": point}
     for _ in range(4):
         if run_syncd(["once", "-c", str(config)], stack, env=crash, check=False).returncode == -9:
             break
@@ -44,16 +47,20 @@ def test_sigkill_between_labelstudio_and_state_imports_exactly_once(
         raise AssertionError("the import never reached the crash point")
     state = StateStore(str(tmp_path / "state.db"))
     assert Counter(r.status for r in state.recordings()) == {"importing": 3}
-    assert len(project_tasks(ls, "import crash")) == 3, "the tasks landed before the kill"
+    assert len(project_tasks(ls, title)) == 3, "the tasks landed before the kill"
 
     events = run_until_imported(stack, config, expected=3)
 
-    tasks = project_tasks(ls, "import crash")
+    tasks = project_tasks(ls, title)
     assert sorted(Counter(t["data"]["syncd_id"] for t in tasks).values()) == [1, 1, 1]
     assert {r.status for r in state.recordings()} == {"imported"}
     assert {r.task_id for r in state.recordings()} == {t["id"] for t in tasks}
     assert sum(e["event"] == "task.recovered" for e in events) == 3
     assert not any(e["event"] == "task.imported" for e in events)
+    scores = {r.task_id: r.score for r in state.recordings()}
+    assert all(len(t["predictions"]) == 1 for t in tasks), "each task holds exactly its one prediction"
+    assert {t["id"]: t["predictions"][0]["score"] for t in tasks} == pytest.approx(scores)
+    assert not any(e["event"] == "task.prediction_restored" for e in events)
 
 
 def test_incremental_scan_replacement_and_least_confident_first(

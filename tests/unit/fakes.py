@@ -124,6 +124,8 @@ class FakeLabelStudio:
     sweeps: int = 0
     drop_predictions: bool = False
     """Commit tasks without their predictions (Label Studio does, when an import fails after committing its tasks)."""
+    check_faults: list[Exception] = field(default_factory=list)
+    """Errors the next reads of which tasks lack predictions raise."""
 
     def _tick(self) -> str:
         self.clock += timedelta(milliseconds=1)
@@ -167,6 +169,8 @@ class FakeLabelStudio:
         del self.tasks[task_id]
 
     def without_predictions(self, project_id: int, task_ids: list[int]) -> set[int]:
+        if self.check_faults:
+            raise self.check_faults.pop(0)
         return {i for i in task_ids if not self.tasks[i]["predictions"]}
 
     def add_predictions(self, task_id: int, predictions: list[dict[str, Any]]) -> None:

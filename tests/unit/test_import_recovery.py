@@ -324,3 +324,29 @@ def test_task_cursor_settles_only_after_the_overlap() -> None:
     assert TaskCursor(floor=12).extended([13, 14]) == TaskCursor(floor=14)
     assert TaskCursor(floor=12).extended([14, 15]) == TaskCursor(floor=12)
     assert moved.extended([13]).high == 13 and moved.extended([13]).floor == 10
+
+
+def test_predictions_left_unchecked_during_an_outage_are_checked_by_the_next_run(tmp_path: Path) -> None:
+    """Label Studio stored a batch's tasks without their predictions, then went down before the check after the
+    batch: the tasks are imported once, and the next run gives them their predictions."""
+    svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "whole"})
+    _upload(storage, KEYS)
+    scan.run(svc, GO)
+    transcribe.run(svc, GO)
+    ls.drop_predictions = True
+    ls.check_faults.append(requests.ConnectionError("connection refused"))
+    with capture_logs() as logs:
+        assert importer.run(svc, GO) == 4
+    ls.drop_predictions = False
+    assert _events(logs, "import.predictions_unchecked") and not _events(logs, "task.prediction_restored")
+    assert svc.state.cursor(importer.unchecked_name(1)) == str(min(ls.tasks))
+    assert all(not t["predictions"] for t in ls.tasks.values())
+
+    with capture_logs() as logs:
+        importer.run(svc, GO)
+    assert len(_events(logs, "task.prediction_restored")) == 4
+    assert all(len(t["predictions"]) == 1 for t in ls.tasks.values()) and len(ls.tasks) == 4
+    assert svc.state.cursor(importer.unchecked_name(1)) is None
+    with capture_logs() as logs:
+        importer.run(svc, GO)
+    assert not _events(logs, "task.prediction_restored")
