@@ -284,6 +284,7 @@ class Postgres(Service):
     The database is ``syncd``, reached as user ``syncd`` with password ``PG_PASSWORD``."""
 
     data: Path | None = None
+    fresh: bool = False
 
     def _as_owner(self, argv: list[str]) -> list[str]:
         return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
@@ -291,18 +292,22 @@ class Postgres(Service):
     def start(self) -> None:
         self.port = self.port or free_port()
         bin_dir = postgres_bin()
+        db = self._init(bin_dir) if self.data is None else self.data / "db"
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        self.spawn(self._as_owner([str(bin_dir / "postgres"), "-D", str(db), *options.split()]))
+
+    def _init(self, bin_dir: Path) -> Path:
         self.data = Path(tempfile.mkdtemp(prefix="syncd-pg-"))  # not under pytest's tmp: that is root's alone
-        if os.geteuid() == 0:
-            shutil.chown(self.data, "postgres", "postgres")
         pwfile = self.data / "pw"
         pwfile.write_text(PG_PASSWORD)
         if os.geteuid() == 0:
-            shutil.chown(pwfile, "postgres", "postgres")
+            for path in (self.data, pwfile):
+                shutil.chown(path, "postgres", "postgres")
         db = self.data / "db"
         init = [str(bin_dir / "initdb"), "-D", str(db), "-U", "syncd", "--pwfile", str(pwfile), "-A", "scram-sha-256"]
         subprocess.run(self._as_owner([*init, "-E", "UTF8", "--locale=C"]), check=True, capture_output=True)
-        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        self.spawn(self._as_owner([str(bin_dir / "postgres"), "-D", str(db), *options.split()]))
+        self.fresh = True
+        return db
 
     def wait(self, timeout: float = 60) -> None:
         assert self.proc is not None
@@ -320,8 +325,10 @@ class Postgres(Service):
                 if time.monotonic() > deadline:
                     raise StackError(f"postgres did not answer in {timeout:.0f}s:\n{_tail(self.log_path)}") from None
                 time.sleep(0.2)
-        with self.connect(autocommit=True) as conn:
-            conn.execute("CREATE DATABASE syncd")
+        if self.fresh:
+            with self.connect(autocommit=True) as conn:
+                conn.execute("CREATE DATABASE syncd")
+            self.fresh = False
 
     def connect(self, *, autocommit: bool = False, dbname: str = "postgres") -> Any:
         import psycopg
@@ -335,10 +342,18 @@ class Postgres(Service):
         """What ``[state] url`` holds (the password goes in ``SYNCD_STATE_PASSWORD``)."""
         return f"postgresql://syncd@127.0.0.1:{self.port}/syncd"
 
-    def stop(self, timeout: float = 10) -> None:
+    def stop(self, timeout: float = 10, *, keep: bool = False) -> None:
+        """Stop the server (a fast shutdown: open sessions are cut, as an outage would); ``keep`` keeps its data,
+        so ``start`` brings the same databases back."""
+        if self.proc is not None and self.proc.poll() is None and self.data is not None:
+            pg_ctl = [str(postgres_bin() / "pg_ctl"), "-D", str(self.data / "db"), "stop", "-m", "fast", "-w"]
+            subprocess.run(self._as_owner(pg_ctl), capture_output=True, timeout=timeout + 5, check=False)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout)
         super().stop(timeout)
-        if self.data is not None:
+        if self.data is not None and not keep:
             shutil.rmtree(self.data, ignore_errors=True)
+            self.data = None
 
 
 def postgres_bin() -> Path:

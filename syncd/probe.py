@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from syncd import exitcodes
 from syncd.config import Settings
@@ -32,6 +33,8 @@ def classify(exc: BaseException) -> int:
         return exitcodes.NOPERM if code in _DENIED_S3 else exitcodes.CHECK_FAILED
     if isinstance(exc, BotoCoreError | requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError):
         return exitcodes.UNAVAILABLE
+    if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        return exitcodes.UNAVAILABLE  # the state database (PostgreSQL) cannot be reached
     if type(exc).__module__.startswith("httpx") or "Connect" in type(exc).__name__:
         return exitcodes.UNAVAILABLE
     if type(exc).__module__.startswith("obstore"):

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from syncd import exitcodes
 from syncd.cluster import PROJECT, Instance
 from syncd.config import ConfigError, Settings, read_secret
 from syncd.events import Queue
@@ -196,7 +197,12 @@ class Services:
         if self.storage.conditional:
             for bucket, prefix in {s.bucket: s.prefix for s in self.settings.sources}.items():
                 conditional_writes(self.storage.client, bucket, prefix)
-        self.instance.join()
+        try:
+            self.instance.join()
+        except ConfigError as exc:
+            raise ProbeError(str(exc), exitcodes.CONFIG) from exc
+        except Exception as exc:
+            raise ProbeError(f"state {self.state.where}: {describe_error(exc)}", classify(exc)) from exc
         try:
             with self.instance.exclusively(PROJECT):
                 self.ensure_project()

@@ -26,7 +26,7 @@ from syncd.daemon.webhook import WebhookEndpoint, read_webhook_secret
 from syncd.faults import fault_point
 from syncd.log import add_event_sink, configure, describe_error, get_logger, remove_event_sink
 from syncd.pipeline import Cycle, StageRun, report_cycle, run_stage
-from syncd.probe import ProbeError
+from syncd.probe import ProbeError, classify
 from syncd.services import Services
 from syncd.stages import BY_NAME, STAGES, Stage
 from syncd.stages.exporter import export_task
@@ -157,22 +157,26 @@ class Daemon:
         return bool(self.jobs.scheduler.running) and not stuck
 
     def _connect_with_retry(self, settings: Settings) -> Services | None:
-        """Build the clients and reach Label Studio (project ready) and S3; retry while merely unreachable."""
-        svc = Services.build(settings, paced=True)
+        """Build the clients and reach the state, Label Studio (project ready) and S3; retry while merely
+        unreachable."""
+        svc: Services | None = None
         deadline = time.monotonic() + settings.schedule.startup_timeout
         delay = 1.0
         while True:
             try:
+                svc = svc or _build(settings)
                 svc.connect()
                 return svc
             except ProbeError as exc:
                 if exc.code != exitcodes.UNAVAILABLE or time.monotonic() + delay > deadline:
-                    svc.close()
+                    if svc is not None:
+                        svc.close()
                     raise
                 self.log.warning("daemon.waiting", reason=str(exc), retry_in=delay)
                 self.notifier.status(f"waiting: {exc}")
             if self.signals.wait(delay) in STOP:
-                svc.close()
+                if svc is not None:
+                    svc.close()
                 return None
             delay = min(delay * 2, 15.0)
 
@@ -348,6 +352,16 @@ class Daemon:
 
     def webhook_delivery(self, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
         return self.webhook.handle(headers, body)
+
+
+def _build(settings: Settings) -> Services:
+    """The clients; a state database that cannot be reached (PostgreSQL down) is waited for like the services."""
+    try:
+        return Services.build(settings, paced=True)
+    except Exception as exc:
+        if classify(exc) != exitcodes.UNAVAILABLE:
+            raise
+        raise ProbeError(f"state: {describe_error(exc)}", exitcodes.UNAVAILABLE) from exc
 
 
 def intervals(settings: Settings) -> dict[str, float]:

@@ -179,7 +179,7 @@ def _claim(svc: Services, status: Status, limit: int) -> list[Recording]:
 
 
 def _capacity(svc: Services) -> int:
-    return max(svc.transcriber.max_in_flight - svc.state.count_claimed(Status.TRANSCRIBING, svc.instance.name), 0)
+    return max(svc.transcriber.max_in_flight - svc.state.count_in_hand(Status.TRANSCRIBING, svc.instance.name), 0)
 
 
 def run(svc: Services, stop: threading.Event) -> int:

@@ -220,10 +220,15 @@ class StateStore:
             )
         return sorted((_recording(r) for r in rows), key=lambda rec: rec.id)
 
-    def count_claimed(self, status: Status, holder: str) -> int:
-        """Recordings in ``status`` that ``holder`` is working on."""
-        sql = "SELECT count(*) FROM recordings WHERE status = ? AND claimed_by = ?"
-        return int(self._scalar(sql, (status, holder)))
+    def count_in_hand(self, status: Status, holder: str) -> int:
+        """Recordings in ``status`` that ``holder`` works on or would take over (claimed by no live instance): what
+        counts against its in-flight limit. A cloud job keeps running while its instance restarts, and counts the
+        same for the instance that picks it up."""
+        sql = (
+            "SELECT count(*) FROM recordings WHERE status = ? AND (claimed_by = ? OR claimed_by IS NULL"
+            " OR lease_until IS NULL OR lease_until < ?)"
+        )
+        return int(self._scalar(sql, (status, holder, time.time())))
 
     def too_long(self, max_seconds: float, limit: int = 10) -> list[Recording]:
         """Transcribed whole recordings longer than ``max_seconds``, due to be split into review units."""

@@ -63,7 +63,7 @@ def test_a_live_claim_is_left_alone_and_an_expired_one_taken_over(tmp_path: Path
     time.sleep(0.4)
     taken = b.state.claim(Status.DISCOVERED, 10, "b", 30)
     assert len(taken) == 3
-    assert b.state.count_claimed(Status.DISCOVERED, "b") == 3
+    assert b.state.count_in_hand(Status.DISCOVERED, "b") == 3 and a.state.count_in_hand(Status.DISCOVERED, "a") == 0
 
 
 def test_a_stage_lease_has_one_holder_and_fails_over_when_it_runs_out(tmp_path: Path) -> None:
