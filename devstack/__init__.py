@@ -3,6 +3,7 @@ Transcribe, SQS), PostgreSQL (shared state), espeak-ng audio, and the real `sync
 """
 
 from devstack.audio import SENTENCES, speak
+from devstack.events import evented_bucket, on_moto_events
 from devstack.services import (
     LS_PASSWORD,
     LS_TOKEN,
@@ -51,9 +52,11 @@ __all__ = [
     "StackError",
     "SyncdProcess",
     "aws_config",
+    "evented_bucket",
     "free_port",
     "log_events",
     "notify_socket",
+    "on_moto_events",
     "project_tasks",
     "recording_for",
     "run_syncd",

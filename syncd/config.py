@@ -144,7 +144,7 @@ class AwsTranscribeSettings(_Section):
     output_prefix: str = Field(
         "syncd-transcribe/", description="Key prefix of Transcribe's raw output; never scanned as audio."
     )
-    max_in_flight: int = Field(50, ge=1, le=250, description="Most Transcribe jobs running at once.")
+    max_in_flight: int = Field(50, ge=1, le=250, description="Most Transcribe jobs running at once, per instance.")
     speaker_labels: bool = Field(True, description="Ask Transcribe to tell speakers apart.")
     max_speakers: int = Field(4, ge=2, le=30, description="Most speakers Transcribe may label.")
     endpoint_url: str = Field("", description="Transcribe endpoint; empty means AWS (tests point it at moto).")

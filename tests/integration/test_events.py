@@ -8,17 +8,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from devstack import Stack, log_events, project_tasks, run_syncd, run_until_imported, upload_with_results
+from devstack import (
+    Stack,
+    evented_bucket,
+    log_events,
+    on_moto_events,
+    project_tasks,
+    run_syncd,
+    run_until_imported,
+    upload_with_results,
+)
 from syncd.recording import Status
 from syncd.state import StateStore
 
 
 def _events_config(stack: Stack, tmp_path: Path, bucket: str, queue: str, title: str, extra: str = "") -> Path:
-    text = stack.config(tmp_path, bucket, project=title, engine="aws", extra=extra)
-    text = text.replace(
-        f'endpoint_url = "{stack.s3.url}"', f'endpoint_url = "{stack.moto.url}"\nsqs_endpoint_url = "{stack.moto.url}"'
+    text = on_moto_events(
+        stack.config(tmp_path, bucket, project=title, engine="aws", extra=extra), stack, bucket, queue
     )
-    text = text.replace(f'bucket = "{bucket}"\n', f'bucket = "{bucket}"\nqueue_url = "{queue}"\n', 1)
     path = tmp_path / "events.toml"
     path.write_text(text)
     return path
@@ -32,13 +39,7 @@ def test_audio_is_found_and_deleted_from_events_and_a_lost_event_by_the_full_lis
     stack: Stack, tmp_path: Path
 ) -> None:
     s3, sqs = stack.moto.client("s3"), stack.moto.client("sqs")
-    bucket = f"events-{int(time.time() * 1000)}"
-    s3.create_bucket(Bucket=bucket)
-    queue = sqs.create_queue(QueueName=f"{bucket}-q")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
-    configuration = {"QueueConfigurations": [{"QueueArn": arn, "Events": events}]}
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=configuration)
+    bucket, queue = evented_bucket(stack.moto, "events")
     title = f"events {bucket}"
     config = _events_config(stack, tmp_path, bucket, queue, title)
     assert [e for e in _once(stack, config) if e["event"] == "scan.completed"], "the first run lists the bucket"

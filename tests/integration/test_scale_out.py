@@ -15,7 +15,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from devstack import PG_PASSWORD, Postgres, Stack, SyncdProcess, project_tasks, upload_with_results
+from devstack import (
+    PG_PASSWORD,
+    Postgres,
+    Stack,
+    SyncdProcess,
+    evented_bucket,
+    on_moto_events,
+    project_tasks,
+    upload_with_results,
+)
 from syncd.recording import Status
 from syncd.stages.exporter import META_ANNOTATION, META_SOURCE
 from syncd.state import StateStore
@@ -46,11 +55,7 @@ import_interval = 1
 export_interval = 1
 """,
     )
-    text = text.replace(f'path = "{tmp_path / "state.db"}"', f'url = "{pg.url}"')
-    text = text.replace(
-        f'endpoint_url = "{stack.s3.url}"', f'endpoint_url = "{stack.moto.url}"\nsqs_endpoint_url = "{stack.moto.url}"'
-    )
-    text = text.replace(f'bucket = "{bucket}"\n', f'bucket = "{bucket}"\nqueue_url = "{queue}"\n', 1)
+    text = on_moto_events(text.replace(f'path = "{tmp_path / "state.db"}"', f'url = "{pg.url}"'), stack, bucket, queue)
     path = tmp_path / f"{name}.toml"
     path.write_text(text)
     return path
@@ -153,13 +158,8 @@ def _review_all(ls: Any, title: str) -> dict[int, int]:
 def test_three_instances_with_random_kills_lose_and_repeat_nothing(
     stack: Stack, postgres: Postgres, tmp_path: Path
 ) -> None:
-    s3, sqs = stack.moto.client("s3"), stack.moto.client("sqs")
-    bucket = f"fleet-{int(time.time() * 1000)}"
-    s3.create_bucket(Bucket=bucket)
-    queue = sqs.create_queue(QueueName=f"{bucket}-q")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    notify = {"QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]}
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notify)
+    s3 = stack.moto.client("s3")
+    bucket, queue = evented_bucket(stack.moto, "fleet")
     title = f"fleet {bucket}"
     configs = {name: _config(stack, tmp_path, bucket, queue, title, postgres, name) for name in NAMES}
     state = StateStore(postgres.url.replace("syncd@", f"syncd:{PG_PASSWORD}@"))
