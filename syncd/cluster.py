@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ class Instance:
     state: StateStore
     log: Any = field(default_factory=get_logger)
     holds: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """The stages' threads and the heartbeat change ``holds``; each change and its log line happen under it."""
 
     @classmethod
     def from_settings(cls, settings: InstanceSettings, state: StateStore) -> Instance:
@@ -59,10 +62,11 @@ class Instance:
 
     def beat(self) -> list[str]:
         """Renew everything this instance holds; a lease lost meanwhile (it was silent too long) is logged."""
-        held = set(self.state.leases.beat(self.name, self.lease_seconds))
-        for lost in self.holds - held:
-            self.log.warning("lease.lost", lease=lost, instance=self.name)
-        self.holds = held
+        with self._lock:
+            held = set(self.state.leases.beat(self.name, self.lease_seconds))
+            for lost in self.holds - held:
+                self.log.warning("lease.lost", lease=lost, instance=self.name)
+            self.holds = held
         return sorted(held)
 
     def runs(self, stage: str) -> bool:
@@ -76,14 +80,15 @@ class Instance:
 
     def hold(self, lease: str) -> bool:
         """Take or renew ``lease``; a change of holder is logged where it happens."""
-        had = lease in self.holds
-        if self.state.leases.take(lease, self.name, self.lease_seconds):
-            self.holds.add(lease)
-            if not had:
-                self.log.info("lease.acquired", lease=lease, instance=self.name)
-            return True
-        self.holds.discard(lease)
-        return False
+        with self._lock:
+            had = lease in self.holds
+            if self.state.leases.take(lease, self.name, self.lease_seconds):
+                self.holds.add(lease)
+                if not had:
+                    self.log.info("lease.acquired", lease=lease, instance=self.name)
+                return True
+            self.holds.discard(lease)
+            return False
 
     @contextmanager
     def exclusively(self, lease: str, stop: Callable[[], bool] = lambda: False) -> Iterator[None]:
@@ -95,8 +100,9 @@ class Instance:
         try:
             yield
         finally:
-            self.state.leases.release(lease, self.name)
-            self.holds.discard(lease)
+            with self._lock:
+                self.state.leases.release(lease, self.name)
+                self.holds.discard(lease)
 
     def held_leases(self) -> dict[str, int]:
         """Each single-writer lease, 1 when this instance holds it (metrics)."""
@@ -109,8 +115,9 @@ class Instance:
 
     def leave(self) -> None:
         """A clean stop: hand everything back so the others need not wait for the leases to run out."""
-        self.state.leases.leave(self.name)
-        self.holds.clear()
+        with self._lock:
+            self.state.leases.leave(self.name)
+            self.holds.clear()
         self.log.info("instance.left", instance=self.name)
 
 

@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from syncd.cluster import PROJECT, Instance
 from syncd.config import ConfigError, Role
+from syncd.ops import format_status, status_report
 from syncd.pipeline import run_stage
 from syncd.recording import S3Object, Status
 from syncd.stages import BY_NAME, STAGE_NAMES
@@ -124,3 +125,23 @@ def test_a_stage_outside_the_roles_does_nothing(tmp_path: Path) -> None:
     run = run_stage(svc, BY_NAME["export"], threading.Event(), work=lambda: ran.append("export") or 1)
     assert (run.count, run.ok, ran) == (0, True, [])
     assert svc.instance.roles == ("transcribe",)
+
+
+def test_status_lists_each_instance_with_what_it_holds(tmp_path: Path) -> None:
+    a, b = _instances(tmp_path, "a", "b", lease=0.5)
+    a.join()
+    b.join()
+    _discovered(a, 3)
+    b.state.claim(Status.DISCOVERED, 2, "b", 30)
+    time.sleep(0.6)  # b stops renewing (killed); a goes on
+    assert a.may_run("export")
+    a.beat()
+    report = status_report(a.state, lease_seconds=0.5)
+    rows = {i["name"]: i for i in report["instances"]}
+    assert (rows["a"]["holds"], rows["a"]["silent"], rows["a"]["working_on"]) == (["export"], False, 0)
+    assert (rows["b"]["holds"], rows["b"]["silent"], rows["b"]["working_on"]) == ([], True, 2)
+    assert rows["a"]["roles"] == ["scan", "transcribe", "import", "export"]
+    text = format_status(report)
+    assert "holds export; working on 0" in text and "SILENT" in text.split("\n  b ")[1].split("\n")[0]
+    assert a.peer_counts() == {"live": 1, "silent": 1}
+    assert a.held_leases() == {"export": 1, "import": 0, "project": 0, "scan": 0}
