@@ -68,7 +68,7 @@ class StateStore:
     @property
     def where(self) -> str:
         """The database, for people: its URL without the password, or the SQLite file."""
-        return self.url.render_as_string(hide_password=True) if self.shared else str(self.url.database)
+        return self.url.render_as_string(hide_password=True) if self.shared else str(self.url.database or ":memory:")
 
     def close(self) -> None:
         with self._lock:
