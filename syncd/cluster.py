@@ -3,8 +3,11 @@
 Per-recording work (transcription) is claimed row by row (``StateStore.claim``); a stage whose bookkeeping must have
 one writer at a time (scan's listing and event queue, import's crash-doubt and rollover, export's Label Studio
 cursor) runs only on the instance holding that stage's lease, and project set-up only under the ``project`` lease.
-Every instance renews what it holds each third of ``instance.lease_seconds``; one that dies is taken over once its
-leases run out. With SQLite there is one instance and every lease is its own at once.
+Timing, with L = ``instance.lease_seconds``: a lease is granted for two thirds of L and renewed every third, so one
+missed renewal is survived; every instance also tries, each third of L, to take the stage leases of its roles that
+have run out, and runs that stage at once when it gets one. A dead instance's single-writer work therefore resumes
+elsewhere within L (its lease runs out at most 2L/3 after it died, and the next try comes at most L/3 later). With
+SQLite there is one instance and every lease is its own at once.
 """
 
 from __future__ import annotations
@@ -40,6 +43,15 @@ class Instance:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     """The stages' threads and the heartbeat change ``holds``; each change and its log line happen under it."""
 
+    @property
+    def validity(self) -> float:
+        """How long a lease lasts unless renewed: two renewals' worth (see the module's timing)."""
+        return self.lease_seconds * 2 / 3
+
+    @property
+    def renew_every(self) -> float:
+        return self.lease_seconds / 3
+
     @classmethod
     def from_settings(cls, settings: InstanceSettings, state: StateStore) -> Instance:
         name = settings.name or socket.gethostname()
@@ -63,7 +75,7 @@ class Instance:
     def beat(self) -> list[str]:
         """Renew everything this instance holds; a lease lost meanwhile (it was silent too long) is logged."""
         with self._lock:
-            held = set(self.state.leases.beat(self.name, self.lease_seconds))
+            held = set(self.state.leases.beat(self.name, self.validity))
             for lost in self.holds - held:
                 self.log.warning("lease.lost", lease=lost, instance=self.name)
             self.holds = held
@@ -71,6 +83,16 @@ class Instance:
 
     def runs(self, stage: str) -> bool:
         return stage in self.roles
+
+    def take_free(self) -> list[str]:
+        """Take the stage leases of this instance's roles that no one holds (their holder stopped or died); returns
+        those newly taken, whose stages should run now."""
+        taken = []
+        for stage in self.roles:
+            free = stage in SINGLE_WRITER and stage not in self.holds and self.state.leases.holder(stage) is None
+            if free and self.hold(stage):
+                taken.append(stage)
+        return taken
 
     def may_run(self, stage: str) -> bool:
         """This instance has the role, and holds the stage's lease when the stage takes one (taking it if free)."""
@@ -82,7 +104,7 @@ class Instance:
         """Take or renew ``lease``; a change of holder is logged where it happens."""
         with self._lock:
             had = lease in self.holds
-            if self.state.leases.take(lease, self.name, self.lease_seconds):
+            if self.state.leases.take(lease, self.name, self.validity):
                 self.holds.add(lease)
                 if not had:
                     self.log.info("lease.acquired", lease=lease, instance=self.name)

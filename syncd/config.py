@@ -436,8 +436,8 @@ class InstanceSettings(_Section):
         30.0,
         ge=3,
         le=3600,
-        description="How long a claim on a recording or a single-writer stage outlives its holder: a stopped"
-        " instance's work is taken over after this; renewed every third of it.",
+        description="A stopped instance's recordings and single-writer stages are taken over within this many"
+        " seconds: its leases are granted for two thirds of it and renewed every third.",
     )
 
     @field_validator("roles")

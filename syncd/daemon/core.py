@@ -187,12 +187,15 @@ class Daemon:
         self.jobs.every("instance", settings.instance.lease_seconds / 3, self._beat)
 
     def _beat(self) -> None:
-        """Renew this instance's leases; a state that cannot be reached is logged, and the stages say the rest."""
+        """Renew this instance's leases, and take over a stage whose holder stopped renewing (that stage then runs
+        at once); a state that cannot be reached is logged, and the stages say the rest."""
         svc = self.svc
         if svc is None or self.stopping:
             return
         try:
             svc.instance.beat()
+            for stage in svc.instance.take_free():
+                self.jobs.run_now(stage)
         except Exception as exc:
             self.log.warning("instance.beat_failed", error=describe_error(exc))
 

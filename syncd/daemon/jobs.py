@@ -58,6 +58,12 @@ class StageJobs:
             fn, "interval", seconds=seconds, id=name, name=name, replace_existing=True, next_run_time=datetime.now(UTC)
         )
 
+    def run_now(self, name: str) -> None:
+        """Bring a stage's next run forward to now (its interval goes on from there)."""
+        job = self.scheduler.get_job(name)
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
+
     def submit(self, name: str, fn: Callable[..., None], *args: Any) -> None:
         """A one-off job (a webhook's export) on the same executor; a newer one of the same name replaces it."""
         self.scheduler.add_job(fn, args=list(args), id=name, name=name, replace_existing=True)

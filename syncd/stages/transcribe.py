@@ -175,7 +175,7 @@ def _claim(svc: Services, status: Status, limit: int) -> list[Recording]:
     if limit <= 0:
         return []
     me = svc.instance
-    return svc.state.claim(status, limit, me.name, me.lease_seconds)
+    return svc.state.claim(status, limit, me.name, me.validity)
 
 
 def _capacity(svc: Services) -> int:

@@ -145,3 +145,14 @@ def test_status_lists_each_instance_with_what_it_holds(tmp_path: Path) -> None:
     assert "holds export; working on 0" in text and "SILENT" in text.split("\n  b ")[1].split("\n")[0]
     assert a.peer_counts() == {"live": 1, "silent": 1}
     assert a.held_leases() == {"export": 1, "import": 0, "project": 0, "scan": 0}
+
+
+def test_a_standby_takes_the_stages_whose_holder_stopped_within_one_lease(tmp_path: Path) -> None:
+    a, b = _instances(tmp_path, "a", "b", lease=0.6)  # leases last 0.4 s, renewed every 0.2 s
+    assert a.may_run("export")
+    assert b.take_free() == ["scan", "import"], "free ones only: export is a's"
+    a.beat()
+    assert b.take_free() == []
+    time.sleep(0.45)  # a died after its last renewal
+    assert b.take_free() == ["export"]
+    assert b.state.leases.holder("export") == "b"
