@@ -102,7 +102,7 @@ class Daemon:
             self.log.info("daemon.stopped", drained_seconds=0.0)
             return exitcodes.OK
         self.svc = svc
-        self._schedule(self.settings)
+        self._schedule(svc)
         self.jobs.scheduler.start()
         self.webhook.register(self.settings, svc, secret)
         self.metrics.up.set(1)
@@ -182,9 +182,10 @@ class Daemon:
 
     # --- stages and cycles --------------------------------------------------------------------------------
 
-    def _schedule(self, settings: Settings) -> None:
-        self.jobs.schedule(settings)
-        self.jobs.every("instance", settings.instance.lease_seconds / 3, self._beat)
+    def _schedule(self, svc: Services) -> None:
+        """The stages of this instance's roles, and its heartbeat."""
+        self.jobs.schedule(svc.settings)
+        self.jobs.every("instance", svc.instance.renew_every, self._beat)
 
     def _beat(self) -> None:
         """Renew this instance's leases, and take over a stage whose holder stopped renewing (that stage then runs
@@ -311,7 +312,7 @@ class Daemon:
             self.probes = Probes(settings)
             configure(settings.log.level, settings.log.format)
             self.interrupt.clear()
-            self._schedule(settings)
+            self._schedule(svc)
             self.jobs.scheduler.resume()
         if old is not None:
             old.close(leave=False)  # the new clients hold this instance's leases now
