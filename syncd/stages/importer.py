@@ -185,9 +185,11 @@ def _adopt(svc: Services, project: int) -> int:
 
 
 def _restore_predictions(svc: Services, project: int, adopted: list[tuple[Recording, int]]) -> None:
-    """An adopted task may lack its prediction. Label Studio 1.23 drops all of a batch's predictions when it cannot
-    store one of them, commits the tasks all the same and answers HTTP 500; the batch is then in doubt, and its tasks
-    are adopted with no score, so reviewers would not see them least-confident-first. They get their prediction."""
+    """An imported or adopted task may lack its prediction. Label Studio 1.23 drops all of a batch's predictions when
+    it cannot store one of them, commits the tasks all the same and answers HTTP 500 (the batch is then in doubt, and
+    its tasks are adopted with no score), and has been seen to commit a batch's tasks without theirs: reviewers would
+    not see them least-confident-first. One read finds them and they get their prediction; a read or an addition
+    that fails is done again by the next import run (``_unchecked``)."""
     if not adopted:
         return
     left: list[int] = []
@@ -424,17 +426,10 @@ def _commit(svc: Services, project: int, batch: _Batch, task_ids: list[int]) -> 
         svc.state.change_cursor(TaskCursor.name(project), lambda raw: TaskCursor.load(raw).extended(task_ids).dump())
     for rec, task_id in moved:
         svc.log.info("task.imported", recording=rec.id, task=task_id, bucket=rec.bucket, key=rec.key, score=rec.score)
-    _check_predictions(svc, project, moved)
+    _restore_predictions(svc, project, moved)  # one read per batch: Label Studio has committed tasks without theirs
     seconds = round(time.monotonic() - batch.started, 3)
     svc.log.info("import.batch", project=project, tasks=len(task_ids), seconds=seconds)
     return len(moved)
-
-
-def _check_predictions(svc: Services, project: int, imported: list[tuple[Recording, int]]) -> None:
-    """One read per batch that every new task holds its prediction (Label Studio has been seen to commit tasks
-    without theirs); a missing one is added. A check that fails is recorded and done again by the next import run
-    (``_unchecked``)."""
-    _restore_predictions(svc, project, imported)
 
 
 def _finish(svc: Services, project: int) -> None:
