@@ -68,7 +68,8 @@ class Leases:
 
     def beat(self, name: str, seconds: float) -> list[str]:
         """This instance is alive: renew every lease it still holds, named or on recordings, for ``seconds``.
-        Returns the named leases it holds."""
+        Returns the named leases it holds: one that ran out before this renewal is not among them, taken by another
+        instance or not."""
         now = time.time()
         marks = ",".join("?" * len(CLAIMED))
         with self._store._tx() as db:
@@ -78,7 +79,11 @@ class Leases:
                 f"UPDATE recordings SET lease_until = ? WHERE claimed_by = ? AND status IN ({marks})",
                 (now + seconds, name, *CLAIMED),
             )
-            held = db.execute("SELECT name FROM leases WHERE holder = ? ORDER BY name", (name,)).scalars().all()
+            held = (
+                db.execute("SELECT name FROM leases WHERE holder = ? AND until >= ? ORDER BY name", (name, now))
+                .scalars()
+                .all()
+            )
         return [str(h) for h in held]
 
     def leave(self, name: str) -> None:

@@ -156,3 +156,14 @@ def test_a_standby_takes_the_stages_whose_holder_stopped_within_one_lease(tmp_pa
     time.sleep(0.45)  # a died after its last renewal
     assert b.take_free() == ["export"]
     assert b.state.leases.holder("export") == "b"
+
+
+def test_a_lease_that_ran_out_unrenewed_is_lost_even_when_no_one_took_it(tmp_path: Path) -> None:
+    """A holder frozen past its lease must not go on believing (nor report in /metrics) that it holds it."""
+    [a] = _instances(tmp_path, "a", lease=0.6)  # leases last 0.4 s
+    assert a.may_run("export")
+    time.sleep(0.5)  # frozen: no renewal
+    with capture_logs() as logs:
+        assert a.beat() == []
+    assert [(e["event"], e["lease"]) for e in logs] == [("lease.lost", "export")]
+    assert a.held_leases()["export"] == 0 and a.state.leases.holder("export") is None
