@@ -1,4 +1,4 @@
-"""Shared set-up for the benchmarks: Label Studio tasks and the state rows the importer would have left for them.
+"""Shared set-up for the benchmarks: Label Studio tasks and the state rows the import stage would have left for them.
 
 Transcription and import are not what these benchmarks measure, so tasks are built directly from synthetic
 transcripts and bulk-imported in one go."""
@@ -9,16 +9,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from syncd.domain.recording import S3Object, Status
+from syncd.domain.transcript import Transcript
 from syncd.labelstudio import layouts
-from syncd.recording import S3Object, Status
 from syncd.services import Services
-from syncd.transcript import Transcript
 
 Result = list[dict[str, Any]]
 
 
 def put_audio(svc: Services, bucket: str, keys: list[str]) -> list[S3Object]:
-    """Stand-in audio objects with their real ETags: the exporter writes a review only beside the audio version it
+    """Stand-in audio objects with their real ETags: the export writes a review only beside the audio version it
     describes, so a task whose audio is not in S3 is never exported."""
 
     def put(key: str) -> S3Object:
@@ -37,7 +37,7 @@ def seed_tasks(
     chunk: int = 1000,
 ) -> list[tuple[S3Object, int]]:
     """Import one task per object (with a submitted annotation when ``review`` is given); returns (object, task id)."""
-    project = svc.project_id
+    project = svc.projects.current
     added = svc.state.add_objects(objects, status=Status.IMPORTED)
     seeded: list[tuple[S3Object, int]] = []
     for start in range(0, len(added), chunk):

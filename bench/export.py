@@ -28,11 +28,11 @@ from typing import Any
 from bench._tasks import put_audio, seed_tasks
 from devstack import Stack, running_stack
 from syncd.config import Settings, parse
+from syncd.domain.transcript import Segment, Transcript, Word
 from syncd.labelstudio import layouts
 from syncd.log import configure
 from syncd.services import Services
-from syncd.stages import exporter
-from syncd.transcript import Segment, Transcript, Word
+from syncd.stages import export
 
 BUCKET = "bench-export"
 FORMATS = 4
@@ -73,8 +73,8 @@ def settings(stack: Stack, workdir: Path) -> Settings:
 
 
 def add_reviewed_tasks(svc: Services, first: int, count: int) -> None:
-    """Tasks carrying a submitted annotation, bulk-imported, and the state rows the importer would have left. The audio
-    objects exist (the exporter writes a review only beside the audio version it describes)."""
+    """Tasks carrying a submitted annotation, bulk-imported, and the state rows the import stage would have left. The
+    audio objects exist (the export writes a review only beside the audio version it describes)."""
 
     objects = put_audio(svc, BUCKET, [f"calls/{i:05d} call.mp3" for i in range(first, first + count)])
     seed_tasks(svc, objects, transcript, review=reviewed)
@@ -82,7 +82,7 @@ def add_reviewed_tasks(svc: Services, first: int, count: int) -> None:
 
 def timed_export(svc: Services) -> tuple[int, float]:
     started = time.perf_counter()
-    written = exporter.run(svc, threading.Event())
+    written = export.reviews(svc, threading.Event())
     return written, time.perf_counter() - started
 
 
@@ -145,7 +145,7 @@ def main() -> None:
         stack.s3.client().create_bucket(Bucket=BUCKET)
         with logs_to(workdir / "syncd.log"):
             svc = Services.build(settings(stack, workdir))
-            svc.ensure_project()
+            svc.projects.ensure()
             run(stack, svc, args.tasks, args.idle_tasks)
 
 
@@ -157,14 +157,14 @@ def run(stack: Stack, svc: Services, tasks: int, idle_tasks: int) -> None:
     files += count_objects(svc, "calls/", ".txt") + count_objects(svc, "calls/", ".json")
     assert written == tasks and files == tasks * FORMATS, (written, files)
     ours = written / seconds
-    ls_count, ls_seconds = labelstudio_export(stack, svc.project_id)
+    ls_count, ls_seconds = labelstudio_export(stack, svc.projects.current)
     assert ls_count == tasks and count_objects(svc, "labelstudio-export") == tasks, ls_count
     theirs = ls_count / ls_seconds
 
     print(f"filling the project to {idle_tasks} exported tasks ...", flush=True)
     add_reviewed_tasks(svc, tasks, max(0, idle_tasks - tasks))
     fill_written, fill_seconds = timed_export(svc)
-    time.sleep(exporter.OVERLAP.total_seconds())
+    time.sleep(export.OVERLAP.total_seconds())
     _, first_idle = timed_export(svc)
     idle_written, idle = timed_export(svc)
     assert idle_written == 0

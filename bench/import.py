@@ -30,13 +30,14 @@ from typing import Any
 
 from devstack import TRANSCRIBE_FIXTURES, TRANSCRIBE_PREFIX, Stack, recording_for, running_stack
 from syncd import config as config_module
+from syncd.domain.recording import Status
 from syncd.labelstudio import as_dict
 from syncd.labelstudio.layouts import label_config
+from syncd.labelstudio.tasks import task_for
 from syncd.log import configure
 from syncd.pipeline import run_cycle
-from syncd.recording import Status
 from syncd.services import Services
-from syncd.stages import importer, scan, transcribe
+from syncd.stages import import_, scan, transcribe
 from syncd.transcribers.aws import job_name
 
 FIXTURES = ["two_speakers.json", "two_speakers_new.json", "single_speaker.json", "channels.json"]
@@ -171,11 +172,11 @@ def main() -> None:
         upload(stack, n)
         svc = Services.build(settings_for(stack, Path(tmp), "bench: syncd", args.batch_size))
         transcribe_all(svc, n)
-        project = svc.ensure_project()
+        project = svc.projects.ensure()
         recordings = svc.state.due(Status.TRANSCRIBED, limit=n, least_confident_first=True)
-        tasks = [importer.task_for(r, "segments", svc.transcriber.model_version) for r in recordings]
+        tasks = [task_for(r, "segments", svc.transcriber.model_version) for r in recordings]
 
-        imported, ours = timed(lambda: importer.run(svc, threading.Event()))
+        imported, ours = timed(lambda: import_.run(svc, threading.Event()))
         assert imported == n, imported
         landed = svc.labelstudio.task_count(project)
         assert landed == n, landed

@@ -29,9 +29,9 @@ from typing import Any
 from bench._tasks import put_audio, seed_tasks
 from devstack import VENV_BIN, Stack, free_port, running_stack
 from syncd.config import parse
+from syncd.domain.transcript import Segment, Transcript, Word
 from syncd.labelstudio import as_dict
 from syncd.services import Services
-from syncd.transcript import Segment, Transcript, Word
 
 BUCKET = "bench-latency"
 PROJECT = "bench latency"
@@ -74,7 +74,7 @@ format = "json"
 
 
 def build_tasks(svc: Services, first: int, count: int) -> dict[int, str]:
-    """Imported tasks and the state rows the importer would have left; task id -> key of its transcript .json."""
+    """Imported tasks and the state rows the import_ would have left; task id -> key of its transcript .json."""
     objects = put_audio(svc, BUCKET, [f"calls/{i:04d}.mp3" for i in range(first, first + count)])
     return {
         task_id: obj.key.replace(".mp3", ".transcript.json") for obj, task_id in seed_tasks(svc, objects, transcript)
@@ -157,7 +157,7 @@ def main() -> None:
         port = free_port()
         settings = parse({"labelstudio": {"url": stack.labelstudio.url, "project": PROJECT}, **_plain(stack, workdir)})
         svc = Services.build(settings)
-        svc.ensure_project()
+        svc.projects.ensure()
         n = args.submissions
         polled_tasks, hooked_tasks = build_tasks(svc, 0, n), build_tasks(svc, n, n)
         svc.close()

@@ -32,10 +32,10 @@ from obstore.store import S3Store
 from devstack import PG_PASSWORD, REGION, MotoServer, Postgres, SeaweedS3
 from syncd.config import parse
 from syncd.log import configure
+from syncd.s3.storage import Storage
 from syncd.services import Services
 from syncd.stages import scan
 from syncd.state import StateStore
-from syncd.storage import Storage
 
 BUCKET = "bench-scan"
 
@@ -79,7 +79,7 @@ def _peak_rss() -> float:
 def whole_bucket_key_set(state: StateStore) -> dict[str, set[str]]:
     """The reference: every recorded key with its ETags in one dict, as an unpaged scan would hold it."""
     known: dict[str, set[str]] = {}
-    for row in state._read("SELECT key, etag FROM recordings WHERE bucket = ?", (BUCKET,)):
+    for row in state.db.read("SELECT key, etag FROM recordings WHERE bucket = ?", (BUCKET,)):
         known.setdefault(row["key"], set()).add(row["etag"])
     return known
 
@@ -96,7 +96,7 @@ def evented_idle_scan(
     evented.state.set_cursor(scan._full_listing_name(evented.settings.sources[0]), str(time.time()))
     before = svc.storage.calls.copy()
     found, seconds, peak, rss = measured(lambda: scan.run(evented, go))
-    calls = sum((svc.storage.calls - before).values()) + evented.queue(queue).receives
+    calls = sum((svc.storage.calls - before).values()) + evented.queues[queue].receives
     return "idle scan, event queue (S3 + SQS calls)", found, seconds, peak, rss, calls
 
 

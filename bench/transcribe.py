@@ -177,7 +177,7 @@ def rss(mode: str, path: str) -> dict[str, Any]:
     from faster_whisper.audio import decode_audio
     from faster_whisper.feature_extractor import FeatureExtractor
 
-    from syncd.transcribers.audio import blocks, windows
+    from syncd.audio.decode import blocks, windows
 
     extract = FeatureExtractor()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

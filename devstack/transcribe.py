@@ -9,8 +9,8 @@ from typing import Any
 
 from devstack.services import ROOT, Stack
 from devstack.syncd_process import log_events, run_syncd
+from syncd.domain.recording import Recording, Status, syncd_id
 from syncd.labelstudio import as_dict
-from syncd.recording import Recording, Status, syncd_id
 from syncd.transcribers.aws import job_name
 
 TRANSCRIBE_FIXTURES = ROOT / "tests" / "fixtures" / "transcribe"

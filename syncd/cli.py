@@ -7,13 +7,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from syncd import __version__, exitcodes
-from syncd.config import ConfigError, Settings, load
+from syncd import __version__, errors
+from syncd.config import Settings, load
+from syncd.errors import ConfigError
 from syncd.log import configure, get_logger
 
 DEFAULT_CONFIG = os.environ.get("SYNCD_CONFIG", "/etc/syncd/config.toml")
 
-EPILOG = "exit codes:\n" + "\n".join(f"  {code:<3} {text}" for code, text in exitcodes.DOC.items())
+EPILOG = "exit codes:\n" + "\n".join(f"  {code:<3} {text}" for code, text in errors.DOC.items())
 
 
 def _settings(args: argparse.Namespace, *, report: bool = False) -> Settings:
@@ -25,14 +26,14 @@ def _settings(args: argparse.Namespace, *, report: bool = False) -> Settings:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
+    from syncd.errors import ProbeError
     from syncd.pipeline import run_cycle
-    from syncd.probe import ProbeError
     from syncd.services import Services
 
     svc = Services.build(_settings(args))
     try:
         svc.connect()
-        return exitcodes.OK if run_cycle(svc) else exitcodes.CHECK_FAILED
+        return errors.OK if run_cycle(svc) else errors.CHECK_FAILED
     except ProbeError as exc:
         svc.log.error("once.connect_failed", reason=str(exc), exit_code=exc.code)
         return exc.code
@@ -47,19 +48,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from syncd.ops import run_checks
+    from syncd.commands.check import run_checks
 
     return run_checks(_settings(args, report=True), args.config)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from syncd.ops import print_status
+    from syncd.commands.status import print_status
 
     return print_status(_settings(args, report=True), args.json)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from syncd.report import print_report
+    from syncd.commands.report import print_report
 
     return print_report(_settings(args, report=True), args.json, args.bin_width, args.max_wer)
 
@@ -72,27 +73,27 @@ def _fraction(text: str) -> float:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from syncd.ops import retry
+    from syncd.commands.retry import retry
 
     return retry(_settings(args, report=True))
 
 
 def cmd_version(_args: argparse.Namespace) -> int:
     print(f"syncd {__version__}")
-    return exitcodes.OK
+    return errors.OK
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
     load(args.config)
     print(f"{args.config}: valid")
-    return exitcodes.OK
+    return errors.OK
 
 
 def cmd_config_example(_args: argparse.Namespace) -> int:
-    from syncd.sample import render
+    from syncd.config.sample import render
 
     sys.stdout.write(render())
-    return exitcodes.OK
+    return errors.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,12 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"syncd: {exc}", file=sys.stderr)
-        return exitcodes.CONFIG
+        return errors.CONFIG
     except KeyboardInterrupt:
-        return exitcodes.OK
+        return errors.OK
     except Exception as exc:
         get_logger().error("syncd.crashed", error=exc, exc_info=True)
-        return exitcodes.SOFTWARE
+        return errors.SOFTWARE
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from syncd import exitcodes
-from syncd.probe import classify
+from syncd import errors
+from syncd.errors import classify
 from syncd.services import Services
 from syncd.stages import STAGE_NAMES, STAGES, Stage
 
 # stage.failed's `cause`: what an alert on the logs can tell apart without parsing error text.
-CAUSES = {exitcodes.UNAVAILABLE: "unavailable", exitcodes.NOPERM: "denied"}
+CAUSES = {errors.UNAVAILABLE: "unavailable", errors.NOPERM: "denied"}
 
 
 @dataclass(frozen=True)

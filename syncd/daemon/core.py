@@ -14,8 +14,8 @@ import threading
 import time
 from typing import Any
 
-from syncd import dependencies, exitcodes
-from syncd.config import ConfigError, Settings, load
+from syncd import errors
+from syncd.config import Settings, load
 from syncd.daemon.health import Probes, health_report
 from syncd.daemon.http import HttpServer
 from syncd.daemon.jobs import StageJobs
@@ -23,13 +23,14 @@ from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Notifier, status_line, watchdog_interval
 from syncd.daemon.signals import STOP, SignalInbox
 from syncd.daemon.webhook import WebhookEndpoint, read_webhook_secret
+from syncd.errors import ConfigError, ProbeError, classify
 from syncd.faults import fault_point
 from syncd.log import add_event_sink, configure, describe_error, get_logger, remove_event_sink
 from syncd.pipeline import Cycle, StageRun, report_cycle, run_stage
-from syncd.probe import ProbeError, classify
 from syncd.services import Services
 from syncd.stages import BY_NAME, STAGES, Stage
-from syncd.stages.exporter import export_task
+from syncd.stages.export import export_task
+from syncd.state import outages
 
 _TICK = 5.0
 SUMMARY_EVERY = 300.0
@@ -84,13 +85,13 @@ class Daemon:
         try:
             secret = read_webhook_secret(self.settings)
         except ConfigError as exc:
-            self.log.error("daemon.config_invalid", error=str(exc), exit_code=exitcodes.CONFIG)
-            return exitcodes.CONFIG
+            self.log.error("daemon.config_invalid", error=str(exc), exit_code=errors.CONFIG)
+            return errors.CONFIG
         try:
             self._start_http()
         except OSError as exc:
             self.log.error("http.bind_failed", address=self.settings.http.listen, error=str(exc))
-            return exitcodes.CONFIG
+            return errors.CONFIG
         try:
             svc = self._connect_with_retry(self.settings)
         except ProbeError as exc:
@@ -100,7 +101,7 @@ class Daemon:
         if svc is None:  # told to stop while still connecting
             self._stop_http()
             self.log.info("daemon.stopped", drained_seconds=0.0)
-            return exitcodes.OK
+            return errors.OK
         self.svc = svc
         self._schedule(svc)
         self.jobs.scheduler.start()
@@ -108,15 +109,15 @@ class Daemon:
         self.metrics.up.set(1)
         self.log.info(
             "daemon.started",
-            project=svc.project_id,
+            project=svc.projects.current,
             intervals=intervals(self.settings),
             http=self.settings.http.listen or None,
             startup_seconds=round(time.monotonic() - started, 3),
         )
-        self.notifier.ready(f"connected to project {svc.project_id}; waiting for the first cycle")
+        self.notifier.ready(f"connected to project {svc.projects.current}; waiting for the first cycle")
         self._loop()
         self._shutdown()
-        return exitcodes.OK
+        return errors.OK
 
     def _loop(self) -> None:
         ping = watchdog_interval()
@@ -168,7 +169,7 @@ class Daemon:
                 svc.connect()
                 return svc
             except ProbeError as exc:
-                if exc.code != exitcodes.UNAVAILABLE or time.monotonic() + delay > deadline:
+                if exc.code != errors.UNAVAILABLE or time.monotonic() + delay > deadline:
                     if svc is not None:
                         svc.close()
                     raise
@@ -290,8 +291,10 @@ class Daemon:
             svc.close()
             return
         self.webhook.register(settings, svc, secret)
-        self.log.info("config.reloaded", path=self.config_path, project=svc.project_id, intervals=intervals(settings))
-        self.notifier.ready(f"configuration reloaded; project {svc.project_id}")
+        self.log.info(
+            "config.reloaded", path=self.config_path, project=svc.projects.current, intervals=intervals(settings)
+        )
+        self.notifier.ready(f"configuration reloaded; project {svc.projects.current}")
 
     def _reload_failed(self, exc: Exception) -> None:
         error = str(exc) if isinstance(exc, ConfigError | ProbeError) else describe_error(exc)
@@ -349,7 +352,7 @@ class Daemon:
     def _dependencies_up(self) -> dict[str, bool]:
         if self.svc is None:
             return {}
-        return {name: dep.ok for name, dep in dependencies.all_known(self.svc.state).items()}
+        return {name: dep.ok for name, dep in outages.all_known(self.svc.state).items()}
 
     def metrics_text(self) -> bytes:
         return self.metrics.render()
@@ -363,9 +366,9 @@ def _build(settings: Settings) -> Services:
     try:
         return Services.build(settings, paced=True)
     except Exception as exc:
-        if classify(exc) != exitcodes.UNAVAILABLE:
+        if classify(exc) != errors.UNAVAILABLE:
             raise
-        raise ProbeError(f"state: {describe_error(exc)}", exitcodes.UNAVAILABLE) from exc
+        raise ProbeError(f"state: {describe_error(exc)}", errors.UNAVAILABLE) from exc
 
 
 def intervals(settings: Settings) -> dict[str, float]:

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from syncd import dependencies
 from syncd.config import Settings
-from syncd.probe import ProbeError, buckets_readable, labelstudio_alive, quick_s3_client
-from syncd.stages import importer
-from syncd.state import StateStore
+from syncd.errors import ProbeError
+from syncd.labelstudio.probe import labelstudio_alive
+from syncd.s3.probe import buckets_readable, quick_s3_client
+from syncd.stages import import_doubt
+from syncd.state import StateStore, outages
 
 PROBE_TTL = 5.0
 
@@ -72,7 +73,7 @@ def dependency_checks(settings: Settings, state: StateStore | None) -> dict[str,
     if state is None:
         return {}
     checks = {}
-    for name, dep in sorted(dependencies.all_known(state).items()):
+    for name, dep in sorted(outages.all_known(state).items()):
         down = round(dep.down_seconds(), 3)
         checks[name] = {
             "ok": dep.ok or down <= settings.http.dependency_grace,
@@ -104,7 +105,7 @@ def health_report(
         "last_good_age_seconds": last_good_age,
         "max_age_seconds": limit,
     }
-    doubt = importer.in_doubt(state) if state is not None else None
+    doubt = import_doubt.in_doubt(state) if state is not None else None
     if doubt is not None:
         checks["import"] = {
             "ok": time.time() <= doubt["retry_at"] + limit,

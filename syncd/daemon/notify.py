@@ -9,7 +9,7 @@ import os
 
 import sdnotify
 
-from syncd.recording import PENDING
+from syncd.domain.recording import PENDING
 
 
 def watchdog_interval() -> float | None:

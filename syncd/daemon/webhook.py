@@ -45,15 +45,15 @@ class WebhookEndpoint:
 
     def register(self, settings: Settings, svc: Services, secret: str) -> None:
         """Use ``secret`` from now on and register the webhook on every project syncd reads from (and, through
-        ``svc.webhook``, on each project it creates later). A refusal is logged and leaves polling as the way reviews
-        arrive: it never stops the daemon."""
+        ``svc.projects.webhook``, on each project it creates later). A refusal is logged and leaves polling as the way
+        reviews arrive: it never stops the daemon."""
         http = settings.http
         self._secret = secret
         if not (http.public_url and http.listen and self._secret):
             return
-        svc.webhook = (webhooks.url_for(http.public_url), self._secret)
-        for project in svc.projects():
-            svc.register_webhook(project, *svc.webhook)
+        svc.projects.webhook = (webhooks.url_for(http.public_url), self._secret)
+        for project in svc.projects.all():
+            svc.projects.register_webhook(project, *svc.projects.webhook)
 
 
 def read_webhook_secret(settings: Settings) -> str:

@@ -12,64 +12,8 @@ from label_studio_sdk.client import LabelStudio
 
 from syncd.config import LabelStudioSettings
 from syncd.labelstudio import layouts, webhooks
+from syncd.labelstudio.tasks import OLD_VIEW_TITLES, VIEW, VIEW_TITLE
 
-VIEW_TITLE = "Least sure first"
-OLD_VIEW_TITLES = ("Least confident first",)
-_SHOWN = (
-    "id",
-    "data.key",
-    "data.asr_confidence",
-    "data.duration",
-    "data.flagged_words",
-    "data.audio",
-    "total_annotations",
-    "annotators",
-)
-_HIDDEN = (
-    "completed_at",
-    "cancelled_annotations",
-    "total_predictions",
-    "annotations_results",
-    "annotations_ids",
-    "predictions_results",
-    "predictions_model_versions",
-    "file_upload",
-    "storage_filename",
-    "created_at",
-    "updated_at",
-    "updated_by",
-    "avg_lead_time",
-    "draft_exists",
-    "inner_id",
-    "comment_count",
-    "unresolved_comment_count",
-    "last_comment_updated_at",
-    "data.bucket",
-    "data.source",
-    "data.etag",
-    "data.syncd_id",
-    "data.segments_to_check",
-    "data.language",
-    "data.asr_engine",
-    "data.redacted",
-    "data",
-    "predictions_score",
-)
-VIEW: dict[str, Any] = {
-    "title": VIEW_TITLE,
-    "ordering": ["tasks:predictions_score"],
-    "hiddenColumns": {
-        "explore": [f"tasks:{c}" for c in _HIDDEN],
-        "labeling": [f"tasks:{c}" for c in (*_HIDDEN, *_SHOWN[3:])],
-    },
-    "columnsWidth": {
-        "tasks:id": 70,
-        "tasks:data.key": 320,
-        "tasks:data.asr_confidence": 150,
-        "tasks:data.duration": 90,
-        "tasks:data.flagged_words": 120,
-    },
-}
 SAMPLING = "Uncertainty sampling"
 
 

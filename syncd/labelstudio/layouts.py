@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from syncd.transcript import Segment, Transcript, Word
+from syncd.domain.transcript import Segment, Transcript, Word
 
 AUDIO = "audio"
 TEXT = "transcription"

@@ -1,4 +1,8 @@
-"""The pipeline's stages, one module each, and the one table that names them: scan -> transcribe -> import -> export.
+"""The pipeline's stages and the one table that names them: scan -> transcribe -> import -> export.
+
+Each stage is a module (``scan``, ``transcribe``, ``import_``, ``export``) with its steps beside it, named after it
+(``scan_deletions``, ``import_split``, ``import_doubt``, ``export_plan``, ...); ``tasks`` holds the task bookkeeping
+that import and export share. A stage's modules import only their own steps and ``tasks``, never another stage's.
 
 Each stage reads its work from the state store and leaves its results there, so any stage may crash, restart or run
 alone without losing or repeating work. ``STAGES`` drives `syncd once`, the daemon's jobs and their intervals, and the
@@ -12,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from syncd import vocabulary
-from syncd.stages import accepted, exporter, importer, scan, stitch, transcribe
+from syncd.stages import export, import_, scan, transcribe
 
 if TYPE_CHECKING:
     from syncd.config import Settings
@@ -35,20 +38,11 @@ class Stage:
         return configured if self.tick is None else min(configured, self.tick)
 
 
-def export(svc: Services, stop: threading.Event) -> int:
-    """Auto-accepted transcripts first (they need S3 only, so a Label Studio outage does not hold them), then
-    reviews, then recordings whose review units are all reviewed, then the reviewers' vocabulary if they changed
-    it."""
-    written = accepted.run(svc, stop) + exporter.run(svc, stop) + stitch.run(svc, stop)
-    vocabulary.refresh(svc)
-    return written
-
-
 STAGES = (
     Stage("scan", scan.run, "scan_interval"),
     Stage("transcribe", transcribe.run, "transcribe_interval"),
-    Stage("import", importer.run, "import_interval", tick=importer.TICK),
-    Stage("export", export, "export_interval"),
+    Stage("import", import_.run, "import_interval", tick=import_.TICK),
+    Stage("export", export.run, "export_interval"),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 BY_NAME = {stage.name: stage for stage in STAGES}

@@ -5,14 +5,15 @@ from __future__ import annotations
 import threading
 import time
 
-from syncd import dependencies, exitcodes
+from syncd import errors
 from syncd.config import SourceSettings
+from syncd.domain.recording import S3Object, Status
+from syncd.errors import classify
 from syncd.log import describe_error
-from syncd.probe import classify
-from syncd.recording import S3Object, Status
+from syncd.s3.storage import S3_MAX_KEY_BYTES, output_key
 from syncd.services import Services
-from syncd.stages import deletions
-from syncd.storage import S3_MAX_KEY_BYTES, output_key
+from syncd.stages import scan_deletions
+from syncd.state import outages
 
 SQS = "sqs"
 """The dependency name an unreadable event queue is recorded under."""
@@ -56,18 +57,18 @@ def run(svc: Services, stop: threading.Event) -> int:
     if down is not None:
         raise down
     if any(s.queue_url for s in svc.settings.sources):
-        dependencies.mark_up(svc.state, [SQS], svc.log)
+        outages.mark_up(svc.state, [SQS], svc.log)
     return found
 
 
 def _queue_down(svc: Services, exc: Exception) -> Exception:
     """An event queue that cannot be read is an outage of SQS: named in /healthz and `syncd status` like any
     dependency; the other sources are scanned all the same, and the stage run fails."""
-    if classify(exc) != exitcodes.UNAVAILABLE:
+    if classify(exc) != errors.UNAVAILABLE:
         return exc
     backoff = svc.settings.schedule.outage_backoff_max
-    dep = dependencies.mark_down(svc.state, SQS, describe_error(exc), backoff, svc.log)
-    return dependencies.DependencyDownError(f"{SQS} unavailable for {dep.down_seconds():.0f}s: {dep.error}")
+    dep = outages.mark_down(svc.state, SQS, describe_error(exc), backoff, svc.log)
+    return outages.DependencyDownError(f"{SQS} unavailable for {dep.down_seconds():.0f}s: {dep.error}")
 
 
 def _full_listing_name(source: SourceSettings) -> str:
@@ -83,7 +84,7 @@ def _read_events(svc: Services, source: SourceSettings, stop: threading.Event) -
     """New and deleted audio from the source's event queue. Each message is deleted once what it says is recorded;
     each event is checked against S3 (one HEAD), since SQS may deliver late, twice or out of order."""
     excluded = excluded_prefixes(svc, source.bucket)
-    queue = svc.queue(source.queue_url)
+    queue = svc.queues[source.queue_url]
     new = read = 0
     for batch, receipts in queue.batches():
         for event in batch:
@@ -91,7 +92,7 @@ def _read_events(svc: Services, source: SourceSettings, stop: threading.Event) -
                 continue
             read += 1
             if event.kind == "removed":
-                deletions.notice(svc, source, event.key, "event")
+                scan_deletions.notice(svc, source, event.key, "event")
             elif svc.storage.etag(event.bucket, event.key) == event.etag:
                 new += _record_page(svc, source, [S3Object(event.bucket, event.key, event.etag, event.size)])
         queue.done(receipts)
@@ -145,7 +146,7 @@ def _notice_deleted(svc: Services, source: SourceSettings, after: str, upto: str
     excluded = excluded_prefixes(svc, source.bucket)
     for key in svc.state.current_keys(source.bucket, source.prefix, after, upto):
         if key not in listed and _watched(source, source.bucket, key, excluded):
-            deletions.notice(svc, source, key, "listing")
+            scan_deletions.notice(svc, source, key, "listing")
 
 
 def _record_page(svc: Services, source: SourceSettings, page: list[S3Object]) -> int:
@@ -181,10 +182,10 @@ def restore(svc: Services, obj: S3Object) -> None:
         return
     rec, was = restored
     if rec.task_id is not None:
-        project = svc.project_id
+        project = svc.projects.current
         svc.state.queue_export(project, rec.task_id, rec.id, "audio restored: write this version's review again")
     if was == Status.DELETED:
-        deletions.unmark(svc, rec)
+        scan_deletions.unmark(svc, rec)
     svc.log.info(
         "audio.restored", recording=rec.id, bucket=obj.bucket, key=obj.key, etag=obj.etag, status=rec.status, was=was
     )

@@ -15,21 +15,23 @@ from __future__ import annotations
 import threading
 import time
 
-from syncd import dependencies, exitcodes, triage, vocabulary
+from syncd import errors
+from syncd.domain import triage
+from syncd.domain.recording import Recording, Status
+from syncd.domain.transcript import Transcript
+from syncd.errors import classify
 from syncd.faults import fault_point
 from syncd.heartbeat import beat
-from syncd.probe import classify
-from syncd.recording import Recording, Status
 from syncd.services import Services
+from syncd.state import outages
 from syncd.transcribers.base import OutageError, Progress, TranscriptionError, works_in_process
-from syncd.transcript import Transcript
 
 
 def _outage(exc: Exception) -> OutageError | None:
     """The outage ``exc`` stands for, if it is one; an engine's own connection errors are put on S3 (its input)."""
     if isinstance(exc, OutageError):
         return exc
-    if not isinstance(exc, TranscriptionError) and classify(exc) == exitcodes.UNAVAILABLE:
+    if not isinstance(exc, TranscriptionError) and classify(exc) == errors.UNAVAILABLE:
         return OutageError("s3", f"{type(exc).__name__}: {exc}")
     return None
 
@@ -132,8 +134,8 @@ class _Run:
         if self.in_process and rec.status == Status.TRANSCRIBING:
             self.svc.state.refund_attempt(rec.id)
         backoff = self.svc.settings.schedule.outage_backoff_max
-        dep = dependencies.mark_down(self.svc.state, outage.dependency, outage.reason, backoff, self.svc.log)
-        raise dependencies.DependencyDownError(
+        dep = outages.mark_down(self.svc.state, outage.dependency, outage.reason, backoff, self.svc.log)
+        raise outages.DependencyDownError(
             f"{dep.name} unavailable for {dep.down_seconds():.0f}s, retrying in {dep.retry_at - time.time():.0f}s:"
             f" {outage.reason}"
         ) from exc
@@ -175,21 +177,23 @@ def _claim(svc: Services, status: Status, limit: int) -> list[Recording]:
     if limit <= 0:
         return []
     me = svc.instance
-    return svc.state.claim(status, limit, me.name, me.validity)
+    return svc.state.leases.claim(status, limit, me.name, me.validity)
 
 
 def _capacity(svc: Services) -> int:
-    return max(svc.transcriber.max_in_flight - svc.state.count_in_hand(Status.TRANSCRIBING, svc.instance.name), 0)
+    return max(
+        svc.transcriber.max_in_flight - svc.state.leases.count_in_hand(Status.TRANSCRIBING, svc.instance.name), 0
+    )
 
 
 def run(svc: Services, stop: threading.Event) -> int:
     """Start and collect until no more progress is possible this cycle; returns transcripts completed. While a
     service the engine needs is down and not due for another try, the run fails at once without calling it."""
-    down = dependencies.waiting(svc.state)
+    down = outages.waiting(svc.state)
     if down:
         names = ", ".join(f"{d.name} ({d.error})" for d in down)
-        raise dependencies.DependencyDownError(f"waiting for {names}")
-    svc.transcriber.use_vocabulary(vocabulary.current(svc))
+        raise outages.DependencyDownError(f"waiting for {names}")
+    svc.transcriber.use_vocabulary(svc.state.vocabulary())
     work = _Run(svc, stop)
     completed = 0
     while not stop.is_set():
@@ -199,7 +203,5 @@ def run(svc: Services, stop: threading.Event) -> int:
         if not started and not finished:
             break
     if work.calls:
-        dependencies.mark_up(
-            svc.state, [d.name for d in dependencies.all_known(svc.state).values() if not d.ok], svc.log
-        )
+        outages.mark_up(svc.state, [d.name for d in outages.all_known(svc.state).values() if not d.ok], svc.log)
     return completed

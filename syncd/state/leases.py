@@ -1,5 +1,5 @@
 """Who does what when many instances share one state: named leases for single-writer work, the instances' register,
-and the renewal of the leases each instance holds on recordings (``StateStore.claim``).
+and the renewal of the leases each instance holds on recordings (``claim``).
 
 A lease is a row with a holder and an expiry. Taking one succeeds when it is free, expired or already ours; holding it
 means renewing it before it runs out. An instance that dies stops renewing, and another takes the lease once it has
@@ -10,23 +10,26 @@ lease periods should dwarf their skew (NTP keeps it in milliseconds).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from syncd.state.store import StateStore
+from syncd.domain.recording import Recording, Status
+from syncd.state.db import Database
+from syncd.state.recordings import COLUMNS, recording_of
 
 CLAIMED = ("discovered", "transcribing")
 """Statuses whose recordings are leased to the instance working on them."""
 
 
 class Leases:
-    def __init__(self, store: StateStore) -> None:
-        self._store = store
+    """Named leases, recording claims and the instances' register, over one database (``StateStore.leases``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def take(self, name: str, holder: str, seconds: float) -> bool:
         """Take or renew the lease ``name`` for ``seconds``; False while another holder's lease runs."""
         now = time.time()
-        with self._store._tx() as db:
+        with self.db.tx() as db:
             db.execute(
                 "INSERT INTO leases (name, holder, until, since) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE"
                 " SET holder = excluded.holder, until = excluded.until,"
@@ -38,24 +41,54 @@ class Leases:
         return bool(owner == holder)
 
     def release(self, name: str, holder: str) -> None:
-        with self._store._tx() as db:
+        with self.db.tx() as db:
             db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
     def holder(self, name: str) -> str | None:
         """Who holds ``name`` now (None when free or expired)."""
-        owner = self._store._scalar("SELECT holder FROM leases WHERE name = ? AND until >= ?", (name, time.time()))
+        owner = self.db.scalar("SELECT holder FROM leases WHERE name = ? AND until >= ?", (name, time.time()))
         return None if owner is None else str(owner)
 
     def all(self) -> list[dict[str, Any]]:
-        rows = self._store._read("SELECT name, holder, until, since FROM leases ORDER BY name")
+        rows = self.db.read("SELECT name, holder, until, since FROM leases ORDER BY name")
         return [dict(r) for r in rows]
+
+    def claim(self, status: Status, limit: int, holder: str, seconds: float) -> list[Recording]:
+        """Up to ``limit`` recordings in ``status`` whose back-off has run out and that no other live instance
+        holds, oldest first, leased to ``holder`` for ``seconds`` (``beat`` renews it while the holder lives). Two
+        claimers never get the same recording: each skips the rows the other is claiming (PostgreSQL's ``SKIP
+        LOCKED``; SQLite admits one writer at a time)."""
+        now = time.time()
+        with self.db.tx() as db:
+            rows = (
+                db.execute(
+                    "UPDATE recordings SET claimed_by = ?, lease_until = ? WHERE id IN (SELECT id FROM recordings"
+                    " WHERE status = ? AND next_attempt_at <= ? AND (claimed_by IS NULL OR claimed_by = ?"
+                    f" OR lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?{self.db.skip_locked})"
+                    f" RETURNING {COLUMNS}",
+                    (holder, now + seconds, status, now, holder, now, limit),
+                )
+                .mappings()
+                .all()
+            )
+        return sorted((recording_of(r) for r in rows), key=lambda rec: rec.id)
+
+    def count_in_hand(self, status: Status, holder: str) -> int:
+        """Recordings in ``status`` that ``holder`` works on or would take over (claimed by no live instance): what
+        counts against its in-flight limit. A cloud job keeps running while its instance restarts, and counts the
+        same for the instance that picks it up."""
+        sql = (
+            "SELECT count(*) FROM recordings WHERE status = ? AND (claimed_by = ? OR claimed_by IS NULL"
+            " OR lease_until IS NULL OR lease_until < ?)"
+        )
+        return int(self.db.scalar(sql, (status, holder, time.time())))
 
     # --- instances ------------------------------------------------------------------------------------------
 
     def join(self, name: str, host: str, pid: int, roles: list[str], version: str) -> dict[str, Any] | None:
         """Register this instance; returns the row it replaces (a previous run of the same name), if any."""
         now = time.time()
-        with self._store._tx() as db:
+        with self.db.tx() as db:
             old = db.execute("SELECT * FROM instances WHERE name = ?", (name,)).mappings().first()
             db.execute(
                 "INSERT INTO instances (name, host, pid, roles, version, started_at, seen_at)"
@@ -72,7 +105,7 @@ class Leases:
         instance or not."""
         now = time.time()
         marks = ",".join("?" * len(CLAIMED))
-        with self._store._tx() as db:
+        with self.db.tx() as db:
             db.execute("UPDATE instances SET seen_at = ? WHERE name = ?", (now, name))
             db.execute("UPDATE leases SET until = ? WHERE holder = ? AND until >= ?", (now + seconds, name, now))
             db.execute(
@@ -88,7 +121,7 @@ class Leases:
 
     def leave(self, name: str) -> None:
         """A clean stop: its named leases and its recordings are free for the others at once."""
-        with self._store._tx() as db:
+        with self.db.tx() as db:
             db.execute("DELETE FROM leases WHERE holder = ?", (name,))
             db.execute("UPDATE recordings SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ?", (name,))
             db.execute("DELETE FROM instances WHERE name = ?", (name,))
@@ -97,7 +130,7 @@ class Leases:
         """Every registered instance with the named leases it holds and how many recordings it is working on."""
         now = time.time()
         marks = ",".join("?" * len(CLAIMED))
-        rows = self._store._read(
+        rows = self.db.read(
             "SELECT i.name, i.host, i.pid, i.roles, i.version, i.started_at, i.seen_at,"
             f" (SELECT count(*) FROM recordings r WHERE r.claimed_by = i.name AND r.status IN ({marks})"
             " AND r.lease_until >= ?) AS claimed FROM instances i ORDER BY i.name",

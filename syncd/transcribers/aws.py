@@ -21,11 +21,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from syncd.config import S3Settings, TranscriberSettings
-from syncd.recording import AUDIO_FORMATS, Recording
-from syncd.storage import Storage, boto_client
+from syncd.domain.recording import AUDIO_FORMATS, Recording
+from syncd.domain.transcript import Transcript
+from syncd.s3.storage import Storage, boto_client
 from syncd.transcribers.aws_output import TranscribeOutputError, parse_transcribe_output
 from syncd.transcribers.base import OutageError, Progress, TranscriptionError, no_progress
-from syncd.transcript import Transcript
 
 MODEL = "amazon-transcribe"
 MEDIA_FORMATS = set(AUDIO_FORMATS.values())

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from syncd.transcript import Segment, Transcript, Word
+from syncd.domain.transcript import Segment, Transcript, Word
 
 ENGINE = "aws"
 MAX_GAP_S = 1.5

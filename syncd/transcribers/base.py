@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from syncd.recording import Recording
-from syncd.transcript import Transcript
+from syncd.domain.recording import Recording
+from syncd.domain.transcript import Transcript
 
 Progress = Callable[[float | None], None]
 """Called by an engine while it works: the fraction of the audio done (0..1), or None when it cannot tell."""
@@ -62,8 +62,13 @@ class Transcriber(Protocol):
         ...
 
     def use_vocabulary(self, words: list[str]) -> None:
-        """The words reviewers keep adding (``syncd.vocabulary``), most frequent first, for jobs started from now
-        on; an engine that cannot bias its decoding ignores them."""
+        """The words reviewers keep adding (``syncd.stages.export_vocabulary``), most frequent first, for jobs
+        started from now on; an engine that cannot bias its decoding ignores them."""
+        ...
+
+    def publish_vocabulary(self, words: list[str]) -> None:
+        """The vocabulary changed: keep it where the engine's jobs find it (Amazon Transcribe: a custom vocabulary).
+        An engine that takes its words per job (``use_vocabulary``) has nothing to do."""
         ...
 
 

@@ -25,14 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from syncd.audio.decode import SAMPLE_RATE, AudioError, Window, blocks, clips, probe, windows
 from syncd.config import WhisperSettings
+from syncd.domain.recording import Recording
+from syncd.domain.transcript import Segment, Transcript, Word
 from syncd.log import get_logger
-from syncd.recording import Recording
-from syncd.storage import Storage
-from syncd.transcribers.audio import SAMPLE_RATE, AudioError, Window, blocks, clips, probe, windows
+from syncd.s3.storage import Storage
 from syncd.transcribers.base import Progress, TranscriptionError, no_progress
 from syncd.transcribers.whisper_model import EnginePlan, plan
-from syncd.transcript import Segment, Transcript, Word
 
 PROGRESS_EVERY = 10.0
 BEAT_EVERY = 2.0
@@ -84,6 +84,9 @@ class WhisperTranscriber:
         the first HOTWORDS words, to stay well inside whisper's prompt)."""
         if self.settings.hotwords_from_reviews:
             self.hotwords = " ".join(words[:HOTWORDS]) or None
+
+    def publish_vocabulary(self, words: list[str]) -> None:
+        """Nothing to keep: the words reach the decoder per job (``use_vocabulary``)."""
 
     @property
     def model_name(self) -> str:

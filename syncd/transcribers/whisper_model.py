@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from syncd.config import ConfigError, WhisperSettings
+from syncd.config import WhisperSettings
+from syncd.errors import ConfigError
 
 CORES_PER_CPU_WORKER = 1
 MAX_DEFAULT_CPU_WORKERS = 8

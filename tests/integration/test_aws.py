@@ -20,7 +20,7 @@ from devstack import (
     seed_formula,
     upload_with_results,
 )
-from syncd.recording import syncd_id
+from syncd.domain.recording import syncd_id
 from syncd.state import StateStore
 
 RECORDINGS = {

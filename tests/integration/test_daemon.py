@@ -16,7 +16,7 @@ import pytest
 
 from devstack import SENTENCES, VENV_BIN, Stack, free_port, run_syncd, speak
 from devstack import SyncdProcess as Daemon
-from syncd import exitcodes
+from syncd import errors
 from syncd.state import StateStore
 
 FAST = "\n[schedule]\nscan_interval = 1\ntranscribe_interval = 1\nimport_interval = 1\nexport_interval = 1\n"
@@ -38,7 +38,7 @@ def test_run_cycles_until_sigterm(stack: Stack, config_file: Path, daemons: list
     daemon.wait("cycle.completed", after=first + 1, timeout=30)
     cycle = daemon.events[first]
     assert set(cycle["counts"]) == {"scan", "transcribe", "import", "export"} and cycle["ok"] is True
-    assert daemon.stop() == exitcodes.OK
+    assert daemon.stop() == errors.OK
     names = [e["event"] for e in daemon.events]
     assert "daemon.stopping" in names and names[-1] == "daemon.stopped"
 
@@ -52,7 +52,7 @@ def test_sigterm_drains_running_stages(
     daemon = Daemon(config_file, stack)
     daemons.append(daemon)
     daemon.wait("transcription.completed", timeout=120)
-    assert daemon.stop(timeout=120) == exitcodes.OK
+    assert daemon.stop(timeout=120) == errors.OK
 
     names = [e["event"] for e in daemon.events]
     stopping = names.index("daemon.stopping")
@@ -93,7 +93,7 @@ def test_sighup_reloads_and_keeps_running_config_when_invalid(
     reloaded = daemon.events[daemon.wait("config.reloaded", after=mark, timeout=30)]
     assert reloaded["intervals"]["export"] == 2
     daemon.wait("cycle.completed", after=mark, timeout=30)
-    assert daemon.stop() == exitcodes.OK
+    assert daemon.stop() == errors.OK
 
 
 def _datagrams(sock: socket.socket, until: float) -> Iterator[str]:
@@ -123,7 +123,7 @@ def test_systemd_notify_protocol(stack: Stack, ls: Any, config_file: Path, tmp_p
                     break
             daemon.proc.send_signal(signal.SIGTERM)
             messages += list(_datagrams(sock, time.monotonic() + 30))
-            assert daemon.proc.wait(30) == exitcodes.OK, "".join(daemon.lines)[-3000:] + str(messages)
+            assert daemon.proc.wait(30) == errors.OK, "".join(daemon.lines)[-3000:] + str(messages)
         finally:
             daemon.kill()
 
@@ -152,14 +152,14 @@ def test_unreachable_labelstudio_exits_69(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert result.returncode == exitcodes.UNAVAILABLE, result.stdout + result.stderr
+    assert result.returncode == errors.UNAVAILABLE, result.stdout + result.stderr
     events = [json.loads(line)["event"] for line in result.stdout.splitlines() if line.startswith("{")]
     assert "daemon.waiting" in events and events[-1] == "daemon.connect_failed"
 
 
 def test_rejected_token_exits_77(stack: Stack, config_file: Path) -> None:
     result = run_syncd(["run", "-c", str(config_file)], stack, env={"LABEL_STUDIO_API_KEY": "f" * 40}, check=False)
-    assert result.returncode == exitcodes.NOPERM, result.stdout[-3000:]
+    assert result.returncode == errors.NOPERM, result.stdout[-3000:]
 
 
 def test_listen_address_in_use_exits_78(tmp_path: Path) -> None:
@@ -180,5 +180,5 @@ def test_listen_address_in_use_exits_78(tmp_path: Path) -> None:
             timeout=60,
             check=False,
         )
-    assert result.returncode == exitcodes.CONFIG, result.stdout + result.stderr
+    assert result.returncode == errors.CONFIG, result.stdout + result.stderr
     assert [json.loads(line)["event"] for line in result.stdout.splitlines()] == ["http.bind_failed"]

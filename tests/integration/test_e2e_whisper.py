@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from devstack import SENTENCES, Stack, log_events, run_syncd, speak
-from syncd.formats import word_error_rate
+from syncd.domain.formats import word_error_rate
 from syncd.labelstudio import as_dict
 from syncd.state import StateStore
 

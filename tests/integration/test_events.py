@@ -18,7 +18,7 @@ from devstack import (
     run_until_imported,
     upload_with_results,
 )
-from syncd.recording import Status
+from syncd.domain.recording import Status
 from syncd.state import StateStore
 
 

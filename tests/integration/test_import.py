@@ -20,9 +20,9 @@ from devstack import (
     upload_with_results,
 )
 from syncd.config import LabelStudioSettings
+from syncd.domain.transcript import Segment, Transcript
 from syncd.labelstudio import LabelStudioClient, layouts
 from syncd.state import StateStore
-from syncd.transcript import Segment, Transcript
 
 RECORDINGS = {
     "calls/a.mp3": "two_speakers.json",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack import Stack, run_syncd
-from syncd import exitcodes
+from syncd import errors
 
 
 def _lines(output: str) -> dict[str, str]:
@@ -39,7 +39,7 @@ def test_check_passes_on_a_working_config(stack: Stack, s3: Any, bucket: str, co
 def test_check_reports_every_failure_and_exits_non_zero(stack: Stack, bucket: str, config_file: Path) -> None:
     config_file.write_text(config_file.read_text() + '\n[[sources]]\nbucket = "no-such-bucket-syncd"\n')
     result = run_syncd(["check", "-c", str(config_file)], stack, env={"LABEL_STUDIO_API_KEY": "e" * 40}, check=False)
-    assert result.returncode == exitcodes.CHECK_FAILED
+    assert result.returncode == errors.CHECK_FAILED
     checks = _lines(result.stdout)
     assert checks["labelstudio.reachable"] == "ok"
     assert checks["labelstudio.auth"] == "FAIL" and "labelstudio.project" not in checks

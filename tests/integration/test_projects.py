@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack import Stack, SyncdProcess, aws_config, free_port, log_events, run_syncd, upload_with_results
 from syncd.labelstudio import as_dict
-from syncd.services import NEXT_PROJECT, period_title
+from syncd.projects import NEXT_PROJECT, period_title
 from syncd.state import StateStore
 
 SECRET = "webhook-shared-secret-for-rollover-0123"

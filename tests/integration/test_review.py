@@ -27,12 +27,12 @@ from devstack import (
     upload_with_results,
 )
 from syncd.config import S3Settings
-from syncd.formats import word_error_rate
+from syncd.domain.formats import word_error_rate
+from syncd.domain.recording import Recording
 from syncd.labelstudio import layouts
-from syncd.recording import Recording
-from syncd.stages.exporter import put_if_newer
+from syncd.s3.outputs import put_if_newer
+from syncd.s3.storage import Storage
 from syncd.state import StateStore
-from syncd.storage import Storage
 
 ZOE = "calls/Zoë interview 1.mp3"
 SKIPPED = "calls/skipped call.mp3"

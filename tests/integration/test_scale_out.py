@@ -25,8 +25,8 @@ from devstack import (
     project_tasks,
     upload_with_results,
 )
-from syncd.recording import Status
-from syncd.stages.exporter import META_ANNOTATION, META_SOURCE
+from syncd.domain.recording import Status
+from syncd.s3.outputs import META_ANNOTATION, META_SOURCE
 from syncd.state import StateStore
 
 RECORDINGS = 300

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from devstack import SyncdProcess, run_syncd, running_stack, upload_with_results
-from syncd.recording import syncd_id
-from syncd.storage import output_key
+from syncd.domain.recording import syncd_id
+from syncd.s3.storage import output_key
 
 RECORDINGS = 200
 CHAOS_SECONDS = 60.0

@@ -12,8 +12,8 @@ from typing import Any
 
 from devstack import Stack, log_events, project_tasks, run_syncd, run_until_imported
 from devstack.transcribe import TRANSCRIBE_PREFIX, recording_for
+from syncd.domain.recording import Status
 from syncd.labelstudio import layouts
-from syncd.recording import Status
 from syncd.state import StateStore
 from syncd.transcribers.aws import job_name
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack import SENTENCES, Stack, SyncdProcess, log_events, notify_socket, project_tasks, run_syncd, speak
-from syncd.formats import word_error_rate
+from syncd.domain.formats import word_error_rate
 from syncd.state import StateStore
 
 LONG_SCRIPT = (

@@ -7,6 +7,7 @@ tier keeps the real services.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -16,17 +17,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from syncd.config import Settings, SourceSettings, parse
 from syncd.daemon.health import Probes
+from syncd.domain.recording import Recording, S3Object
+from syncd.domain.transcript import Segment, Transcript, Word
 from syncd.labelstudio import LabelStudioError, layouts, ls_time
-from syncd.recording import Recording, S3Object
+from syncd.s3.storage import WriteConflictError
 from syncd.services import Services
 from syncd.state import StateStore
-from syncd.storage import WriteConflictError
 from syncd.transcribers.base import Progress, no_progress
-from syncd.transcript import Segment, Transcript, Word
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -267,6 +268,9 @@ class FakeTranscriber:
     def use_vocabulary(self, words: list[str]) -> None:
         self.vocabulary = words
 
+    def publish_vocabulary(self, words: list[str]) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -314,17 +318,46 @@ def new_store(tmp_path: Path, name: str = "state.db") -> StateStore:
     return StateStore(f"{server}/{database}")
 
 
-def services(tmp_path: Path, **sections: Any) -> tuple[Services, FakeLabelStudio, FakeStorage, FakeTranscriber]:
-    ls, storage, engine = FakeLabelStudio(), FakeStorage(), FakeTranscriber()
+class Stack(NamedTuple):
+    """Services over fakes, and the fakes themselves for the test to drive and inspect (unpacks as a tuple)."""
+
+    svc: Services
+    ls: FakeLabelStudio
+    storage: FakeStorage
+    engine: FakeTranscriber
+
+
+GO = threading.Event()
+"""A stop event that is never set: the stages run to the end of their work."""
+
+
+def services(tmp_path: Path, *, client: Any = None, **sections: Any) -> Stack:
+    """Services over fakes; ``client`` stands in for Label Studio instead of a FakeLabelStudio."""
+    ls, storage, engine = client or FakeLabelStudio(), FakeStorage(), FakeTranscriber()
     svc = Services(
         settings=settings(tmp_path, **sections),
         state=new_store(tmp_path),
         storage=storage,  # type: ignore[arg-type]
         transcriber=engine,
         labelstudio=ls,  # type: ignore[arg-type]
-        _project_id=1,
     )
-    return svc, ls, storage, engine
+    svc.projects.current_id = 1
+    return Stack(svc, ls, storage, engine)
+
+
+def recording(key: str = "calls/a.mp3") -> Recording:
+    """A recording as the scan records it, in a state of its own."""
+    state = StateStore(":memory:")
+    ((rec_id, _),) = state.add_objects([S3Object("bucket", key, "etag1", 10)])
+    return state.get(rec_id)
+
+
+def with_state(svc: Services, state: StateStore) -> Services:
+    """The same clients over another state (restored from a backup, lost and begun anew), connected to the same
+    project as a restarted daemon would be."""
+    other = dataclasses.replace(svc, state=state)
+    other.projects.current_id = svc.projects.current
+    return other
 
 
 def healthy_probes(settings: Settings) -> Probes:

@@ -32,11 +32,11 @@ from devstack import (
     upload_with_results,
 )
 from devstack.services import wait_http
-from syncd import exitcodes
+from syncd import errors
 from syncd.config import load
 from syncd.labelstudio import layouts
 from syncd.services import Services
-from syncd.stages import exporter
+from syncd.stages import export
 from syncd.transcribers.aws import job_name
 
 FORMATS = ("txt", "json", "srt", "vtt")
@@ -105,8 +105,8 @@ def test_bulk_action_ties_export_every_task_once(
     svc.labelstudio.changed_task_pages = partial(svc.labelstudio.changed_task_pages, page_size=5)  # type: ignore[method-assign]
     try:
         with capture_logs() as logs:
-            assert exporter.run(svc, threading.Event()) == len(keys)
-            assert exporter.run(svc, threading.Event()) == 0
+            assert export.reviews(svc, threading.Event()) == len(keys)
+            assert export.reviews(svc, threading.Event()) == 0
     finally:
         svc.close()
     exported = [e["task"] for e in logs if e["event"] == "annotation.exported"]
@@ -286,11 +286,11 @@ def test_store_without_conditional_writes_is_refused_unless_single_writer(
     config.write_text(text)
 
     once = run_syncd(["once", "-c", str(config)], stack, check=False)
-    assert once.returncode == exitcodes.CONFIG
+    assert once.returncode == errors.CONFIG
     (refused,) = [e for e in log_events(once.stdout) if e["event"] == "once.connect_failed"]
     assert "does not enforce conditional writes" in refused["reason"] and "single-writer" in refused["reason"]
     check = run_syncd(["check", "-c", str(config)], stack, check=False)
-    assert check.returncode == exitcodes.CHECK_FAILED
+    assert check.returncode == errors.CHECK_FAILED
     assert any(line.startswith("FAIL s3.conditional_writes") for line in check.stdout.splitlines())
     assert not client.list_objects_v2(Bucket="legacy-audio").get("Contents"), "the probe object is removed"
     assert "faults legacy" not in {p["title"] for p in _projects(stack)}, "refused before creating anything"
@@ -300,7 +300,7 @@ def test_store_without_conditional_writes_is_refused_unless_single_writer(
     assert any(
         line.startswith("ok   s3.conditional_writes") and "single-writer" in line for line in check.stdout.splitlines()
     ), check.stdout
-    assert run_syncd(["once", "-c", str(config)], stack, check=False).returncode == exitcodes.OK
+    assert run_syncd(["once", "-c", str(config)], stack, check=False).returncode == errors.OK
 
 
 def _projects(stack: Stack) -> list[dict[str, Any]]:

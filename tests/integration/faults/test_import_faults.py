@@ -32,10 +32,10 @@ from devstack import (
 from devstack.transcribe import TRANSCRIBE_FIXTURES
 from syncd.config import load
 from syncd.daemon.metrics import Metrics
+from syncd.domain.recording import S3Object, Status
 from syncd.labelstudio import LabelStudioClient
-from syncd.recording import S3Object, Status
 from syncd.services import Services
-from syncd.stages import importer
+from syncd.stages import import_
 from syncd.state import StateStore
 from syncd.transcribers.aws import MODEL
 from syncd.transcribers.aws_output import parse_transcribe_output
@@ -154,11 +154,11 @@ def test_import_that_times_out_while_label_studio_commits_lands_once(
 
     with capture_logs() as logs:
         with pytest.raises(requests.ReadTimeout):
-            importer.run(impatient, GO)
+            import_.run(impatient, GO)
         status = _status(stack, config)
         rounds = 0
         while svc.state.count(Status.IMPORTING) and rounds < 240:  # Label Studio is asked again until it has committed
-            importer.run(svc, GO)
+            import_.run(svc, GO)
             rounds += 1
             time.sleep(0.5)
 

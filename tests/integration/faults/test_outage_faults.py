@@ -26,7 +26,7 @@ from devstack import (
     speak,
     upload_with_results,
 )
-from syncd import exitcodes
+from syncd import errors
 from syncd.state import StateStore
 
 FAST = "\n[schedule]\nscan_interval = 1\ntranscribe_interval = 1\nimport_interval = 1\nexport_interval = 1\n"
@@ -85,7 +85,7 @@ def test_transcribe_outage_fails_nothing_and_health_names_it(
         back = daemon.wait("dependency.up", dependency="transcribe", timeout=120)
         for _ in RECORDINGS:
             back = daemon.wait("task.imported", after=back + 1, timeout=120)
-        assert daemon.stop() == exitcodes.OK
+        assert daemon.stop() == errors.OK
     finally:
         daemon.kill()
     names = [e["event"] for e in daemon.events]
@@ -162,7 +162,7 @@ def test_a_recording_that_keeps_killing_the_daemon_ends_failed(
     for _ in range(2):
         assert run_syncd(["once", "-c", str(config_file)], stack, env=crash, check=False).returncode == -9
     last = run_syncd(["once", "-c", str(config_file)], stack, env=crash, check=False)
-    assert last.returncode == exitcodes.OK, last.stdout[-3000:]
+    assert last.returncode == errors.OK, last.stdout[-3000:]
     status = _status(stack, config_file)
     (error,) = status["last_errors"]
     assert status["recordings"]["failed"] == 1 and error["status"] == "failed"

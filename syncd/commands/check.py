@@ -1,0 +1,149 @@
+"""`syncd check`: can this config work?
+
+`check` only reads, except one small object it writes beside the audio and deletes again (proving output writes
+work); it never creates the Label Studio project or registers storage.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from syncd import errors
+from syncd.config import Settings
+from syncd.errors import ProbeError, classify
+from syncd.labelstudio.probe import labelstudio_alive
+from syncd.log import describe_error
+from syncd.s3.probe import conditional_writes, quick_s3_client
+from syncd.state import StateStore
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+def _run(name: str, probe: Callable[[], str]) -> Check:
+    try:
+        return Check(name, True, probe())
+    except ProbeError as exc:
+        return Check(name, False, str(exc))
+    except Exception as exc:
+        return Check(name, False, f"{describe_error(exc)} ({errors.DOC[classify(exc)]})")
+
+
+def checks(settings: Settings, config_path: str) -> Iterator[Check]:
+    """Each check in order; later ones are skipped (not run) when what they need already failed."""
+    from syncd.labelstudio import LabelStudioClient
+    from syncd.services import labelstudio_token
+
+    engine = settings.transcriber.engine
+    yield Check("config", True, f"{config_path}: valid ({len(settings.sources)} source(s), engine {engine})")
+    yield _run("state", lambda: _state_writable(settings))
+    token = _run("labelstudio.token", lambda: "found" if labelstudio_token(settings) else "")
+    yield token
+    alive = _run("labelstudio.reachable", lambda: _alive(settings))
+    yield alive
+    if token.ok and alive.ok:
+        client = LabelStudioClient(settings.labelstudio, labelstudio_token(settings))
+        auth = _run("labelstudio.auth", lambda: f"token accepted (user {client.whoami()})")
+        yield auth
+        if auth.ok:
+            yield _run("labelstudio.project", lambda: client.describe_project(_current_title(settings)))
+    s3 = quick_s3_client(settings)
+    for source in settings.sources:
+        where = f"s3://{source.bucket}/{source.prefix}"
+        listed = _run(f"s3.list {where}", partial(_list, s3, source.bucket, source.prefix))
+        yield listed
+        if listed.ok:
+            yield _run(f"s3.read {where}", partial(_read, s3, source.bucket, source.prefix))
+            yield _run(f"s3.write {where}", partial(_write_delete, settings, source.bucket, source.prefix))
+            yield _run(f"s3.conditional_writes {where}", partial(_conditional, settings, s3, source))
+    if engine == "aws":
+        yield _run("transcribe", lambda: _transcribe(settings))
+
+
+def _current_title(settings: Settings) -> str:
+    """The project new tasks go to, as far as the state knows (after rollover), else the configured one."""
+    from syncd.projects import period_title
+
+    wanted = settings.labelstudio.project
+    if not wanted.isdigit() and (settings.state.url or Path(settings.state.path).exists()):
+        store = StateStore.open(settings.state)
+        try:
+            projects = store.projects()
+        finally:
+            store.close()
+        if projects:
+            return str(projects[-1]["title"])
+    return wanted if wanted.isdigit() else period_title(wanted)
+
+
+def _state_writable(settings: Settings) -> str:
+    store = StateStore.open(settings.state)
+    try:
+        return f"{store.where} opened ({sum(store.counts().values())} recordings)"
+    finally:
+        store.close()
+
+
+def _alive(settings: Settings) -> str:
+    labelstudio_alive(settings)
+    return f"{settings.labelstudio.url} answers /health"
+
+
+def _list(s3: Any, bucket: str, prefix: str) -> str:
+    page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
+    return f"listed {page.get('KeyCount', 0)} object(s){' (more)' if page.get('IsTruncated') else ''}"
+
+
+def _read(s3: Any, bucket: str, prefix: str) -> str:
+    page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
+    first = next((o for o in page.get("Contents", []) if o["Size"] > 0), None)
+    if first is None:
+        return "no object to read yet (nothing to check)"
+    s3.get_object(Bucket=bucket, Key=first["Key"], Range="bytes=0-0")["Body"].read()
+    return f"read {first['Key']!r}"
+
+
+def _write_delete(settings: Settings, bucket: str, prefix: str) -> str:
+    """Writes a .txt (never taken for audio) where outputs go, through the writer the exporter uses, then deletes it."""
+    from syncd.s3.storage import Storage
+
+    storage = Storage(settings.s3, conditional=settings.output.conditional_writes == "require")
+    key = f"{prefix}syncd-check-{uuid.uuid4().hex[:12]}.transcript.txt"
+    storage.write(bucket, key, b"syncd check: safe to delete\n", "txt", {}, if_absent=True)
+    storage.delete(bucket, key)
+    return f"wrote and deleted {key!r}"
+
+
+def _conditional(settings: Settings, s3: Any, source: Any) -> str:
+    if settings.output.conditional_writes == "single-writer":
+        return 'not required: output.conditional_writes = "single-writer" (one syncd writes these outputs)'
+    return conditional_writes(s3, source.bucket, source.prefix)
+
+
+def _transcribe(settings: Settings) -> str:
+    from syncd.s3.storage import boto_client
+
+    client = boto_client("transcribe", settings.s3, settings.transcriber.aws.endpoint_url)
+    client.list_transcription_jobs(MaxResults=1)
+    return f"transcribe:ListTranscriptionJobs allowed in {settings.s3.region}"
+
+
+def run_checks(settings: Settings, config_path: str, out: Callable[[str], None] = print) -> int:
+    failed = 0
+    for check in checks(settings, config_path):
+        out(check.line())
+        failed += not check.ok
+    out(f"{'all checks passed' if not failed else f'{failed} check(s) failed'}")
+    return errors.CHECK_FAILED if failed else errors.OK

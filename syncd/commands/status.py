@@ -1,0 +1,156 @@
+"""`syncd status`: what is where, read from the state alone (no call to Label Studio or S3), as text or JSON.
+
+Recordings per state, the instances and their leases, the projects, the oldest pending recording, the dependencies
+that are down, parked exports and the last errors: what an operator needs to tell "busy" from "stuck".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from syncd import errors
+from syncd.config import Settings
+from syncd.domain.recording import PENDING
+from syncd.state import StateStore, outages
+from syncd.state.cluster import silent
+
+
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
+
+
+def _instances(store: StateStore, lease_seconds: float) -> list[dict[str, Any]]:
+    now = time.time()
+    return [
+        {
+            "name": i["name"],
+            "host": i["host"],
+            "pid": i["pid"],
+            "roles": i["roles"].split(","),
+            "version": i["version"],
+            "started": _iso(i["started_at"]),
+            "last_seen_seconds": round(now - i["seen_at"], 1),
+            "silent": silent(i, lease_seconds),
+            "holds": i["holds"],
+            "working_on": i["claimed"],
+        }
+        for i in store.leases.instances()
+    ]
+
+
+def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, Any]:
+    oldest = store.oldest_pending()
+    counts = store.counts()
+    now = time.time()
+    projects = store.projects()
+    tasks = store.project_task_counts()
+    return {
+        "recordings": counts,
+        "instances": _instances(store, lease_seconds),
+        "projects": [
+            {
+                "id": p["id"],
+                "title": p["title"],
+                "tasks": tasks.get(str(p["id"]), 0),
+                "role": "imports and exports" if p is projects[-1] else "exports",
+            }
+            for p in projects
+        ],
+        "pending": sum(counts[s] for s in PENDING),
+        "oldest_pending": None
+        if oldest is None
+        else {
+            "bucket": oldest.bucket,
+            "key": oldest.key,
+            "status": oldest.status,
+            "since": _iso(oldest.updated_at),
+            "age_seconds": round(now - oldest.updated_at, 1),
+        },
+        "dependencies": {
+            name: {
+                "ok": dep.ok,
+                "down_since": _iso(dep.down_since),
+                "down_seconds": None if dep.ok else round(dep.down_seconds(now), 1),
+                "error": dep.error,
+                "retry_at": None if dep.ok else _iso(dep.retry_at),
+            }
+            for name, dep in sorted(outages.all_known(store).items())
+        },
+        "parked": [
+            {
+                "task": p["task_id"],
+                "recording": p["recording"],
+                "bucket": p["bucket"],
+                "key": p["key"],
+                "reason": p["reason"],
+                "attempts": p["attempts"],
+                "at": _iso(p["updated_at"]),
+            }
+            for p in store.parked_exports()
+        ],
+        "last_errors": [
+            {
+                "id": r.id,
+                "bucket": r.bucket,
+                "key": r.key,
+                "status": r.status,
+                "reason": r.reason,
+                "attempts": r.attempts,
+                "at": _iso(r.updated_at),
+            }
+            for r in store.last_errors()
+        ],
+    }
+
+
+def format_status(report: dict[str, Any]) -> str:
+    lines = ["recordings:"]
+    lines += [f"  {state:<13} {count}" for state, count in report["recordings"].items()]
+    lines.append("instances:" if report["instances"] else "instances: none running")
+    for i in report["instances"]:
+        seen = f"SILENT {i['last_seen_seconds']:.0f}s" if i["silent"] else f"seen {i['last_seen_seconds']:.0f}s ago"
+        holds = ", ".join(i["holds"]) or "no lease"
+        lines.append(
+            f"  {i['name']:<16} {i['host']}:{i['pid']:<8} {seen:<16} roles {','.join(i['roles'])};"
+            f" holds {holds}; working on {i['working_on']}"
+        )
+    lines.append("projects (tasks as last seen):" if report["projects"] else "projects: none yet")
+    lines += [f"  {p['id']:<6} {p['tasks']:>7} tasks  {p['role']:<19} {p['title']}" for p in report["projects"]]
+    oldest = report["oldest_pending"]
+    if oldest:
+        lines.append(
+            f"oldest pending: s3://{oldest['bucket']}/{oldest['key']} ({oldest['status']} since {oldest['since']})"
+        )
+    else:
+        lines.append("oldest pending: none")
+    down = {name: dep for name, dep in report["dependencies"].items() if not dep["ok"]}
+    lines.append("dependencies: " + ("all up" if not down else f"{len(down)} down"))
+    for name, dep in down.items():
+        since = f"{dep['down_since']} ({dep['down_seconds']:.0f}s)"
+        lines.append(f"  {name} DOWN since {since}, next try {dep['retry_at']}")
+        lines.append(f"      {dep['error']}")
+    parked = report["parked"]
+    lines.append(f"parked exports ({len(parked)}; `syncd retry` re-queues):" if parked else "parked exports: none")
+    for item in parked:
+        lines.append(
+            f"  [{item['at']}] task {item['task']} s3://{item['bucket']}/{item['key']} ({item['attempts']} attempts)"
+        )
+        lines.append(f"      {item['reason']}")
+    lines.append("last errors:" if report["last_errors"] else "last errors: none")
+    for err in report["last_errors"]:
+        lines.append(f"  [{err['at']}] s3://{err['bucket']}/{err['key']} ({err['status']}, {err['attempts']} attempts)")
+        lines.append(f"      {err['reason']}")
+    return "\n".join(lines)
+
+
+def print_status(settings: Settings, as_json: bool) -> int:
+    store = StateStore.open(settings.state)
+    try:
+        report = status_report(store, settings.instance.lease_seconds)
+    finally:
+        store.close()
+    print(json.dumps(report, indent=2) if as_json else format_status(report))
+    return errors.OK

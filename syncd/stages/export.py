@@ -1,0 +1,344 @@
+"""Export: reviewed tasks become corrected transcripts next to the audio, in every configured format.
+
+The stage's steps sit beside it: ``export_plan`` (what a task's reviews call for), ``syncd.s3.outputs`` (the
+compare-and-swap writes), ``export_record`` (state and logs), ``export_accepted`` (transcripts accepted without review),
+``export_stitch`` (split recordings whose units are reviewed) and ``export_vocabulary`` (the reviewers' added words).
+This module is the loop over Label Studio's changed tasks.
+
+Each cycle reads only the tasks past a keyset cursor (updated_at, id), never the whole project, plus the few tasks in
+the export queue (failed ones, and ones whose audio came back). The newest submitted annotation wins (skipped ones
+never count; drafts are not annotations); an edit re-writes the outputs; a deleted annotation or task is logged and its
+transcript kept. Every output carries its annotation's version (updated_at, id) and the audio ETag it describes in S3
+metadata and is put with If-None-Match / If-Match, so of two daemons racing, an older review never overwrites a newer
+one, and nothing is written unless the audio in S3 is still the version the review describes. A task whose export keeps
+failing is parked with its reason after ``output.export_attempts`` cycles; it never holds the cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+from typing import Any
+
+from syncd import errors
+from syncd.domain.recording import Recording
+from syncd.errors import classify
+from syncd.labelstudio import LabelStudioError, ls_datetime, ls_time
+from syncd.log import describe_error
+from syncd.s3.outputs import Export, Written, write_outputs
+from syncd.services import Services
+from syncd.stages import export_accepted, export_stitch, export_vocabulary, tasks
+from syncd.stages.export_plan import moment, plan, task_syncd_id
+from syncd.stages.export_record import record
+
+# A task saved just before the newest one we read may commit after our read; the cursor re-reads this much until a
+# read has started this long after the cursor moved (then it is "settled" and an idle cycle reads nothing twice).
+OVERLAP = timedelta(seconds=5)
+
+
+Position = tuple[str, int]
+"""(task updated_at as an ls_time string, task id): where the export cursor stands."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The newest (task ``updated_at``, id) read, when it was first read (local clock) and whether it has settled.
+
+    The id makes it a keyset position: Label Studio stamps one ``updated_at`` on every task a Data Manager action
+    touches, and a cursor on the time alone re-read such a group forever once it filled a page."""
+
+    at: str
+    seen: float = 0.0
+    settled: bool = True
+    id: int = 0
+
+    @classmethod
+    def load(cls, raw: str | None) -> Cursor:
+        if not raw:
+            return cls(ls_time(0))
+        if not raw.startswith("{"):
+            return cls(raw, settled=False)
+        doc = json.loads(raw)
+        return cls(str(doc["at"]), float(doc["seen"]), bool(doc["settled"]), int(doc.get("id", 0)))
+
+    def dump(self) -> str:
+        return json.dumps({"at": self.at, "id": self.id, "seen": self.seen, "settled": self.settled})
+
+    @property
+    def position(self) -> Position:
+        return self.at, self.id
+
+    @property
+    def since(self) -> Position:
+        """Where the next read starts: the position itself, or the overlap window before it while unsettled."""
+        if self.settled:
+            return self.position
+        return ls_time(ls_datetime(self.at) - OVERLAP), 0
+
+    def after_read(self, newest: Position, started: float, finished: float) -> Cursor:
+        if newest > self.position:
+            return Cursor(newest[0], finished, settled=False, id=newest[1])
+        if not self.settled and started - self.seen >= OVERLAP.total_seconds():
+            return Cursor(self.at, self.seen, settled=True, id=self.id)
+        return self
+
+
+def export_task(svc: Services, task: dict[str, Any]) -> bool:
+    """Export one task now (the webhook path); True when outputs were written."""
+    export = plan(svc, task)
+    if export is None:
+        return False
+    done = write_outputs(svc.storage, export)
+    record(svc, export, done)
+    svc.state.unqueue_exports([int(task["id"])])
+    return bool(done.formats)
+
+
+# --- the stage ----------------------------------------------------------------------------------------------------
+
+
+def run(svc: Services, stop: threading.Event) -> int:
+    """The export stage: auto-accepted transcripts first (they need S3 only, so a Label Studio outage does not hold
+    them), then reviews, then recordings whose review units are all reviewed, then the reviewers' vocabulary if they
+    changed it."""
+    written = export_accepted.run(svc, stop) + reviews(svc, stop) + export_stitch.run(svc, stop)
+    export_vocabulary.refresh(svc)
+    return written
+
+
+def reviews(svc: Services, stop: threading.Event) -> int:
+    """Export from every project syncd writes to or reads from (one cursor each), the current one last; returns
+    transcripts written. The older projects' task counts come in one request for all of them, so an idle older
+    project costs one read of its changed tasks."""
+    projects = svc.projects.all()
+    older = [p for p in projects if p != svc.projects.current]
+    counts = svc.labelstudio.task_counts(older) if older else {}
+    written = 0
+    for project in [*older, svc.projects.current]:
+        if stop.is_set():
+            break
+        written += export_project(svc, project, stop, counts.get(project))
+    return written
+
+
+def export_project(svc: Services, project: int, stop: threading.Event, count: int | None = None) -> int:
+    """Export every task of one project changed since its cursor and every queued one, writing in parallel; returns
+    transcripts written. A task that fails is queued (and parked after ``output.export_attempts`` cycles): the cursor
+    moves on. ``count`` (an older project's task count, already read) skips the deletion check's own requests while
+    the project holds the tasks seen and none above them was read."""
+    name = f"export:{project}"
+    raw = svc.state.cursor(name)
+    cursor = Cursor.load(raw)
+    started = time.time()
+    newest = cursor.position
+    failures = Failures(svc, project)
+    parked = svc.state.parked_tasks(project)
+    pending: list[tuple[Future[Written], Export]] = []
+    read: set[int] = set()
+    sweep = _sweep(svc, project, started, first_read=raw is None)
+    missed, stopped = 0, False
+    with ThreadPoolExecutor(svc.settings.output.write_workers, thread_name_prefix="export") as pool:
+        for page, kind in _read_ahead(_pages(svc, project, cursor, sweep is Sweep.DUE)):
+            if stop.is_set():
+                stopped = True
+                break  # the cursor moves only as far as the tasks read
+            read.update(int(t["id"]) for t in page)
+            recs = svc.state.by_syncd_ids([task_syncd_id(t) for t in page])
+            for task in page:
+                task_id, updated = int(task["id"]), moment(task.get("updated_at"))
+                if kind == "changed":
+                    newest = max(newest, (updated, task_id))
+                if parked.get(task_id, "") == updated:
+                    continue  # parked, and unchanged since: it waits for `syncd retry` or an edit
+                rec = recs.get(task_syncd_id(task))
+                try:
+                    export = plan(svc, task, rec)
+                except Exception as exc:
+                    failures.add(task_id, updated, rec, exc)
+                    continue
+                if export is None:
+                    failures.done(task_id)
+                    continue
+                if kind == "sweep":
+                    missed += 1
+                    svc.log.warning(
+                        "export.missed", task=task_id, recording=export.rec.id, key=export.rec.key, updated_at=updated
+                    )
+                pending.append((pool.submit(write_outputs, svc.storage, export), export))
+        written = _collect(svc, pending, failures)
+    failures.commit()
+    if sweep is not Sweep.NONE and not stopped:
+        svc.state.set_cursor(_sweep_name(project), str(started))
+    if sweep is Sweep.DUE and not stopped:
+        svc.log.info("export.swept", project=project, tasks=len(read), missed=missed)
+    moved = cursor.after_read(newest, started, time.time())
+    if moved != cursor:
+        svc.state.set_cursor(name, moved.dump())
+    high = tasks.TaskCursor.load(svc.state.cursor(tasks.TaskCursor.name(project))).high
+    if count is None or count != svc.state.seen_task_count(project) or max(read, default=0) > high:
+        check_deleted_tasks(svc, project)
+    return written
+
+
+def _sweep_name(project: int) -> str:
+    return f"export-sweep:{project}"
+
+
+class Sweep(Enum):
+    """Whether this run reads every reviewed task. Label Studio saves an annotation and then, in a second write,
+    stamps its task's ``updated_at``; a Label Studio stopped between the two leaves a review the cursor never sees,
+    so every ``schedule.export_sweep_interval`` the reviewed tasks are all read once."""
+
+    NONE = "none"
+    FIRST_READ = "first read"
+    """The project's first export run reads every task anyway: it counts as the sweep."""
+    DUE = "due"
+
+
+def _sweep(svc: Services, project: int, now: float, *, first_read: bool) -> Sweep:
+    if first_read:
+        return Sweep.FIRST_READ
+    last = svc.state.cursor(_sweep_name(project))
+    due = last is None or now - float(last) >= svc.settings.schedule.export_sweep_interval
+    return Sweep.DUE if due else Sweep.NONE
+
+
+def _pages(svc: Services, project: int, cursor: Cursor, sweep: bool = False) -> Iterator[Page]:
+    """(page, kind): the changed tasks past the cursor ("changed"), the queued ones not read among them
+    ("queued"), then, when a sweep is due, every reviewed task not read yet ("sweep")."""
+    read: set[int] = set()
+    since, after_id = cursor.since
+    for page in svc.labelstudio.changed_task_pages(project, since, after_id):
+        read.update(int(t["id"]) for t in page)
+        yield page, "changed"
+    queued = [task_id for task_id in svc.state.export_queue(project) if task_id not in read]
+    fetched = []
+    for task_id in queued:
+        try:
+            fetched.append(svc.labelstudio.task(task_id))
+        except Exception as exc:
+            if _not_found(exc):
+                svc.log.warning("export.unknown_task", task=task_id, reason="queued task is gone from Label Studio")
+                svc.state.unqueue_exports([task_id])
+                continue
+            raise
+    if fetched:
+        read.update(int(t["id"]) for t in fetched)
+        yield fetched, "queued"
+    if sweep:
+        for page in svc.labelstudio.reviewed_task_pages(project):
+            unread = [t for t in page if int(t["id"]) not in read]
+            if unread:
+                yield unread, "sweep"
+
+
+def _not_found(exc: Exception) -> bool:
+    return getattr(exc, "status_code", None) == 404 or (isinstance(exc, LabelStudioError) and "HTTP 404" in str(exc))
+
+
+class Failures:
+    """Tasks whose export failed this cycle, queued for the next; transient errors (unreachable, 5xx) are retried
+    without spending the task's attempts, others park it after ``output.export_attempts``. Tasks done leave the
+    queue."""
+
+    def __init__(self, svc: Services, project: int) -> None:
+        self.svc = svc
+        self.project = project
+        self.failed: dict[int, tuple[str, Recording | None, Exception]] = {}
+        self.succeeded: set[int] = set()
+
+    def add(self, task_id: int, updated: str, rec: Recording | None, exc: Exception) -> None:
+        self.failed[task_id] = (updated, rec, exc)
+
+    def done(self, task_id: int) -> None:
+        self.succeeded.add(task_id)
+
+    def commit(self) -> None:
+        svc, limit = self.svc, self.svc.settings.output.export_attempts
+        with svc.state.batch():
+            svc.state.unqueue_exports(self.succeeded - set(self.failed))
+            for task_id, (updated, rec, exc) in sorted(self.failed.items()):
+                reason = describe_error(exc)
+                transient = classify(exc) == errors.UNAVAILABLE
+                ids = {"task": task_id, "recording": rec.id if rec else None, "key": rec.key if rec else None}
+                svc.log.error("export.failed", error=reason, transient=transient, **ids)
+                rec_id = rec.id if rec else None
+                parked = svc.state.queue_export(
+                    self.project,
+                    task_id,
+                    rec_id,
+                    reason,
+                    attempt=not transient,
+                    park_after=limit,
+                    task_updated_at=updated,
+                )
+                if parked and not transient:
+                    svc.log.error("export.parked", reason=reason, attempts=limit, **ids)
+
+
+Page = tuple[list[dict[str, Any]], str]
+"""A page of tasks and how it was found: "changed", "queued" or "sweep"."""
+
+
+def _read_ahead(pages: Iterator[Page]) -> Iterator[Page]:
+    """Read Label Studio's next page while this thread renders and writes the last one: the read is server time
+    (~1.5 ms a task), the rest is ours, and overlapping them nearly halves a large export. One page ahead at most;
+    leaving early waits for that one read and no more."""
+    with ThreadPoolExecutor(1, thread_name_prefix="export-read") as reader:
+        ahead = reader.submit(next, pages, None)
+        while (page := ahead.result()) is not None:
+            ahead = reader.submit(next, pages, None)
+            yield page
+
+
+def _task_id(export: Export) -> int:
+    assert export.review.task is not None, "a review export comes from a task"
+    return export.review.task
+
+
+def _collect(svc: Services, pending: list[tuple[Future[Written], Export]], failures: Failures) -> int:
+    """Wait for the writes, then record them in one transaction (the state lock is not held while S3 works)."""
+    results: list[tuple[Export, Written]] = []
+    for future, export in pending:
+        try:
+            results.append((export, future.result()))
+        except Exception as exc:
+            failures.add(_task_id(export), export.task_updated_at, export.rec, exc)
+    with svc.state.batch():
+        for export, done in results:
+            record(svc, export, done)
+            failures.done(_task_id(export))
+    return sum(bool(done.formats) for _, done in results)
+
+
+def check_deleted_tasks(svc: Services, project: int) -> None:
+    """Notice tasks deleted in Label Studio: ours are logged and their transcripts stay. Each cycle costs one count and
+    the read of tasks created since the last look (``tasks.see_new_tasks``), and compares the count with every task
+    seen, ours or not; only when they differ is the id list read. Since a task another tool adds is seen before the
+    comparison, it cannot hide a deletion made at the same time."""
+    total = svc.labelstudio.task_count(project)
+    tasks.see_new_tasks(svc, project)
+    if total == svc.state.seen_task_count(project):
+        return
+    present = svc.labelstudio.task_index(project)
+    seen = svc.state.seen_tasks(project)
+    gone = sorted(set(seen) - set(present))
+    held = svc.state.project_tasks(project)
+    for task_id in gone:
+        if task_id in held:
+            _forget_task(svc, svc.state.get(held[task_id]), task_id)
+    svc.state.forget_tasks(project, gone)
+    svc.state.note_tasks(project, {task_id: sid for task_id, sid in present.items() if task_id not in seen})
+
+
+def _forget_task(svc: Services, rec: Recording, task_id: int) -> None:
+    kept = rec.annotation_id is not None
+    svc.log.warning("task.deleted", task=task_id, recording=rec.id, bucket=rec.bucket, key=rec.key, kept=kept)
+    outputs = "; its transcript is kept" if kept else ""
+    svc.state.update(rec.id, task_id=None, reason=f"task {task_id} deleted in Label Studio{outputs}")

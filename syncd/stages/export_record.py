@@ -1,0 +1,129 @@
+"""Export, last step: what was written is recorded in the state (the recording's review version, its word error
+rate, the words the reviewer added) and logged; a review unit's review is kept on its recording's clock to be
+stitched."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from syncd.domain.formats import Review, word_errors
+from syncd.domain.recording import Recording, Status
+from syncd.domain.transcript import Segment
+from syncd.domain.units import shift
+from syncd.labelstudio import ls_datetime
+from syncd.s3.outputs import Export, Written
+from syncd.services import Services
+from syncd.stages import export_vocabulary
+
+
+def record(svc: Services, export: Export, done: Written) -> None:
+    rec, review = export.rec, export.review
+    if done.audio_etag is not None:
+        svc.log.info(
+            "annotation.stale_audio",
+            task=review.task,
+            recording=rec.id,
+            annotation=review.annotation,
+            bucket=rec.bucket,
+            key=rec.key,
+            etag=rec.etag,
+            current_etag=done.audio_etag or None,
+        )
+        return
+    errors, words = word_errors(review.text, review.asr.text)
+    fields: dict[str, Any] = {
+        "annotation_id": review.annotation,
+        "annotation_updated_at": export.version[0],
+        "exported_at": time.time(),
+        "task_id": review.task,
+        "annotator": review.annotator,
+        "submitted_at": _epoch(review.created_at),
+        "word_errors": errors,
+        "reference_words": words,
+    }
+    ids = {"recording": rec.id, "task": review.task, "annotation": review.annotation, "bucket": rec.bucket}
+    if rec.parent_id is not None:
+        _record_unit(svc, export, fields, ids)
+        return
+    if rec.status in (Status.IMPORTED, Status.EXPORTED):
+        svc.state.move(rec.id, rec.status, Status.EXPORTED, **fields)
+    else:
+        svc.state.update(rec.id, **fields)
+    _note_added_words(svc, rec, review)
+    if done.kept_newer and not done.formats:
+        svc.log.info("annotation.superseded", key=rec.key, reason="outputs hold a newer review", **ids)
+        return
+    if not done.formats:
+        svc.log.debug("annotation.already_exported", key=rec.key, **ids)
+        return
+    svc.log.info(
+        "annotation.exported",
+        key=rec.key,
+        formats=sorted(done.formats),
+        kept_newer=sorted(done.kept_newer),
+        annotator=review.annotator,
+        word_error_rate=review.word_error_rate,
+        review=rec.review_mode or "review",
+        model=review.asr.model,
+        language=review.asr.language or "",
+        re_export=rec.annotation_id is not None,
+        seconds=done.seconds,
+        **ids,
+    )
+
+
+def _note_added_words(svc: Services, rec: Recording, review: Review) -> None:
+    """The words this review added (the vocabulary counts them). A first review that added none writes nothing: most
+    reviews add no word, and the state write would cost a transaction per exported review."""
+    added = export_vocabulary.added_words(review.text, review.asr.text)
+    if added or rec.annotation_id is not None:
+        svc.state.set_added_words(rec.id, review.project, added)
+
+
+def _record_unit(svc: Services, export: Export, fields: dict[str, Any], ids: dict[str, Any]) -> None:
+    """A review unit's review: kept in the state on its recording's clock, which is marked to be stitched."""
+    rec, review = export.rec, export.review
+    kept = unit_review(list(review.segments), rec)
+    if rec.status in (Status.IMPORTED, Status.EXPORTED):
+        svc.state.store_unit_review(rec, rec.status, kept, **fields)
+    else:
+        svc.state.update(rec.id, review=kept, **fields)
+    _note_added_words(svc, rec, review)
+    svc.log.info(
+        "unit.reviewed",
+        key=rec.key,
+        of=rec.parent_id,
+        annotator=review.annotator,
+        word_error_rate=review.word_error_rate,
+        re_export=rec.annotation_id is not None,
+        **ids,
+    )
+
+
+def unit_review(segments: list[Segment], unit: Recording) -> str:
+    """A unit's reviewed segments, moved to its recording's clock, as the state keeps them."""
+    start = unit.unit_start or 0.0
+    return json.dumps([_segment_fields(shift(s, start)) for s in segments])
+
+
+def _segment_fields(seg: Segment) -> dict[str, Any]:
+    return {
+        "start": seg.start,
+        "end": seg.end,
+        "text": seg.text,
+        "speaker": seg.speaker,
+        "confidence": seg.confidence,
+        "asr_text": seg.asr_text,
+    }
+
+
+def _epoch(moment: str | None) -> float | None:
+    """An ls_time string as Unix seconds (for the report's review latency)."""
+    if not moment:
+        return None
+    try:
+        return ls_datetime(moment).timestamp()
+    except ValueError:
+        return None

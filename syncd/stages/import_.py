@@ -1,0 +1,222 @@
+"""Import: transcribed recordings become Label Studio tasks, in bulk, lowest confidence first, exactly once.
+
+Exactly once whatever the state knows (restored from a backup, lost, behind after a power cut): every task carries
+``data.syncd_id``, and every run first reconciles with Label Studio. A cursor on the highest task id seen in the
+project, ours or not, bounds that read to the tasks created since the last look; each task seen is remembered, and a
+recording whose task is already there is adopted (``task.recovered``) instead of imported, whenever it becomes ready.
+
+Imports are paced (under `syncd run`): a batch goes when it is full or when the oldest transcribed recording has waited
+``schedule.import_interval``, so a trickle of recordings becomes one import per interval, as Label Studio advises,
+while the job itself ticks every ``TICK`` seconds at the cost of two local queries. New tasks go to the current project;
+once it is full (or its period is over) the next one is created (``Projects.next``) and filled.
+
+A batch whose request timed out, failed with HTTP 5xx or was cut off by a crash may still land: its rows stay
+``importing`` ("in doubt") until Label Studio is asked again ``labelstudio.import_settle`` seconds later, and only the
+recordings it still lacks then are imported again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from syncd.domain.recording import Recording, Status
+from syncd.faults import fault_point
+from syncd.labelstudio.client import LabelStudioError
+from syncd.services import Services
+from syncd.stages import import_doubt, import_split, tasks
+from syncd.state.cluster import PROJECT
+
+TICK = 5.0
+"""Seconds between two looks at whether a batch is due (the import job's tick when ``import_interval`` is longer)."""
+
+
+# --- the task-id cursor: what Label Studio holds, read a little at a time -------------------------------------
+
+
+# --- imports in doubt ---------------------------------------------------------------------------------------------
+
+
+def reconcile(svc: Services, project: int) -> int:
+    """Bring the state up to what Label Studio holds: new tasks seen, waiting recordings with a task adopted, doubt
+    settled. Returns recordings adopted."""
+    tasks.see_new_tasks(svc, project)
+    return tasks.adopt(svc, project) + import_doubt.settle_doubt(svc, project)
+
+
+def _not_sent(exc: Exception) -> bool:
+    """Errors that prove Label Studio committed nothing: it refused the request (4xx) or was never reached."""
+    if isinstance(exc, LabelStudioError):
+        return exc.status is not None and exc.status < 500
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    cause = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else None
+    return isinstance(getattr(cause, "reason", None), NewConnectionError)
+
+
+# --- the stage ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    records: list[Recording]
+    tasks: list[dict[str, Any]]
+    started: float
+
+
+def _now() -> float:
+    return time.time()
+
+
+def batch_due(svc: Services) -> bool:
+    """A batch may go now: one is full, or the oldest waiting recording has waited ``import_interval`` (paced), or
+    anything waits (`syncd once`)."""
+    waiting = svc.state.count_due(Status.TRANSCRIBED)
+    if not waiting:
+        return False
+    if not svc.paced or waiting >= svc.settings.labelstudio.import_batch_size:
+        return True
+    oldest = svc.state.oldest_ready()
+    return oldest is not None and _now() - oldest >= svc.settings.schedule.import_interval
+
+
+def _next_batch(svc: Services, project: int, room: int | None = None) -> _Batch | None:
+    """The least confident transcribed recordings (a batch, at most ``room``), marked ``importing`` (the intent)
+    before Label Studio sees them; None when no batch is due."""
+    size = svc.settings.labelstudio.import_batch_size
+    size = size if room is None else min(size, room)
+    if size <= 0 or not batch_due(svc):
+        return None
+    minutes = svc.settings.review.max_task_minutes
+    whole_up_to = minutes * 60 if minutes else None
+    candidates = svc.state.due(Status.TRANSCRIBED, limit=size, least_confident_first=True, whole_up_to=whole_up_to)
+    if not candidates:
+        return None
+    with svc.state.batch():
+        marked = set(svc.state.transition([r.id for r in candidates], Status.TRANSCRIBED, Status.IMPORTING))
+        import_doubt.sending(project, svc)
+    records = [r for r in candidates if r.id in marked]
+    return _Batch(records, [tasks.task_of(svc, r) for r in records], time.monotonic())
+
+
+def _release(svc: Services, batch: _Batch) -> None:
+    svc.state.transition([r.id for r in batch.records], Status.IMPORTING, Status.TRANSCRIBED)
+
+
+def _failed(svc: Services, project: int, batch: _Batch, exc: Exception) -> None:
+    if _not_sent(exc):
+        _release(svc, batch)
+        svc.state.change_cursor(import_doubt.Doubt.name(project), import_doubt.landed)
+        return
+    import_doubt.enter_doubt(svc, project, f"{type(exc).__name__}: {exc}"[:300])
+
+
+def _commit(svc: Services, project: int, batch: _Batch, task_ids: list[int]) -> int:
+    fault_point("import.after_labelstudio")
+    moved = []
+    with svc.state.batch():
+        for rec, task_id in zip(batch.records, task_ids, strict=True):
+            fields = {"task_id": task_id, "project_id": project, "reason": None, "imported_at": time.time()}
+            if svc.state.move(rec.id, Status.IMPORTING, Status.IMPORTED, **fields):
+                moved.append((rec, task_id))
+        svc.state.note_tasks(project, {t: r.syncd_id for r, t in zip(batch.records, task_ids, strict=True)})
+        svc.state.change_cursor(
+            tasks.TaskCursor.name(project), lambda raw: tasks.TaskCursor.load(raw).extended(task_ids).dump()
+        )
+    for rec, task_id in moved:
+        svc.log.info("task.imported", recording=rec.id, task=task_id, bucket=rec.bucket, key=rec.key, score=rec.score)
+    tasks.restore_predictions(
+        svc, project, moved
+    )  # one read per batch: Label Studio has committed tasks without theirs
+    seconds = round(time.monotonic() - batch.started, 3)
+    svc.log.info("import.batch", project=project, tasks=len(task_ids), seconds=seconds)
+    return len(moved)
+
+
+def _finish(svc: Services, project: int) -> None:
+    """After a run that raised nothing: no request is out; the doubt record goes once no row is left in doubt."""
+
+    svc.state.change_cursor(
+        import_doubt.Doubt.name(project),
+        lambda raw: import_doubt.landed(raw) if svc.state.count(Status.IMPORTING) else None,
+    )
+
+
+def _import(svc: Services, project: int, stop: threading.Event, room: int) -> int:
+    """Up to ``room`` tasks into ``project``. One request is in flight at a time (Label Studio serializes imports;
+    concurrent ones only contend), but the next batch is built and the previous one committed while Label Studio
+    works, so our own cost hides behind its."""
+    imported = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="import") as pool:
+        in_flight: tuple[_Batch, Future[list[int]]] | None = None
+        while True:
+            batch = None if stop.is_set() else _next_batch(svc, project, room)
+            room -= len(batch.records) if batch else 0
+            done = None
+            if in_flight:
+                try:
+                    done = (in_flight[0], in_flight[1].result())
+                except Exception as exc:
+                    if batch:
+                        _release(svc, batch)
+                    _failed(svc, project, in_flight[0], exc)
+                    raise
+            in_flight = (batch, pool.submit(svc.labelstudio.import_tasks, project, batch.tasks)) if batch else None
+            if done:
+                imported += _commit(svc, project, *done)
+            if in_flight is None:
+                break
+    _finish(svc, project)
+    return imported
+
+
+def _reconcile_all(svc: Services) -> int:
+    """Reconcile every project syncd writes to (a recording's task may be in any of them: an older state, a crash
+    around a rollover); settle doubt where a batch was in doubt. Returns recordings adopted."""
+    adopted = 0
+    doubtful = [p for p in svc.projects.all() if svc.state.cursor(import_doubt.Doubt.name(p))]
+    for project in svc.projects.all():
+        tasks.see_new_tasks(svc, project)
+        adopted += tasks.adopt(svc, project)
+        tasks.recheck_predictions(svc, project)
+    for project in doubtful or ([svc.projects.current] if svc.state.count(Status.IMPORTING) else []):
+        adopted += import_doubt.settle_doubt(svc, project)
+    return adopted
+
+
+def run(svc: Services, stop: threading.Event) -> int:
+    """Reconcile with Label Studio, then import the transcribed recordings in batches, least confident first, into
+    the current project, rolling over to the next one when it is full; returns tasks created or adopted. Paced, a
+    tick asks nothing of Label Studio while no batch is due and none is in doubt. Recordings too long for one task
+    are split into review units first (``import_split``)."""
+    import_split.run(svc, stop)
+    if svc.paced and not svc.state.count(Status.IMPORTING) and not batch_due(svc):
+        return 0
+    imported = _reconcile_all(svc)
+    into: set[int] = set()
+    while not stop.is_set():
+        reason = svc.projects.rollover_due()
+        if reason and svc.state.count(Status.IMPORTING):
+            break  # a batch in doubt settles in its own project first
+        if reason and not batch_due(svc):
+            break
+        if reason:
+            with svc.instance.exclusively(PROJECT, stop.is_set):
+                svc.projects.next(reason)
+            tasks.see_new_tasks(svc, svc.projects.current)
+        project, room = svc.projects.current, svc.projects.room()
+        count = _import(svc, project, stop, room)
+        imported += count
+        if count:
+            into.add(project)
+        if svc.projects.room() > 0 or not batch_due(svc):
+            break
+    for project in sorted(into):
+        svc.labelstudio.set_model_version(project, svc.transcriber.model_version)
+    return imported

@@ -1,0 +1,158 @@
+"""The state database behind a URL, SQLite (the embedded default, one file) or PostgreSQL (shared by many instances),
+and the one way syncd talks to it: short transactions (``tx``) and reads (``read``, ``read_one``, ``scalar``).
+
+SQLAlchemy owns the connections and the dialects; syncd's SQL is written once, in the subset both back ends speak
+(``INSERT ... ON CONFLICT``, ``RETURNING``, DB-API ``?`` placeholders), and the one thing only PostgreSQL needs to claim
+work safely among many writers, ``FOR UPDATE SKIP LOCKED``, is ``Database.skip_locked``. Within one process every call
+takes one lock, so a transaction is never interleaved with another thread's.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult, Engine, RowMapping, TextClause, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+
+class Database:
+    """One state database: its engine, and the lock that serializes this process's transactions on it."""
+
+    def __init__(self, target: str | Path = ":memory:") -> None:
+        """``target``: a SQLite file path (its folder is created) or a ``postgresql://`` URL with its password."""
+        target = str(target)
+        if "://" not in target and target != ":memory:":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url_for(target)
+        self.engine = make_engine(self.url)
+        self.shared = is_shared(self.engine)
+        self.skip_locked = skip_locked(self.engine)
+        self._lock = threading.RLock()
+        self._open: Connection | None = None
+
+    @property
+    def where(self) -> str:
+        """The database, for people: its URL without the password, or the SQLite file."""
+        return self.url.render_as_string(hide_password=True) if self.shared else str(self.url.database or ":memory:")
+
+    def close(self) -> None:
+        with self._lock:
+            self.engine.dispose()
+
+    def read(self, sql: str, args: Iterable[Any] = ()) -> list[RowMapping]:
+        """Reads share the database with the stages' threads, so they take the lock and fetch everything inside
+        it; inside a transaction they see its writes."""
+        with self._lock:
+            if self._open is not None:
+                return list(_execute(self._open, sql, args).mappings())
+            with self.engine.connect() as conn:
+                rows = _execute(conn, sql, args).mappings().all()
+                conn.rollback()
+            return list(rows)
+
+    def read_one(self, sql: str, args: Iterable[Any] = ()) -> RowMapping | None:
+        rows = self.read(sql, args)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, args: Iterable[Any] = ()) -> Any:
+        row = self.read_one(sql, args)
+        return None if row is None else next(iter(row.values()))
+
+    @contextmanager
+    def tx(self) -> Iterator[Tx]:
+        """One write transaction; nested calls join the open one (so a batch of writes commits once)."""
+        with self._lock:
+            if self._open is not None:
+                yield Tx(self._open)
+                return
+            with self.engine.connect() as conn:
+                conn.execution_options(write=True)
+                with conn.begin():
+                    self._open = conn
+                    try:
+                        yield Tx(conn)
+                    finally:
+                        self._open = None
+
+
+class Tx:
+    """The open transaction's connection, taking the database's ``?``-placeholder SQL."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, args: Iterable[Any] = ()) -> CursorResult[Any]:
+        return _execute(self.conn, sql, args)
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        params = [_params(row) for row in rows]
+        if params:
+            self.conn.execute(_text(sql), params)
+
+
+def _execute(conn: Connection, sql: str, args: Iterable[Any]) -> CursorResult[Any]:
+    return conn.execute(_text(sql), _params(args))
+
+
+@functools.lru_cache(maxsize=1024)
+def _text(sql: str) -> TextClause:
+    """DB-API ``?`` placeholders as SQLAlchemy's named ones (``:p0``, ``:p1``...), which every dialect binds."""
+    parts = sql.split("?")
+    return text("".join(f"{part}:p{i}" for i, part in enumerate(parts[:-1])) + parts[-1])
+
+
+def _params(args: Iterable[Any]) -> dict[str, Any]:
+    return {f"p{i}": value.value if isinstance(value, Enum) else value for i, value in enumerate(args)}
+
+
+def url_for(target: str) -> URL:
+    """A SQLAlchemy URL for a ``postgresql://`` URL or a SQLite file path (``:memory:`` for tests)."""
+    if "://" in target:
+        url = make_url(target)
+        return url.set(drivername="postgresql+psycopg") if url.drivername in ("postgresql", "postgres") else url
+    return make_url("sqlite://") if target == ":memory:" else URL.create("sqlite", database=target)
+
+
+def make_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        return _sqlite(url)
+    return create_engine(url, pool_size=2, max_overflow=2, pool_recycle=1800, connect_args={"connect_timeout": 10})
+
+
+def is_shared(engine: Engine) -> bool:
+    """True on a server database that many instances may share."""
+    return engine.dialect.name != "sqlite"
+
+
+def skip_locked(engine: Engine) -> str:
+    """The row-locking clause a claiming sub-select takes: concurrent claimers skip each other's rows instead of
+    queueing behind them. SQLite needs none, since it admits one writer at a time."""
+    return " FOR UPDATE SKIP LOCKED" if is_shared(engine) else ""
+
+
+def _sqlite(url: URL) -> Engine:
+    memory = url.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    if memory:
+        kwargs["poolclass"] = StaticPool
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi: Any, _record: Any) -> None:
+        dbapi.isolation_level = None  # transactions are begun below, not by the driver
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+            dbapi.execute(f"PRAGMA {pragma}")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        # A write takes the write lock up front: two writers never deadlock upgrading a read lock.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+
+    return engine

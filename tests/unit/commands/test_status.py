@@ -1,0 +1,42 @@
+"""`syncd status`: each instance with what it holds and works on."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from syncd.commands.status import format_status, status_report
+from syncd.domain.recording import S3Object, Status
+from syncd.stages import STAGE_NAMES
+from syncd.state.cluster import Instance
+from tests.unit.fakes import new_store
+
+
+def _instances(tmp_path: Path, *names: str, lease: float = 30.0) -> list[Instance]:
+    """Instances sharing one state, each through its own store (its own connections), as separate processes would."""
+    return [Instance(name, STAGE_NAMES, lease, new_store(tmp_path)) for name in names]
+
+
+def _discovered(instance: Instance, count: int) -> None:
+    objs = [S3Object(bucket="b", key=f"k{i:04d}.wav", etag="e", size=1) for i in range(count)]
+    instance.state.add_objects(objs)
+
+
+def test_status_lists_each_instance_with_what_it_holds(tmp_path: Path) -> None:
+    a, b = _instances(tmp_path, "a", "b", lease=0.5)
+    a.join()
+    b.join()
+    _discovered(a, 3)
+    b.state.leases.claim(Status.DISCOVERED, 2, "b", 30)
+    time.sleep(0.6)  # b stops renewing (killed); a goes on
+    assert a.may_run("export")
+    a.beat()
+    report = status_report(a.state, lease_seconds=0.5)
+    rows = {i["name"]: i for i in report["instances"]}
+    assert (rows["a"]["holds"], rows["a"]["silent"], rows["a"]["working_on"]) == (["export"], False, 0)
+    assert (rows["b"]["holds"], rows["b"]["silent"], rows["b"]["working_on"]) == ([], True, 2)
+    assert rows["a"]["roles"] == ["scan", "transcribe", "import", "export"]
+    text = format_status(report)
+    assert "holds export; working on 0" in text and "SILENT" in text.split("\n  b ")[1].split("\n")[0]
+    assert a.peer_counts() == {"live": 1, "silent": 1}
+    assert a.held_leases() == {"export": 1, "import": 0, "project": 0, "scan": 0}

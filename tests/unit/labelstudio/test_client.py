@@ -1,0 +1,62 @@
+"""The Label Studio client's incremental reads: changed-task pages through any number of ties on updated_at."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from syncd.labelstudio import LabelStudioClient, ls_time
+from tests.unit.fakes import EPOCH, services
+
+
+class TasksEndpoint:
+    """Label Studio's /api/tasks/ as far as paging goes: filters on updated_at and id, ordering by ONE field, ties in
+    an order Label Studio does not promise (reverse id here)."""
+
+    def __init__(self, tasks: list[dict[str, Any]]) -> None:
+        self.tasks = tasks
+        self.requests = 0
+
+    def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
+        self.requests += 1
+        if self.requests > 200:
+            raise AssertionError("changed_task_pages makes no progress")
+        params = kwargs["params"]
+        query = json.loads(params["query"])
+        rows = list(self.tasks)
+        for item in query["filters"]["items"]:
+            field, value = item["filter"].rsplit(":", 1)[1], item["value"]
+            if item["operator"] == "greater":
+                rows = [t for t in rows if t[field] > value]
+            elif item["operator"] == "in":
+                rows = [t for t in rows if value["min"] <= t[field] <= value["max"]]
+            else:
+                raise AssertionError(f"unexpected operator {item['operator']}")
+        order = query["ordering"][0].rsplit(":", 1)[1]
+        rows.sort(key=lambda t: (t[order], -t["id"]))
+        page = [dict(t) for t in rows[: params["page_size"]]]
+        return SimpleNamespace(json=lambda: {"tasks": page})
+
+
+def _stamped(groups: list[tuple[int, range]]) -> list[dict[str, Any]]:
+    return [{"id": i, "updated_at": ls_time(EPOCH.timestamp() + second)} for second, ids in groups for i in ids]
+
+
+def test_changed_task_pages_page_through_any_number_of_ties(tmp_path: Path) -> None:
+    svc, *_ = services(tmp_path)
+    client = LabelStudioClient(svc.settings.labelstudio, "token")
+    tasks = _stamped([(1, range(1, 26)), (0, range(26, 29)), (2, range(29, 41)), (3, range(41, 42))])
+    client._request = TasksEndpoint(tasks)  # type: ignore[method-assign]
+    pages = list(client.changed_task_pages(1, ls_time(0), page_size=10))
+    read = [(t["updated_at"], t["id"]) for page in pages for t in page]
+    assert sorted(i for _, i in read) == list(range(1, 42)), "every task exactly once"
+    last_of_page = [max((t["updated_at"], t["id"]) for t in page) for page in pages]
+    assert last_of_page == sorted(last_of_page)
+    firsts = [min((t["updated_at"], t["id"]) for t in page) for page in pages[1:]]
+    assert all(first > last for last, first in zip(last_of_page, firsts, strict=False))
+
+    tie = tasks[0]["updated_at"]
+    resumed = [t["id"] for page in client.changed_task_pages(1, tie, 12, page_size=10) for t in page]
+    assert sorted(resumed) == [*range(13, 26), *range(29, 42)]

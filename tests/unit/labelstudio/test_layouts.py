@@ -1,0 +1,293 @@
+"""The labeling layouts: the label config, predictions per layout, and reviews read back from every layout's results."""
+
+from __future__ import annotations
+
+import copy
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from syncd.domain.transcript import Segment, Transcript, Word
+from syncd.labelstudio import layouts
+
+ASR = Transcript(
+    segments=(
+        Segment(0.0, 2.5, "Hello, thanks for calling.", "spk_0", 0.91),
+        Segment(2.8, 5.0, "I have a question about my bill.", "spk_1", 0.62),
+        Segment(5.2, 7.9, "Sure, let me look that up.", "spk_0", 0.77),
+    ),
+    engine="aws",
+    model="transcribe",
+    duration=8.0,
+)
+
+
+def _texts(result: list[dict[str, Any]], name: str = layouts.TEXT) -> dict[str, list[str]]:
+    return {i["id"]: i["value"]["text"] for i in result if i["from_name"] == name}
+
+
+WORDY = replace(
+    ASR,
+    segments=(
+        Segment.from_words([Word(0.0, 0.4, "Hello,", 0.95), Word(0.5, 0.9, "Szymborska", 0.31)], speaker="spk_0"),
+        Segment.from_words([Word(1.2, 1.5, "calling", 0.49), Word(1.6, 2.0, "today.", 0.5)], speaker="spk_1"),
+    ),
+)
+
+
+@pytest.mark.parametrize("layout", ["segments", "whole"])
+def test_label_config_is_xml_with_our_controls(layout: str) -> None:
+    root = ET.fromstring(layouts.label_config(layout, max_speakers=3))  # noqa: S314 (our own constant XML)
+    names = {el.get("name") for el in root.iter()}
+    assert {layouts.AUDIO, layouts.TEXT} <= names and layouts.CONFIDENCE not in names
+    assert next(h.get("value") for h in root.iter("Header")) == "$key"
+    if layout == "segments":
+        labels = [el.get("value") for el in root.iter("Label")]
+        assert labels == [
+            "Speaker 1",
+            "Speaker 2",
+            "Speaker 3",
+            "Channel 1",
+            "Channel 2",
+            layouts.CHECK_LABEL,
+            layouts.WORD_LABEL,
+        ]
+        (text,) = root.iter("TextArea")
+        # Every region's text is an editable field in the region list, one text per region: no "Add" box.
+        assert text.attrib | {"perRegion": "true", "displayMode": "region-list", "maxSubmissions": "1"} == text.attrib
+        assert text.get("editable") == "true"
+
+
+def test_old_layout_results_read_back() -> None:
+    """A project created before the region-list layout: a read-only confidence text per region and a text box
+    that accepted a second text. Its results still export: the confidence text is ignored, one text is kept."""
+    span = {"start": 2.8, "end": 5.0, "channel": 0}
+    result = [
+        {
+            "id": "seg0001",
+            "from_name": "speaker",
+            "to_name": "audio",
+            "type": "labels",
+            "value": {**span, "labels": ["Speaker 2"]},
+        },
+        {
+            "id": "seg0001",
+            "from_name": "transcription",
+            "to_name": "audio",
+            "type": "textarea",
+            "value": {**span, "text": [ASR.segments[1].text, "I have a question about my invoice."]},
+        },
+        {
+            "id": "seg0001",
+            "from_name": "asr_confidence",
+            "to_name": "audio",
+            "type": "textarea",
+            "value": {**span, "text": ["ASR confidence 0.62"]},
+        },
+    ]
+    with capture_logs() as logs:
+        (segment,) = layouts.corrected_segments(result, ASR, "segments", log=structlog.get_logger())
+    assert (segment.start, segment.end, segment.speaker) == (2.8, 5.0, "Speaker 2")
+    assert segment.text == "I have a question about my invoice."
+    assert segment.asr_text == ASR.segments[1].text and segment.confidence == 0.62
+    (warning,) = logs
+    assert warning["event"] == "annotation.region_texts" and warning["log_level"] == "warning"
+    assert (warning["region"], warning["texts"], warning["kept"]) == ("seg0001", 2, segment.text)
+
+
+@pytest.mark.parametrize(
+    ("texts", "kept"),
+    [
+        (["I have a question about my bill.", "A typed sentence."], "A typed sentence."),
+        (
+            ["I have a question about my invoice.", "I have a question about my bill."],
+            "I have a question about my invoice.",
+        ),
+        (["First edit.", "Second edit."], "Second edit."),
+        (
+            ["I have a question about my bill.", " I have a question  about my bill. "],
+            "I have a question about my bill.",
+        ),
+    ],
+)
+def test_several_texts_on_a_region_keep_one_never_joined(texts: list[str], kept: str) -> None:
+    assert layouts.pick_text(texts, ASR.segments[1].text) == kept
+
+
+def test_segments_prediction_one_region_per_segment_with_speaker_text_and_score() -> None:
+    result = layouts.prediction_result(ASR, "segments")
+    assert len(result) == 2 * len(ASR.segments)
+    assert _texts(result) == {
+        "seg0000": [ASR.segments[0].text],
+        "seg0001": [ASR.segments[1].text],
+        "seg0002": [ASR.segments[2].text],
+    }
+    speakers = {i["id"]: i["value"]["labels"] for i in result if i["from_name"] == layouts.SPEAKER}
+    assert speakers == {"seg0000": ["Speaker 1"], "seg0001": ["Speaker 2"], "seg0002": ["Speaker 1"]}
+    assert not any(i["from_name"] == layouts.CONFIDENCE for i in result), "confidence is a score, not a text"
+    for item in result:
+        seg = ASR.segments[int(item["id"][3:])]
+        assert (item["value"]["start"], item["value"]["end"], item["score"]) == (seg.start, seg.end, seg.confidence)
+
+
+def test_low_confidence_segments_carry_a_check_label_and_are_named_in_the_header() -> None:
+    low = replace(ASR, segments=(ASR.segments[0], replace(ASR.segments[1], confidence=0.41), ASR.segments[2]))
+    result = layouts.prediction_result(low, "segments")
+    checks = [(i["id"], i["value"]["labels"], i["score"]) for i in result if i["from_name"] == layouts.CHECK]
+    assert checks == [("seg0001", [layouts.CHECK_LABEL], 0.41)]
+    assert layouts.segments_to_check(low) == "check segment 2"
+    assert layouts.segments_to_check(ASR) == "no segment below 0.60"
+    # The check label is a marker for the reviewer, never part of the transcript.
+    assert [s.speaker for s in layouts.corrected_segments(result, low, "segments")] == [
+        "Speaker 1",
+        "Speaker 2",
+        "Speaker 1",
+    ]
+
+
+def test_low_confidence_words_are_read_only_hint_regions_over_their_time_after_the_segments() -> None:
+    result = layouts.prediction_result(WORDY, "segments", flag_words_below=0.5)
+    hints = [i for i in result if i["from_name"] == layouts.WORD]
+    assert [(i["id"], i["value"]["start"], i["value"]["end"], i["score"]) for i in hints] == [
+        ("word0000", 0.5, 0.9, 0.31),
+        ("word0001", 1.2, 1.5, 0.49),
+    ]
+    assert all(i["readonly"] and i["value"]["labels"] == [layouts.WORD_LABEL] for i in hints)
+    assert result[-len(hints) :] == hints, "segments keep their numbers in the region list"
+    assert layouts.prediction_result(WORDY, "segments") == [i for i in result if i not in hints]
+    # Hints never reach a transcript, and nobody is warned about them as regions without text.
+    with capture_logs() as logs:
+        segments = layouts.corrected_segments(result, WORDY, "segments", log=structlog.get_logger())
+    assert [s.text for s in segments] == [s.text for s in WORDY.segments] and logs == []
+
+
+def test_a_region_a_reviewer_labelled_check_word_and_gave_text_is_kept() -> None:
+    drawn = [
+        {
+            "id": "mine",
+            "from_name": layouts.WORD,
+            "type": "labels",
+            "value": {"start": 3.0, "end": 4.0, "labels": [layouts.WORD_LABEL]},
+        },
+        {
+            "id": "mine",
+            "from_name": layouts.TEXT,
+            "type": "textarea",
+            "value": {"start": 3.0, "end": 4.0, "text": ["Kept."]},
+        },
+    ]
+    segments = layouts.corrected_segments(layouts.prediction_result(WORDY, "segments", 0.5) + drawn, WORDY, "segments")
+    assert [s.text for s in segments][-1] == "Kept."
+
+
+def test_whole_prediction_is_one_text_box_with_a_line_per_segment() -> None:
+    (item,) = layouts.prediction_result(ASR, "whole")
+    assert item["type"] == "textarea" and item["from_name"] == layouts.TEXT
+    assert item["value"]["text"] == ["\n".join(s.text for s in ASR.segments)]
+
+
+def test_unchanged_prediction_reads_back_as_the_asr_segments() -> None:
+    segments = layouts.corrected_segments(layouts.prediction_result(ASR, "segments"), ASR, "segments")
+    assert [(s.start, s.end, s.text, s.asr_text, s.confidence) for s in segments] == [
+        (a.start, a.end, a.text, a.text, a.confidence) for a in ASR.segments
+    ]
+    assert [s.speaker for s in segments] == ["Speaker 1", "Speaker 2", "Speaker 1"]
+
+
+def test_reviewer_edits_deletes_adds_and_relabels() -> None:
+    result = copy.deepcopy(layouts.prediction_result(ASR, "segments"))
+    for item in result:
+        if item["id"] == "seg0000" and item["from_name"] == layouts.TEXT:
+            item["value"]["text"] = ["Hello, thank you for calling\nZoë's shop. "]
+        if item["id"] == "seg0002" and item["from_name"] == layouts.SPEAKER:
+            item["value"]["labels"] = ["Speaker 3"]
+    result = [i for i in result if i["id"] != "seg0001"]
+    span = {"start": 8.0, "end": 9.5, "channel": 0}
+    result += [
+        {
+            "id": "new1",
+            "from_name": layouts.SPEAKER,
+            "to_name": "audio",
+            "type": "labels",
+            "value": {**span, "labels": ["Speaker 2"]},
+        },
+        {
+            "id": "new1",
+            "from_name": layouts.TEXT,
+            "to_name": "audio",
+            "type": "textarea",
+            "value": {**span, "text": ["Thanks, bye."]},
+        },
+    ]
+    with capture_logs() as logs:
+        segments = layouts.corrected_segments(result, ASR, "segments", log=structlog.get_logger())
+    assert [(s.start, s.speaker, s.text, s.asr_text) for s in segments] == [
+        (0.0, "Speaker 1", "Hello, thank you for calling Zoë's shop.", ASR.segments[0].text),
+        (5.2, "Speaker 3", ASR.segments[2].text, ASR.segments[2].text),
+        (8.0, "Speaker 2", "Thanks, bye.", None),
+    ]
+    assert segments[2].confidence is None and segments[1].confidence == 0.77
+    assert logs == []
+
+
+def test_region_without_text_is_logged_and_not_written() -> None:
+    drawn = {"start": 8.0, "end": 9.5, "channel": 0, "labels": ["Speaker 2"]}
+    result = [
+        i
+        for i in layouts.prediction_result(ASR, "segments")
+        if not (i["id"] == "seg0001" and i["from_name"] == layouts.TEXT)
+    ]
+    result.append({"id": "new1", "from_name": layouts.SPEAKER, "to_name": "audio", "type": "labels", "value": drawn})
+    result.append(
+        {"id": "seg0002", "from_name": layouts.TEXT, "type": "textarea", "value": {"start": 5.2, "text": ["  "]}}
+    )
+    with capture_logs() as logs:
+        segments = layouts.corrected_segments(result, ASR, "segments", log=structlog.get_logger())
+    assert [s.start for s in segments] == [0.0, 5.2]
+    assert segments[1].text == ASR.segments[2].text, "a blank second text is no text"
+    assert [(e["event"], e["region"], e["start"], e["end"], e["drawn"]) for e in logs] == [
+        ("annotation.region_without_text", "seg0001", 2.8, 5.0, False),
+        ("annotation.region_without_text", "new1", 8.0, 9.5, True),
+    ]
+
+
+def test_region_missing_its_end_reads_back() -> None:
+    result = [
+        {"id": "seg0000", "from_name": layouts.TEXT, "type": "textarea", "value": {"start": 0.0, "text": ["Hi."]}},
+        {"id": "new1", "from_name": layouts.TEXT, "type": "textarea", "value": {"start": 9.0, "text": ["Bye."]}},
+    ]
+    segments = layouts.corrected_segments(result, ASR, "segments")
+    assert [(s.start, s.end, s.text) for s in segments] == [(0.0, 2.5, "Hi."), (9.0, 9.0, "Bye.")]
+
+
+def test_whole_lines_keep_segment_times_when_one_line_per_segment() -> None:
+    text = "Hello, thanks for calling.\nI have a question about my invoice.\nSure, let me look that up."
+    result = [{"id": "x", "from_name": layouts.TEXT, "to_name": "audio", "type": "textarea", "value": {"text": [text]}}]
+    segments = layouts.corrected_segments(result, ASR, "whole")
+    assert [(s.start, s.end, s.asr_text) for s in segments] == [(a.start, a.end, a.text) for a in ASR.segments]
+    assert segments[1].text == "I have a question about my invoice."
+
+
+def test_whole_rewritten_text_becomes_one_span_over_the_file() -> None:
+    result = [
+        {
+            "id": "x",
+            "from_name": layouts.TEXT,
+            "to_name": "audio",
+            "type": "textarea",
+            "value": {"text": ["All new text."]},
+        }
+    ]
+    (segment,) = layouts.corrected_segments(result, ASR, "whole")
+    assert (segment.start, segment.end, segment.text, segment.asr_text) == (0.0, 8.0, "All new text.", ASR.text)
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"), [("spk_0", "Speaker 1"), ("ch_1", "Channel 2"), (None, "Speaker 1"), ("Agent", "Agent")]
+)
+def test_speaker_names(raw: str | None, shown: str) -> None:
+    assert layouts.speaker_name(raw) == shown

@@ -1,0 +1,54 @@
+"""Task data: readable and numeric columns for the Data Manager, flagged words counted."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+
+from devstack.transcribe import recording_for
+from syncd.domain.transcript import Segment, Transcript, Word
+from syncd.labelstudio import layouts
+from syncd.labelstudio.tasks import task_for
+
+ASR = Transcript(
+    segments=(
+        Segment(0.0, 2.5, "Hello, thanks for calling.", "spk_0", 0.91),
+        Segment(2.8, 5.0, "I have a question about my bill.", "spk_1", 0.62),
+        Segment(5.2, 7.9, "Sure, let me look that up.", "spk_0", 0.77),
+    ),
+    engine="aws",
+    model="transcribe",
+    duration=8.0,
+)
+
+
+WORDY = replace(
+    ASR,
+    segments=(
+        Segment.from_words([Word(0.0, 0.4, "Hello,", 0.95), Word(0.5, 0.9, "Szymborska", 0.31)], speaker="spk_0"),
+        Segment.from_words([Word(1.2, 1.5, "calling", 0.49), Word(1.6, 2.0, "today.", 0.5)], speaker="spk_1"),
+    ),
+)
+
+
+def test_flagged_words_are_counted_in_the_task_data_and_header() -> None:
+    rec = replace(recording_for("calls", "a.wav", "e1"), transcript_json=json.dumps(WORDY.to_dict()))
+    task = task_for(rec, "segments", "aws-1", flag_words_below=0.5)
+    assert task["data"]["flagged_words"] == 2 and task["data"]["segments_to_check"].endswith("· 2 words marked")
+    assert task_for(rec, "whole", "aws-1", flag_words_below=0.5)["data"]["flagged_words"] == 0
+
+
+def test_task_data_is_readable_and_numeric() -> None:
+    rec = recording_for("calls", "2026/support call.mp3", "abc")
+    words = [Word(0.0, 0.5, "Hello,", 0.7064), Word(0.6, 1.0, "hi.", 0.9064)]
+    asr = replace(ASR, segments=(Segment.from_words(words, speaker="spk_0"),))
+    rec = replace(rec, transcript_json=json.dumps(asr.to_dict()))
+    task = task_for(rec, "segments", "aws-1")
+    data = task["data"]
+    assert data["key"] == "2026/support call.mp3" and data["audio"] == "s3://calls/2026/support call.mp3"
+    assert data["asr_confidence"] == 0.806 and data["duration"] == 8.0
+    assert data["syncd_id"] == rec.syncd_id and data["etag"] == "abc"
+    assert task["predictions"][0]["score"] == 0.8064
+    header = " ".join(h.get("value", "") for h in ET.fromstring(layouts.label_config("segments")).iter("Header"))  # noqa: S314
+    assert {v.strip("$") for v in header.split() if v.startswith("$")} <= set(data)

@@ -1,0 +1,266 @@
+"""The export loop: the keyset cursor over changed tasks, the queue of failed and parked tasks, the sweep, outages that
+never park a task, and deleted tasks noticed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from syncd.commands.status import format_status, status_report
+from syncd.daemon.health import health_report
+from syncd.domain.recording import Status
+from syncd.labelstudio import layouts, ls_time
+from syncd.pipeline import run_cycle
+from syncd.stages import export, import_, scan, transcribe
+from tests.unit.fakes import (
+    EPOCH,
+    GO,
+    FakeStorage,
+    Stack,
+    healthy_probes,
+    services,
+)
+
+
+def _bad_region(text: str) -> list[dict[str, Any]]:
+    value = {"start": "0:01", "end": 2.0, "text": [text]}
+    return [{"id": "seg0000", "from_name": layouts.TEXT, "type": "textarea", "value": value}]
+
+
+def _region(rid: str, start: float, end: float | None, text: str) -> dict[str, Any]:
+    value: dict[str, Any] = {"start": start, "text": [text]}
+    if end is not None:
+        value["end"] = end
+    return {"id": rid, "from_name": layouts.TEXT, "type": "textarea", "value": value}
+
+
+KEYS = ("a.mp3", "b.mp3", "c.mp3", "d.mp3")
+
+
+def _upload(storage: FakeStorage, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        storage.put_audio("b", key, key.encode())
+
+
+def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in logs if e["event"] == name]
+
+
+def test_export_of_a_bulk_action_ends_and_writes_each_task_once(tmp_path: Path) -> None:
+    svc, ls, storage, _ = services(tmp_path)
+    ls.page_size = 4
+    for n in range(10):
+        storage.put_audio("b", f"r{n}.mp3", f"audio {n}".encode())
+    run_cycle(svc)
+    moment = ls_time(EPOCH.timestamp() + 3600)
+    for task_id in ls.tasks:
+        ls.annotate(task_id, f"text {task_id}", at=moment)
+    with capture_logs() as logs:
+        assert export.reviews(svc, GO) == 10
+        assert export.reviews(svc, GO) == 0
+    assert sorted(e["task"] for e in logs if e["event"] == "annotation.exported") == sorted(ls.tasks)
+    cursor = export.Cursor.load(svc.state.cursor("export:1"))
+    assert cursor.position == (moment, max(ls.tasks))
+
+
+def test_cursor_keeps_its_id_and_reads_old_cursors() -> None:
+    cursor = export.Cursor("2026-01-01T00:00:00.000000Z", 5.0, settled=True, id=42)
+    assert export.Cursor.load(cursor.dump()) == cursor
+    assert export.Cursor.load(json.dumps({"at": cursor.at, "seen": 1.0, "settled": True})).id == 0
+    assert cursor.since == (cursor.at, 42)
+    assert cursor.after_read((cursor.at, 43), 0, 9).position == (cursor.at, 43)
+
+
+def test_a_task_that_keeps_failing_is_parked_and_retry_requeues_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("syncd.daemon.health.labelstudio_alive", lambda *_, **__: None)
+    monkeypatch.setattr("syncd.daemon.health.buckets_readable", lambda *_: None)
+    svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "segments"}, output={"export_attempts": 2})
+    for key in ("bad.mp3", "good.mp3"):
+        storage.put_audio("b", key, key.encode())
+    run_cycle(svc)
+    bad, good = sorted(ls.tasks)
+    ls.annotate(bad, "", result=_bad_region("unreadable"))
+    with capture_logs() as first:
+        assert export.reviews(svc, GO) == 0
+    ls.annotate(good, "", result=[_region("seg0000", 0.0, 0.5, "fine")])
+    with capture_logs() as second:
+        assert export.reviews(svc, GO) == 1, "the bad task does not hold the cursor"
+    assert [e["task"] for e in first + second if e["event"] == "export.failed"] == [bad, bad]
+    (parked,) = [e for e in second if e["event"] == "export.parked"]
+    assert parked["task"] == bad and "'0:01' is not a number" in parked["reason"]
+    assert storage.text("b", "good.transcript.txt") == "fine\n"
+
+    with capture_logs() as idle:
+        assert export.reviews(svc, GO) == 0
+    assert not [e for e in idle if e["event"].startswith("export.")], "parked: left alone"
+    report = status_report(svc.state)
+    assert [(p["task"], p["key"], p["attempts"]) for p in report["parked"]] == [(bad, "bad.mp3", 2)]
+    assert "is not a number" in format_status(report)
+    parked = sum(svc.state.parked_counts().values())
+    ok, body = health_report(svc.settings, "running", 1.0, healthy_probes(svc.settings), svc.state, parked)
+    assert ok and body["status"] == "degraded" and body["checks"]["parked"] == {"ok": False, "count": 1}
+
+    assert svc.state.requeue_parked() == 1
+    with capture_logs() as retried:
+        export.reviews(svc, GO)
+    assert [e["task"] for e in retried if e["event"] == "export.failed"] == [bad]
+    ls.annotate(bad, "", result=[_region("seg0000", 1.0, 2.0, "fixed")])
+    assert export.reviews(svc, GO) == 1
+    assert svc.state.parked_counts() == {"export": 0} and svc.state.export_queue(1) == []
+
+
+def test_an_s3_that_cannot_be_reached_through_obstore_never_parks_a_task(tmp_path: Path) -> None:
+    """The soak's S3 restarts: obstore gives up with a GenericError ("error sending request"). That is an outage, so
+    the task waits in the queue without spending its attempts, and is written once S3 is back."""
+    import obstore.exceptions
+
+    svc, ls, storage, _ = services(tmp_path, output={"export_attempts": 2})
+    storage.put_audio("b", "a.mp3")
+    run_cycle(svc)
+    [task_id] = ls.tasks
+    ls.annotate(task_id, "hello there")
+    real_write = storage.write
+    down = obstore.exceptions.GenericError(
+        "Generic S3 error: Error performing PUT http://127.0.0.1:1/b/a.transcript.txt in 4.1s, after 10 retries,"
+        " max_retries: 10, retry_timeout: 180s  - HTTP error: error sending request"
+    )
+    storage.write = lambda *a, **k: (_ for _ in ()).throw(down)  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        for _ in range(4):
+            export.reviews(svc, GO)
+    failed = [e for e in logs if e["event"] == "export.failed"]
+    assert len(failed) == 4 and all(e["transient"] for e in failed)
+    assert not [e for e in logs if e["event"] == "export.parked"] and svc.state.parked_counts() == {"export": 0}
+    storage.write = real_write  # type: ignore[method-assign]
+    assert export.reviews(svc, GO) == 1 and storage.text("b", "a.transcript.txt") == "hello there\n"
+
+
+def test_deletion_is_noticed_when_another_tool_adds_a_task_at_the_same_time(stack: Stack) -> None:
+    svc, ls, storage, _ = stack
+    _upload(storage, KEYS[:2])
+    for stage in (scan, transcribe, import_):
+        stage.run(svc, GO)
+    export.check_deleted_tasks(svc, 1)
+    del ls.tasks[1]
+    ls.add_foreign()
+    with capture_logs() as logs:
+        export.check_deleted_tasks(svc, 1)
+        export.check_deleted_tasks(svc, 1)
+    [deleted] = _events(logs, "task.deleted")
+    assert deleted["task"] == 1
+    assert next(r for r in svc.state.recordings() if r.key == "a.mp3").task_id is None
+
+
+def test_deleted_foreign_task_is_forgotten_and_read_once(stack: Stack) -> None:
+    svc, ls, storage, _ = stack
+    _upload(storage, KEYS[:1])
+    for stage in (scan, transcribe, import_):
+        stage.run(svc, GO)
+    [foreign] = ls.add_foreign()
+    export.check_deleted_tasks(svc, 1)
+    del ls.tasks[foreign]
+    indexes = []
+    index = ls.task_index
+    ls.task_index = lambda project: (indexes.append(project), index(project))[1]  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        export.check_deleted_tasks(svc, 1)
+        export.check_deleted_tasks(svc, 1)
+    assert len(indexes) == 1 and not _events(logs, "task.deleted")
+    assert svc.state.seen_task_count(1) == 1
+
+
+def test_cycle_exports_a_submitted_review_beside_the_audio(stack: Stack) -> None:
+    svc, ls, storage, _ = stack
+    storage.put_audio("b", "calls/a.mp3")
+    run_cycle(svc)
+    [task_id] = ls.tasks
+    ls.annotate(task_id, "hello there world")
+    with capture_logs() as logs:
+        assert run_cycle(svc)
+    assert storage.text("b", "calls/a.transcript.txt") == "hello there world\n"
+    assert set(storage.keys("b")) >= {f"calls/a.transcript.{f}" for f in ("txt", "json", "srt", "vtt")}
+    cycle = next(e for e in logs if e["event"] == "cycle.completed")
+    assert cycle["counts"] == {"scan": 0, "transcribe": 0, "import": 0, "export": 1}
+    assert svc.state.recordings()[0].status == Status.EXPORTED
+
+
+def test_export_cursor_reads_only_what_changed(stack: Stack) -> None:
+    svc, ls, storage, _ = stack
+    storage.put_audio("b", "a.mp3")
+    run_cycle(svc)
+    ls.annotate(1, "first")
+    assert export.reviews(svc, GO) == 1
+    reads: list[str] = []
+    pages = ls.changed_task_pages
+    ls.changed_task_pages = lambda project, since, after_id=0: (  # type: ignore[method-assign]
+        reads.append(since),
+        pages(project, since, after_id),
+    )[1]
+    assert export.reviews(svc, GO) == 0
+    ls.annotate(1, "second")
+    assert export.reviews(svc, GO) == 1
+    assert storage.text("b", "a.transcript.txt") == "second\n"
+    assert reads[0] <= reads[-1]
+
+
+def test_skipped_and_draft_reviews_write_nothing(stack: Stack) -> None:
+    svc, ls, storage, _ = stack
+    storage.put_audio("b", "a.mp3")
+    run_cycle(svc)
+    ls.annotate(1, "ignored", cancelled=True)
+    with capture_logs() as logs:
+        assert export.reviews(svc, GO) == 0
+    assert "annotation.skipped" in [e["event"] for e in logs]
+    assert not [k for k in storage.keys("b") if ".transcript." in k]
+
+
+def test_deleted_task_is_noticed_and_its_transcript_kept(stack: Stack) -> None:
+    svc, ls, storage, _ = stack
+    for key in ("a.mp3", "b.mp3"):
+        storage.put_audio("b", key, key.encode())
+    run_cycle(svc)
+    ls.annotate(1, "reviewed")
+    export.reviews(svc, GO)
+    del ls.tasks[1]
+    with capture_logs() as logs:
+        export.check_deleted_tasks(svc, 1)
+        export.check_deleted_tasks(svc, 1)
+    deleted = [e for e in logs if e["event"] == "task.deleted"]
+    assert len(deleted) == 1 and deleted[0]["kept"] is True
+    assert storage.text("b", "a.transcript.txt") == "reviewed\n"
+    rec = next(r for r in svc.state.recordings() if r.key == "a.mp3")
+    assert rec.task_id is None and "deleted in Label Studio" in (rec.reason or "")
+
+
+def test_sweep_finds_a_review_whose_task_label_studio_did_not_mark_changed(tmp_path: Path) -> None:
+    """Label Studio saves the annotation, then stamps the task's updated_at in a second write; stopped in between,
+    the task looks unchanged to the export cursor. The slow sweep of reviewed tasks finds it."""
+    svc, ls, storage, _ = services(tmp_path, schedule={"export_sweep_interval": 600})
+    storage.put_audio("b", "calls/a.mp3")
+    run_cycle(svc)
+    [task_id] = ls.tasks
+    run_cycle(svc)  # the first export run sweeps (nothing to find) and starts the interval
+    sweeps = ls.sweeps
+    ls.annotate(task_id, "hello there world")
+    ls.tasks[task_id]["updated_at"] = ls_time(datetime(2000, 1, 1, tzinfo=UTC))  # as if never stamped
+    run_cycle(svc)
+    assert "calls/a.transcript.txt" not in storage.keys("b") and ls.sweeps == sweeps, "not due yet: missed"
+    svc.state.set_cursor("export-sweep:1", "0")  # the interval has passed
+    with capture_logs() as logs:
+        run_cycle(svc)
+    assert storage.text("b", "calls/a.transcript.txt") == "hello there world\n"
+    [missed] = [e for e in logs if e["event"] == "export.missed"]
+    assert missed["task"] == task_id and missed["log_level"] == "warning"
+    [swept] = [e for e in logs if e["event"] == "export.swept"]
+    assert (swept["tasks"], swept["missed"]) == (1, 1)
+    with capture_logs() as logs:
+        svc.state.set_cursor("export-sweep:1", "0")
+        run_cycle(svc)
+    assert not [e for e in logs if e["event"] == "export.missed"], "written once: the next sweep finds nothing"

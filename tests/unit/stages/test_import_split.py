@@ -1,0 +1,132 @@
+"""Splitting long recordings into review units: units imported as tasks with their clips; a recording that cannot be cut
+reviewed whole; corrupt audio failed with its reason."""
+
+from __future__ import annotations
+
+import io
+import json
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from structlog.testing import capture_logs
+
+from syncd.domain.recording import Recording, Status
+from syncd.domain.transcript import Segment, Transcript, Word
+from syncd.services import Services
+from syncd.stages import export, export_stitch, import_, scan
+from tests.unit.fakes import GO, FakeLabelStudio, FakeStorage, services
+
+KEY = "calls/long.wav"
+
+
+SECONDS = 90
+
+
+def _wav(seconds: int, rate: int = 8000) -> bytes:
+    samples = (np.sin(np.arange(seconds * rate) * 2 * np.pi * 300 / rate) * 3000).astype("<i2")
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return out.getvalue()
+
+
+def _transcript() -> Transcript:
+    """A 6-second segment every 10 s: 9 segments, cut into units of at most 30 s."""
+    segments = tuple(
+        Segment.from_words([Word(t, t + 2.0, f"word{t}", 0.9), Word(t + 3.0, t + 6.0, "said.", 0.9)])
+        for t in range(1, SECONDS - 6, 10)
+    )
+    return Transcript(segments=segments, engine="fake", model="fake-1", duration=SECONDS - 3.0)
+
+
+@pytest.fixture
+def split_up(tmp_path: Path) -> tuple[Services, FakeLabelStudio, FakeStorage, Recording]:
+    svc, ls, storage, _ = services(tmp_path, review={"max_task_minutes": 0.5})
+    storage.put_audio("b", KEY, _wav(SECONDS))
+    scan.run(svc, GO)
+    (rec,) = svc.state.recordings()
+    svc.state.move(rec.id, Status.DISCOVERED, Status.TRANSCRIBING)
+    svc.state.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=_transcript(), duration=SECONDS - 3.0)
+    with capture_logs() as logs:
+        assert import_.run(svc, GO) == 3
+    (split,) = [e for e in logs if e["event"] == "recording.split"]
+    assert split["bounds"] == [[0.0, 29.0], [29.0, 59.0], [59.0, 90.0]], "cut in pauses; the last ends with the audio"
+    return svc, ls, storage, svc.state.get(rec.id)
+
+
+def _review_all(svc: Services, ls: FakeLabelStudio, but: int | None = None, text: str = "fixed") -> None:
+    """Submit every unit's review (but one), one line per segment: "<text> <unit> <line>"."""
+    for n, (unit, _) in enumerate(svc.state.units_of(svc.state.recordings()[0].id)):
+        if n != but and unit.task_id is not None and unit.transcript is not None:
+            lines = [f"{text} {n} {i}" for i in range(len(unit.transcript.segments))]
+            ls.annotate(unit.task_id, "\n".join(lines))
+
+
+def _stem_outputs(storage: FakeStorage) -> list[str]:
+    return [k for k in storage.keys("b") if k.startswith("calls/long.transcript")]
+
+
+def test_units_are_tasks_with_clips_and_the_recording_is_written_once_all_are_reviewed(split_up: tuple) -> None:
+    svc, ls, storage, parent = split_up
+    assert parent.status == Status.SPLIT
+    keys = sorted(t["data"]["key"] for t in ls.tasks.values())
+    assert keys == [
+        f"{KEY} (part {n} of 3, {span})" for n, span in ((1, "0:00-0:29"), (2, "0:29-0:59"), (3, "0:59-1:30"))
+    ]
+    clips = [k for k in storage.keys("b") if k.startswith("syncd/units/")]
+    assert len(clips) == 3 and all(k.startswith(f"syncd/units/{parent.syncd_id}/") for k in clips)
+    assert scan.run(svc, GO) == 0, "clips are never taken for new audio"
+
+    _review_all(svc, ls, but=1)
+    with capture_logs() as logs:
+        assert export.reviews(svc, GO) == 0 and export_stitch.run(svc, GO) == 0
+    assert [e["event"] for e in logs].count("unit.reviewed") == 2
+    assert _stem_outputs(storage) == [], "nothing partial beside the audio"
+
+    _review_all(svc, ls, text="late")  # unit 2 reviewed, and units 1 and 3 edited
+    with capture_logs() as logs:
+        export.reviews(svc, GO)
+        assert export_stitch.run(svc, GO) == 1
+    (stitched,) = [e for e in logs if e["event"] == "transcript.stitched"]
+    assert stitched["units"] == 3
+    doc = json.loads(storage.text("b", "calls/long.transcript.json"))
+    asr = _transcript()
+    assert [(s["start"], s["end"]) for s in doc["segments"]] == [(s.start, s.end) for s in asr.segments]
+    assert [s["text"] for s in doc["segments"]][:4] == ["late 0 0", "late 0 1", "late 0 2", "late 1 0"]
+    assert [u["start"] for u in doc["review"]["units"]] == [0.0, 29.0, 59.0]
+    assert svc.state.get(parent.id).status == Status.EXPORTED
+    assert export_stitch.run(svc, GO) == 0, "written once per change"
+
+
+def test_a_recording_with_no_pause_to_cut_at_is_reviewed_whole(tmp_path: Path) -> None:
+    svc, ls, storage, _ = services(tmp_path, review={"max_task_minutes": 0.5})
+    storage.put_audio("b", KEY, _wav(SECONDS))
+    scan.run(svc, GO)
+    (rec,) = svc.state.recordings()
+    one = Transcript(segments=(Segment(0.0, 80.0, "one long turn"),), engine="fake", model="fake-1", duration=80.0)
+    svc.state.move(rec.id, Status.DISCOVERED, Status.TRANSCRIBING)
+    svc.state.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=one, duration=80.0)
+    with capture_logs() as logs:
+        assert import_.run(svc, GO) == 1
+    assert "recording.not_split" in [e["event"] for e in logs]
+    assert [t["data"]["key"] for t in ls.tasks.values()] == [KEY]
+
+
+def test_corrupt_audio_fails_the_split_with_its_reason(tmp_path: Path) -> None:
+    svc, _, storage, _ = services(tmp_path, review={"max_task_minutes": 0.5})
+    storage.put_audio("b", KEY, b"not audio at all" * 100)
+    scan.run(svc, GO)
+    (rec,) = svc.state.recordings()
+    svc.state.move(rec.id, Status.DISCOVERED, Status.TRANSCRIBING)
+    svc.state.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=_transcript(), duration=87.0)
+    assert import_.run(svc, GO) == 0
+    failed = svc.state.get(rec.id)
+    assert (
+        failed.status == Status.FAILED and failed.reason and failed.reason.startswith("cannot split into review units")
+    )
+    assert not [k for k in storage.keys("b") if k.startswith("syncd/units/")]

@@ -1,0 +1,186 @@
+"""Task bookkeeping shared by import and export: the task-id cursor, adoption of tasks Label Studio already holds (state
+restored, lost), predictions restored."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from structlog.testing import capture_logs
+
+from syncd.domain.recording import Status
+from syncd.labelstudio.client import LabelStudioError
+from syncd.services import Services
+from syncd.stages import import_, scan, tasks, transcribe
+from syncd.state import StateStore
+from tests.unit.fakes import (
+    GO,
+    POSTGRES_ENV,
+    FakeLabelStudio,
+    FakeStorage,
+    Stack,
+    new_store,
+    services,
+    with_state,
+)
+
+KEYS = ("a.mp3", "b.mp3", "c.mp3", "d.mp3")
+
+
+def _upload(storage: FakeStorage, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        storage.put_audio("b", key, key.encode())
+
+
+def _per_syncd_id(ls: FakeLabelStudio) -> Counter[str]:
+    return Counter(str(t["data"].get("syncd_id")) for t in ls.tasks.values() if t["data"].get("syncd_id"))
+
+
+def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in logs if e["event"] == name]
+
+
+def _transcribe_one(svc: Services) -> None:
+    """Complete exactly one transcription, as a slow engine would between two import runs."""
+    stop = threading.Event()
+    svc.transcriber.while_polling = stop.set  # type: ignore[attr-defined]
+    transcribe.run(svc, stop)
+
+
+def _copy_db(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
+@pytest.mark.skipif(bool(os.environ.get(POSTGRES_ENV)), reason="copies the SQLite file (a backup of it)")
+def test_state_restored_from_an_older_backup_adopts_instead_of_importing_twice(stack: Stack, tmp_path: Path) -> None:
+    svc, ls, storage, _ = stack
+    _upload(storage, KEYS[:2])
+    for stage in (scan, transcribe, import_):
+        stage.run(svc, GO)
+    _copy_db(tmp_path / "state.db", tmp_path / "backup.db")
+    _upload(storage, KEYS[2:])
+    for stage in (scan, transcribe, import_):
+        stage.run(svc, GO)
+    assert len(ls.tasks) == 4
+
+    restored = with_state(svc, StateStore(tmp_path / "backup.db"))
+    with capture_logs() as logs:
+        for stage in (scan, transcribe, import_, import_):
+            stage.run(restored, GO)
+    assert len(ls.tasks) == 4 and set(_per_syncd_id(ls).values()) == {1}
+    assert len(_events(logs, "task.recovered")) == 2 and not _events(logs, "task.imported")
+    assert {r.status for r in restored.state.recordings()} == {Status.IMPORTED}
+    assert {r.task_id for r in restored.state.recordings()} == set(ls.tasks)
+
+
+def test_lost_state_adopts_each_task_as_its_recording_becomes_ready(stack: Stack, tmp_path: Path) -> None:
+    svc, ls, storage, _ = stack
+    _upload(storage, KEYS)
+    for stage in (scan, transcribe, import_):
+        stage.run(svc, GO)
+    assert len(ls.tasks) == 4
+
+    fresh = with_state(svc, new_store(tmp_path, "new-state.db"))
+    scan.run(fresh, GO)
+    with capture_logs() as logs:
+        for _ in KEYS:
+            _transcribe_one(fresh)
+            import_.run(fresh, GO)
+    assert len(ls.tasks) == 4 and set(_per_syncd_id(ls).values()) == {1}
+    assert len(_events(logs, "task.recovered")) == 4 and not _events(logs, "task.imported")
+    assert {r.status for r in fresh.state.recordings()} == {Status.IMPORTED}
+
+
+def test_tasks_that_landed_without_their_predictions_get_them_when_adopted(tmp_path: Path) -> None:
+    """Label Studio committed the batch's tasks, dropped their predictions and answered HTTP 500."""
+    svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "whole", "import_settle": 0})
+    _upload(storage, KEYS)
+    scan.run(svc, GO)
+    transcribe.run(svc, GO)
+    ls.drop_predictions = True
+    ls.import_faults.append((LabelStudioError("HTTP 500: no attribute 'db_predictions'", 500), "landed"))
+    with pytest.raises(LabelStudioError):
+        import_.run(svc, GO)
+    ls.drop_predictions = False
+    with capture_logs() as logs:
+        assert import_.run(svc, GO) == 4
+    assert len(_events(logs, "task.recovered")) == 4 and len(_events(logs, "task.prediction_restored")) == 4
+    assert all(len(t["predictions"]) == 1 for t in ls.tasks.values()) and len(ls.tasks) == 4
+    with capture_logs() as logs:
+        import_.run(svc, GO)
+    assert not _events(logs, "task.prediction_restored")
+
+
+def test_a_batch_that_landed_without_its_predictions_gets_them_at_once(tmp_path: Path) -> None:
+    svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "whole"})
+    _upload(storage, KEYS)
+    scan.run(svc, GO)
+    transcribe.run(svc, GO)
+    ls.drop_predictions = True  # Label Studio answered 201 and stored the tasks bare
+    with capture_logs() as logs:
+        assert import_.run(svc, GO) == 4
+    ls.drop_predictions = False
+    names = [e["event"] for e in logs]
+    assert names.count("task.prediction_restored") == 4 and names.index("task.prediction_restored") < names.index(
+        "import.batch"
+    ), "restored before the batch is reported done"
+    assert all(len(t["predictions"]) == 1 for t in ls.tasks.values())
+
+
+def test_reconciling_reads_only_tasks_created_since_the_last_look(stack: Stack) -> None:
+    svc, ls, storage, _ = stack
+    for key in KEYS:
+        _upload(storage, (key,))
+        for stage in (scan, transcribe, import_):
+            stage.run(svc, GO)
+    # Our own contiguous batches move the cursor without a read; each run's read starts above the newest task.
+    assert ls.reads == [0, 1, 2, 3]
+    ls.add_foreign(count=2)
+    import_.run(svc, GO)
+    import_.run(svc, GO)
+    assert ls.reads[-2:] == [4, 4]  # the two foreign tasks are read until their ids have settled
+
+
+def test_task_cursor_settles_only_after_the_overlap() -> None:
+    TaskCursor, OVERLAP = tasks.TaskCursor, tasks.OVERLAP  # noqa: N806
+    cursor = TaskCursor(floor=10)
+    moved = cursor.after_read([11, 12], started=100.0, finished=100.5)
+    assert (moved.floor, moved.high) == (10, 12)
+    assert moved.after_read([11, 12], started=101.0, finished=101.2).floor == 10
+    assert moved.after_read([11, 12], started=100.5 + OVERLAP, finished=106.0).floor == 12
+    assert TaskCursor(floor=12).extended([13, 14]) == TaskCursor(floor=14)
+    assert TaskCursor(floor=12).extended([14, 15]) == TaskCursor(floor=12)
+    assert moved.extended([13]).high == 13 and moved.extended([13]).floor == 10
+
+
+def test_predictions_left_unchecked_during_an_outage_are_checked_by_the_next_run(tmp_path: Path) -> None:
+    """Label Studio stored a batch's tasks without their predictions, then went down before the check after the
+    batch: the tasks are imported once, and the next run gives them their predictions."""
+    svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "whole"})
+    _upload(storage, KEYS)
+    scan.run(svc, GO)
+    transcribe.run(svc, GO)
+    ls.drop_predictions = True
+    ls.check_faults.append(requests.ConnectionError("connection refused"))
+    with capture_logs() as logs:
+        assert import_.run(svc, GO) == 4
+    ls.drop_predictions = False
+    assert _events(logs, "import.predictions_unchecked") and not _events(logs, "task.prediction_restored")
+    assert svc.state.cursor(tasks.unchecked_name(1)) == str(min(ls.tasks))
+    assert all(not t["predictions"] for t in ls.tasks.values())
+
+    with capture_logs() as logs:
+        import_.run(svc, GO)
+    assert len(_events(logs, "task.prediction_restored")) == 4
+    assert all(len(t["predictions"]) == 1 for t in ls.tasks.values()) and len(ls.tasks) == 4
+    assert svc.state.cursor(tasks.unchecked_name(1)) is None
+    with capture_logs() as logs:
+        import_.run(svc, GO)
+    assert not _events(logs, "task.prediction_restored")

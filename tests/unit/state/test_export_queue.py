@@ -1,0 +1,31 @@
+"""The export queue: a failing task is read again each cycle until it has spent its attempts, then parked until
+`syncd retry` (or until it changes); transient failures spend nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.unit.fakes import new_store
+
+
+def test_attempts_park_a_task_and_retry_requeues_it(tmp_path: Path) -> None:
+    state = new_store(tmp_path)
+    for _ in range(2):
+        assert not state.queue_export(1, 7, None, "boom", attempt=True, park_after=3, task_updated_at="t1")
+    assert state.export_queue(1) == [7] and state.parked_counts() == {"export": 0}
+    assert state.queue_export(1, 7, None, "boom", attempt=True, park_after=3, task_updated_at="t1")
+    assert state.export_queue(1) == [] and state.parked_tasks(1) == {7: "t1"}
+    [parked] = state.parked_exports()
+    assert (parked["task_id"], parked["reason"], parked["attempts"]) == (7, "boom", 3)
+    assert state.requeue_parked() == 1
+    assert state.export_queue(1) == [7] and state.parked_counts() == {"export": 0}
+
+
+def test_transient_failures_spend_no_attempt_and_done_tasks_leave(tmp_path: Path) -> None:
+    state = new_store(tmp_path)
+    for _ in range(5):
+        assert not state.queue_export(1, 8, None, "unreachable", attempt=False, park_after=3)
+    state.queue_export(2, 9, None, "queued")
+    assert state.export_queue(1) == [8] and state.export_queue(2) == [9]
+    state.unqueue_exports([8, 9])
+    assert state.export_queue(1) == [] and state.export_queue(2) == []

@@ -1,0 +1,93 @@
+"""The recordings table: versions recorded once, compare-and-set transitions, failures backed off, transcripts round-
+tripped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from syncd.domain.recording import S3Object, Status
+from syncd.domain.transcript import Segment, Transcript, Word
+from syncd.state import StateStore
+from tests.unit.fakes import new_store
+
+
+def obj(key: str, etag: str = "e1", size: int = 10) -> S3Object:
+    return S3Object(bucket="b", key=key, etag=etag, size=size)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> StateStore:
+    return new_store(tmp_path, "s.db")
+
+
+def test_add_is_idempotent_and_new_etag_supersedes(state: StateStore) -> None:
+    [(first, _)] = state.add_objects([obj("calls/a.mp3")])
+    assert state.add_objects([obj("calls/a.mp3")]) == []
+    [(second, _)] = state.add_objects([obj("calls/a.mp3", etag="e2")])
+    assert state.get(first).status == Status.SUPERSEDED
+    assert state.get(second).status == Status.DISCOVERED
+    assert state.known_versions("b", ["calls/a.mp3", "calls/b.mp3"]) == {"calls/a.mp3": {"e1", "e2"}}
+    assert state.known_versions("other", ["calls/a.mp3"]) == {}
+    assert state.known_versions("b", []) == {}
+
+
+def test_transition_is_compare_and_set(state: StateStore) -> None:
+    [(rec, _)] = state.add_objects([obj("a.mp3")])
+    assert state.move(rec, Status.DISCOVERED, Status.TRANSCRIBING, job_name="j1")
+    state.add_objects([obj("a.mp3", etag="e2")])  # replaced while transcribing
+    assert not state.move(rec, Status.TRANSCRIBING, Status.TRANSCRIBED, score=0.5)
+    superseded = state.get(rec)
+    assert (superseded.status, superseded.score, superseded.job_name) == (Status.SUPERSEDED, None, "j1")
+
+
+def test_transition_outside_the_table_is_refused(state: StateStore) -> None:
+    [(rec, _)] = state.add_objects([obj("a.mp3")])
+    with pytest.raises(ValueError, match="discovered cannot become imported"):
+        state.move(rec, Status.DISCOVERED, Status.IMPORTED)
+    with pytest.raises(ValueError, match="transition"):
+        state.update(rec, status=Status.IMPORTED)
+    assert state.get(rec).status == Status.DISCOVERED
+
+
+def test_transition_moves_only_rows_still_in_the_source_state(state: StateStore) -> None:
+    ids = [i for i, _ in state.add_objects([obj("a.mp3"), obj("b.mp3"), obj("c.mp3")])]
+    state.move(ids[1], Status.DISCOVERED, Status.FAILED, reason="corrupt")
+    moved = state.transition(ids, Status.DISCOVERED, Status.TRANSCRIBING)
+    assert moved == [ids[0], ids[2]]
+    assert [state.get(i).status for i in ids] == [Status.TRANSCRIBING, Status.FAILED, Status.TRANSCRIBING]
+
+
+def test_failures_back_off_then_give_up_and_retry_requeues(state: StateStore) -> None:
+    [(rec, _)] = state.add_objects([obj("a.mp3")])
+    assert not state.record_failure(rec, Status.DISCOVERED, "throttled", retryable=True, max_attempts=3)
+    assert state.due(Status.DISCOVERED) == []  # waiting out its back-off
+    assert state.get(rec).attempts == 1
+    assert state.record_failure(rec, Status.DISCOVERED, "throttled", retryable=True, max_attempts=2)
+    failed = state.get(rec)
+    assert (failed.status, failed.reason, failed.attempts) == (Status.FAILED, "throttled", 2)
+    assert state.requeue_failed() == 1
+    again = state.get(rec)
+    assert (again.status, again.attempts, again.reason) == (Status.DISCOVERED, 0, None)
+    assert state.due(Status.DISCOVERED)[0].id == rec
+
+
+def test_non_retryable_fails_at_once(state: StateStore) -> None:
+    [(rec, _)] = state.add_objects([obj("a.mp3")])
+    assert state.record_failure(rec, Status.DISCOVERED, "corrupt", retryable=False, max_attempts=5)
+    assert state.counts()["failed"] == 1
+    assert state.last_errors()[0].reason == "corrupt"
+
+
+def test_transcript_round_trips_and_orders_by_score(state: StateStore) -> None:
+    ids = [i for i, _ in state.add_objects([obj("a.mp3"), obj("b.mp3"), obj("c.mp3")])]
+    for rec_id, conf in zip(ids, (0.9, 0.4, 0.6), strict=True):
+        words = (Word(0.0, 0.5, "hi", conf),)
+        transcript = Transcript(segments=(Segment.from_words(list(words)),), engine="whisper", model="tiny.en")
+        state.move(rec_id, Status.DISCOVERED, Status.TRANSCRIBING)
+        state.move(rec_id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=transcript, score=conf)
+    due = state.due(Status.TRANSCRIBED, least_confident_first=True)
+    assert [r.key for r in due] == ["b.mp3", "c.mp3", "a.mp3"]
+    assert [r.key for r in state.due(Status.TRANSCRIBED)] == ["a.mp3", "b.mp3", "c.mp3"]
+    assert due[0].transcript is not None and due[0].transcript.words[0].confidence == 0.4

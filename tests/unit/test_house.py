@@ -1,0 +1,146 @@
+"""The shape of the package, as DESIGN.md and the README's folder tree state it: each rule fails on the first module
+that breaks it, naming it."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import syncd
+
+ROOT = Path(syncd.__file__).parent
+MAX_ROOT_MODULES = 10
+MAX_LINES = 500
+
+
+def _modules() -> dict[str, Path]:
+    """Dotted module name -> file, for every module of the package."""
+    found = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = path.relative_to(ROOT.parent).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _imports(path: Path) -> Iterator[str]:
+    """The syncd modules a file imports at run time (inside functions too; ``if TYPE_CHECKING:`` blocks excluded)."""
+    tree = ast.parse(path.read_text())
+    skipped = {id(n) for block in ast.walk(tree) if _type_checking(block) for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names if alias.name.startswith("syncd"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("syncd"):
+            for alias in node.names:
+                child = f"{node.module}.{alias.name}"
+                yield child if child in MODULES else node.module
+
+
+GRAPH = {name: {m for m in _imports(path) if m != name} for name, path in MODULES.items()}
+
+
+def _stage_of(module: str) -> str | None:
+    """``syncd.stages.export_plan`` belongs to the export stage; ``syncd.stages.tasks`` to none (shared)."""
+    if not module.startswith("syncd.stages.") or module == "syncd.stages.tasks":
+        return None
+    return module.rsplit(".", 1)[1].rstrip("_").split("_")[0]
+
+
+def test_the_package_root_holds_few_modules() -> None:
+    root = sorted(p.name for p in ROOT.glob("*.py"))
+    assert len(root) <= MAX_ROOT_MODULES, root
+
+
+def test_no_stage_imports_another_stage() -> None:
+    crossings = [
+        (module, imported)
+        for module, imports in GRAPH.items()
+        if (stage := _stage_of(module))
+        for imported in imports
+        if _stage_of(imported) not in (None, stage)
+    ]
+    assert crossings == []
+
+
+def test_the_domain_imports_nothing_above_it() -> None:
+    above = [
+        (module, imported)
+        for module, imports in GRAPH.items()
+        if module.startswith("syncd.domain")
+        for imported in imports
+        if not imported.startswith("syncd.domain") and imported != "syncd"
+    ]
+    assert above == []
+
+
+def test_no_import_circle() -> None:
+    """Packages' ``__init__`` re-exports are edges like any other import."""
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = "open"
+        for imported in sorted(GRAPH.get(module, ())):
+            if state.get(imported) == "open":
+                return [*path, module, imported]
+            if imported not in state and (circle := visit(imported, [*path, module])):
+                return circle
+        state[module] = "done"
+        return None
+
+    circles = [circle for module in sorted(GRAPH) if module not in state and (circle := visit(module, []))]
+    assert circles == []
+
+
+def test_a_long_module_says_why_it_is_one_thing() -> None:
+    """A module over MAX_LINES lines names itself as one cohesive thing in its docstring ("one thing")."""
+    long = [
+        name
+        for name, path in MODULES.items()
+        if len(path.read_text().splitlines()) > MAX_LINES
+        and "one thing" not in (ast.get_docstring(ast.parse(path.read_text())) or "")
+    ]
+    assert long == []
+
+
+TESTED_BY_PATH = ("syncd.stages.", "syncd.state.")
+"""Packages every module of which has unit tests of its own: each stage part, each state table."""
+NOT_UNIT_TESTED = {
+    "syncd.state.legacy": "frozen pre-Alembic migrations, run by tests/unit/state/test_migrate.py",
+    "syncd.state.store": "the composition of the table modules; each table has its own tests",
+}
+
+
+def _test_file(module: str) -> Path:
+    path = MODULES[module].relative_to(ROOT)
+    return Path(__file__).parent / path.parent / f"test_{path.stem}.py"
+
+
+def test_every_test_file_is_named_after_a_module() -> None:
+    """A reader finds a module's tests by its path: ``tests/unit/stages/test_export_plan.py`` tests
+    ``syncd/stages/export_plan.py``, and no test file is named after something else."""
+    here = Path(__file__).parent
+    wanted = {_test_file(m) for m in MODULES if MODULES[m].name not in ("__init__.py", "__main__.py")}
+    orphans = [str(p.relative_to(here)) for p in sorted(here.rglob("test_*.py")) if p not in wanted]
+    assert orphans == ["test_house.py"]
+
+
+def test_every_stage_part_and_state_table_has_direct_tests() -> None:
+    missing = [
+        module
+        for module, path in MODULES.items()
+        if module.startswith(TESTED_BY_PATH)
+        and path.name != "__init__.py"
+        and ".migrations" not in module
+        and module not in NOT_UNIT_TESTED
+        and not _test_file(module).exists()
+    ]
+    assert missing == []
