@@ -1,10 +1,11 @@
-"""`syncd retry`: failed recordings and parked exports get a fresh attempt budget and are picked up again."""
+"""`syncd retry`: failed recordings and parked exports get a fresh attempt budget and are picked up again, and the
+services that are down are tried again at the stages' next run instead of after their back-off."""
 
 from __future__ import annotations
 
 from syncd import errors
 from syncd.config import Settings
-from syncd.state import StateStore
+from syncd.state import StateStore, outages
 
 
 def retry(settings: Settings) -> int:
@@ -12,7 +13,8 @@ def retry(settings: Settings) -> int:
     try:
         count = store.requeue_failed()
         parked = store.requeue_parked()
+        down = outages.retry_now(store)
     finally:
         store.close()
-    print(f"re-queued {count} failed recording(s) and {parked} parked export(s)")
+    print(f"re-queued {count} failed recording(s) and {parked} parked export(s); {down} service(s) down tried again")
     return errors.OK

@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from syncd import errors
@@ -38,7 +39,8 @@ SUMMARY_EVERY = 300.0
 
 
 class Daemon:
-    def __init__(self, config_path: str, settings: Settings) -> None:
+    def __init__(self, config_path: str, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` times the stages' heartbeats for the watchdog (monotonic seconds; a test passes its own)."""
         self.config_path = config_path
         self.settings = settings
         self.log = get_logger()
@@ -53,7 +55,7 @@ class Daemon:
         self.stopping = False
         self.svc: Services | None = None
         self.http: HttpServer | None = None
-        self.jobs = StageJobs(self._run_stage)
+        self.jobs = StageJobs(self._run_stage, clock)
         self.webhook = WebhookEndpoint(self.metrics, self._queue_export)
         self._stuck_logged: set[str] = set()
         self.probes = Probes(settings)
@@ -124,7 +126,7 @@ class Daemon:
         while True:
             signum = self.signals.wait(min(ping or _TICK, _TICK))
             if signum is None:
-                if ping and self._alive():
+                if ping and self.alive():
                     self.notifier.watchdog()
                 continue
             if signum == signal.SIGHUP:
@@ -148,7 +150,7 @@ class Daemon:
             self.svc.close()
         self.log.info("daemon.stopped", drained_seconds=round(time.monotonic() - started, 3))
 
-    def _alive(self) -> bool:
+    def alive(self) -> bool:
         """False when a stage has run past stage_timeout: withholding the ping lets systemd restart us."""
         limit = self.settings.schedule.stage_timeout
         stuck = set(self.jobs.stuck(limit))

@@ -23,7 +23,9 @@ from syncd.stages import STAGES, Stage
 
 
 class StageJobs:
-    def __init__(self, run: Callable[[Stage], None]) -> None:
+    def __init__(self, run: Callable[[Stage], None], clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` times the heartbeats (monotonic seconds; a test passes its own)."""
+        self._clock = clock
         self._run = run
         self._running: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -85,7 +87,7 @@ class StageJobs:
 
     def _beat(self, name: str) -> None:
         with self._lock:
-            self._running[name] = time.monotonic()
+            self._running[name] = self._clock()
 
     def running(self) -> list[str]:
         with self._lock:
@@ -94,7 +96,7 @@ class StageJobs:
     def stuck(self, limit: float) -> list[str]:
         """Jobs silent (no heartbeat since they started or last beat) for longer than ``limit`` seconds (none when
         the limit is 0)."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             return sorted(name for name, beat in self._running.items() if limit and now - beat > limit)
 

@@ -351,13 +351,6 @@ class LabelStudioClient:
         """Every task in the project (id -> syncd_id): read only when the task count disagrees with the tasks seen."""
         return self.new_tasks(project_id, 0)
 
-    def task_ids(self, project_id: int) -> set[int]:
-        """Every task id in the project: read only when the task count says some task was deleted."""
-        tasks = self._sdk.tasks.list(  # type: ignore[var-annotated]
-            project=project_id, include="id", resolve_uri=False, page_size=5000
-        )
-        return {int(as_dict(t)["id"]) for t in tasks}
-
 
 EXPORT_FIELDS = ",".join(
     ("id", "project", "data", "created_at", "updated_at", "annotations", "result", "was_cancelled", "completed_by")

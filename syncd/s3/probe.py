@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -10,6 +11,7 @@ from botocore.exceptions import ClientError
 from syncd import errors
 from syncd.config import Settings
 from syncd.errors import ProbeError, classify
+from syncd.s3.storage import boto_client, is_conflict
 
 
 def buckets_readable(settings: Settings, s3: Any) -> None:
@@ -24,10 +26,6 @@ def buckets_readable(settings: Settings, s3: Any) -> None:
 def conditional_writes(s3: Any, bucket: str, prefix: str) -> str:
     """The store enforces If-None-Match: a probe object put twice with it, the second put must be refused. Without
     that, an older review could silently overwrite a newer one (S3 before late 2024, older MinIO)."""
-    import uuid
-
-    from syncd.s3.storage import is_conflict
-
     key = f"{prefix}syncd-probe-{uuid.uuid4().hex[:12]}.transcript.txt"
     enforced = False
     try:
@@ -62,6 +60,4 @@ def _s3_reason(exc: BaseException) -> str:
 
 def quick_s3_client(settings: Settings) -> Any:
     """An S3 client for probes: short timeouts and no retries, so /healthz answers fast when S3 is down."""
-    from syncd.s3.storage import boto_client
-
     return boto_client("s3", settings.s3, settings.s3.endpoint_url, attempts=1, connect_timeout=2, read_timeout=3)

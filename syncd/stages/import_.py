@@ -64,7 +64,7 @@ def _not_sent(exc: Exception) -> bool:
 
 
 @dataclass
-class _Batch:
+class Batch:
     records: list[Recording]
     tasks: list[dict[str, Any]]
     started: float
@@ -86,7 +86,7 @@ def batch_due(svc: Services) -> bool:
     return oldest is not None and _now() - oldest >= svc.settings.schedule.import_interval
 
 
-def _next_batch(svc: Services, project: int, room: int | None = None) -> _Batch | None:
+def next_batch(svc: Services, project: int, room: int | None = None) -> Batch | None:
     """The least confident transcribed recordings (a batch, at most ``room``), marked ``importing`` (the intent)
     before Label Studio sees them; None when no batch is due."""
     size = svc.settings.labelstudio.import_batch_size
@@ -102,14 +102,14 @@ def _next_batch(svc: Services, project: int, room: int | None = None) -> _Batch 
         marked = set(svc.state.transition([r.id for r in candidates], Status.TRANSCRIBED, Status.IMPORTING))
         import_doubt.sending(project, svc)
     records = [r for r in candidates if r.id in marked]
-    return _Batch(records, [tasks.task_of(svc, r) for r in records], time.monotonic())
+    return Batch(records, [tasks.task_of(svc, r) for r in records], time.monotonic())
 
 
-def _release(svc: Services, batch: _Batch) -> None:
+def _release(svc: Services, batch: Batch) -> None:
     svc.state.transition([r.id for r in batch.records], Status.IMPORTING, Status.TRANSCRIBED)
 
 
-def _failed(svc: Services, project: int, batch: _Batch, exc: Exception) -> None:
+def _failed(svc: Services, project: int, batch: Batch, exc: Exception) -> None:
     if _not_sent(exc):
         _release(svc, batch)
         svc.state.change_cursor(import_doubt.Doubt.name(project), import_doubt.landed)
@@ -117,7 +117,7 @@ def _failed(svc: Services, project: int, batch: _Batch, exc: Exception) -> None:
     import_doubt.enter_doubt(svc, project, f"{type(exc).__name__}: {exc}"[:300])
 
 
-def _commit(svc: Services, project: int, batch: _Batch, task_ids: list[int]) -> int:
+def _commit(svc: Services, project: int, batch: Batch, task_ids: list[int]) -> int:
     fault_point("import.after_labelstudio")
     moved = []
     with svc.state.batch():
@@ -154,9 +154,9 @@ def _import(svc: Services, project: int, stop: threading.Event, room: int) -> in
     works, so our own cost hides behind its."""
     imported = 0
     with ThreadPoolExecutor(1, thread_name_prefix="import") as pool:
-        in_flight: tuple[_Batch, Future[list[int]]] | None = None
+        in_flight: tuple[Batch, Future[list[int]]] | None = None
         while True:
-            batch = None if stop.is_set() else _next_batch(svc, project, room)
+            batch = None if stop.is_set() else next_batch(svc, project, room)
             room -= len(batch.records) if batch else 0
             done = None
             if in_flight:

@@ -71,12 +71,12 @@ def _queue_down(svc: Services, exc: Exception) -> Exception:
     return outages.DependencyDownError(f"{SQS} unavailable for {dep.down_seconds():.0f}s: {dep.error}")
 
 
-def _full_listing_name(source: SourceSettings) -> str:
+def full_listing_name(source: SourceSettings) -> str:
     return f"full-listing:{source.bucket}/{source.prefix}"
 
 
 def _full_listing_due(svc: Services, source: SourceSettings) -> bool:
-    last = svc.state.cursor(_full_listing_name(source))
+    last = svc.state.cursor(full_listing_name(source))
     return last is None or time.time() - float(last) >= svc.settings.schedule.full_scan_interval
 
 
@@ -129,7 +129,7 @@ def _scan_source(svc: Services, source: SourceSettings, stop: threading.Event) -
     if complete:
         _notice_deleted(svc, source, after, None, set())
         if source.queue_url:
-            svc.state.set_cursor(_full_listing_name(source), str(time.time()))
+            svc.state.set_cursor(full_listing_name(source), str(time.time()))
     svc.log.debug(
         "scan.completed",
         bucket=source.bucket,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from syncd.state import StateStore
@@ -79,3 +79,11 @@ def waiting(state: StateStore) -> list[Dependency]:
     """Services that are down and not due for another try yet."""
     now = time.time()
     return [dep for dep in all_known(state).values() if not dep.ok and dep.retry_at > now]
+
+
+def retry_now(state: StateStore) -> int:
+    """`syncd retry`: every service that is down is tried again at the stages' next run, not after its back-off."""
+    down = [dep for dep in all_known(state).values() if not dep.ok]
+    for dep in down:
+        _save(state, replace(dep, retry_at=0.0))
+    return len(down)

@@ -58,7 +58,8 @@ class WhisperTranscriber:
     engine = "whisper"
     in_process = True
 
-    def __init__(self, settings: WhisperSettings, storage: Storage, language: str = "") -> None:
+    def __init__(self, settings: WhisperSettings, storage: Storage, language: str = "", model: Any = None) -> None:
+        """``model``: a loaded model to use instead of loading ``settings.model`` on first use (a test's stand-in)."""
         self.settings = settings
         self.storage = storage
         self.language = language.split("-")[0] or None
@@ -68,7 +69,7 @@ class WhisperTranscriber:
         self._moved = 0
         """Bumped whenever a worker makes progress on any recording: what ``poll`` beats the heartbeat on."""
         self.log = get_logger()
-        self._model: Any = None
+        self._model: Any = model
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}

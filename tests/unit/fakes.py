@@ -243,9 +243,6 @@ class FakeLabelStudio:
     def task_count(self, project_id: int) -> int:
         return len(self.tasks)
 
-    def task_ids(self, project_id: int) -> set[int]:
-        return set(self.tasks)
-
 
 @dataclass
 class FakeTranscriber:
@@ -256,6 +253,8 @@ class FakeTranscriber:
     fail: dict[str, Exception] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)
     while_polling: Callable[[], object] | None = None
+    progress_reports: int = 1
+    """Progress calls each poll makes, as an in-process engine does between windows."""
     engine: str = "fake"
     max_in_flight: int = 4
 
@@ -279,7 +278,8 @@ class FakeTranscriber:
         return f"job-{recording.syncd_id}"
 
     def poll(self, recording: Recording, progress: Progress = no_progress) -> Transcript | None:
-        progress(None)
+        for n in range(self.progress_reports):
+            progress((n + 1) / self.progress_reports)
         if self.while_polling is not None:
             self.while_polling()
         if recording.key in self.fail:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
+from syncd import heartbeat
 from syncd.config import parse
 from syncd.daemon import Daemon
 
@@ -14,14 +16,17 @@ def test_watchdog_pings_stop_while_a_stage_is_stuck(tmp_path: Path) -> None:
     settings = parse(
         {"sources": [{"bucket": "b"}], "state": {"path": str(tmp_path / "s.db")}, "schedule": {"stage_timeout": 5}}
     )
-    daemon = Daemon(str(tmp_path / "c.toml"), settings)
+    now = [0.0]
+    daemon = Daemon(str(tmp_path / "c.toml"), settings, clock=lambda: now[0])
     daemon.jobs.scheduler.start()
     try:
-        assert daemon._alive()
+        assert daemon.alive()
         with daemon.jobs.tracking("transcribe"):
-            daemon.jobs._running["transcribe"] = time.monotonic() - 6
-            assert not daemon._alive()
-            daemon.jobs._running["transcribe"] = time.monotonic()
-            assert daemon._alive()
+            now[0] += 6
+            with capture_logs() as logs:
+                assert not daemon.alive()
+            assert [e["stage"] for e in logs if e["event"] == "stage.stuck"] == ["transcribe"]
+            heartbeat.beat()
+            assert daemon.alive()
     finally:
         daemon.jobs.scheduler.shutdown()

@@ -48,7 +48,7 @@ def test_confident_recordings_are_written_without_a_task_and_the_audit_sample_is
         assert storage.text("b", key.replace(".mp3", ".transcript.txt")) == "hello world\n"
     assert {r.status for r in svc.state.recordings() if r.key in auto} == {Status.EXPORTED}
     assert not any(storage.objects.get(("b", k.replace(".mp3", ".transcript.json"))) for k in audits)
-    assert metrics.auto_accepted._value.get() == len(auto)
+    assert metrics.registry.get_sample_value("syncd_auto_accepted_total") == len(auto)
 
     # A later review of an audited recording is exported as any review is.
     audited_task = next(t for t in ls.tasks.values() if t["data"]["key"] == audits[0])
@@ -58,7 +58,7 @@ def test_confident_recordings_are_written_without_a_task_and_the_audit_sample_is
     [exported] = [e for e in logs if e["event"] == "annotation.exported"]
     assert exported["review"] == "audit" and exported["word_error_rate"] == 0.5
     metrics.observe("info", "annotation.exported", exported)
-    assert metrics.audit_wer._sum.get() == 0.5
+    assert metrics.registry.get_sample_value("syncd_audit_word_error_rate_sum") == 0.5
 
 
 def test_a_write_that_fails_is_retried_and_nothing_is_lost(tmp_path: Path) -> None:

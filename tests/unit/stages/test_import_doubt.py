@@ -120,7 +120,7 @@ def test_crash_while_a_request_is_out_waits_before_importing_again(stack: Stack)
     _upload(storage, KEYS[:2])
     scan.run(svc, GO)
     transcribe.run(svc, GO)
-    batch = import_._next_batch(svc, 1)  # marked importing, sent, then syncd was killed
+    batch = import_.next_batch(svc, 1)  # marked importing, sent, then syncd was killed
     assert batch is not None
     ls.committing.append(batch.tasks)
     with capture_logs() as logs:

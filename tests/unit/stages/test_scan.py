@@ -83,7 +83,7 @@ def test_a_lost_event_is_found_by_the_full_listing(tmp_path: Path) -> None:
     scan.run(svc, GO)
     storage.put_audio("b", "calls/no event.mp3")
     assert scan.run(svc, GO) == 0, "no event, and the full listing is not due"
-    svc.state.set_cursor(scan._full_listing_name(svc.settings.sources[0]), "0")
+    svc.state.set_cursor(scan.full_listing_name(svc.settings.sources[0]), "0")
     assert scan.run(svc, GO) == 1
 
 

@@ -32,9 +32,8 @@ _probes = healthy_probes
 
 
 def _due_again(svc: Any) -> None:
-    """Let the back-off run out now (the test does not wait for it)."""
-    for dep in outages.all_known(svc.state).values():
-        outages._save(svc.state, outages.Dependency(**{**dep.__dict__, "retry_at": 0.0}))
+    """Let the back-off run out now, as `syncd retry` does (the test does not wait for it)."""
+    outages.retry_now(svc.state)
 
 
 def test_outage_spends_no_attempts_fails_the_cycle_and_health_names_it(tmp_path: Path) -> None:

@@ -99,8 +99,8 @@ def test_segment_times_shift_by_the_window_offset_exactly() -> None:
 def test_one_recording_is_transcribed_once_however_many_threads_ask(tmp_path: Path) -> None:
     _wav(tmp_path / "a.wav", 2.0)
     files = _Files(tmp_path)
-    engine = WhisperTranscriber(WhisperSettings(workers=2, batch_size=1), files)  # type: ignore[arg-type]
-    engine._model = model = _Model()
+    model = _Model()
+    engine = WhisperTranscriber(WhisperSettings(workers=2, batch_size=1), files, model=model)  # type: ignore[arg-type]
     rec = recording_for("b", "a.wav", "etag")
     results: list[Any] = []
 
@@ -121,8 +121,8 @@ def test_one_recording_is_transcribed_once_however_many_threads_ask(tmp_path: Pa
 
 def test_progress_is_reported_per_window_on_long_audio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _wav(tmp_path / "long.wav", 150.0, gaps=[(59.5, 59.9), (119.5, 119.9)])
-    engine = WhisperTranscriber(WhisperSettings(window_seconds=60, batch_size=1), _Files(tmp_path))  # type: ignore[arg-type]
-    engine._model = model = _Model()
+    model = _Model()
+    engine = WhisperTranscriber(WhisperSettings(window_seconds=60, batch_size=1), _Files(tmp_path), model=model)  # type: ignore[arg-type]
     model.release.set()
 
     with capture_logs() as logs:
@@ -136,8 +136,7 @@ def test_progress_is_reported_per_window_on_long_audio(tmp_path: Path, monkeypat
 
 def test_undecodable_audio_fails_for_good(tmp_path: Path) -> None:
     (tmp_path / "bad.mp3").write_bytes(b"ID3 not an mp3 frame at all" * 40)
-    engine = WhisperTranscriber(WhisperSettings(), _Files(tmp_path))  # type: ignore[arg-type]
-    engine._model = _Model()
+    engine = WhisperTranscriber(WhisperSettings(), _Files(tmp_path), model=_Model())  # type: ignore[arg-type]
     with pytest.raises(TranscriptionError) as err:
         engine.poll(recording_for("b", "bad.mp3", "etag"))
     assert err.value.retryable is False and "cannot decode audio" in err.value.reason
@@ -166,8 +165,8 @@ def test_close_stops_the_workers_before_the_process_exits(tmp_path: Path) -> Non
     """A thread left inside CTranslate2 when the interpreter exits aborts the process (SIGABRT): close() stops the
     workers at their next segment and waits for them; the recording cut short fails as retryable."""
     _wav(tmp_path / "long.wav", 150.0, gaps=[(59.5, 59.9), (119.5, 119.9)])
-    engine = WhisperTranscriber(WhisperSettings(workers=2, window_seconds=60), _Files(tmp_path))  # type: ignore[arg-type]
-    engine._model = model = _Model()
+    model = _Model()
+    engine = WhisperTranscriber(WhisperSettings(workers=2, window_seconds=60), _Files(tmp_path), model=model)  # type: ignore[arg-type]
     rec = recording_for("b", "long.wav", "etag")
     engine.start(rec)
     while not model.calls:
