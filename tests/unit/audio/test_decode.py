@@ -6,18 +6,8 @@ import itertools
 
 import numpy as np
 
-from syncd.audio.decode import FRAME, SAMPLE_RATE, clips, quiet_cut, windows
-
-SR = SAMPLE_RATE
-
-
-def _speechy(seconds: float, gaps: list[tuple[float, float]], channels: int = 1) -> np.ndarray:
-    """A loud tone everywhere except the given (start, end) gaps, which are silent."""
-    t = np.arange(int(seconds * SR)) / SR
-    signal = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    for start, end in gaps:
-        signal[int(start * SR) : int(end * SR)] = 0.0
-    return np.tile(signal, (channels, 1))
+from syncd.audio.decode import FRAME, clips, quiet_cut, windows
+from tests.unit.scenarios import SR, speechy
 
 
 def _blocks(samples: np.ndarray, size: int = 4096) -> list[np.ndarray]:
@@ -25,7 +15,7 @@ def _blocks(samples: np.ndarray, size: int = 4096) -> list[np.ndarray]:
 
 
 def test_windows_cut_in_silence_and_lose_no_sample() -> None:
-    samples = _speechy(200, gaps=[(55.0, 55.5), (110.0, 110.6), (165.0, 165.4)])
+    samples = speechy(200, gaps=[(55.0, 55.5), (110.0, 110.6), (165.0, 165.4)])
     out = list(windows(iter(_blocks(samples)), window_s=60, search_s=10))
 
     assert [round(w.start, 2) for w in out] == [0.0, 55.05, 110.1, 165.05]
@@ -37,20 +27,20 @@ def test_windows_cut_in_silence_and_lose_no_sample() -> None:
 
 
 def test_a_short_recording_is_one_window() -> None:
-    samples = _speechy(12, gaps=[])
+    samples = speechy(12, gaps=[])
     (only,) = windows(iter(_blocks(samples)), window_s=600, search_s=10)
     assert only.offset == 0 and np.array_equal(only.samples, samples)
 
 
 def test_quiet_cut_listens_to_the_loudest_channel() -> None:
-    left = _speechy(10, gaps=[(2.0, 2.5), (6.0, 6.5)])[0]
-    right = _speechy(10, gaps=[(6.0, 6.5)])[0]
+    left = speechy(10, gaps=[(2.0, 2.5), (6.0, 6.5)])[0]
+    right = speechy(10, gaps=[(6.0, 6.5)])[0]
     cut = quiet_cut(np.stack([left, right]), 0, 10 * SR)
     assert 6.0 * SR <= cut <= 6.5 * SR
 
 
 def test_clips_are_contiguous_at_most_30_s_and_cut_in_silence() -> None:
-    samples = _speechy(95, gaps=[(27.0, 27.3), (54.0, 54.3), (81.0, 81.3)])
+    samples = speechy(95, gaps=[(27.0, 27.3), (54.0, 54.3), (81.0, 81.3)])
     spans = clips(samples)
     assert spans[0][0] == 0 and spans[-1][1] == samples.shape[1]
     assert all(b == c for (_, b), (c, _) in itertools.pairwise(spans))

@@ -9,16 +9,8 @@ import jiwer
 
 from syncd.commands.report import build, format_report
 from syncd.pipeline import run_cycle
-from syncd.stages import scan, transcribe
-from tests.unit.fakes import GO, services
-
-
-def _transcribe(svc, storage, engine, keys: dict[str, float]) -> None:  # type: ignore[no-untyped-def]
-    for key, confidence in keys.items():
-        storage.put_audio("b", key, key.encode())
-        scan.run(svc, GO)
-        engine.confidence = confidence
-        transcribe.run(svc, GO)
+from tests.unit.fakes import services
+from tests.unit.scenarios import transcribed_with
 
 
 def _norm(text: str) -> str:
@@ -30,7 +22,7 @@ def test_report_bins_pool_word_errors_as_jiwer_does_and_name_the_threshold(tmp_p
     engine.words = "please send the invoice to the accounting department"
     confident = {f"hi{i}.mp3": 0.93 for i in range(6)}
     unsure = {f"lo{i}.mp3": 0.42 for i in range(6)}
-    _transcribe(svc, storage, engine, confident | unsure)
+    transcribed_with(svc, storage, engine, confident | unsure)
     run_cycle(svc)
     corrections = {}
     for n, task in enumerate(ls.tasks.values()):

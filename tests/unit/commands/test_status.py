@@ -6,27 +6,15 @@ import time
 from pathlib import Path
 
 from syncd.commands.status import format_status, status_report
-from syncd.domain.recording import S3Object, Status
-from syncd.stages import STAGE_NAMES
-from syncd.state.cluster import Instance
-from tests.unit.fakes import new_store
-
-
-def _instances(tmp_path: Path, *names: str, lease: float = 30.0) -> list[Instance]:
-    """Instances sharing one state, each through its own store (its own connections), as separate processes would."""
-    return [Instance(name, STAGE_NAMES, lease, new_store(tmp_path)) for name in names]
-
-
-def _discovered(instance: Instance, count: int) -> None:
-    objs = [S3Object(bucket="b", key=f"k{i:04d}.wav", etag="e", size=1) for i in range(count)]
-    instance.state.add_objects(objs)
+from syncd.domain.recording import Status
+from tests.unit.scenarios import discovered, instances
 
 
 def test_status_lists_each_instance_with_what_it_holds(tmp_path: Path) -> None:
-    a, b = _instances(tmp_path, "a", "b", lease=0.5)
+    a, b = instances(tmp_path, "a", "b", lease=0.5)
     a.join()
     b.join()
-    _discovered(a, 3)
+    discovered(a, 3)
     b.state.leases.claim(Status.DISCOVERED, 2, "b", 30)
     time.sleep(0.6)  # b stops renewing (killed); a goes on
     assert a.may_run("export")

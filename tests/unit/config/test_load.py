@@ -8,14 +8,7 @@ import pytest
 
 from syncd.config import load, parse
 from syncd.errors import ConfigError
-
-MINIMAL = {"sources": [{"bucket": "b"}]}
-
-
-def error_for(raw: dict) -> str:
-    with pytest.raises(ConfigError) as info:
-        parse(raw)
-    return str(info.value)
+from tests.unit.scenarios import MINIMAL, error_for
 
 
 def test_minimal_config_gets_documented_defaults() -> None:

@@ -5,15 +5,7 @@ from __future__ import annotations
 import pytest
 
 from syncd.config import parse
-from syncd.errors import ConfigError
-
-MINIMAL = {"sources": [{"bucket": "b"}]}
-
-
-def error_for(raw: dict) -> str:
-    with pytest.raises(ConfigError) as info:
-        parse(raw)
-    return str(info.value)
+from tests.unit.scenarios import MINIMAL, error_for
 
 
 def test_state_url_is_postgresql_without_a_password(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,22 +7,12 @@ import itertools
 import pytest
 
 from syncd.domain import units
-from syncd.domain.transcript import Segment, Transcript, Word
-
-
-def _long(minutes: int, every: float = 30.0) -> Transcript:
-    """A segment of 20 s every ``every`` seconds, one word each at its start."""
-    segments = []
-    t = 0.5
-    while t + 20 < minutes * 60:
-        words = (Word(t, t + 0.4, "word", 0.9),)
-        segments.append(Segment(t, t + 20.0, f"at {t}", "spk_0", 0.9, words))
-        t += every
-    return Transcript(segments=tuple(segments), engine="aws", model="m", duration=minutes * 60.0)
+from syncd.domain.transcript import Segment, Transcript
+from tests.unit.scenarios import long
 
 
 def test_a_forty_minute_recording_becomes_three_fifteen_minute_units_cut_in_pauses() -> None:
-    transcript = _long(40)
+    transcript = long(40)
     plan = units.plan(transcript, 15 * 60)
     assert [u.index for u in plan] == [0, 1, 2] and {u.count for u in plan} == {3}
     assert plan[0].start == 0.0 and plan[-1].end == 2400.0
@@ -35,7 +25,7 @@ def test_a_forty_minute_recording_becomes_three_fifteen_minute_units_cut_in_paus
 
 
 def test_a_recording_that_fits_or_cannot_be_cut_is_one_unit() -> None:
-    assert len(units.plan(_long(10), 15 * 60)) == 1
+    assert len(units.plan(long(10), 15 * 60)) == 1
     silent = Transcript(segments=(), engine="aws", model="m", duration=3000.0)
     assert [(u.start, u.end) for u in units.plan(silent, 60)] == [(0.0, 3000.0)]
     one = Transcript(segments=(Segment(0.0, 2000.0, "long"),), engine="aws", model="m", duration=2000.0)

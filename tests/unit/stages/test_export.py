@@ -20,11 +20,11 @@ from syncd.stages import export, import_, scan, transcribe
 from tests.unit.fakes import (
     EPOCH,
     GO,
-    FakeStorage,
     Stack,
     healthy_probes,
     services,
 )
+from tests.unit.scenarios import events, region, upload
 
 
 def _bad_region(text: str) -> list[dict[str, Any]]:
@@ -32,23 +32,7 @@ def _bad_region(text: str) -> list[dict[str, Any]]:
     return [{"id": "seg0000", "from_name": layouts.TEXT, "type": "textarea", "value": value}]
 
 
-def _region(rid: str, start: float, end: float | None, text: str) -> dict[str, Any]:
-    value: dict[str, Any] = {"start": start, "text": [text]}
-    if end is not None:
-        value["end"] = end
-    return {"id": rid, "from_name": layouts.TEXT, "type": "textarea", "value": value}
-
-
 KEYS = ("a.mp3", "b.mp3", "c.mp3", "d.mp3")
-
-
-def _upload(storage: FakeStorage, keys: tuple[str, ...]) -> None:
-    for key in keys:
-        storage.put_audio("b", key, key.encode())
-
-
-def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    return [e for e in logs if e["event"] == name]
 
 
 def test_export_of_a_bulk_action_ends_and_writes_each_task_once(tmp_path: Path) -> None:
@@ -89,7 +73,7 @@ def test_a_task_that_keeps_failing_is_parked_and_retry_requeues_it(
     ls.annotate(bad, "", result=_bad_region("unreadable"))
     with capture_logs() as first:
         assert export.reviews(svc, GO) == 0
-    ls.annotate(good, "", result=[_region("seg0000", 0.0, 0.5, "fine")])
+    ls.annotate(good, "", result=[region("seg0000", 0.0, 0.5, "fine")])
     with capture_logs() as second:
         assert export.reviews(svc, GO) == 1, "the bad task does not hold the cursor"
     assert [e["task"] for e in first + second if e["event"] == "export.failed"] == [bad, bad]
@@ -111,7 +95,7 @@ def test_a_task_that_keeps_failing_is_parked_and_retry_requeues_it(
     with capture_logs() as retried:
         export.reviews(svc, GO)
     assert [e["task"] for e in retried if e["event"] == "export.failed"] == [bad]
-    ls.annotate(bad, "", result=[_region("seg0000", 1.0, 2.0, "fixed")])
+    ls.annotate(bad, "", result=[region("seg0000", 1.0, 2.0, "fixed")])
     assert export.reviews(svc, GO) == 1
     assert svc.state.parked_counts() == {"export": 0} and svc.state.export_queue(1) == []
 
@@ -144,7 +128,7 @@ def test_an_s3_that_cannot_be_reached_through_obstore_never_parks_a_task(tmp_pat
 
 def test_deletion_is_noticed_when_another_tool_adds_a_task_at_the_same_time(stack: Stack) -> None:
     svc, ls, storage, _ = stack
-    _upload(storage, KEYS[:2])
+    upload(storage, KEYS[:2])
     for stage in (scan, transcribe, import_):
         stage.run(svc, GO)
     export.check_deleted_tasks(svc, 1)
@@ -153,14 +137,14 @@ def test_deletion_is_noticed_when_another_tool_adds_a_task_at_the_same_time(stac
     with capture_logs() as logs:
         export.check_deleted_tasks(svc, 1)
         export.check_deleted_tasks(svc, 1)
-    [deleted] = _events(logs, "task.deleted")
+    [deleted] = events(logs, "task.deleted")
     assert deleted["task"] == 1
     assert next(r for r in svc.state.recordings() if r.key == "a.mp3").task_id is None
 
 
 def test_deleted_foreign_task_is_forgotten_and_read_once(stack: Stack) -> None:
     svc, ls, storage, _ = stack
-    _upload(storage, KEYS[:1])
+    upload(storage, KEYS[:1])
     for stage in (scan, transcribe, import_):
         stage.run(svc, GO)
     [foreign] = ls.add_foreign()
@@ -172,7 +156,7 @@ def test_deleted_foreign_task_is_forgotten_and_read_once(stack: Stack) -> None:
     with capture_logs() as logs:
         export.check_deleted_tasks(svc, 1)
         export.check_deleted_tasks(svc, 1)
-    assert len(indexes) == 1 and not _events(logs, "task.deleted")
+    assert len(indexes) == 1 and not events(logs, "task.deleted")
     assert svc.state.seen_task_count(1) == 1
 
 

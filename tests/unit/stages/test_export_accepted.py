@@ -10,22 +10,15 @@ from structlog.testing import capture_logs
 from syncd.daemon.metrics import Metrics
 from syncd.domain.recording import Status
 from syncd.pipeline import run_cycle
-from syncd.stages import scan, transcribe
+from syncd.stages import export_accepted
 from tests.unit.fakes import GO, services
-
-
-def _transcribe(svc, storage, engine, keys: dict[str, float]) -> None:  # type: ignore[no-untyped-def]
-    for key, confidence in keys.items():
-        storage.put_audio("b", key, key.encode())
-        scan.run(svc, GO)
-        engine.confidence = confidence
-        transcribe.run(svc, GO)
+from tests.unit.scenarios import transcribed_with
 
 
 def test_confident_recordings_are_written_without_a_task_and_the_audit_sample_is_reviewed(tmp_path: Path) -> None:
     svc, ls, storage, engine = services(tmp_path, review={"auto_accept_above": 0.8, "audit_rate": 0.3})
     keys = {f"calls/r{i:02d}.mp3": 0.9 for i in range(30)} | {f"calls/low{i}.mp3": 0.5 for i in range(5)}
-    _transcribe(svc, storage, engine, keys)
+    transcribed_with(svc, storage, engine, keys)
     recs = {r.key: r for r in svc.state.recordings()}
     modes = {key: rec.review_mode for key, rec in recs.items()}
     assert all(modes[k] == "review" for k in keys if "low" in k)
@@ -63,7 +56,7 @@ def test_confident_recordings_are_written_without_a_task_and_the_audit_sample_is
 
 def test_a_write_that_fails_is_retried_and_nothing_is_lost(tmp_path: Path) -> None:
     svc, _, storage, engine = services(tmp_path, review={"auto_accept_above": 0.8, "audit_rate": 0.0})
-    _transcribe(svc, storage, engine, {"a.mp3": 0.95})
+    transcribed_with(svc, storage, engine, {"a.mp3": 0.95})
     real_write = storage.write
     storage.write = lambda *a, **k: (_ for _ in ()).throw(OSError("disk full"))  # type: ignore[method-assign]
     with capture_logs() as logs:
@@ -75,3 +68,10 @@ def test_a_write_that_fails_is_retried_and_nothing_is_lost(tmp_path: Path) -> No
     svc.state.update(rec.id, next_attempt_at=0)
     run_cycle(svc)
     assert svc.state.get(rec.id).status == Status.EXPORTED and "a.transcript.json" in storage.keys("b")
+
+
+def test_with_auto_accept_off_nothing_is_accepted(tmp_path: Path) -> None:
+    svc, _, storage, engine = services(tmp_path)
+    transcribed_with(svc, storage, engine, {"a.mp3": 0.99})
+    assert export_accepted.run(svc, GO) == 0
+    assert [r.status for r in svc.state.recordings()] == [Status.TRANSCRIBED]

@@ -5,26 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-from syncd.labelstudio import layouts
 from syncd.pipeline import run_cycle
-from syncd.stages import export
+from syncd.stages import export, export_plan
 from tests.unit.fakes import GO, services
-
-
-def _region(rid: str, start: float, end: float | None, text: str) -> dict[str, Any]:
-    value: dict[str, Any] = {"start": start, "text": [text]}
-    if end is not None:
-        value["end"] = end
-    return {"id": rid, "from_name": layouts.TEXT, "type": "textarea", "value": value}
+from tests.unit.scenarios import region
 
 
 def test_a_region_without_end_ends_with_its_asr_segment(tmp_path: Path) -> None:
     svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "segments"})
     storage.put_audio("b", "a.mp3")
     run_cycle(svc)
-    ls.annotate(1, "", result=[_region("seg0000", 0.0, None, "kept"), _region("new", 5.0, None, "point")])
+    ls.annotate(1, "", result=[region("seg0000", 0.0, None, "kept"), region("new", 5.0, None, "point")])
     assert export.reviews(svc, GO) == 1
     segments = json.loads(storage.text("b", "a.transcript.json"))["segments"]
     assert [(s["start"], s["end"], s["text"]) for s in segments] == [(0.0, 0.9, "kept"), (5.0, 5.0, "point")]
@@ -53,3 +45,31 @@ def test_naming_key_always_keeps_the_audio_suffix(tmp_path: Path) -> None:
     ls.annotate(1, "hi")
     export.reviews(svc, GO)
     assert storage.text("b", "a.mp3.transcript.txt") == "hi\n"
+
+
+def test_the_newest_submitted_annotation_wins_and_skipped_ones_never_count() -> None:
+    task = {
+        "annotations": [
+            {"id": 1, "updated_at": "2026-01-01T00:00:02.000000Z", "result": []},
+            {"id": 2, "updated_at": "2026-01-01T00:00:05.000000Z", "result": [], "was_cancelled": True},
+            {"id": 3, "updated_at": "2026-01-01T00:00:02.000000Z", "result": []},
+            {"id": 4, "updated_at": "2026-01-01T00:00:09.000000Z", "result": None},
+        ]
+    }
+    newest = export_plan.newest_submitted(task)
+    assert newest is not None and newest["id"] == 3, "same time: the higher id is newer"
+    assert export_plan.version_of(newest) == (export_plan.moment("2026-01-01T00:00:02.000000Z"), 3)
+    assert export_plan.newest_submitted({"annotations": task["annotations"][1:2]}) is None
+
+
+def test_a_version_already_exported_plans_nothing(tmp_path: Path) -> None:
+    svc, ls, storage, _ = services(tmp_path)
+    storage.put_audio("b", "a.mp3")
+    run_cycle(svc)
+    ls.annotate(1, "hello there")
+    planned = export_plan.plan(svc, ls.task(1))
+    assert (
+        planned is not None and planned.base == "a.transcript" and set(planned.bodies) == {"txt", "json", "srt", "vtt"}
+    )
+    assert export.reviews(svc, GO) == 1
+    assert export_plan.plan(svc, ls.task(1)) is None

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from structlog.testing import capture_logs
 
 from devstack.transcribe import recording_for
 from syncd.domain import units
-from syncd.domain.transcript import Segment, Transcript, Word
+from syncd.domain.recording import Status
+from syncd.pipeline import run_cycle
+from syncd.s3.outputs import Written
+from syncd.stages import export_plan, export_record
 from syncd.stages.export_record import unit_review
-
-
-def _long(minutes: int, every: float = 30.0) -> Transcript:
-    """A segment of 20 s every ``every`` seconds, one word each at its start."""
-    segments = []
-    t = 0.5
-    while t + 20 < minutes * 60:
-        words = (Word(t, t + 0.4, "word", 0.9),)
-        segments.append(Segment(t, t + 20.0, f"at {t}", "spk_0", 0.9, words))
-        t += every
-    return Transcript(segments=tuple(segments), engine="aws", model="m", duration=minutes * 60.0)
+from tests.unit.fakes import services
+from tests.unit.scenarios import long
 
 
 def test_a_unit_is_on_its_clip_clock_and_its_review_goes_back_exactly() -> None:
-    transcript = _long(40)
+    transcript = long(40)
     unit = units.plan(transcript, 15 * 60)[1]
     on_clip = units.unit_transcript(transcript, unit, "calls/long.wav")
     assert on_clip.duration == round(unit.end - unit.start, 3)
@@ -40,3 +37,17 @@ def test_a_unit_is_on_its_clip_clock_and_its_review_goes_back_exactly() -> None:
     rec = type(rec)(**{**rec.__dict__, "unit_start": unit.start})
     back = json.loads(unit_review(list(on_clip.segments), rec))
     assert [(s["start"], s["end"]) for s in back] == [(s.start, s.end) for s in unit.segments]
+
+
+def test_a_review_of_audio_replaced_since_records_nothing(tmp_path: Path) -> None:
+    svc, ls, storage, _ = services(tmp_path)
+    storage.put_audio("b", "a.mp3")
+    run_cycle(svc)
+    ls.annotate(1, "hello there")
+    planned = export_plan.plan(svc, ls.task(1))
+    assert planned is not None
+    with capture_logs() as logs:
+        export_record.record(svc, planned, Written([], [], [], 0.0, audio_etag="other"))
+    assert [e["event"] for e in logs] == ["annotation.stale_audio"]
+    [rec] = svc.state.recordings()
+    assert rec.status == Status.IMPORTED and rec.annotation_id is None

@@ -12,15 +12,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from syncd.domain.recording import Recording, Status
-from syncd.domain.transcript import Segment, Transcript, Word
+from syncd.pipeline import run_cycle
 from syncd.services import Services
 from syncd.stages import export, export_stitch, import_, scan
 from tests.unit.fakes import GO, FakeLabelStudio, FakeStorage, services
-
-KEY = "calls/long.wav"
-
-
-SECONDS = 90
+from tests.unit.scenarios import KEY, SECONDS, review_all, stem_outputs, transcript
 
 
 def _wav(seconds: int, rate: int = 8000) -> bytes:
@@ -34,15 +30,6 @@ def _wav(seconds: int, rate: int = 8000) -> bytes:
     return out.getvalue()
 
 
-def _transcript() -> Transcript:
-    """A 6-second segment every 10 s: 9 segments, cut into units of at most 30 s."""
-    segments = tuple(
-        Segment.from_words([Word(t, t + 2.0, f"word{t}", 0.9), Word(t + 3.0, t + 6.0, "said.", 0.9)])
-        for t in range(1, SECONDS - 6, 10)
-    )
-    return Transcript(segments=segments, engine="fake", model="fake-1", duration=SECONDS - 3.0)
-
-
 @pytest.fixture
 def split_up(tmp_path: Path) -> tuple[Services, FakeLabelStudio, FakeStorage, Recording]:
     svc, ls, storage, _ = services(tmp_path, review={"max_task_minutes": 0.5})
@@ -50,7 +37,7 @@ def split_up(tmp_path: Path) -> tuple[Services, FakeLabelStudio, FakeStorage, Re
     scan.run(svc, GO)
     (rec,) = svc.state.recordings()
     svc.state.move(rec.id, Status.DISCOVERED, Status.TRANSCRIBING)
-    svc.state.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=_transcript(), duration=SECONDS - 3.0)
+    svc.state.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=transcript(), duration=SECONDS - 3.0)
     with capture_logs() as logs:
         assert import_.run(svc, GO) == 3
     (split,) = [e for e in logs if e["event"] == "recording.split"]
@@ -58,35 +45,30 @@ def split_up(tmp_path: Path) -> tuple[Services, FakeLabelStudio, FakeStorage, Re
     return svc, ls, storage, svc.state.get(rec.id)
 
 
-def _review_all(svc: Services, ls: FakeLabelStudio, but: int | None = None, text: str = "fixed") -> None:
-    """Submit every unit's review (but one), one line per segment: "<text> <unit> <line>"."""
-    for n, (unit, _) in enumerate(svc.state.units_of(svc.state.recordings()[0].id)):
-        if n != but and unit.task_id is not None and unit.transcript is not None:
-            lines = [f"{text} {n} {i}" for i in range(len(unit.transcript.segments))]
-            ls.annotate(unit.task_id, "\n".join(lines))
-
-
-def _stem_outputs(storage: FakeStorage) -> list[str]:
-    return [k for k in storage.keys("b") if k.startswith("calls/long.transcript")]
-
-
 def test_a_crash_between_a_units_review_and_the_stitch_writes_it_next_run(split_up: tuple) -> None:
     svc, ls, storage, _ = split_up
-    _review_all(svc, ls)
+    review_all(svc, ls)
     export.reviews(svc, GO)  # the process dies here, before the stitch
-    assert _stem_outputs(storage) == []
+    assert stem_outputs(storage) == []
     assert export_stitch.run(svc, GO) == 1
-    assert len(_stem_outputs(storage)) == 4
+    assert len(stem_outputs(storage)) == 4
 
 
 def test_a_recording_replaced_before_its_last_unit_is_reviewed_gets_nothing_written(split_up: tuple) -> None:
     svc, ls, storage, parent = split_up
     storage.put_audio("b", KEY, _wav(SECONDS - 10))
     scan.run(svc, GO)
-    _review_all(svc, ls)
+    review_all(svc, ls)
     with capture_logs() as logs:
         export.reviews(svc, GO)
         assert export_stitch.run(svc, GO) == 0
-    assert _stem_outputs(storage) == []
+    assert stem_outputs(storage) == []
     assert svc.state.get(parent.id).status == Status.SUPERSEDED
     assert "units.waiting" in [e["event"] for e in logs]
+
+
+def test_nothing_to_stitch_costs_one_read(tmp_path: Path) -> None:
+    svc, _, storage, _ = services(tmp_path)
+    storage.put_audio("b", "a.mp3")
+    run_cycle(svc)
+    assert export_stitch.run(svc, GO) == 0 and svc.state.stitch_due() == []

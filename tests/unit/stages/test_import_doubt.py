@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Any
 from unittest.mock import patch
 
 import pytest
@@ -21,44 +19,30 @@ from syncd.labelstudio.client import LabelStudioError
 from syncd.stages import import_, import_doubt, scan, transcribe
 from tests.unit.fakes import (
     GO,
-    FakeLabelStudio,
-    FakeStorage,
     Stack,
     healthy_probes,
     services,
 )
+from tests.unit.scenarios import events, per_syncd_id, upload
 
 KEYS = ("a.mp3", "b.mp3", "c.mp3", "d.mp3")
 
 
-def _upload(storage: FakeStorage, keys: tuple[str, ...]) -> None:
-    for key in keys:
-        storage.put_audio("b", key, key.encode())
-
-
-def _per_syncd_id(ls: FakeLabelStudio) -> Counter[str]:
-    return Counter(str(t["data"].get("syncd_id")) for t in ls.tasks.values() if t["data"].get("syncd_id"))
-
-
-def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    return [e for e in logs if e["event"] == name]
-
-
 def test_timed_out_import_stays_in_doubt_until_label_studio_has_committed(stack: Stack) -> None:
     svc, ls, storage, _ = stack
-    _upload(storage, KEYS)
+    upload(storage, KEYS)
     scan.run(svc, GO)
     transcribe.run(svc, GO)
     ls.import_faults.append((requests.ReadTimeout("read timed out"), "late"))
     with capture_logs() as logs, pytest.raises(requests.ReadTimeout):
         import_.run(svc, GO)
-    [doubt] = _events(logs, "import.in_doubt")
+    [doubt] = events(logs, "import.in_doubt")
     assert doubt["recordings"] == 4 and "ReadTimeout" in doubt["reason"] and doubt["log_level"] == "warning"
     assert svc.state.counts()["importing"] == 4
 
     with capture_logs() as logs:  # Label Studio is still committing: nothing is imported again meanwhile
         assert import_.run(svc, GO) == 0
-    assert len(ls.imports) == 1 and _events(logs, "import.in_doubt")
+    assert len(ls.imports) == 1 and events(logs, "import.in_doubt")
     report = status_report(svc.state)
     assert report["recordings"]["importing"] == 4
     assert all("import in doubt" in (e["reason"] or "") for e in report["last_errors"])
@@ -66,15 +50,15 @@ def test_timed_out_import_stays_in_doubt_until_label_studio_has_committed(stack:
     ls.settle()
     with capture_logs() as logs:
         assert import_.run(svc, GO) == 4
-    assert len(ls.imports) == 1 and set(_per_syncd_id(ls).values()) == {1} and len(ls.tasks) == 4
-    assert len(_events(logs, "task.recovered")) == 4
+    assert len(ls.imports) == 1 and set(per_syncd_id(ls).values()) == {1} and len(ls.tasks) == 4
+    assert len(events(logs, "task.recovered")) == 4
     assert svc.state.counts()["importing"] == 0
     assert {r.reason for r in svc.state.recordings()} == {None}
 
 
 def test_in_doubt_rows_label_studio_proves_absent_are_imported_again_once(tmp_path: Path) -> None:
     svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "whole", "import_settle": 0})
-    _upload(storage, KEYS)
+    upload(storage, KEYS)
     scan.run(svc, GO)
     transcribe.run(svc, GO)
     ls.import_faults.append((LabelStudioError("POST /api/projects/1/import: HTTP 502", 502), "lost"))
@@ -82,15 +66,15 @@ def test_in_doubt_rows_label_studio_proves_absent_are_imported_again_once(tmp_pa
         import_.run(svc, GO)
     with capture_logs() as logs:
         assert import_.run(svc, GO) == 4
-    [resolved] = _events(logs, "import.doubt_resolved")
+    [resolved] = events(logs, "import.doubt_resolved")
     assert (resolved["adopted"], resolved["reimport"]) == (0, 4)
-    assert len(_events(logs, "task.imported")) == 4
-    assert len(ls.tasks) == 4 and set(_per_syncd_id(ls).values()) == {1}
+    assert len(events(logs, "task.imported")) == 4
+    assert len(ls.tasks) == 4 and set(per_syncd_id(ls).values()) == {1}
 
 
 def test_half_landed_batch_in_doubt_imports_only_the_missing_half(tmp_path: Path) -> None:
     svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "whole", "import_settle": 0})
-    _upload(storage, KEYS)
+    upload(storage, KEYS)
     scan.run(svc, GO)
     transcribe.run(svc, GO)
     ls.import_faults.append((requests.ReadTimeout("read timed out"), "lost"))
@@ -99,25 +83,25 @@ def test_half_landed_batch_in_doubt_imports_only_the_missing_half(tmp_path: Path
     ls.import_tasks(1, ls.imports[0][:2])  # half of the batch made it after all
     with capture_logs() as logs:
         assert import_.run(svc, GO) == 4
-    assert len(_events(logs, "task.recovered")) == 2 and len(_events(logs, "task.imported")) == 2
-    assert len(ls.tasks) == 4 and set(_per_syncd_id(ls).values()) == {1}
+    assert len(events(logs, "task.recovered")) == 2 and len(events(logs, "task.imported")) == 2
+    assert len(ls.tasks) == 4 and set(per_syncd_id(ls).values()) == {1}
 
 
 def test_refused_import_is_requeued_at_once(stack: Stack) -> None:
     svc, ls, storage, _ = stack
-    _upload(storage, KEYS[:1])
+    upload(storage, KEYS[:1])
     scan.run(svc, GO)
     transcribe.run(svc, GO)
     ls.import_faults.append((LabelStudioError("HTTP 400: bad prediction", 400), "lost"))
     with capture_logs() as logs, pytest.raises(LabelStudioError):
         import_.run(svc, GO)
-    assert not _events(logs, "import.in_doubt") and svc.state.counts()["transcribed"] == 1
+    assert not events(logs, "import.in_doubt") and svc.state.counts()["transcribed"] == 1
     assert import_.run(svc, GO) == 1 and len(ls.tasks) == 1
 
 
 def test_crash_while_a_request_is_out_waits_before_importing_again(stack: Stack) -> None:
     svc, ls, storage, _ = stack
-    _upload(storage, KEYS[:2])
+    upload(storage, KEYS[:2])
     scan.run(svc, GO)
     transcribe.run(svc, GO)
     batch = import_.next_batch(svc, 1)  # marked importing, sent, then syncd was killed
@@ -125,7 +109,7 @@ def test_crash_while_a_request_is_out_waits_before_importing_again(stack: Stack)
     ls.committing.append(batch.tasks)
     with capture_logs() as logs:
         assert import_.run(svc, GO) == 0
-    [doubt] = _events(logs, "import.in_doubt")
+    [doubt] = events(logs, "import.in_doubt")
     assert doubt["reason"] == "syncd stopped while an import request was out" and not ls.imports
     ls.settle()
     assert import_.run(svc, GO) == 2
@@ -134,7 +118,7 @@ def test_crash_while_a_request_is_out_waits_before_importing_again(stack: Stack)
 
 def test_in_doubt_shows_in_metrics(stack: Stack) -> None:
     svc, ls, storage, _ = stack
-    _upload(storage, KEYS[:1])
+    upload(storage, KEYS[:1])
     scan.run(svc, GO)
     transcribe.run(svc, GO)
     ls.import_faults.append((requests.ReadTimeout("read timed out"), "late"))
@@ -151,7 +135,7 @@ def test_in_doubt_shows_in_metrics(stack: Stack) -> None:
 
 def test_in_doubt_shows_in_health_and_fails_it_once_overdue(stack: Stack) -> None:
     svc, ls, storage, _ = stack
-    _upload(storage, KEYS[:2])
+    upload(storage, KEYS[:2])
     scan.run(svc, GO)
     transcribe.run(svc, GO)
     ls.import_faults.append((requests.ReadTimeout("read timed out"), "late"))

@@ -12,16 +12,13 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.domain.recording import Recording, Status
-from syncd.domain.transcript import Segment, Transcript, Word
+from syncd.domain import units
+from syncd.domain.recording import Recording, S3Object, Status
+from syncd.domain.transcript import Segment, Transcript
 from syncd.services import Services
-from syncd.stages import export, export_stitch, import_, scan
+from syncd.stages import export, export_stitch, import_, import_split, scan
 from tests.unit.fakes import GO, FakeLabelStudio, FakeStorage, services
-
-KEY = "calls/long.wav"
-
-
-SECONDS = 90
+from tests.unit.scenarios import KEY, SECONDS, review_all, stem_outputs, transcript
 
 
 def _wav(seconds: int, rate: int = 8000) -> bytes:
@@ -35,15 +32,6 @@ def _wav(seconds: int, rate: int = 8000) -> bytes:
     return out.getvalue()
 
 
-def _transcript() -> Transcript:
-    """A 6-second segment every 10 s: 9 segments, cut into units of at most 30 s."""
-    segments = tuple(
-        Segment.from_words([Word(t, t + 2.0, f"word{t}", 0.9), Word(t + 3.0, t + 6.0, "said.", 0.9)])
-        for t in range(1, SECONDS - 6, 10)
-    )
-    return Transcript(segments=segments, engine="fake", model="fake-1", duration=SECONDS - 3.0)
-
-
 @pytest.fixture
 def split_up(tmp_path: Path) -> tuple[Services, FakeLabelStudio, FakeStorage, Recording]:
     svc, ls, storage, _ = services(tmp_path, review={"max_task_minutes": 0.5})
@@ -51,24 +39,12 @@ def split_up(tmp_path: Path) -> tuple[Services, FakeLabelStudio, FakeStorage, Re
     scan.run(svc, GO)
     (rec,) = svc.state.recordings()
     svc.state.move(rec.id, Status.DISCOVERED, Status.TRANSCRIBING)
-    svc.state.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=_transcript(), duration=SECONDS - 3.0)
+    svc.state.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=transcript(), duration=SECONDS - 3.0)
     with capture_logs() as logs:
         assert import_.run(svc, GO) == 3
     (split,) = [e for e in logs if e["event"] == "recording.split"]
     assert split["bounds"] == [[0.0, 29.0], [29.0, 59.0], [59.0, 90.0]], "cut in pauses; the last ends with the audio"
     return svc, ls, storage, svc.state.get(rec.id)
-
-
-def _review_all(svc: Services, ls: FakeLabelStudio, but: int | None = None, text: str = "fixed") -> None:
-    """Submit every unit's review (but one), one line per segment: "<text> <unit> <line>"."""
-    for n, (unit, _) in enumerate(svc.state.units_of(svc.state.recordings()[0].id)):
-        if n != but and unit.task_id is not None and unit.transcript is not None:
-            lines = [f"{text} {n} {i}" for i in range(len(unit.transcript.segments))]
-            ls.annotate(unit.task_id, "\n".join(lines))
-
-
-def _stem_outputs(storage: FakeStorage) -> list[str]:
-    return [k for k in storage.keys("b") if k.startswith("calls/long.transcript")]
 
 
 def test_units_are_tasks_with_clips_and_the_recording_is_written_once_all_are_reviewed(split_up: tuple) -> None:
@@ -82,20 +58,20 @@ def test_units_are_tasks_with_clips_and_the_recording_is_written_once_all_are_re
     assert len(clips) == 3 and all(k.startswith(f"syncd/units/{parent.syncd_id}/") for k in clips)
     assert scan.run(svc, GO) == 0, "clips are never taken for new audio"
 
-    _review_all(svc, ls, but=1)
+    review_all(svc, ls, but=1)
     with capture_logs() as logs:
         assert export.reviews(svc, GO) == 0 and export_stitch.run(svc, GO) == 0
     assert [e["event"] for e in logs].count("unit.reviewed") == 2
-    assert _stem_outputs(storage) == [], "nothing partial beside the audio"
+    assert stem_outputs(storage) == [], "nothing partial beside the audio"
 
-    _review_all(svc, ls, text="late")  # unit 2 reviewed, and units 1 and 3 edited
+    review_all(svc, ls, text="late")  # unit 2 reviewed, and units 1 and 3 edited
     with capture_logs() as logs:
         export.reviews(svc, GO)
         assert export_stitch.run(svc, GO) == 1
     (stitched,) = [e for e in logs if e["event"] == "transcript.stitched"]
     assert stitched["units"] == 3
     doc = json.loads(storage.text("b", "calls/long.transcript.json"))
-    asr = _transcript()
+    asr = transcript()
     assert [(s["start"], s["end"]) for s in doc["segments"]] == [(s.start, s.end) for s in asr.segments]
     assert [s["text"] for s in doc["segments"]][:4] == ["late 0 0", "late 0 1", "late 0 2", "late 1 0"]
     assert [u["start"] for u in doc["review"]["units"]] == [0.0, 29.0, 59.0]
@@ -123,10 +99,19 @@ def test_corrupt_audio_fails_the_split_with_its_reason(tmp_path: Path) -> None:
     scan.run(svc, GO)
     (rec,) = svc.state.recordings()
     svc.state.move(rec.id, Status.DISCOVERED, Status.TRANSCRIBING)
-    svc.state.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=_transcript(), duration=87.0)
+    svc.state.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=transcript(), duration=87.0)
     assert import_.run(svc, GO) == 0
     failed = svc.state.get(rec.id)
     assert (
         failed.status == Status.FAILED and failed.reason and failed.reason.startswith("cannot split into review units")
     )
     assert not [k for k in storage.keys("b") if k.startswith("syncd/units/")]
+
+
+def test_a_clip_is_named_by_its_recordings_version_and_its_span(tmp_path: Path) -> None:
+    svc, *_ = services(tmp_path)
+    [(rec_id, _)] = svc.state.add_objects([S3Object("b", "calls/long.wav", "e1", 5)])
+    parent = svc.state.get(rec_id)
+    unit = units.Unit(index=1, count=3, start=900.25, end=1800.5, segments=())
+    key = import_split.clip_key("syncd/units/", parent, unit)
+    assert key == f"syncd/units/{parent.syncd_id}/000900250-001800500.flac"

@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -22,28 +20,14 @@ from syncd.state import StateStore
 from tests.unit.fakes import (
     GO,
     POSTGRES_ENV,
-    FakeLabelStudio,
-    FakeStorage,
     Stack,
     new_store,
     services,
     with_state,
 )
+from tests.unit.scenarios import events, per_syncd_id, upload
 
 KEYS = ("a.mp3", "b.mp3", "c.mp3", "d.mp3")
-
-
-def _upload(storage: FakeStorage, keys: tuple[str, ...]) -> None:
-    for key in keys:
-        storage.put_audio("b", key, key.encode())
-
-
-def _per_syncd_id(ls: FakeLabelStudio) -> Counter[str]:
-    return Counter(str(t["data"].get("syncd_id")) for t in ls.tasks.values() if t["data"].get("syncd_id"))
-
-
-def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    return [e for e in logs if e["event"] == name]
 
 
 def _transcribe_one(svc: Services) -> None:
@@ -61,11 +45,11 @@ def _copy_db(source: Path, target: Path) -> None:
 @pytest.mark.skipif(bool(os.environ.get(POSTGRES_ENV)), reason="copies the SQLite file (a backup of it)")
 def test_state_restored_from_an_older_backup_adopts_instead_of_importing_twice(stack: Stack, tmp_path: Path) -> None:
     svc, ls, storage, _ = stack
-    _upload(storage, KEYS[:2])
+    upload(storage, KEYS[:2])
     for stage in (scan, transcribe, import_):
         stage.run(svc, GO)
     _copy_db(tmp_path / "state.db", tmp_path / "backup.db")
-    _upload(storage, KEYS[2:])
+    upload(storage, KEYS[2:])
     for stage in (scan, transcribe, import_):
         stage.run(svc, GO)
     assert len(ls.tasks) == 4
@@ -74,15 +58,15 @@ def test_state_restored_from_an_older_backup_adopts_instead_of_importing_twice(s
     with capture_logs() as logs:
         for stage in (scan, transcribe, import_, import_):
             stage.run(restored, GO)
-    assert len(ls.tasks) == 4 and set(_per_syncd_id(ls).values()) == {1}
-    assert len(_events(logs, "task.recovered")) == 2 and not _events(logs, "task.imported")
+    assert len(ls.tasks) == 4 and set(per_syncd_id(ls).values()) == {1}
+    assert len(events(logs, "task.recovered")) == 2 and not events(logs, "task.imported")
     assert {r.status for r in restored.state.recordings()} == {Status.IMPORTED}
     assert {r.task_id for r in restored.state.recordings()} == set(ls.tasks)
 
 
 def test_lost_state_adopts_each_task_as_its_recording_becomes_ready(stack: Stack, tmp_path: Path) -> None:
     svc, ls, storage, _ = stack
-    _upload(storage, KEYS)
+    upload(storage, KEYS)
     for stage in (scan, transcribe, import_):
         stage.run(svc, GO)
     assert len(ls.tasks) == 4
@@ -93,15 +77,15 @@ def test_lost_state_adopts_each_task_as_its_recording_becomes_ready(stack: Stack
         for _ in KEYS:
             _transcribe_one(fresh)
             import_.run(fresh, GO)
-    assert len(ls.tasks) == 4 and set(_per_syncd_id(ls).values()) == {1}
-    assert len(_events(logs, "task.recovered")) == 4 and not _events(logs, "task.imported")
+    assert len(ls.tasks) == 4 and set(per_syncd_id(ls).values()) == {1}
+    assert len(events(logs, "task.recovered")) == 4 and not events(logs, "task.imported")
     assert {r.status for r in fresh.state.recordings()} == {Status.IMPORTED}
 
 
 def test_tasks_that_landed_without_their_predictions_get_them_when_adopted(tmp_path: Path) -> None:
     """Label Studio committed the batch's tasks, dropped their predictions and answered HTTP 500."""
     svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "whole", "import_settle": 0})
-    _upload(storage, KEYS)
+    upload(storage, KEYS)
     scan.run(svc, GO)
     transcribe.run(svc, GO)
     ls.drop_predictions = True
@@ -111,16 +95,16 @@ def test_tasks_that_landed_without_their_predictions_get_them_when_adopted(tmp_p
     ls.drop_predictions = False
     with capture_logs() as logs:
         assert import_.run(svc, GO) == 4
-    assert len(_events(logs, "task.recovered")) == 4 and len(_events(logs, "task.prediction_restored")) == 4
+    assert len(events(logs, "task.recovered")) == 4 and len(events(logs, "task.prediction_restored")) == 4
     assert all(len(t["predictions"]) == 1 for t in ls.tasks.values()) and len(ls.tasks) == 4
     with capture_logs() as logs:
         import_.run(svc, GO)
-    assert not _events(logs, "task.prediction_restored")
+    assert not events(logs, "task.prediction_restored")
 
 
 def test_a_batch_that_landed_without_its_predictions_gets_them_at_once(tmp_path: Path) -> None:
     svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "whole"})
-    _upload(storage, KEYS)
+    upload(storage, KEYS)
     scan.run(svc, GO)
     transcribe.run(svc, GO)
     ls.drop_predictions = True  # Label Studio answered 201 and stored the tasks bare
@@ -137,7 +121,7 @@ def test_a_batch_that_landed_without_its_predictions_gets_them_at_once(tmp_path:
 def test_reconciling_reads_only_tasks_created_since_the_last_look(stack: Stack) -> None:
     svc, ls, storage, _ = stack
     for key in KEYS:
-        _upload(storage, (key,))
+        upload(storage, (key,))
         for stage in (scan, transcribe, import_):
             stage.run(svc, GO)
     # Our own contiguous batches move the cursor without a read; each run's read starts above the newest task.
@@ -164,7 +148,7 @@ def test_predictions_left_unchecked_during_an_outage_are_checked_by_the_next_run
     """Label Studio stored a batch's tasks without their predictions, then went down before the check after the
     batch: the tasks are imported once, and the next run gives them their predictions."""
     svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "whole"})
-    _upload(storage, KEYS)
+    upload(storage, KEYS)
     scan.run(svc, GO)
     transcribe.run(svc, GO)
     ls.drop_predictions = True
@@ -172,15 +156,15 @@ def test_predictions_left_unchecked_during_an_outage_are_checked_by_the_next_run
     with capture_logs() as logs:
         assert import_.run(svc, GO) == 4
     ls.drop_predictions = False
-    assert _events(logs, "import.predictions_unchecked") and not _events(logs, "task.prediction_restored")
+    assert events(logs, "import.predictions_unchecked") and not events(logs, "task.prediction_restored")
     assert svc.state.cursor(tasks.unchecked_name(1)) == str(min(ls.tasks))
     assert all(not t["predictions"] for t in ls.tasks.values())
 
     with capture_logs() as logs:
         import_.run(svc, GO)
-    assert len(_events(logs, "task.prediction_restored")) == 4
+    assert len(events(logs, "task.prediction_restored")) == 4
     assert all(len(t["predictions"]) == 1 for t in ls.tasks.values()) and len(ls.tasks) == 4
     assert svc.state.cursor(tasks.unchecked_name(1)) is None
     with capture_logs() as logs:
         import_.run(svc, GO)
-    assert not _events(logs, "task.prediction_restored")
+    assert not events(logs, "task.prediction_restored")

@@ -21,6 +21,7 @@ from syncd.state import outages
 from syncd.transcribers.aws import AwsTranscriber, job_name
 from syncd.transcribers.base import TranscriptionError
 from tests.unit.fakes import GO, Stack, services
+from tests.unit.scenarios import scanned_recording
 
 KEYS = ["a.mp3", "b.mp3", "c.mp3"]
 
@@ -41,13 +42,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> AwsTranscriber:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     s3 = S3Settings()
     return AwsTranscriber(TranscriberSettings(engine="aws", language="en-US"), s3, Storage(s3))
-
-
-def _recording(svc: Any, storage: Any) -> Any:
-    storage.put_audio("b", "calls/a.mp3")
-    BY_NAME["scan"].run(svc, threading.Event())
-    (rec,) = svc.state.recordings()
-    return rec
 
 
 def test_retryable_errors_still_spend_attempts(tmp_path: Path) -> None:
@@ -102,7 +96,7 @@ def test_an_outage_during_in_process_work_gives_the_attempt_back(tmp_path: Path)
 
 def test_a_failed_transcribe_job_is_never_adopted_again(aws: AwsTranscriber, tmp_path: Path) -> None:
     svc, _, storage, _ = services(tmp_path)
-    rec = _recording(svc, storage)
+    rec = scanned_recording(svc, storage)
     failed = {"TranscriptionJobName": job_name(rec), "TranscriptionJobStatus": "FAILED", "FailureReason": "bad"}
     with Stubber(aws.client) as stub:
         stub.add_client_error("start_transcription_job", "ConflictException", "exists")

@@ -17,12 +17,8 @@ from syncd.errors import ConfigError
 from syncd.pipeline import run_stage
 from syncd.stages import BY_NAME, STAGE_NAMES
 from syncd.state.cluster import PROJECT, Instance
-from tests.unit.fakes import new_store, services
-
-
-def _instances(tmp_path: Path, *names: str, lease: float = 30.0) -> list[Instance]:
-    """Instances sharing one state, each through its own store (its own connections), as separate processes would."""
-    return [Instance(name, STAGE_NAMES, lease, new_store(tmp_path)) for name in names]
+from tests.unit.fakes import services
+from tests.unit.scenarios import instances
 
 
 def test_roles_are_the_stages() -> None:
@@ -30,7 +26,7 @@ def test_roles_are_the_stages() -> None:
 
 
 def test_a_stage_lease_has_one_holder_and_fails_over_when_it_runs_out(tmp_path: Path) -> None:
-    a, b = _instances(tmp_path, "a", "b", lease=0.5)
+    a, b = instances(tmp_path, "a", "b", lease=0.5)
     assert a.may_run("export") and a.may_run("transcribe")
     assert not b.may_run("export"), "held by a"
     assert b.may_run("transcribe"), "per-recording work takes no stage lease"
@@ -45,7 +41,7 @@ def test_a_stage_lease_has_one_holder_and_fails_over_when_it_runs_out(tmp_path: 
 
 
 def test_a_second_live_process_under_the_same_name_is_refused(tmp_path: Path) -> None:
-    [a] = _instances(tmp_path, "same")
+    [a] = instances(tmp_path, "same")
     a.join()
     a.state.leases.join("same", socket.gethostname(), 1, ["scan"], "0")  # pid 1 is alive
     with pytest.raises(ConfigError, match=r"instance\.name"):
@@ -53,7 +49,7 @@ def test_a_second_live_process_under_the_same_name_is_refused(tmp_path: Path) ->
 
 
 def test_project_set_up_waits_for_the_other_instance(tmp_path: Path) -> None:
-    a, b = _instances(tmp_path, "a", "b", lease=5)
+    a, b = instances(tmp_path, "a", "b", lease=5)
     order: list[str] = []
 
     def set_up(me: Instance) -> None:
@@ -78,7 +74,7 @@ def test_a_stage_outside_the_roles_does_nothing(tmp_path: Path) -> None:
 
 
 def test_a_standby_takes_the_stages_whose_holder_stopped_within_one_lease(tmp_path: Path) -> None:
-    a, b = _instances(tmp_path, "a", "b", lease=0.6)  # leases last 0.4 s, renewed every 0.2 s
+    a, b = instances(tmp_path, "a", "b", lease=0.6)  # leases last 0.4 s, renewed every 0.2 s
     assert a.may_run("export")
     assert b.take_free() == ["scan", "import"], "free ones only: export is a's"
     a.beat()
@@ -90,7 +86,7 @@ def test_a_standby_takes_the_stages_whose_holder_stopped_within_one_lease(tmp_pa
 
 def test_a_lease_that_ran_out_unrenewed_is_lost_even_when_no_one_took_it(tmp_path: Path) -> None:
     """A holder frozen past its lease must not go on believing (nor report in /metrics) that it holds it."""
-    [a] = _instances(tmp_path, "a", lease=0.6)  # leases last 0.4 s
+    [a] = instances(tmp_path, "a", lease=0.6)  # leases last 0.4 s
     assert a.may_run("export")
     time.sleep(0.5)  # frozen: no renewal
     with capture_logs() as logs:

@@ -6,13 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from syncd.domain.recording import S3Object, Status
+from syncd.domain.recording import Status
 from syncd.state import StateStore
 from tests.unit.fakes import new_store
-
-
-def obj(key: str, etag: str = "e1", size: int = 10) -> S3Object:
-    return S3Object(bucket="b", key=key, etag=etag, size=size)
+from tests.unit.scenarios import s3_object
 
 
 @pytest.fixture
@@ -23,7 +20,7 @@ def state(tmp_path: Path) -> StateStore:
 def test_cursor_and_reopen_keeps_state(tmp_path: Path) -> None:
     state = new_store(tmp_path, "s.db")
     state.set_cursor("export:1", "2026-01-02T03:04:05.000000Z")
-    [(rec, _)] = state.add_objects([obj("a.mp3")])
+    [(rec, _)] = state.add_objects([s3_object("a.mp3")])
     state.close()
     again = new_store(tmp_path, "s.db")
     assert again.cursor("export:1") == "2026-01-02T03:04:05.000000Z"

@@ -7,25 +7,15 @@ import threading
 import time
 from pathlib import Path
 
-from syncd.domain.recording import S3Object, Status
-from syncd.stages import STAGE_NAMES
+from syncd.domain.recording import Status
 from syncd.state.cluster import Instance
 from tests.unit.fakes import new_store
-
-
-def _instances(tmp_path: Path, *names: str, lease: float = 30.0) -> list[Instance]:
-    """Instances sharing one state, each through its own store (its own connections), as separate processes would."""
-    return [Instance(name, STAGE_NAMES, lease, new_store(tmp_path)) for name in names]
-
-
-def _discovered(instance: Instance, count: int) -> None:
-    objs = [S3Object(bucket="b", key=f"k{i:04d}.wav", etag="e", size=1) for i in range(count)]
-    instance.state.add_objects(objs)
+from tests.unit.scenarios import discovered, instances
 
 
 def test_concurrent_claims_never_share_a_recording(tmp_path: Path) -> None:
-    fleet = _instances(tmp_path, "a", "b", "c")
-    _discovered(fleet[0], 300)
+    fleet = instances(tmp_path, "a", "b", "c")
+    discovered(fleet[0], 300)
     got: dict[str, list[int]] = {}
 
     def work(me: Instance) -> None:
@@ -44,8 +34,8 @@ def test_concurrent_claims_never_share_a_recording(tmp_path: Path) -> None:
 
 
 def test_a_live_claim_is_left_alone_and_an_expired_one_taken_over(tmp_path: Path) -> None:
-    a, b = _instances(tmp_path, "a", "b")
-    _discovered(a, 3)
+    a, b = instances(tmp_path, "a", "b")
+    discovered(a, 3)
     assert len(a.state.leases.claim(Status.DISCOVERED, 10, "a", 0.5)) == 3
     assert b.state.leases.claim(Status.DISCOVERED, 10, "b", 30) == []
     assert len(a.state.leases.claim(Status.DISCOVERED, 10, "a", 30)) == 3, "the holder's own claims are renewed"
@@ -60,9 +50,9 @@ def test_a_live_claim_is_left_alone_and_an_expired_one_taken_over(tmp_path: Path
 
 
 def test_leaving_hands_everything_back_at_once(tmp_path: Path) -> None:
-    a, b = _instances(tmp_path, "a", "b")
+    a, b = instances(tmp_path, "a", "b")
     a.join()
-    _discovered(a, 2)
+    discovered(a, 2)
     a.state.leases.claim(Status.DISCOVERED, 10, "a", 30)
     assert a.may_run("import")
     assert [(i["name"], i["holds"], i["claimed"]) for i in b.state.leases.instances()] == [("a", ["import"], 2)]

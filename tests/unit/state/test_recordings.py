@@ -7,14 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from syncd.domain.recording import S3Object, Status
+from syncd.domain.recording import Status
 from syncd.domain.transcript import Segment, Transcript, Word
 from syncd.state import StateStore
 from tests.unit.fakes import new_store
-
-
-def obj(key: str, etag: str = "e1", size: int = 10) -> S3Object:
-    return S3Object(bucket="b", key=key, etag=etag, size=size)
+from tests.unit.scenarios import s3_object
 
 
 @pytest.fixture
@@ -23,9 +20,9 @@ def state(tmp_path: Path) -> StateStore:
 
 
 def test_add_is_idempotent_and_new_etag_supersedes(state: StateStore) -> None:
-    [(first, _)] = state.add_objects([obj("calls/a.mp3")])
-    assert state.add_objects([obj("calls/a.mp3")]) == []
-    [(second, _)] = state.add_objects([obj("calls/a.mp3", etag="e2")])
+    [(first, _)] = state.add_objects([s3_object("calls/a.mp3")])
+    assert state.add_objects([s3_object("calls/a.mp3")]) == []
+    [(second, _)] = state.add_objects([s3_object("calls/a.mp3", etag="e2")])
     assert state.get(first).status == Status.SUPERSEDED
     assert state.get(second).status == Status.DISCOVERED
     assert state.known_versions("b", ["calls/a.mp3", "calls/b.mp3"]) == {"calls/a.mp3": {"e1", "e2"}}
@@ -34,16 +31,16 @@ def test_add_is_idempotent_and_new_etag_supersedes(state: StateStore) -> None:
 
 
 def test_transition_is_compare_and_set(state: StateStore) -> None:
-    [(rec, _)] = state.add_objects([obj("a.mp3")])
+    [(rec, _)] = state.add_objects([s3_object("a.mp3")])
     assert state.move(rec, Status.DISCOVERED, Status.TRANSCRIBING, job_name="j1")
-    state.add_objects([obj("a.mp3", etag="e2")])  # replaced while transcribing
+    state.add_objects([s3_object("a.mp3", etag="e2")])  # replaced while transcribing
     assert not state.move(rec, Status.TRANSCRIBING, Status.TRANSCRIBED, score=0.5)
     superseded = state.get(rec)
     assert (superseded.status, superseded.score, superseded.job_name) == (Status.SUPERSEDED, None, "j1")
 
 
 def test_transition_outside_the_table_is_refused(state: StateStore) -> None:
-    [(rec, _)] = state.add_objects([obj("a.mp3")])
+    [(rec, _)] = state.add_objects([s3_object("a.mp3")])
     with pytest.raises(ValueError, match="discovered cannot become imported"):
         state.move(rec, Status.DISCOVERED, Status.IMPORTED)
     with pytest.raises(ValueError, match="transition"):
@@ -52,7 +49,7 @@ def test_transition_outside_the_table_is_refused(state: StateStore) -> None:
 
 
 def test_transition_moves_only_rows_still_in_the_source_state(state: StateStore) -> None:
-    ids = [i for i, _ in state.add_objects([obj("a.mp3"), obj("b.mp3"), obj("c.mp3")])]
+    ids = [i for i, _ in state.add_objects([s3_object("a.mp3"), s3_object("b.mp3"), s3_object("c.mp3")])]
     state.move(ids[1], Status.DISCOVERED, Status.FAILED, reason="corrupt")
     moved = state.transition(ids, Status.DISCOVERED, Status.TRANSCRIBING)
     assert moved == [ids[0], ids[2]]
@@ -60,7 +57,7 @@ def test_transition_moves_only_rows_still_in_the_source_state(state: StateStore)
 
 
 def test_failures_back_off_then_give_up_and_retry_requeues(state: StateStore) -> None:
-    [(rec, _)] = state.add_objects([obj("a.mp3")])
+    [(rec, _)] = state.add_objects([s3_object("a.mp3")])
     assert not state.record_failure(rec, Status.DISCOVERED, "throttled", retryable=True, max_attempts=3)
     assert state.due(Status.DISCOVERED) == []  # waiting out its back-off
     assert state.get(rec).attempts == 1
@@ -74,14 +71,14 @@ def test_failures_back_off_then_give_up_and_retry_requeues(state: StateStore) ->
 
 
 def test_non_retryable_fails_at_once(state: StateStore) -> None:
-    [(rec, _)] = state.add_objects([obj("a.mp3")])
+    [(rec, _)] = state.add_objects([s3_object("a.mp3")])
     assert state.record_failure(rec, Status.DISCOVERED, "corrupt", retryable=False, max_attempts=5)
     assert state.counts()["failed"] == 1
     assert state.last_errors()[0].reason == "corrupt"
 
 
 def test_transcript_round_trips_and_orders_by_score(state: StateStore) -> None:
-    ids = [i for i, _ in state.add_objects([obj("a.mp3"), obj("b.mp3"), obj("c.mp3")])]
+    ids = [i for i, _ in state.add_objects([s3_object("a.mp3"), s3_object("b.mp3"), s3_object("c.mp3")])]
     for rec_id, conf in zip(ids, (0.9, 0.4, 0.6), strict=True):
         words = (Word(0.0, 0.5, "hi", conf),)
         transcript = Transcript(segments=(Segment.from_words(list(words)),), engine="whisper", model="tiny.en")

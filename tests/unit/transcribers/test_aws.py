@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 from botocore.stub import Stubber
 
 from syncd.config import AwsTranscribeSettings, S3Settings, TranscriberSettings
 from syncd.s3.storage import Storage
-from syncd.stages import BY_NAME
 from syncd.transcribers.aws import AwsTranscriber, job_name
 from syncd.transcribers.base import OutageError, TranscriptionError
 from tests.unit.fakes import recording, services
+from tests.unit.scenarios import scanned_recording
 
 
 @pytest.fixture
@@ -26,13 +24,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> AwsTranscriber:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     s3 = S3Settings()
     return AwsTranscriber(TranscriberSettings(engine="aws", language="en-US"), s3, Storage(s3))
-
-
-def _recording(svc: Any, storage: Any) -> Any:
-    storage.put_audio("b", "calls/a.mp3")
-    BY_NAME["scan"].run(svc, threading.Event())
-    (rec,) = svc.state.recordings()
-    return rec
 
 
 @pytest.fixture
@@ -46,7 +37,7 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> AwsTranscriber:
 @pytest.mark.parametrize("code", ["ThrottlingException", "InternalFailureException"])
 def test_throttling_and_service_errors_are_outages(aws: AwsTranscriber, tmp_path: Path, code: str) -> None:
     svc, _, storage, _ = services(tmp_path)
-    rec = _recording(svc, storage)
+    rec = scanned_recording(svc, storage)
     with Stubber(aws.client) as stub:
         stub.add_client_error("get_transcription_job", code, "slow down", http_status_code=400)
         with pytest.raises(OutageError) as outage:
@@ -65,7 +56,7 @@ def test_an_unreachable_endpoint_is_an_outage(monkeypatch: pytest.MonkeyPatch, t
     engine = AwsTranscriber(settings, s3, Storage(s3))
     svc, _, storage, _ = services(tmp_path)
     with pytest.raises(OutageError) as outage:
-        engine.poll(_recording(svc, storage))
+        engine.poll(scanned_recording(svc, storage))
     assert outage.value.dependency == "transcribe" and "EndpointConnectionError" in outage.value.reason
 
 
@@ -77,7 +68,7 @@ def test_malformed_output_is_a_permanent_failure_with_its_reason(
     aws: AwsTranscriber, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: bytes
 ) -> None:
     svc, _, storage, _ = services(tmp_path)
-    rec = _recording(svc, storage)
+    rec = scanned_recording(svc, storage)
     monkeypatch.setattr(aws.storage, "read", lambda bucket, key: body)
     done = {"TranscriptionJobName": job_name(rec), "TranscriptionJobStatus": "COMPLETED"}
     with Stubber(aws.client) as stub:

@@ -15,21 +15,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from devstack import recording_for
-from syncd.audio.decode import SAMPLE_RATE, Window
+from syncd.audio.decode import Window
 from syncd.config import WhisperSettings
 from syncd.transcribers.base import TranscriptionError
 from syncd.transcribers.whisper import WhisperTranscriber, segment_at
-
-SR = SAMPLE_RATE
-
-
-def _speechy(seconds: float, gaps: list[tuple[float, float]], channels: int = 1) -> np.ndarray:
-    """A loud tone everywhere except the given (start, end) gaps, which are silent."""
-    t = np.arange(int(seconds * SR)) / SR
-    signal = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    for start, end in gaps:
-        signal[int(start * SR) : int(end * SR)] = 0.0
-    return np.tile(signal, (channels, 1))
+from tests.unit.scenarios import SR, speechy
 
 
 @dataclass
@@ -49,7 +39,7 @@ class _Piece:
 
 
 def _wav(path: Path, seconds: float, gaps: list[tuple[float, float]] | None = None) -> Path:
-    samples = (_speechy(seconds, gaps=gaps or [])[0] * 32767).astype(np.int16)
+    samples = (speechy(seconds, gaps=gaps or [])[0] * 32767).astype(np.int16)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
