@@ -116,7 +116,7 @@ def _read(s3: Any, bucket: str, prefix: str) -> str:
 
 
 def _write_delete(settings: Settings, bucket: str, prefix: str) -> str:
-    """Writes a .txt (never taken for audio) where outputs go, through the writer the exporter uses, then deletes it."""
+    """Writes a .txt (never taken for audio) where outputs go, through the export stage's writer, then deletes it."""
     from syncd.s3.storage import Storage
 
     storage = Storage(settings.s3, conditional=settings.output.conditional_writes == "require")

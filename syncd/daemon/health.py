@@ -3,7 +3,7 @@ stuck in doubt (in doubt is shown while it waits to be settled; failing once it 
 
 The reachability probes make outbound calls, so their results are cached for ``PROBE_TTL`` seconds and refreshed by
 one caller at a time: a scrape storm (or an attacker) costs at most one probe round per TTL, never one per request.
-Outages that the stages met (``syncd.dependencies``) are read from the state store on each request (a local read).
+Outages that the stages met (``syncd.state.outages``) are read from the state store on each request (a local read).
 """
 
 from __future__ import annotations

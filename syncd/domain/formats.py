@@ -37,7 +37,7 @@ class Review:
     status: str = "reviewed"
     """"reviewed" (a person submitted it) or "auto-accepted" (the ASR transcript, confident enough to skip review)."""
     units: tuple[dict[str, Any], ...] = ()
-    """A recording reviewed as units (``syncd.units``): each unit's span, task and review."""
+    """A recording reviewed as units (``syncd.domain.units``): each unit's span, task and review."""
 
     @property
     def text(self) -> str:

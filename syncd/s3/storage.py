@@ -47,7 +47,7 @@ def boto_client(
         retries={"mode": "standard", "max_attempts": attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
-        max_pool_connections=64,  # the exporter's writer threads HEAD outputs before conditional puts
+        max_pool_connections=64,  # the export stage's writer threads HEAD outputs before conditional puts
         # CRC32 trailers cost CPU and some S3-compatible stores reject them; sent only when S3 demands them.
         request_checksum_calculation="when_required",
         s3={"addressing_style": "path"} if settings.endpoint_url else None,

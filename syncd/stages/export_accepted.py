@@ -1,4 +1,4 @@
-"""Auto-accepted recordings (``syncd.triage``): their ASR transcript is written beside the audio without a task.
+"""Auto-accepted recordings (``syncd.domain.triage``): their ASR transcript is written beside the audio without a task.
 
 Part of the export stage. The outputs carry the lowest review version there is (annotation 0), so any later
 human review of the same audio version overwrites them, and they are put with the same conditional writes and the

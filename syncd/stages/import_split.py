@@ -1,7 +1,7 @@
 """Split, part of the import stage: a transcribed recording longer than ``review.max_task_minutes`` gets one FLAC
-clip per review unit under ``review.units_prefix`` (``syncd.units`` plans them, cut at pauses between segments) and
-one transcribed recording per unit. The units are imported like any recording; the recording itself never is, and
-its transcripts are written once every unit is reviewed (``syncd.stages.stitch``).
+clip per review unit under ``review.units_prefix`` (``syncd.domain.units`` plans them, cut at pauses between
+segments) and one transcribed recording per unit. The units are imported like any recording; the recording itself
+never is, and its transcripts are written once every unit is reviewed (``export_stitch``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Polling never waits on a job: an unfinished cloud job is looked at again next cycle, so a restart loses nothing.
 
 Three kinds of trouble are told apart. An outage of a service (``OutageError``: connection, throttling, 5xx) is
-recorded in ``syncd.dependencies`` and waited out with back-off; it never spends a recording's attempts and the stage
+recorded in ``syncd.state.outages`` and waited out with back-off; it never spends a recording's attempts and the stage
 run fails (cause "unavailable") until the service answers again. A retryable failure spends one attempt and backs off.
 A permanent one (corrupt audio, malformed output, a FAILED job) fails the recording with its reason at once. An
 in-process engine's attempt is counted before its work starts, so a recording that keeps killing the daemon ends

@@ -26,7 +26,7 @@ class ExportQueue:
         park_after: int = 0,
         task_updated_at: str | None = None,
     ) -> bool:
-        """Ask the exporter to read ``task_id`` again next cycle, with why. ``attempt`` counts a failed attempt; at
+        """Ask the export stage to read ``task_id`` again next cycle, with why. ``attempt`` counts a failed attempt; at
         ``park_after`` attempts the task is parked (left alone until `syncd retry` or until it changes again in
         Label Studio: ``task_updated_at`` is the version that failed). Returns True once parked."""
         counted = int(attempt)
@@ -47,7 +47,7 @@ class ExportQueue:
         return bool(parked)
 
     def export_queue(self, project_id: int) -> list[int]:
-        """Task ids the exporter reads again this cycle (queued, not parked)."""
+        """Task ids the export stage reads again this cycle (queued, not parked)."""
         rows = self.db.read(
             "SELECT task_id FROM export_queue WHERE project_id = ? AND parked = 0 ORDER BY task_id", (project_id,)
         )
