@@ -4,13 +4,20 @@
   OOM kill would.
 * ``SYNCD_HANG_AT=stage.export`` blocks the thread that reaches the point for ``SYNCD_HANG_SECONDS`` (default 30), the
   way a call stuck in a native library would: nothing interrupts it. It logs ``fault.hang`` first, so a test knows.
+* ``SYNCD_STOP_AT=import.before_send`` stops the whole process with SIGSTOP the first time it reaches that point, the
+  way a long GC pause, a swap stall or a paused VM would; it wakes only when the test sends SIGCONT, and then carries
+  on from that line, on whatever authority it had. It logs ``fault.stop`` first (with the pid), so a test knows.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
+
+_stopped: set[str] = set()
+_lock = threading.Lock()
 
 
 def fault_point(name: str) -> None:
@@ -22,3 +29,12 @@ def fault_point(name: str) -> None:
         seconds = float(os.environ.get("SYNCD_HANG_SECONDS", "30"))
         get_logger().warning("fault.hang", point=name, seconds=seconds)
         time.sleep(seconds)
+    if os.environ.get("SYNCD_STOP_AT") == name:
+        with _lock:
+            if name in _stopped:
+                return
+            _stopped.add(name)
+        from syncd.log import get_logger
+
+        get_logger().warning("fault.stop", point=name, pid=os.getpid())
+        os.kill(os.getpid(), signal.SIGSTOP)

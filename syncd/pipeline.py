@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from syncd import errors
 from syncd.errors import classify
 from syncd.services import Services
 from syncd.stages import STAGE_NAMES, STAGES, Stage
+from syncd.state.cluster import SINGLE_WRITER
+from syncd.state.db import FencedError
 
 # stage.failed's `cause`: what an alert on the logs can tell apart without parsing error text.
 CAUSES = {errors.UNAVAILABLE: "unavailable", errors.NOPERM: "denied"}
@@ -33,12 +36,24 @@ class StageRun:
 def run_stage(svc: Services, stage: Stage, stop: threading.Event, work: Callable[[], int] | None = None) -> StageRun:
     """Run one stage (or ``work`` on its behalf, as the webhook does); an error is logged and never raised, so the
     stages after it still run. A stage this instance has no role for, or whose lease another instance holds, does
-    nothing (its run counts, with nothing done)."""
+    nothing (its run counts, with nothing done). A single-writer stage runs fenced with its lease (see
+    ``syncd.state.cluster``): when another instance took the lease meanwhile (this one froze), its state changes and
+    side effects are refused, the work is given up for the new holder, and ``lease.fenced`` says so."""
     started = time.monotonic()
     if not svc.instance.may_run(stage.name):
         return StageRun(stage.name, 0, 0.0, True)
+    fence: AbstractContextManager[Any] = (
+        svc.instance.fence(stage.name) if stage.name in SINGLE_WRITER else nullcontext()
+    )
     try:
-        count, ok = (work() if work else stage.run(svc, stop)), True
+        with fence:
+            count, ok = (work() if work else stage.run(svc, stop)), True
+    except FencedError as exc:
+        svc.instance.lost(exc.fence.name)
+        svc.log.warning(
+            "lease.fenced", stage=stage.name, lease=exc.fence.name, generation=exc.fence.generation, reason=exc.why
+        )
+        count, ok = 0, True
     except Exception as exc:
         svc.log.error(
             "stage.failed",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from syncd.config import Settings
@@ -34,6 +35,9 @@ class Projects:
         self.current_id: int | None = None
         self.webhook: tuple[str, str] | None = None
         """(url, secret) registered on every project syncd creates, once the daemon has set it."""
+        self.sure: Callable[[], None] = lambda: None
+        """Called right before a project is created or given its webhook: raises (``FencedError``) when the ``project``
+        lease this work runs under was taken by another instance (``Services`` sets it to ``Instance.sure``)."""
 
     @property
     def current(self) -> int:
@@ -77,6 +81,7 @@ class Projects:
             self.state.add_project(pid, title, seq + number)
         if not series:
             title = period_title(wanted)
+            self.sure()
             pid = self.labelstudio.ensure_project(self.settings.transcriber.aws.max_speakers, title=title)
             self.state.add_project(pid, title, seq)
         return self.state.projects()[-1]
@@ -117,10 +122,12 @@ class Projects:
         }
         self.state.set_cursor(NEXT_PROJECT, json.dumps(intent))
         max_speakers = self.settings.transcriber.aws.max_speakers
+        self.sure()
         project = self.labelstudio.ensure_project(max_speakers, title=intent["title"], like=intent["like"])
         fault_point("import.after_project_created")
         self._ensure_storages(project)
         if self.webhook:
+            self.sure()
             self.register_webhook(project, *self.webhook)
         with self.state.batch():
             self.state.add_project(project, intent["title"], intent["seq"])

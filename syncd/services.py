@@ -79,6 +79,12 @@ class Services:
         urls = {source.queue_url for source in self.settings.sources if source.queue_url}
         self.queues = {url: Queue(self.settings.s3, url) for url in sorted(urls)}
         self.projects = Projects(self.settings, self.state, self.labelstudio, self.storage_credentials(), self.log)
+        self.projects.sure = self._project_sure
+
+    def _project_sure(self) -> None:
+        """Project set-up runs under the ``project`` lease (``Instance.exclusively``): re-check it before each call
+        that creates something in Label Studio, with the margin of one request."""
+        self.instance.sure(PROJECT, self.settings.labelstudio.timeout + 1)
 
     def connect(self) -> None:
         """Label Studio answers and the project is ready, every source bucket is readable and (unless the operator

@@ -23,7 +23,7 @@ def _iso(moment: float | None) -> str | None:
 
 
 def _instances(store: StateStore, lease_seconds: float) -> list[dict[str, Any]]:
-    now = time.time()
+    now = store.leases.now()  # the clock the instances' beats are stamped with
     return [
         {
             "name": i["name"],
@@ -33,7 +33,7 @@ def _instances(store: StateStore, lease_seconds: float) -> list[dict[str, Any]]:
             "version": i["version"],
             "started": _iso(i["started_at"]),
             "last_seen_seconds": round(now - i["seen_at"], 1),
-            "silent": silent(i, lease_seconds),
+            "silent": silent(i, lease_seconds, now),
             "holds": i["holds"],
             "working_on": i["claimed"],
         }

@@ -97,6 +97,12 @@ class Metrics:
             "syncd_auto_accepted", "Transcripts written without review (review.auto_accept_above)", registry=r
         )
         self.webhooks = Counter("syncd_webhook_requests", "Webhook requests by outcome", ["outcome"], registry=r)
+        self.fenced = Counter(
+            "syncd_fenced",
+            "Stage runs given up because the lease they ran under was taken by another instance (this one froze)",
+            ["lease"],
+            registry=r,
+        )
         self.last_good_cycle = Gauge(
             "syncd_last_good_cycle_timestamp_seconds",
             "Unix time of the last cycle in which every stage ran cleanly",
@@ -147,6 +153,8 @@ class Metrics:
                 self.audit_wer.observe(wer)
         elif event == "transcript.auto_accepted":
             self.auto_accepted.inc()
+        elif event == "lease.fenced":
+            self.fenced.labels(str(fields["lease"])).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from syncd.domain.formats import Review, redaction
 from syncd.domain.recording import Recording
+from syncd.faults import fault_point
 from syncd.s3.storage import Storage, WriteConflictError
 
 META_ANNOTATION = "syncd-annotation"
@@ -97,6 +98,7 @@ def write_outputs(storage: Storage, export: Export) -> Written:
     if audio != rec.etag:
         return Written([], [], [], round(time.monotonic() - started, 3), audio_etag=audio or "")
     meta = {META_ANNOTATION: str(annotation), META_UPDATED: updated, META_SOURCE: rec.etag}
+    fault_point("export.write")
     if redaction(export.review.asr):
         meta[META_REDACTED] = "PII"
     outcomes: dict[str, list[str]] = {"written": [], "current": [], "newer": []}

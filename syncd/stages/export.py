@@ -94,6 +94,7 @@ def export_task(svc: Services, task: dict[str, Any]) -> bool:
     export = plan(svc, task)
     if export is None:
         return False
+    svc.instance.sure("export", WRITE_MARGIN)
     done = write_outputs(svc.storage, export)
     record(svc, export, done)
     svc.state.unqueue_exports([int(task["id"])])
@@ -101,6 +102,12 @@ def export_task(svc: Services, task: dict[str, Any]) -> bool:
 
 
 # --- the stage ----------------------------------------------------------------------------------------------------
+
+WRITE_MARGIN = 0.0
+"""Seconds the export lease must outlast an output write beyond its usual validity: none. Outputs are conditional
+writes carrying their annotation's version, so a write that lands after another instance took over never puts an
+older review over a newer one; the re-check (``Instance.sure``) stops a holder that was frozen past its lease from
+starting the page at all, and keeps the failover of a killed holder at one lease period."""
 
 
 def run(svc: Services, stop: threading.Event) -> int:
@@ -149,6 +156,7 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
                 stopped = True
                 break  # the cursor moves only as far as the tasks read
             read.update(int(t["id"]) for t in page)
+            svc.instance.sure("export", WRITE_MARGIN)  # this page's writes go out on authority checked now
             recs = svc.state.by_syncd_ids([task_syncd_id(t) for t in page])
             for task in page:
                 task_id, updated = int(task["id"]), moment(task.get("updated_at"))

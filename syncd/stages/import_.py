@@ -167,6 +167,10 @@ def _import(svc: Services, project: int, stop: threading.Event, room: int) -> in
                         _release(svc, batch)
                     _failed(svc, project, in_flight[0], exc)
                     raise
+            if batch:
+                fault_point("import.before_send")
+                # The lease must outlast the request: a holder frozen since it chose the batch sends nothing.
+                svc.instance.sure("import", svc.settings.labelstudio.timeout + 1)
             in_flight = (batch, pool.submit(svc.labelstudio.import_tasks, project, batch.tasks)) if batch else None
             if done:
                 imported += _commit(svc, project, *done)

@@ -8,6 +8,12 @@ missed renewal is survived; every instance also tries, each third of L, to take 
 have run out, and runs that stage at once when it gets one. A dead instance's single-writer work therefore resumes
 elsewhere within L (its lease runs out at most 2L/3 after it died, and the next try comes at most L/3 later). With
 SQLite there is one instance and every lease is its own at once.
+
+Fencing (invariant 1 across a freeze): a stage's run is fenced with the generation of the lease it runs under
+(``fence``), so every state change it makes is refused once another instance has taken that lease; right before a side
+effect outside the state (a Label Studio import, a project created, a webhook registered, an output written) the holder
+calls ``sure``, which extends the lease to outlast the request and raises ``FencedError`` when it was taken meanwhile.
+A fenced stage gives its work up: ``run_stage`` logs ``lease.fenced`` and the next holder finishes it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from syncd.config import InstanceSettings, Role
 from syncd.errors import ConfigError
 from syncd.log import get_logger
 from syncd.state import StateStore
+from syncd.state.db import Fence, FencedError
 
 SINGLE_WRITER = frozenset({"scan", "import", "export"})
 """Stages run by one instance at a time, the holder of the lease named after the stage."""
@@ -41,6 +48,8 @@ class Instance:
     state: StateStore
     log: Any = field(default_factory=get_logger)
     holds: set[str] = field(default_factory=set)
+    generations: dict[str, int] = field(default_factory=dict)
+    """The generation of each lease as this instance last took it: what its work is fenced with."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     """The stages' threads and the heartbeat change ``holds``; each change and its log line happen under it."""
 
@@ -105,13 +114,46 @@ class Instance:
         """Take or renew ``lease``; a change of holder is logged where it happens."""
         with self._lock:
             had = lease in self.holds
-            if self.state.leases.take(lease, self.name, self.validity):
+            generation = self.state.leases.take(lease, self.name, self.validity)
+            if generation is not None:
                 self.holds.add(lease)
-                if not had:
-                    self.log.info("lease.acquired", lease=lease, instance=self.name)
+                if not had or self.generations.get(lease) != generation:
+                    self.log.info("lease.acquired", lease=lease, instance=self.name, generation=generation)
+                self.generations[lease] = generation
                 return True
             self.holds.discard(lease)
             return False
+
+    @contextmanager
+    def fence(self, lease: str) -> Iterator[Fence]:
+        """Fence this thread's state changes in the block with ``lease`` at the generation this instance holds it
+        at now (take it first: ``may_run``, ``hold``)."""
+        fence = Fence(lease, self.name, self.generations[lease])
+        with self.state.db.fenced(fence):
+            yield fence
+
+    def sure(self, lease: str, seconds: float) -> None:
+        """Right before a side effect under ``lease``: make sure the lease is still this instance's, at the
+        generation its work began under, for at least ``seconds`` more (longer than the request may take), extending
+        it to last that long. ``FencedError`` (logged and counted by ``run_stage``) when another instance took it. Work
+        not fenced with ``lease`` (a step called on its own, as tests do) has no authority to check."""
+        fence = self.state.db.fence_for(lease)
+        if fence is None:
+            return
+        try:
+            left = self.state.leases.extend(fence, max(seconds, self.validity))
+        except FencedError:
+            self.lost(lease)
+            raise
+        if left < seconds:  # cannot happen unless the clock jumped back; refuse rather than guess
+            raise FencedError(fence, f"has {left:.1f}s left, fewer than the {seconds:.1f}s the request may take")
+
+    def lost(self, lease: str) -> None:
+        """Work under ``lease`` was fenced: this instance no longer holds it (``may_run`` takes it anew)."""
+        with self._lock:
+            if lease in self.holds:
+                self.holds.discard(lease)
+                self.log.warning("lease.lost", lease=lease, instance=self.name)
 
     @contextmanager
     def exclusively(self, lease: str, stop: Callable[[], bool] = lambda: False) -> Iterator[None]:
@@ -121,7 +163,8 @@ class Instance:
                 raise InterruptedError(f"stopped while waiting for lease {lease!r}")
             time.sleep(min(1.0, self.lease_seconds / 10))
         try:
-            yield
+            with self.fence(lease):
+                yield
         finally:
             with self._lock:
                 self.state.leases.release(lease, self.name)
@@ -133,7 +176,8 @@ class Instance:
 
     def peer_counts(self) -> dict[str, int]:
         """Registered instances, live (renewing) or silent (stopped without leaving, e.g. killed)."""
-        states = [silent(i, self.lease_seconds) for i in self.state.leases.instances()]
+        now = self.state.leases.now()
+        states = [silent(i, self.lease_seconds, now) for i in self.state.leases.instances()]
         return {"live": states.count(False), "silent": states.count(True)}
 
     def leave(self) -> None:
@@ -144,9 +188,10 @@ class Instance:
         self.log.info("instance.left", instance=self.name)
 
 
-def silent(instance: dict[str, Any], lease_seconds: float) -> bool:
-    """A registered instance that has not renewed its leases for longer than a lease lasts."""
-    return time.time() - float(instance["seen_at"]) > lease_seconds
+def silent(instance: dict[str, Any], lease_seconds: float, now: float | None = None) -> bool:
+    """A registered instance that has not renewed its leases for longer than a lease lasts (``now`` by the lease
+    clock, ``Leases.now``)."""
+    return (time.time() if now is None else now) - float(instance["seen_at"]) > lease_seconds
 
 
 def _same_name_elsewhere(twin: dict[str, Any], host: str, pid: int, lease_seconds: float) -> bool:

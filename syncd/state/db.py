@@ -5,6 +5,11 @@ SQLAlchemy owns the connections and the dialects; syncd's SQL is written once, i
 (``INSERT ... ON CONFLICT``, ``RETURNING``, DB-API ``?`` placeholders), and the one thing only PostgreSQL needs to claim
 work safely among many writers, ``FOR UPDATE SKIP LOCKED``, is ``Database.skip_locked``. Within one process every call
 takes one lock, so a transaction is never interleaved with another thread's.
+
+Work done under a lease is fenced (``Database.fenced``): while a thread holds a ``Fence``, every write transaction it
+opens first checks, with the lease's row locked, that the lease still has the holder and the generation the fence
+names, and is refused (``FencedError``, nothing written) when another instance has taken the lease since. A holder that
+froze past its lease and woke up therefore changes nothing another holder may have changed meanwhile.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import functools
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,26 @@ from typing import Any
 from sqlalchemy import Connection, CursorResult, Engine, RowMapping, TextClause, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The authority a piece of work runs on: the lease ``name`` held by ``holder`` at ``generation`` (which grows on
+    each change of holder, so a lease lost and taken back is a new generation)."""
+
+    name: str
+    holder: str
+    generation: int
+
+
+class FencedError(Exception):
+    """The lease a piece of work ran on was taken by another instance (or cannot be made sure of): nothing of what
+    it was about to do may happen."""
+
+    def __init__(self, fence: Fence, why: str) -> None:
+        super().__init__(f"lease {fence.name!r} (generation {fence.generation}) {why}")
+        self.fence = fence
+        self.why = why
 
 
 class Database:
@@ -36,6 +62,8 @@ class Database:
         self.skip_locked = skip_locked(self.engine)
         self._lock = threading.RLock()
         self._open: Connection | None = None
+        self._local = threading.local()
+        """Per thread: the fences its write transactions check (``fenced``)."""
 
     @property
     def where(self) -> str:
@@ -66,8 +94,23 @@ class Database:
         return None if row is None else next(iter(row.values()))
 
     @contextmanager
+    def fenced(self, fence: Fence) -> Iterator[None]:
+        """Every write transaction this thread opens inside the block checks ``fence`` first."""
+        fences: list[Fence] = self._local.__dict__.setdefault("fences", [])
+        fences.append(fence)
+        try:
+            yield
+        finally:
+            fences.remove(fence)
+
+    def fence_for(self, name: str) -> Fence | None:
+        """The fence on lease ``name`` this thread's work runs under, if any."""
+        return next((f for f in self._local.__dict__.get("fences", ()) if f.name == name), None)
+
+    @contextmanager
     def tx(self) -> Iterator[Tx]:
-        """One write transaction; nested calls join the open one (so a batch of writes commits once)."""
+        """One write transaction; nested calls join the open one (so a batch of writes commits once). Under a fence
+        (``fenced``) it begins by checking the fence, and raises ``FencedError`` (nothing written) when that fails."""
         with self._lock:
             if self._open is not None:
                 yield Tx(self._open)
@@ -77,9 +120,22 @@ class Database:
                 with conn.begin():
                     self._open = conn
                     try:
+                        for fence in self._local.__dict__.get("fences", ()):
+                            self._check(Tx(conn), fence)
                         yield Tx(conn)
                     finally:
                         self._open = None
+
+    def _check(self, tx: Tx, fence: Fence) -> None:
+        """The lease row stays locked until this transaction ends (PostgreSQL's ``FOR UPDATE``; SQLite's one
+        writer), so no other instance can take the lease between this check and the commit."""
+        lock = " FOR UPDATE" if self.shared else ""
+        row = (
+            tx.execute(f"SELECT holder, generation FROM leases WHERE name = ?{lock}", (fence.name,)).mappings().first()
+        )
+        if row is None or row["holder"] != fence.holder or int(row["generation"]) != fence.generation:
+            holder, generation = (None, None) if row is None else (row["holder"], row["generation"])
+            raise FencedError(fence, f"is now held by {holder!r} (generation {generation})")
 
 
 class Tx:

@@ -3,63 +3,110 @@ and the renewal of the leases each instance holds on recordings (``claim``).
 
 A lease is a row with a holder and an expiry. Taking one succeeds when it is free, expired or already ours; holding it
 means renewing it before it runs out. An instance that dies stops renewing, and another takes the lease once it has
-expired: failover within one lease period, with no coordinator beyond the database. Clocks are the instances' own, so
-lease periods should dwarf their skew (NTP keeps it in milliseconds).
+expired: failover within one lease period, with no coordinator beyond the database.
+
+Fencing: a named lease carries a ``generation`` that grows by one on each change of holder (its row is kept when it
+is freed, so the count never restarts). Work done under a lease is fenced with the generation it began under
+(``Database.fenced``), and right before a side effect outside the state the holder extends and re-checks its lease
+(``extend``): a holder that froze past its lease and woke up finds the generation moved on and does nothing.
+
+One clock: lease times are read from the database on PostgreSQL (``clock_timestamp()``), so instances whose clocks
+disagree still agree on who holds what; on SQLite (one instance) they are this process's own.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from syncd.domain.recording import Recording, Status
-from syncd.state.db import Database
+from syncd.state.db import Database, Fence, FencedError
 from syncd.state.recordings import COLUMNS, recording_of
 
 CLAIMED = ("discovered", "transcribing")
 """Statuses whose recordings are leased to the instance working on them."""
 
+__all__ = ["CLAIMED", "Fence", "FencedError", "Leases"]
+
 
 class Leases:
     """Named leases, recording claims and the instances' register, over one database (``StateStore.leases``)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
+        self.clock = clock
+        """This process's clock, used on SQLite only (tests inject a skewed one)."""
 
-    def take(self, name: str, holder: str, seconds: float) -> bool:
-        """Take or renew the lease ``name`` for ``seconds``; False while another holder's lease runs."""
-        now = time.time()
+    def now(self) -> float:
+        """The time leases are reckoned in: the database's clock on PostgreSQL, whatever the instances' clocks say;
+        this process's on SQLite, where there is one instance. Inside a transaction it is read on its connection."""
+        if self.db.shared:
+            return float(self.db.scalar("SELECT EXTRACT(EPOCH FROM clock_timestamp())"))
+        return self.clock()
+
+    def take(self, name: str, holder: str, seconds: float) -> int | None:
+        """Take or renew the lease ``name`` for ``seconds`` (never shortening it); its generation when ``holder``
+        holds it now, None while another holder's lease runs. A change of holder is a new generation."""
         with self.db.tx() as db:
+            now = self.now()
             db.execute(
-                "INSERT INTO leases (name, holder, until, since) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE"
-                " SET holder = excluded.holder, until = excluded.until,"
-                " since = CASE WHEN leases.holder = excluded.holder THEN leases.since ELSE excluded.since END"
+                "INSERT INTO leases (name, holder, until, since, generation) VALUES (?, ?, ?, ?, 1)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " until = CASE WHEN leases.holder = excluded.holder AND leases.until > excluded.until"
+                " THEN leases.until ELSE excluded.until END,"
+                " since = CASE WHEN leases.holder = excluded.holder THEN leases.since ELSE excluded.since END,"
+                " generation = CASE WHEN leases.holder = excluded.holder THEN leases.generation"
+                " ELSE leases.generation + 1 END"
                 " WHERE leases.holder = excluded.holder OR leases.until < ?",
                 (name, holder, now + seconds, now, now),
             )
-            owner = db.execute("SELECT holder FROM leases WHERE name = ?", (name,)).scalar()
-        return bool(owner == holder)
+            row = db.execute("SELECT holder, generation FROM leases WHERE name = ?", (name,)).mappings().first()
+        return int(row["generation"]) if row is not None and row["holder"] == holder else None
+
+    def extend(self, fence: Fence, seconds: float) -> float:
+        """Right before a side effect under ``fence``: its lease made to last at least ``seconds`` more, provided
+        no other instance has taken it since (the generation is unchanged; one that ran out untaken is taken
+        back, as nothing happened under it meanwhile). Returns the seconds it now has left; raises ``FencedError``
+        when it was taken."""
+        with self.db.tx() as db:
+            now = self.now()
+            until = db.execute(
+                "UPDATE leases SET until = CASE WHEN until > ? THEN until ELSE ? END"
+                " WHERE name = ? AND holder = ? AND generation = ? RETURNING until",
+                (now + seconds, now + seconds, fence.name, fence.holder, fence.generation),
+            ).scalar()
+        if until is None:
+            raise FencedError(fence, f"was taken by another instance (now {self.holder(fence.name)!r})")
+        return float(until) - now
 
     def release(self, name: str, holder: str) -> None:
+        """Free ``name`` at once; its row (and generation) stays for the next holder."""
         with self.db.tx() as db:
-            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+            db.execute("UPDATE leases SET until = 0 WHERE name = ? AND holder = ?", (name, holder))
 
     def holder(self, name: str) -> str | None:
         """Who holds ``name`` now (None when free or expired)."""
-        owner = self.db.scalar("SELECT holder FROM leases WHERE name = ? AND until >= ?", (name, time.time()))
+        owner = self.db.scalar("SELECT holder FROM leases WHERE name = ? AND until >= ?", (name, self.now()))
         return None if owner is None else str(owner)
 
+    def generation(self, name: str) -> int:
+        """How many times ``name`` changed holder (0: never held)."""
+        return int(self.db.scalar("SELECT generation FROM leases WHERE name = ?", (name,)) or 0)
+
     def all(self) -> list[dict[str, Any]]:
-        rows = self.db.read("SELECT name, holder, until, since FROM leases ORDER BY name")
-        return [dict(r) for r in rows]
+        """Every lease row, with ``held`` (it has not run out, by the lease clock)."""
+        now = self.now()
+        rows = self.db.read("SELECT name, holder, until, since, generation FROM leases ORDER BY name")
+        return [dict(r) | {"held": r["until"] >= now} for r in rows]
 
     def claim(self, status: Status, limit: int, holder: str, seconds: float) -> list[Recording]:
         """Up to ``limit`` recordings in ``status`` whose back-off has run out and that no other live instance
         holds, oldest first, leased to ``holder`` for ``seconds`` (``beat`` renews it while the holder lives). Two
         claimers never get the same recording: each skips the rows the other is claiming (PostgreSQL's ``SKIP
         LOCKED``; SQLite admits one writer at a time)."""
-        now = time.time()
         with self.db.tx() as db:
+            now = self.now()
             rows = (
                 db.execute(
                     "UPDATE recordings SET claimed_by = ?, lease_until = ? WHERE id IN (SELECT id FROM recordings"
@@ -81,14 +128,14 @@ class Leases:
             "SELECT count(*) FROM recordings WHERE status = ? AND (claimed_by = ? OR claimed_by IS NULL"
             " OR lease_until IS NULL OR lease_until < ?)"
         )
-        return int(self.db.scalar(sql, (status, holder, time.time())))
+        return int(self.db.scalar(sql, (status, holder, self.now())))
 
     # --- instances ------------------------------------------------------------------------------------------
 
     def join(self, name: str, host: str, pid: int, roles: list[str], version: str) -> dict[str, Any] | None:
         """Register this instance; returns the row it replaces (a previous run of the same name), if any."""
-        now = time.time()
         with self.db.tx() as db:
+            now = self.now()
             old = db.execute("SELECT * FROM instances WHERE name = ?", (name,)).mappings().first()
             db.execute(
                 "INSERT INTO instances (name, host, pid, roles, version, started_at, seen_at)"
@@ -103,11 +150,14 @@ class Leases:
         """This instance is alive: renew every lease it still holds, named or on recordings, for ``seconds``.
         Returns the named leases it holds: one that ran out before this renewal is not among them, taken by another
         instance or not."""
-        now = time.time()
         marks = ",".join("?" * len(CLAIMED))
         with self.db.tx() as db:
+            now = self.now()
             db.execute("UPDATE instances SET seen_at = ? WHERE name = ?", (now, name))
-            db.execute("UPDATE leases SET until = ? WHERE holder = ? AND until >= ?", (now + seconds, name, now))
+            db.execute(  # never shortens a lease extended for a request (``extend``)
+                "UPDATE leases SET until = ? WHERE holder = ? AND until >= ? AND until < ?",
+                (now + seconds, name, now, now + seconds),
+            )
             db.execute(
                 f"UPDATE recordings SET lease_until = ? WHERE claimed_by = ? AND status IN ({marks})",
                 (now + seconds, name, *CLAIMED),
@@ -122,13 +172,13 @@ class Leases:
     def leave(self, name: str) -> None:
         """A clean stop: its named leases and its recordings are free for the others at once."""
         with self.db.tx() as db:
-            db.execute("DELETE FROM leases WHERE holder = ?", (name,))
+            db.execute("UPDATE leases SET until = 0 WHERE holder = ?", (name,))
             db.execute("UPDATE recordings SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ?", (name,))
             db.execute("DELETE FROM instances WHERE name = ?", (name,))
 
     def instances(self) -> list[dict[str, Any]]:
         """Every registered instance with the named leases it holds and how many recordings it is working on."""
-        now = time.time()
+        now = self.now()
         marks = ",".join("?" * len(CLAIMED))
         rows = self.db.read(
             "SELECT i.name, i.host, i.pid, i.roles, i.version, i.started_at, i.seen_at,"
@@ -138,6 +188,6 @@ class Leases:
         )
         held: dict[str, list[str]] = {}
         for lease in self.all():
-            if lease["until"] >= now:
+            if lease["held"]:
                 held.setdefault(lease["holder"], []).append(lease["name"])
         return [dict(r) | {"holds": held.get(r["name"], [])} for r in rows]

@@ -179,3 +179,23 @@ def instances(tmp_path: Path, *names: str, lease: float = 30.0) -> list[Instance
 def discovered(instance: Instance, count: int) -> None:
     objs = [S3Object(bucket="b", key=f"k{i:04d}.wav", etag="e", size=1) for i in range(count)]
     instance.state.add_objects(objs)
+
+
+def second_instance(svc: Services, tmp_path: Path, name: str) -> Services:
+    """Another instance named ``name`` over the same state database (its own connections), Label Studio and S3."""
+    instance = svc.settings.instance.model_copy(update={"name": name})
+    other = Services(
+        settings=svc.settings.model_copy(update={"instance": instance}),
+        state=new_store(tmp_path),
+        storage=svc.storage,
+        transcriber=svc.transcriber,
+        labelstudio=svc.labelstudio,
+    )
+    other.projects.current_id = svc.projects.current
+    return other
+
+
+def expire_lease(svc: Services, lease: str) -> None:
+    """``lease`` runs out, as it does while its holder is frozen (SIGSTOP, a long GC pause, a paused VM)."""
+    with svc.state.db.tx() as db:
+        db.execute("UPDATE leases SET until = 0 WHERE name = ?", (lease,))

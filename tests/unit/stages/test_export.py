@@ -13,10 +13,12 @@ from structlog.testing import capture_logs
 
 from syncd.commands.status import format_status, status_report
 from syncd.daemon.health import health_report
+from syncd.daemon.metrics import Metrics
 from syncd.domain.recording import Status
 from syncd.labelstudio import layouts, ls_time
-from syncd.pipeline import run_cycle
-from syncd.stages import export, import_, scan, transcribe
+from syncd.pipeline import run_cycle, run_stage
+from syncd.s3 import outputs
+from syncd.stages import BY_NAME, export, import_, scan, transcribe
 from tests.unit.fakes import (
     EPOCH,
     GO,
@@ -24,7 +26,7 @@ from tests.unit.fakes import (
     healthy_probes,
     services,
 )
-from tests.unit.scenarios import events, region, upload
+from tests.unit.scenarios import events, expire_lease, region, second_instance, transcribed_with, upload
 
 
 def _bad_region(text: str) -> list[dict[str, Any]]:
@@ -248,3 +250,56 @@ def test_sweep_finds_a_review_whose_task_label_studio_did_not_mark_changed(tmp_p
         svc.state.set_cursor("export-sweep:1", "0")
         run_cycle(svc)
     assert not [e for e in logs if e["event"] == "export.missed"], "written once: the next sweep finds nothing"
+
+
+def test_an_exporter_frozen_inside_a_write_records_nothing_when_it_wakes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a stops inside an output write; its export lease runs out, b takes it and exports every review; a wakes and
+    finishes its write (a conditional one: it finds the same version there), but its state changes are fenced: it
+    records nothing, logs ``lease.fenced``, and each review is exported (and counted) once, by b."""
+    a, ls, storage, engine = services(tmp_path, instance={"name": "a"}, output={"write_workers": 1})  # one thread,
+    b = second_instance(a, tmp_path, "b")  # as a SIGSTOP freezes them all
+    transcribed_with(a, storage, engine, {"one.mp3": 0.5, "two.mp3": 0.6})
+    assert run_stage(a, BY_NAME["import"], GO).count == 2
+    for task_id in list(ls.tasks):
+        ls.annotate(task_id, f"reviewed {task_id}")
+    frozen: list[str] = []
+    exported: list[int] = []
+
+    def freeze(point: str) -> None:
+        if point == "export.write" and not frozen:
+            frozen.append(point)
+            expire_lease(b, "export")
+            exported.append(run_stage(b, BY_NAME["export"], GO).count)
+
+    monkeypatch.setattr(outputs, "fault_point", freeze)
+    with capture_logs() as logs:
+        run_stage(a, BY_NAME["export"], GO)
+    assert frozen and exported == [2]
+    assert [e["lease"] for e in events(logs, "lease.fenced")] == ["export"]
+    assert len(events(logs, "annotation.exported")) == 2, "b's, once each"
+    assert {r.status for r in a.state.recordings()} == {Status.EXPORTED}
+    for rec in a.state.recordings():
+        _, meta = storage.head("b", rec.key.replace(".mp3", ".transcript.txt")) or ("", {})
+        assert meta[outputs.META_ANNOTATION] == str(rec.annotation_id)
+
+
+def test_a_stage_whose_lease_was_taken_before_it_wrote_is_given_up_and_counted(tmp_path: Path) -> None:
+    a, *_ = services(tmp_path, instance={"name": "a"})
+    b = second_instance(a, tmp_path, "b")
+    metrics = Metrics()
+
+    def frozen_then_write() -> int:
+        expire_lease(a, "export")
+        assert b.instance.may_run("export")
+        a.state.set_cursor("export:1", "written by a stale holder")
+        return 1
+
+    with capture_logs() as logs:
+        run = run_stage(a, BY_NAME["export"], GO, work=frozen_then_write)
+    for e in logs:
+        metrics.observe(e["log_level"], e["event"], e)
+    assert (run.count, run.ok) == (0, True) and a.state.cursor("export:1") is None
+    assert "export" not in a.instance.holds
+    assert 'syncd_fenced_total{lease="export"} 1.0' in metrics.render().decode()

@@ -11,9 +11,11 @@ from structlog.testing import capture_logs
 
 from syncd.domain.recording import Status
 from syncd.labelstudio.tasks import task_for
+from syncd.pipeline import run_stage
 from syncd.services import Services
 from syncd.stages import BY_NAME, import_, scan, transcribe
 from tests.unit.fakes import GO, FakeLabelStudio, FakeStorage, FakeTranscriber, Stack, services
+from tests.unit.scenarios import expire_lease, per_syncd_id, second_instance, transcribed_with
 
 
 class Clock:
@@ -166,3 +168,34 @@ def test_syncd_once_imports_whatever_is_ready(tmp_path: Path, clock: Clock) -> N
     svc, _, storage, engine = services(tmp_path)
     _finish_transcription(svc, storage, engine, "now.mp3", 0.5, clock.now)
     assert import_.run(svc, GO) == 1
+
+
+def test_an_importer_frozen_between_choosing_a_batch_and_sending_it_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Invariant 1 across a freeze: a picks a batch (rows marked importing), freezes past its lease; b takes the
+    import lease, settles the doubt and imports the same recordings; a wakes up. a's re-check before the request
+    finds the lease taken (a new generation): it sends nothing and writes nothing, so one task per recording."""
+    a, ls, storage, engine = services(
+        tmp_path, instance={"name": "a"}, labelstudio={"layout": "whole", "import_settle": 0}
+    )
+    b = second_instance(a, tmp_path, "b")
+    transcribed_with(a, storage, engine, {"one.mp3": 0.5, "two.mp3": 0.6, "three.mp3": 0.7})
+    frozen: list[str] = []
+
+    def freeze(point: str) -> None:
+        if point != "import.before_send" or frozen:
+            return
+        frozen.append(point)  # a is stopped here; its lease runs out meanwhile and b takes over
+        expire_lease(b, "import")
+        assert run_stage(b, BY_NAME["import"], GO).count == 3
+
+    monkeypatch.setattr(import_, "fault_point", freeze)
+    with capture_logs() as logs:
+        run = run_stage(a, BY_NAME["import"], GO)
+    assert frozen and run.count == 0
+    assert sorted(per_syncd_id(ls).values()) == [1, 1, 1], "one task per recording"
+    assert len(ls.imports) == 1, "only b's request went out"
+    [fenced] = [e for e in logs if e["event"] == "lease.fenced"]
+    assert (fenced["lease"], fenced["stage"]) == ("import", "import")
+    assert {r.status for r in b.state.recordings()} == {Status.IMPORTED}

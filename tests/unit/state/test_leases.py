@@ -3,13 +3,17 @@ everything back."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
 
-from syncd.domain.recording import Status
+import pytest
+
+from syncd.domain.recording import S3Object, Status
 from syncd.state.cluster import Instance
-from tests.unit.fakes import new_store
+from syncd.state.leases import Fence, FencedError
+from tests.unit.fakes import POSTGRES_ENV, new_store
 from tests.unit.scenarios import discovered, instances
 
 
@@ -91,3 +95,72 @@ def test_join_returns_the_row_it_replaces(tmp_path: Path) -> None:
     assert old is not None and old["pid"] == 1
     [me] = leases.instances()
     assert (me["pid"], me["roles"], me["holds"], me["claimed"]) == (2, "scan,export", [], 0)
+
+
+def test_a_lease_counts_its_changes_of_holder_and_never_restarts_the_count(tmp_path: Path) -> None:
+    leases = new_store(tmp_path).leases
+    first = leases.take("import", "a", 30)
+    assert first is not None and leases.take("import", "a", 30) == first, "a renewal is the same generation"
+    leases.release("import", "a")
+    second = leases.take("import", "b", 30)
+    leases.release("import", "b")
+    third = leases.take("import", "a", 30)
+    assert second == first + 1 and third == first + 2, "a freed lease keeps its count: a's old work stays fenced"
+
+
+def test_writes_under_a_lease_taken_since_are_refused_and_write_nothing(tmp_path: Path) -> None:
+    """A holder frozen past its lease wakes up: every state change it makes under that lease is refused."""
+    store_a, store_b = new_store(tmp_path), new_store(tmp_path)
+    generation = store_a.leases.take("import", "a", 0.05)
+    assert generation is not None
+    ((rec_id, _),) = store_a.add_objects([S3Object("b", "k.wav", "e", 1)])
+    time.sleep(0.1)  # a froze; its lease ran out
+    assert store_b.leases.take("import", "b", 30) == generation + 1
+    with store_a.db.fenced(Fence("import", "a", generation)):
+        with pytest.raises(FencedError, match="held by 'b'"):
+            store_a.transition([rec_id], Status.DISCOVERED, Status.TRANSCRIBING)
+        with pytest.raises(FencedError):
+            store_a.set_cursor("task-cursor:1", "x")
+    assert store_b.get(rec_id).status == Status.DISCOVERED and store_b.cursor("task-cursor:1") is None
+    with store_b.db.fenced(Fence("import", "b", generation + 1)):
+        assert store_b.transition([rec_id], Status.DISCOVERED, Status.TRANSCRIBING) == [rec_id]
+
+
+def test_extend_outlasts_a_request_survives_the_heartbeat_and_refuses_a_lease_taken_since(tmp_path: Path) -> None:
+    leases = new_store(tmp_path).leases
+    leases.join("a", "host", 1, ["import"], "0")
+    generation = leases.take("import", "a", 2)
+    assert generation is not None
+    fence = Fence("import", "a", generation)
+    assert leases.extend(fence, 61) > 60, "long enough for a request with a 60 s timeout"
+    leases.beat("a", 2)
+    assert leases.take("import", "a", 2) == generation
+    [row] = [r for r in leases.all() if r["name"] == "import"]
+    assert row["until"] - leases.now() > 59, "neither the heartbeat nor a renewal shortens it"
+    leases.release("import", "a")
+    assert leases.take("import", "b", 30) == generation + 1
+    with pytest.raises(FencedError, match="taken by another instance"):
+        leases.extend(fence, 61)
+
+
+@pytest.mark.skipif(not os.environ.get(POSTGRES_ENV), reason="the database's clock is PostgreSQL's")
+def test_on_postgresql_a_skewed_instance_clock_still_gives_one_holder(tmp_path: Path) -> None:
+    """Lease times come from the database: an instance whose clock runs an hour ahead (it would see every lease as
+    long expired) does not take a running one, nor claim recordings another instance holds."""
+    honest, ahead = new_store(tmp_path), new_store(tmp_path)
+    ahead.leases.clock = lambda: time.time() + 3600
+    assert honest.leases.take("export", "a", 30) and not ahead.leases.take("export", "b", 30)
+    assert ahead.leases.holder("export") == "a"
+    honest.add_objects([S3Object("b", "k.wav", "e", 1)])
+    assert len(honest.leases.claim(Status.DISCOVERED, 10, "a", 30)) == 1
+    assert ahead.leases.claim(Status.DISCOVERED, 10, "b", 30) == []
+
+
+def test_on_sqlite_lease_times_are_the_instance_clock(tmp_path: Path) -> None:
+    """The contrast the PostgreSQL test relies on: with the instances' own clocks, one running an hour ahead sees a
+    running lease as expired (why a shared state reads the database's clock)."""
+    if os.environ.get(POSTGRES_ENV):
+        pytest.skip("SQLite only")
+    honest, ahead = new_store(tmp_path), new_store(tmp_path)
+    ahead.leases.clock = lambda: time.time() + 3600
+    assert honest.leases.take("export", "a", 30) and ahead.leases.take("export", "b", 30)
