@@ -1,7 +1,8 @@
 """`syncd status`: what is where, read from the state alone (no call to Label Studio or S3), as text or JSON.
 
 Recordings per state, the instances and their leases, the projects, the oldest pending recording, the dependencies
-that are down, parked exports and the last errors: what an operator needs to tell "busy" from "stuck".
+that are down, parked exports, twin tasks left standing, predictions left unchecked and the last errors: what an
+operator needs to tell "busy" from "stuck".
 """
 
 from __future__ import annotations
@@ -91,6 +92,17 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
             }
             for p in store.parked_exports()
         ],
+        "twins": [
+            {
+                "syncd_id": sid,
+                "key": group.get("key"),
+                "tasks": group["tasks"],
+                "reviewed": group.get("reviewed", []),
+                "checked": _iso(group.get("checked") or None),
+            }
+            for sid, group in sorted(store.twins().items())
+        ],
+        "predictions_unchecked": {str(p): n for p, n in sorted(store.unchecked_predictions().items())},
         "last_errors": [
             {
                 "id": r.id,
@@ -139,6 +151,15 @@ def format_status(report: dict[str, Any]) -> str:
             f"  [{item['at']}] task {item['task']} s3://{item['bucket']}/{item['key']} ({item['attempts']} attempts)"
         )
         lines.append(f"      {item['reason']}")
+    twins = report["twins"]
+    lines.append(f"twin tasks ({len(twins)} audio versions with more than one task):" if twins else "twin tasks: none")
+    for twin in twins:
+        reviewed = f"reviewed on {', '.join(map(str, twin['reviewed']))}" if twin["reviewed"] else "unreviewed"
+        lines.append(f"  {twin['key'] or twin['syncd_id']}: tasks {', '.join(map(str, twin['tasks']))} ({reviewed})")
+    unchecked = report["predictions_unchecked"]
+    if unchecked:
+        lines.append("predictions unchecked (checked again by each import run):")
+        lines += [f"  project {project}: {count} tasks" for project, count in unchecked.items()]
     lines.append("last errors:" if report["last_errors"] else "last errors: none")
     for err in report["last_errors"]:
         lines.append(f"  [{err['at']}] s3://{err['bucket']}/{err['key']} ({err['status']}, {err['attempts']} attempts)")

@@ -52,6 +52,12 @@ class LabelStudioSettings(_Section):
         ' "whole": one text box, one line per segment. Set before the project is created.',
     )
     import_batch_size: int = Field(500, ge=1, le=5000, description="Tasks per bulk import request.")
+    on_duplicate: Literal["delete-unreviewed", "keep"] = Field(
+        "delete-unreviewed",
+        description="Two or more tasks for one audio version (twins: another tool re-imported, a person duplicated"
+        ' one, an instance froze mid-import): "delete-unreviewed" deletes the twins nobody reviewed, "keep" keeps'
+        " and names them. Twins with reviews are always kept and named; the newest review among them is exported.",
+    )
     timeout: float = Field(60.0, gt=0, description="Seconds before a Label Studio request is abandoned.")
     import_settle: float = Field(
         60.0,

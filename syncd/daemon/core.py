@@ -71,6 +71,10 @@ class Daemon:
         self.metrics.watch_projects(lambda: self.svc.state.project_task_counts() if self.svc else {})
         self.metrics.watch_leases(lambda: self.svc.instance.held_leases() if self.svc else {})
         self.metrics.watch_instances(lambda: self.svc.instance.peer_counts() if self.svc else {})
+        self.metrics.watch_twins(lambda: self.svc.state.twin_counts() if self.svc else {})
+        self.metrics.watch_unchecked(
+            lambda: {str(p): n for p, n in self.svc.state.unchecked_predictions().items()} if self.svc else {}
+        )
 
     # --- life cycle -------------------------------------------------------------------------------------
 

@@ -94,7 +94,8 @@ def health_report(
     parked: int = 0,
 ) -> tuple[bool, dict[str, Any]]:
     """(healthy, body): healthy only while running with every check passing; the body says which failed. Parked
-    items (work that cannot progress until a person acts) make a passing report "degraded", still 200."""
+    items (work that cannot progress until a person acts), twins reviewed on more than one task (a person should look)
+    and predictions left unchecked make a passing report "degraded", still 200."""
     limit = max_cycle_age(settings)
     checks = (probes or Probes(settings)).results()
     for name, check in dependency_checks(settings, state).items():
@@ -116,6 +117,14 @@ def health_report(
     ok = phase == "running" and all(check["ok"] for check in checks.values())
     down = sorted(name for name, check in checks.items() if check.get("up") is False)
     checks["parked"] = {"ok": parked == 0, "count": parked}
-    status = ("ok" if not parked else "degraded") if ok else phase if phase != "running" else "failing"
+    attention = bool(parked)
+    if state is not None:
+        twins = state.twin_counts()
+        conflicts = twins.get("reviewed", 0)
+        checks["twins"] = {"ok": conflicts == 0, "reviewed": conflicts, "unreviewed": twins.get("unreviewed", 0)}
+        unchecked = state.unchecked_predictions()
+        checks["predictions"] = {"ok": not unchecked, "unchecked_tasks": sum(unchecked.values())}
+        attention = attention or bool(conflicts) or bool(unchecked)
+    status = ("ok" if not attention else "degraded") if ok else phase if phase != "running" else "failing"
     body = {"status": status, "checks": checks}
     return ok, body | ({"down": down} if down else {})

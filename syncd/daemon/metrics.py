@@ -103,6 +103,9 @@ class Metrics:
             ["lease"],
             registry=r,
         )
+        self.twins_deleted = Counter(
+            "syncd_task_twins_deleted", "Unreviewed twin tasks deleted (labelstudio.on_duplicate)", registry=r
+        )
         self.last_good_cycle = Gauge(
             "syncd_last_good_cycle_timestamp_seconds",
             "Unix time of the last cycle in which every stage ran cleanly",
@@ -136,6 +139,17 @@ class Metrics:
         doc = 'Instances sharing the state: "live" renew their leases, "silent" stopped without leaving'
         self.registry.register(_StateCollector(counts, "syncd_instances", doc, "state"))
 
+    def watch_twins(self, counts: Callable[[], dict[str, int]]) -> None:
+        doc = (
+            "Twin groups (two or more tasks for one audio version) left standing: reviewed (more than one twin"
+            ' reviewed: a person should look) or unreviewed (kept by labelstudio.on_duplicate = "keep")'
+        )
+        self.registry.register(_StateCollector(counts, "syncd_task_twins", doc, "state"))
+
+    def watch_unchecked(self, counts: Callable[[], dict[str, int]]) -> None:
+        doc = "Tasks whose predictions wait to be checked again (a check or an addition Label Studio refused)"
+        self.registry.register(_StateCollector(counts, "syncd_predictions_unchecked", doc, "project"))
+
     def observe(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
         """Count every event; a few also feed a figure of their own."""
         self.events.labels(event, level).inc()
@@ -155,6 +169,8 @@ class Metrics:
             self.auto_accepted.inc()
         elif event == "lease.fenced":
             self.fenced.labels(str(fields["lease"])).inc()
+        elif event == "task.twin_deleted":
+            self.twins_deleted.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -29,7 +29,7 @@ from typing import Any
 from syncd import errors
 from syncd.domain.recording import Recording
 from syncd.errors import classify
-from syncd.labelstudio import LabelStudioError, ls_datetime, ls_time
+from syncd.labelstudio import ls_datetime, ls_time
 from syncd.log import describe_error
 from syncd.s3.outputs import Export, Written, write_outputs
 from syncd.services import Services
@@ -231,7 +231,7 @@ def _pages(svc: Services, project: int, cursor: Cursor, sweep: bool = False) -> 
         try:
             fetched.append(svc.labelstudio.task(task_id))
         except Exception as exc:
-            if _not_found(exc):
+            if tasks.not_found(exc):
                 svc.log.warning("export.unknown_task", task=task_id, reason="queued task is gone from Label Studio")
                 svc.state.unqueue_exports([task_id])
                 continue
@@ -244,10 +244,6 @@ def _pages(svc: Services, project: int, cursor: Cursor, sweep: bool = False) -> 
             unread = [t for t in page if int(t["id"]) not in read]
             if unread:
                 yield unread, "sweep"
-
-
-def _not_found(exc: Exception) -> bool:
-    return getattr(exc, "status_code", None) == 404 or (isinstance(exc, LabelStudioError) and "HTTP 404" in str(exc))
 
 
 class Failures:

@@ -189,6 +189,7 @@ def _reconcile_all(svc: Services) -> int:
         tasks.see_new_tasks(svc, project)
         adopted += tasks.adopt(svc, project)
         tasks.recheck_predictions(svc, project)
+    tasks.repair_twins(svc)
     for project in doubtful or ([svc.projects.current] if svc.state.count(Status.IMPORTING) else []):
         adopted += import_doubt.settle_doubt(svc, project)
     return adopted
@@ -200,7 +201,7 @@ def run(svc: Services, stop: threading.Event) -> int:
     tick asks nothing of Label Studio while no batch is due and none is in doubt. Recordings too long for one task
     are split into review units first (``import_split``)."""
     import_split.run(svc, stop)
-    if svc.paced and not svc.state.count(Status.IMPORTING) and not batch_due(svc):
+    if svc.paced and not svc.state.count(Status.IMPORTING) and not batch_due(svc) and not tasks.twins_due(svc):
         return 0
     imported = _reconcile_all(svc)
     into: set[int] = set()

@@ -15,9 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncd.domain.recording import Recording, Status
+from syncd.labelstudio.client import LabelStudioError
 from syncd.labelstudio.tasks import task_for
 from syncd.log import describe_error
 from syncd.services import Services
+from syncd.state import tasks as state_tasks
+
+
+def not_found(exc: Exception) -> bool:
+    """Label Studio answered 404 (the SDK's errors and ours alike): the task is gone."""
+    return getattr(exc, "status_code", None) == 404 or (isinstance(exc, LabelStudioError) and "HTTP 404" in str(exc))
 
 
 def task_of(svc: Services, rec: Recording) -> dict[str, Any]:
@@ -88,10 +95,12 @@ def see_new_tasks(svc: Services, project: int) -> dict[int, str | None]:
 
 
 def remember(svc: Services, project: int, found: dict[int, str | None]) -> None:
+    """Note the tasks seen; a syncd_id that now has more than one task is a twin group, due for ``repair_twins``."""
     added = set(svc.state.note_tasks(project, found))
     sids = {sid for task_id, sid in found.items() if sid and task_id in added}
     if not sids:
         return
+    _note_twins(svc, sids)
     recs = svc.state.by_syncd_ids(sorted(sids))
     for task_id in sorted(added):
         rec = recs.get(found[task_id] or "")
@@ -144,7 +153,7 @@ def restore_predictions(svc: Services, project: int, adopted: list[tuple[Recordi
 
 
 def unchecked_name(project: int) -> str:
-    return f"import-predictions-unchecked:{project}"
+    return f"{state_tasks.UNCHECKED}{project}"
 
 
 def unchecked(svc: Services, project: int, task_ids: list[int], exc: Exception | None) -> None:
@@ -165,3 +174,94 @@ def recheck_predictions(svc: Services, project: int) -> None:
     svc.state.change_cursor(unchecked_name(project), lambda raw: None if raw == low else raw)
     tasks = {task_id: rec_id for task_id, rec_id in svc.state.project_tasks(project).items() if task_id >= int(low)}
     restore_predictions(svc, project, [(svc.state.get(rec_id), task_id) for task_id, rec_id in sorted(tasks.items())])
+
+
+# --- twins: two or more tasks for one audio version -----------------------------------------------------------
+
+TWIN_RECHECK = 300.0
+"""Seconds between two looks at a twin group left standing (kept, or reviewed on more than one task): a person may
+resolve it at any time, and each look reads its tasks."""
+
+
+def twins_due(svc: Services, now: float | None = None) -> bool:
+    """A twin group waits for ``repair_twins`` (one local read)."""
+    now = time.time() if now is None else now
+    return any(now - float(g.get("checked", 0)) >= TWIN_RECHECK for g in svc.state.twins().values())
+
+
+def _note_twins(svc: Services, sids: set[str]) -> None:
+    """Groups among ``sids`` holding more than one task become due for repair (``repair_twins``)."""
+    groups = svc.state.twin_groups(sorted(sids))
+    if not groups:
+        return
+
+    def add(raw: str | None) -> str:
+        doc = json.loads(raw) if raw else {}
+        for sid, found in groups.items():
+            doc[sid] = doc.get(sid, {}) | {"tasks": sorted(t for _, t in found), "reviewed": [], "checked": 0}
+        return json.dumps(doc, sort_keys=True)
+
+    svc.state.change_cursor(state_tasks.TWINS, add)
+
+
+def _reviewed(task: dict[str, Any]) -> bool:
+    return any(not a.get("was_cancelled") and a.get("result") is not None for a in task.get("annotations") or [])
+
+
+def repair_twins(svc: Services, now: float | None = None) -> None:
+    """Every twin group due: unreviewed twins are deleted (``labelstudio.on_duplicate = "delete-unreviewed"``, the
+    default) or kept and named; twins with reviews are kept and named, and the recording points at the newest reviewed
+    one (export writes the newest review among them, as it would edits of one task). A group left standing is listed
+    until it is resolved (a person deletes the extra tasks), and looked at again every ``TWIN_RECHECK`` seconds."""
+    now = time.time() if now is None else now
+    groups = {sid: g for sid, g in svc.state.twins().items() if now - float(g.get("checked", 0)) >= TWIN_RECHECK}
+    if not groups:
+        return
+    located = svc.state.twin_groups(sorted(groups))
+    recs = svc.state.by_syncd_ids(sorted(groups))
+    outcome: dict[str, dict[str, Any] | None] = {}
+    for sid in sorted(groups):
+        outcome[sid] = _repair(svc, sid, dict((t, p) for p, t in located.get(sid, [])), recs.get(sid), now)
+
+    def store(raw: str | None) -> str | None:
+        doc = json.loads(raw) if raw else {}
+        for sid, group in outcome.items():
+            if group is None:
+                doc.pop(sid, None)
+            else:
+                doc[sid] = group
+        return json.dumps(doc, sort_keys=True) if doc else None
+
+    svc.state.change_cursor(state_tasks.TWINS, store)
+
+
+def _repair(svc: Services, sid: str, where: dict[int, int], rec: Recording | None, now: float) -> dict[str, Any] | None:
+    """One group (task id -> project): what is left standing of it, or None once one task is left."""
+    found: dict[int, dict[str, Any]] = {}
+    for task_id in sorted(where):
+        try:
+            found[task_id] = svc.labelstudio.task(task_id)
+        except Exception as exc:
+            if not not_found(exc):
+                raise
+            svc.state.forget_tasks(where[task_id], [task_id])  # gone meanwhile
+    reviewed = sorted(t for t, task in found.items() if _reviewed(task))
+    original = rec.task_id if rec is not None and rec.task_id in found else min(found, default=None)
+    keep = set(reviewed) or ({original} if original is not None else set())
+    ids = {"syncd_id": sid} | ({"recording": rec.id, "key": rec.key} if rec is not None else {})
+    if svc.settings.labelstudio.on_duplicate == "delete-unreviewed":
+        for task_id in sorted(set(found) - keep):
+            svc.instance.sure("import", svc.settings.labelstudio.timeout + 1)
+            svc.labelstudio.delete_task(task_id)
+            svc.state.forget_tasks(where[task_id], [task_id])
+            del found[task_id]
+            svc.log.warning("task.twin_deleted", task=task_id, kept=sorted(keep), **ids)
+    if rec is not None and found and rec.task_id not in found:
+        newest = max(reviewed) if reviewed else min(found)
+        svc.state.update(rec.id, task_id=newest, project_id=where[newest])
+    if len(found) <= 1:
+        svc.log.info("task.twins_resolved", tasks=sorted(found), **ids)
+        return None
+    group = {"tasks": sorted(found), "reviewed": reviewed, "key": rec.key if rec else None, "checked": now}
+    svc.log.warning("task.twins_kept", tasks=sorted(found), reviewed=reviewed, **ids)
+    return group
