@@ -35,7 +35,7 @@ from syncd.s3.outputs import Export, Written, write_outputs
 from syncd.services import Services
 from syncd.stages import export_accepted, export_stitch, export_vocabulary, tasks
 from syncd.stages.export_plan import moment, plan, task_syncd_id
-from syncd.stages.export_record import record
+from syncd.stages.export_record import Held, record
 
 # A task saved just before the newest one we read may commit after our read; the cursor re-reads this much until a
 # read has started this long after the cursor moved (then it is "settled" and an idle cycle reads nothing twice).
@@ -314,10 +314,12 @@ def _collect(svc: Services, pending: list[tuple[Future[Written], Export]], failu
             results.append((export, future.result()))
         except Exception as exc:
             failures.add(_task_id(export), export.task_updated_at, export.rec, exc)
+    held = Held(svc.log)
     with svc.state.batch():
         for export, done in results:
-            record(svc, export, done)
+            record(svc, export, done, held)
             failures.done(_task_id(export))
+    held.flush()  # only once committed
     return sum(bool(done.formats) for _, done in results)
 
 

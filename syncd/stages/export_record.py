@@ -18,10 +18,32 @@ from syncd.services import Services
 from syncd.stages import export_vocabulary
 
 
-def record(svc: Services, export: Export, done: Written) -> None:
+class Held:
+    """Log lines held until the transaction recording what they say commits (``flush``): a holder killed or fenced
+    before its commit logs nothing it did not record, so each review is logged (and counted) once."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def info(self, event: str, **fields: Any) -> None:
+        self.lines.append(("info", event, fields))
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self.lines.append(("debug", event, fields))
+
+    def flush(self) -> None:
+        for level, event, fields in self.lines:
+            getattr(self.log, level)(event, **fields)
+        self.lines.clear()
+
+
+def record(svc: Services, export: Export, done: Written, log: Any = None) -> None:
+    """Record what was written in the state and log it (on ``log``, a ``Held`` inside a batch, else ``svc.log``)."""
+    log = svc.log if log is None else log
     rec, review = export.rec, export.review
     if done.audio_etag is not None:
-        svc.log.info(
+        log.info(
             "annotation.stale_audio",
             task=review.task,
             recording=rec.id,
@@ -45,23 +67,27 @@ def record(svc: Services, export: Export, done: Written) -> None:
     }
     ids = {"recording": rec.id, "task": review.task, "annotation": review.annotation, "bucket": rec.bucket}
     if rec.parent_id is not None:
-        _record_unit(svc, export, fields, ids)
+        _record_unit(svc, export, fields, ids, log)
         return
     if rec.status in (Status.IMPORTED, Status.EXPORTED):
         svc.state.move(rec.id, rec.status, Status.EXPORTED, **fields)
     else:
         svc.state.update(rec.id, **fields)
     _note_added_words(svc, rec, review)
-    if done.kept_newer and not done.formats:
-        svc.log.info("annotation.superseded", key=rec.key, reason="outputs hold a newer review", **ids)
+    # Outputs of this very review already there while the state had not recorded it: written by a holder that was
+    # cut off (killed, or frozen and fenced) before recording. This is the review's one record: logged and counted.
+    first = (rec.annotation_id, rec.annotation_updated_at) != (review.annotation, export.version[0])
+    formats = done.formats or (done.current if first else [])
+    if done.kept_newer and not formats:
+        log.info("annotation.superseded", key=rec.key, reason="outputs hold a newer review", **ids)
         return
-    if not done.formats:
-        svc.log.debug("annotation.already_exported", key=rec.key, **ids)
+    if not formats:
+        log.debug("annotation.already_exported", key=rec.key, **ids)
         return
-    svc.log.info(
+    log.info(
         "annotation.exported",
         key=rec.key,
-        formats=sorted(done.formats),
+        formats=sorted(formats),
         kept_newer=sorted(done.kept_newer),
         annotator=review.annotator,
         word_error_rate=review.word_error_rate,
@@ -82,7 +108,7 @@ def _note_added_words(svc: Services, rec: Recording, review: Review) -> None:
         svc.state.set_added_words(rec.id, review.project, added)
 
 
-def _record_unit(svc: Services, export: Export, fields: dict[str, Any], ids: dict[str, Any]) -> None:
+def _record_unit(svc: Services, export: Export, fields: dict[str, Any], ids: dict[str, Any], log: Any) -> None:
     """A review unit's review: kept in the state on its recording's clock, which is marked to be stitched."""
     rec, review = export.rec, export.review
     kept = unit_review(list(review.segments), rec)
@@ -91,7 +117,7 @@ def _record_unit(svc: Services, export: Export, fields: dict[str, Any], ids: dic
     else:
         svc.state.update(rec.id, review=kept, **fields)
     _note_added_words(svc, rec, review)
-    svc.log.info(
+    log.info(
         "unit.reviewed",
         key=rec.key,
         of=rec.parent_id,

@@ -303,3 +303,31 @@ def test_a_stage_whose_lease_was_taken_before_it_wrote_is_given_up_and_counted(t
     assert (run.count, run.ok) == (0, True) and a.state.cursor("export:1") is None
     assert "export" not in a.instance.holds
     assert 'syncd_fenced_total{lease="export"} 1.0' in metrics.render().decode()
+
+
+def test_reviews_recorded_in_a_batch_that_never_commits_are_not_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder dies (or is fenced) before its batch of records commits: it logs no ``annotation.exported``, so
+    the holder that exports them again counts each review once."""
+    svc, ls, storage, engine = services(tmp_path)
+    transcribed_with(svc, storage, engine, {"one.mp3": 0.5, "two.mp3": 0.6})
+    import_.run(svc, GO)
+    for task_id in list(ls.tasks):
+        ls.annotate(task_id, f"reviewed {task_id}")
+    done = export.Failures.done
+
+    def dies_before_the_commit(self: export.Failures, task_id: int) -> None:
+        done(self, task_id)
+        if task_id == max(ls.tasks):
+            raise RuntimeError("killed")
+
+    monkeypatch.setattr(export.Failures, "done", dies_before_the_commit)
+    with capture_logs() as logs, pytest.raises(RuntimeError):
+        export.run(svc, GO)
+    assert not events(logs, "annotation.exported")
+    assert {r.status for r in svc.state.recordings()} == {Status.IMPORTED}
+    monkeypatch.setattr(export.Failures, "done", done)
+    with capture_logs() as logs:
+        export.run(svc, GO)
+    assert sorted(e["task"] for e in events(logs, "annotation.exported")) == sorted(ls.tasks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -51,3 +52,23 @@ def test_a_review_of_audio_replaced_since_records_nothing(tmp_path: Path) -> Non
     assert [e["event"] for e in logs] == ["annotation.stale_audio"]
     [rec] = svc.state.recordings()
     assert rec.status == Status.IMPORTED and rec.annotation_id is None
+
+
+def test_outputs_a_cut_off_holder_wrote_are_recorded_and_counted_once(tmp_path: Path) -> None:
+    """A holder wrote a review's outputs and was cut off (killed, or frozen and fenced) before recording them: the next
+    holder finds them current and logs the review's one ``annotation.exported``; a later look logs nothing more."""
+    svc, ls, storage, _ = services(tmp_path)
+    storage.put_audio("b", "a.mp3")
+    run_cycle(svc)
+    ls.annotate(1, "hello there")
+    planned = export_plan.plan(svc, ls.task(1))
+    assert planned is not None
+    current = Written([], ["json", "txt"], [], 0.0)
+    with capture_logs() as logs:
+        export_record.record(svc, planned, current)
+    assert [(e["event"], e.get("formats")) for e in logs] == [("annotation.exported", ["json", "txt"])]
+    [rec] = svc.state.recordings()
+    assert rec.status == Status.EXPORTED
+    with capture_logs() as logs:
+        export_record.record(svc, dataclasses.replace(planned, rec=rec), current)
+    assert [e["event"] for e in logs] == ["annotation.already_exported"]
