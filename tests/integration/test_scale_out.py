@@ -1,7 +1,11 @@
 """Three `syncd run` instances on one real PostgreSQL, with moto's S3 + SQS (real S3 event notifications) and
-Amazon Transcribe, and the real Label Studio, while instances are SIGKILLed at random and restarted: every object
-version gets exactly one task, every review is written beside its audio once, the work spreads over the instances, and
-a killed leader's single-writer work (the export cursor) resumes on another instance within one lease period.
+Amazon Transcribe, and the real Label Studio, while instances are SIGKILLed at random and restarted, and the import and
+export lease holders are frozen (SIGSTOP) for longer than a lease plus ``import_settle`` and then woken (SIGCONT):
+every object version gets exactly one task, every review is written beside its audio once, the work spreads over the
+instances, a killed leader's single-writer work (the export cursor) resumes on another instance within one lease
+period, and a woken holder's writes are fenced. The first instance to get there also stops itself (``SYNCD_STOP_AT``)
+between choosing an import batch and sending it, and inside an export write, and is woken once another instance has
+taken over.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -31,6 +36,11 @@ from syncd.state import StateStore
 
 RECORDINGS = 300
 LEASE = 6.0
+SETTLE = 4.0
+FREEZE = LEASE + SETTLE + 2
+"""A freeze outlasts a lease and the doubt's settling time: another instance has taken over and re-imported."""
+STOP_AT = {"import.before_send": "import", "export.write": "export"}
+"""Fault points the first instance to reach them stops itself at (SIGSTOP), and the lease it holds there."""
 NAMES = ("syncd-a", "syncd-b", "syncd-c")
 FORMATS = ("txt", "json", "srt", "vtt")
 FIXTURES = ("two_speakers.json", "single_speaker.json", "channels.json")
@@ -56,6 +66,8 @@ export_interval = 1
 """,
     )
     text = on_moto_events(text.replace(f'path = "{tmp_path / "state.db"}"', f'url = "{pg.url}"'), stack, bucket, queue)
+    # A request's timeout bounds how long a holder keeps its lease while the request is out (fencing).
+    text = text.replace(f'project = "{title}"', f'project = "{title}"\ntimeout = 8\nimport_settle = {SETTLE}', 1)
     path = tmp_path / f"{name}.toml"
     path.write_text(text)
     return path
@@ -64,12 +76,16 @@ export_interval = 1
 class Fleet:
     """The instances, each restartable under its name; every process they ran keeps its log events."""
 
-    def __init__(self, stack: Stack, configs: dict[str, Path]) -> None:
-        self.stack, self.configs = stack, configs
+    def __init__(self, stack: Stack, configs: dict[str, Path], stops: Path) -> None:
+        self.stack, self.configs, self.stops = stack, configs, stops
         self.env = {"SYNCD_STATE_PASSWORD": PG_PASSWORD, "AWS_ACCESS_KEY_ID": "moto", "AWS_SECRET_ACCESS_KEY": "moto"}
+        self.env |= {"SYNCD_STOP_AT": ",".join(STOP_AT), "SYNCD_STOP_ONCE_DIR": str(stops)}
         self.live: dict[str, SyncdProcess] = {}
         self.ran: list[tuple[str, SyncdProcess]] = []
         self.kills: list[dict[str, Any]] = []
+        self.pauses: list[dict[str, Any]] = []
+        self.frozen: set[str] = set()
+        """Instances stopped now (SIGSTOP), which the chaos leaves alone."""
         self._lock = threading.Lock()
 
     def start(self, name: str) -> None:
@@ -77,6 +93,25 @@ class Fleet:
             proc = SyncdProcess(self.configs[name], self.stack, env=self.env)
             self.live[name] = proc
             self.ran.append((name, proc))
+
+    def freeze(self, name: str, seconds: float, why: str, holds: list[str], stopped: bool = False) -> None:
+        """SIGSTOP ``name`` (unless it ``stopped`` itself) for ``seconds``, then SIGCONT."""
+        with self._lock:
+            proc = self.live.get(name)
+            if proc is None or name in self.frozen:
+                return
+            self.frozen.add(name)
+        if not stopped:
+            proc.proc.send_signal(signal.SIGSTOP)
+        time.sleep(seconds)
+        self.wake(name, proc)
+        self.pauses.append({"instance": name, "why": why, "seconds": seconds, "held": holds})
+
+    def wake(self, name: str, proc: SyncdProcess) -> None:
+        if proc.proc.poll() is None:
+            proc.proc.send_signal(signal.SIGCONT)
+        with self._lock:
+            self.frozen.discard(name)
 
     def kill(self, name: str, holds: list[str]) -> None:
         with self._lock:
@@ -89,6 +124,8 @@ class Fleet:
         return [e | {"instance": n} for n, proc in self.ran if name in (None, n) for e in list(proc.events)]
 
     def stop(self) -> None:
+        for name, proc in list(self.live.items()):
+            self.wake(name, proc)
         for proc in list(self.live.values()):
             if proc.proc.poll() is None:
                 proc.stop(60)
@@ -103,18 +140,49 @@ def _holds(state: StateStore) -> dict[str, list[str]]:
 
 
 def _chaos(fleet: Fleet, state: StateStore, stop: threading.Event, calm: threading.Event, seed: int) -> None:
-    """SIGKILL a random instance every few seconds (not while ``calm``); bring it back after a pause, sometimes
-    longer than a lease."""
+    """Every few seconds (not while ``calm``): freeze the import or export lease holder for ``FREEZE`` seconds, or
+    SIGKILL a random instance and bring it back after a pause, sometimes longer than a lease."""
     rng = random.Random(seed)
     while not stop.wait(rng.uniform(3, 6)):
         if calm.is_set():
             continue
-        name = rng.choice(NAMES)
-        fleet.kill(name, _holds(state).get(name, []))
+        holds = _holds(state)
+        holder = state.leases.holder(rng.choice(["import", "export"]))
+        if rng.random() < 0.4 and holder and holder not in fleet.frozen:
+            fleet.freeze(holder, FREEZE, "paused", holds.get(holder, []))
+            continue
+        name = rng.choice([n for n in NAMES if n not in fleet.frozen] or NAMES)
+        if name in fleet.frozen:
+            continue
+        fleet.kill(name, holds.get(name, []))
         if stop.wait(rng.choice([0.5, 2.0, LEASE + 2])):
             fleet.start(name)
             return
         fleet.start(name)
+
+
+def _wake_self_stopped(fleet: Fleet, state: StateStore, stop: threading.Event) -> None:
+    """An instance that stopped itself at a fault point is woken once another instance holds the lease it held
+    there and ``FREEZE`` seconds have passed (so the doubt of its batch has settled), or after a minute. One killed
+    while stopped lets the next instance to get there stop in its place."""
+    handled: set[int] = set()
+    while not stop.wait(0.5):
+        for name, proc in list(fleet.ran):
+            for event in list(proc.events):
+                if event["event"] != "fault.stop" or id(event) in handled:
+                    continue
+                handled.add(id(event))
+                if proc.proc.poll() is not None:  # killed while stopped: another may stop there instead
+                    (fleet.stops / event["point"]).unlink(missing_ok=True)
+                    continue
+                lease, since = STOP_AT[event["point"]], time.monotonic()
+                with fleet._lock:
+                    fleet.frozen.add(name)
+                while not stop.wait(0.5) and time.monotonic() - since < 60:
+                    if state.leases.holder(lease) not in (None, name) and time.monotonic() - since >= FREEZE:
+                        break
+                fleet.pauses.append({"instance": name, "why": event["point"], "seconds": time.monotonic() - since})
+                fleet.wake(name, proc)
 
 
 def _wait(state: StateStore, done: Any, timeout: float, what: str) -> None:
@@ -129,7 +197,7 @@ def _wait(state: StateStore, done: Any, timeout: float, what: str) -> None:
 def _leader_failover(fleet: Fleet, state: StateStore) -> float:
     """Kill whoever holds the export lease, keep it down, and time how long until another instance holds it."""
     deadline = time.monotonic() + 30
-    while not (holder := state.leases.holder("export")) and time.monotonic() < deadline:
+    while (not (holder := state.leases.holder("export")) or holder in fleet.frozen) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert holder, "no instance took the export lease"
     fleet.kill(holder, _holds(state).get(holder, []))
@@ -165,15 +233,18 @@ def test_three_instances_with_random_kills_lose_and_repeat_nothing(
     state = StateStore(postgres.url.replace("syncd@", f"syncd:{PG_PASSWORD}@"))
     ls = stack.labelstudio.client()
 
-    fleet = Fleet(stack, configs)
+    (tmp_path / "stops").mkdir()
+    fleet = Fleet(stack, configs, tmp_path / "stops")
     stop, calm = threading.Event(), threading.Event()
     chaos = threading.Thread(target=_chaos, args=(fleet, state, stop, calm, 12), daemon=True)
+    waker = threading.Thread(target=_wake_self_stopped, args=(fleet, state, stop), daemon=True)
     try:
         for name in NAMES:
             fleet.start(name)
         keys = {f"calls/call-{i:03d}.mp3": FIXTURES[i % len(FIXTURES)] for i in range(RECORDINGS)}
         upload_with_results(s3, bucket, keys)  # found through the queue's events
         chaos.start()
+        waker.start()
         _wait(state, lambda c: c[Status.IMPORTED] == RECORDINGS, 300, f"{RECORDINGS} imported")
         annotations = _review_all(ls, title)
         calm.set()
@@ -183,6 +254,7 @@ def test_three_instances_with_random_kills_lose_and_repeat_nothing(
     finally:
         stop.set()
         chaos.join(30)
+        waker.join(70)
         fleet.stop()
 
     # Exactly one task per object version, each with its prediction.
@@ -200,6 +272,7 @@ def test_three_instances_with_random_kills_lose_and_repeat_nothing(
             meta = s3.head_object(Bucket=bucket, Key=f"{stem}.transcript.{fmt}")["Metadata"]
             assert meta[META_ANNOTATION] == str(rec.annotation_id) and meta[META_SOURCE] == rec.etag, (key, fmt)
     events = fleet.events()
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e, default=str) + "\n" for e in events))
     written = Counter(
         (e["annotation"], fmt) for e in events if e["event"] == "annotation.exported" for fmt in e["formats"]
     )
@@ -217,10 +290,23 @@ def test_three_instances_with_random_kills_lose_and_repeat_nothing(
         }
         for name in NAMES
     }
-    report = {"recordings": RECORDINGS, "kills": len(fleet.kills), "export_failover_seconds": failover, "split": split}
+    fenced = Counter(e["lease"] for e in events if e["event"] == "lease.fenced")
+    report = {
+        "recordings": RECORDINGS,
+        "kills": len(fleet.kills),
+        "pauses": fleet.pauses,
+        "fenced": fenced,
+        "export_failover_seconds": failover,
+        "split": split,
+    }
     print(json.dumps(report, indent=1))
     (tmp_path / "scale-out.json").write_text(json.dumps(report | {"kill_log": fleet.kills}, indent=1))
-    assert sum(s["transcribed"] for s in split.values()) >= RECORDINGS
+    completed = {e["recording"] for e in events if e["event"] == "transcription.completed"}
+    untold = [[e for e in events if e.get("recording") == r.id] for r in recordings.values() if r.id not in completed]
+    assert sum(s["transcribed"] for s in split.values()) >= RECORDINGS, untold
     assert sum(bool(s["transcribed"]) for s in split.values()) >= 2, "transcription spread over the instances"
     assert len(fleet.kills) >= 3
     assert failover <= LEASE + 1, "a killed leader's work resumes within one lease period (plus scheduling)"
+    stopped_at = {p["why"] for p in fleet.pauses}
+    assert set(STOP_AT) <= stopped_at and "paused" in stopped_at, fleet.pauses
+    assert {"import", "export"} <= set(fenced), "a woken holder's writes are refused, and the log says so"
