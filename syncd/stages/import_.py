@@ -193,10 +193,11 @@ def _reconcile_all(svc: Services) -> int:
 def run(svc: Services, stop: threading.Event) -> int:
     """Reconcile with Label Studio, then import the transcribed recordings in batches, least confident first, into
     the current project, rolling over to the next one when it is full; returns tasks created or adopted. Paced, a
-    tick asks nothing of Label Studio while no batch is due and none is in doubt. Recordings too long for one task
+    tick asks nothing of Label Studio while no batch is due, none is in doubt and no prediction waits to be
+    checked. Recordings too long for one task
     are split into review units first (``import_split``)."""
     import_split.run(svc, stop)
-    if svc.paced and not svc.state.count(Status.IMPORTING) and not batch_due(svc):
+    if svc.paced and not svc.state.count(Status.IMPORTING) and not batch_due(svc) and not tasks.any_unchecked(svc):
         return 0
     imported = _reconcile_all(svc)
     into: set[int] = set()

@@ -143,8 +143,17 @@ def restore_predictions(svc: Services, project: int, adopted: list[tuple[Recordi
         unchecked(svc, project, left, None)
 
 
+UNCHECKED = "import-predictions-unchecked:"
+"""Cursor prefix: per project, the lowest task id whose prediction is still to be checked."""
+
+
 def unchecked_name(project: int) -> str:
-    return f"import-predictions-unchecked:{project}"
+    return f"{UNCHECKED}{project}"
+
+
+def any_unchecked(svc: Services) -> bool:
+    """Some task still waits for its prediction check: one local read, so an idle paced tick stays cheap."""
+    return bool(svc.state.cursors(UNCHECKED))
 
 
 def unchecked(svc: Services, project: int, task_ids: list[int], exc: Exception | None) -> None:
