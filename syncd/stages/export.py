@@ -100,9 +100,6 @@ def export_task(svc: Services, task: dict[str, Any]) -> bool:
     return bool(done.formats)
 
 
-# --- the stage ----------------------------------------------------------------------------------------------------
-
-
 def run(svc: Services, stop: threading.Event) -> int:
     """The export stage: auto-accepted transcripts first (they need S3 only, so a Label Studio outage does not hold
     them), then reviews, then recordings whose review units are all reviewed, then the reviewers' vocabulary if they

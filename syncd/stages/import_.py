@@ -37,19 +37,6 @@ TICK = 5.0
 """Seconds between two looks at whether a batch is due (the import job's tick when ``import_interval`` is longer)."""
 
 
-# --- the task-id cursor: what Label Studio holds, read a little at a time -------------------------------------
-
-
-# --- imports in doubt ---------------------------------------------------------------------------------------------
-
-
-def reconcile(svc: Services, project: int) -> int:
-    """Bring the state up to what Label Studio holds: new tasks seen, waiting recordings with a task adopted, doubt
-    settled. Returns recordings adopted."""
-    tasks.see_new_tasks(svc, project)
-    return tasks.adopt(svc, project) + import_doubt.settle_doubt(svc, project)
-
-
 def _not_sent(exc: Exception) -> bool:
     """Errors that prove Label Studio committed nothing: it refused the request (4xx) or was never reached."""
     if isinstance(exc, LabelStudioError):
@@ -58,9 +45,6 @@ def _not_sent(exc: Exception) -> bool:
         return True
     cause = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else None
     return isinstance(getattr(cause, "reason", None), NewConnectionError)
-
-
-# --- the stage ----------------------------------------------------------------------------------------------------
 
 
 @dataclass
