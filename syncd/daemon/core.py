@@ -17,7 +17,7 @@ from typing import Any
 
 from syncd import errors
 from syncd.config import Settings, load
-from syncd.daemon.health import Probes, health_report
+from syncd.daemon.health import Probes, dependencies_up, health_report
 from syncd.daemon.http import HttpServer
 from syncd.daemon.jobs import StageJobs
 from syncd.daemon.metrics import Metrics
@@ -29,9 +29,8 @@ from syncd.faults import fault_point
 from syncd.log import add_event_sink, configure, describe_error, get_logger, remove_event_sink
 from syncd.pipeline import Cycle, StageRun, report_cycle, run_stage
 from syncd.services import Services
-from syncd.stages import BY_NAME, STAGES, Stage
+from syncd.stages import BY_NAME, STAGES, Stage, import_doubt
 from syncd.stages.export import export_task
-from syncd.state import outages
 
 _TICK = 5.0
 SUMMARY_EVERY = 300.0
@@ -71,6 +70,9 @@ class Daemon:
         self.metrics.watch_projects(lambda: self.svc.state.project_task_counts() if self.svc else {})
         self.metrics.watch_leases(lambda: self.svc.instance.held_leases() if self.svc else {})
         self.metrics.watch_instances(lambda: self.svc.instance.peer_counts() if self.svc else {})
+        self.metrics.watch_oldest(lambda: self.svc.state.oldest_since() if self.svc else {})
+        self.metrics.stuck.set_function(lambda: len(self.jobs.stuck(self.settings.schedule.stage_timeout)))
+        self.metrics.watch_import_doubt(lambda: import_doubt.in_doubt(self.svc.state) if self.svc else None)
         self.metrics.watch_twins(lambda: self.svc.state.twin_counts() if self.svc else {})
         self.metrics.watch_unchecked(
             lambda: {str(p): n for p, n in self.svc.state.unchecked_predictions().items()} if self.svc else {}
@@ -356,9 +358,7 @@ class Daemon:
         return ok, body | {"instance": {"name": me.name, "roles": list(me.roles), "holds": sorted(me.holds)}}
 
     def _dependencies_up(self) -> dict[str, bool]:
-        if self.svc is None:
-            return {}
-        return {name: dep.ok for name, dep in outages.all_known(self.svc.state).items()}
+        return {} if self.svc is None else dependencies_up(self.probes, self.svc.state)
 
     def metrics_text(self) -> bytes:
         return self.metrics.render()

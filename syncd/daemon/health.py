@@ -85,6 +85,20 @@ def dependency_checks(settings: Settings, state: StateStore | None) -> dict[str,
     return checks
 
 
+def dependencies_up(probes: Probes, state: StateStore) -> dict[str, bool]:
+    """What ``syncd_dependency_up`` shows: Label Studio and S3 as the probes of /healthz last found them (cached, so a
+    scrape costs at most one probe round per TTL), each service a stage met down as the state records it, and the state
+    database itself (down when it cannot be read)."""
+    up = {name: bool(check["ok"]) for name, check in probes.results().items()}
+    try:
+        known = outages.all_known(state)
+    except Exception:
+        return up | {"state": False}
+    for name, dep in known.items():
+        up[name] = up.get(name, True) and dep.ok
+    return up | {"state": True}
+
+
 def health_report(
     settings: Settings,
     phase: str,

@@ -3,7 +3,11 @@
 Stages only log; ``observe`` is an event sink (syncd.log) that turns every event, at any level and from any logger,
 into counters and histograms, so the log catalogue and the metrics can never disagree. Stage runs are counted from
 ``stage.completed``, which `once`, the daemon's jobs and the webhook export all log through one code path.
-Recordings by state are read from the state store at scrape time.
+Recordings by state, the backlog's age, an import in doubt and the services up or down are read at scrape time (the
+state store, and the cached probes of /healthz). A state database that cannot be read leaves its families out of the
+scrape instead of failing it: ``syncd_dependency_up{dependency="state"}`` then says why they are missing.
+
+The alert rules, recording rules and dashboard in ``deploy/`` use these names; a test checks them against a live scrape.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from syncd.pipeline import CAUSES
+from syncd.stages import STAGE_NAMES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REVIEWED = ("annotation.exported", "transcript.stitched")
@@ -33,10 +40,41 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         name, doc, label = self._family
+        try:
+            counts = self._counts()
+        except Exception:  # the state database is down: leave this family out, keep the rest of the scrape
+            return
         family = GaugeMetricFamily(name, doc, labels=[label])
-        for state, count in sorted(self._counts().items()):
+        for state, count in sorted(counts.items()):
             family.add_metric([state], count)
         yield family
+
+
+class _DoubtCollector(Collector):
+    """An import in doubt (see syncd.stages.import_doubt): how many recordings wait, and when Label Studio is asked
+    again. The timestamp is absent while nothing is in doubt, so ``time() - it`` is only ever a real overdue time."""
+
+    def __init__(self, doubt: Callable[[], Mapping[str, Any] | None]) -> None:
+        self._doubt = doubt
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            doubt = self._doubt()
+        except Exception:  # the state database is down (see _StateCollector)
+            return
+        yield GaugeMetricFamily(
+            "syncd_import_in_doubt_recordings",
+            "Recordings whose import is in doubt (a batch timed out, failed with 5xx or was cut off), waiting to be"
+            " settled",
+            value=doubt["recordings"] if doubt else 0,
+        )
+        retry = GaugeMetricFamily(
+            "syncd_import_doubt_retry_timestamp_seconds",
+            "Unix time Label Studio is asked again about the imports in doubt (absent while none is)",
+        )
+        if doubt:
+            retry.add_metric([], doubt["retry_at"])
+        yield retry
 
 
 class _DependencyCollector(Collector):
@@ -97,6 +135,22 @@ class Metrics:
             "syncd_auto_accepted", "Transcripts written without review (review.auto_accept_above)", registry=r
         )
         self.webhooks = Counter("syncd_webhook_requests", "Webhook requests by outcome", ["outcome"], registry=r)
+        self.webhook_registered = Gauge(
+            "syncd_webhook_registered",
+            "1 for each project whose webhook Label Studio accepted, 0 where it refused it (reviews then arrive by"
+            " polling only)",
+            ["project"],
+            registry=r,
+        )
+        self.stage_failures = Counter(
+            "syncd_stage_failures",
+            "Stage runs that raised, by cause: unavailable (a service down), denied (credentials refused), error",
+            ["stage", "cause"],
+            registry=r,
+        )
+        for stage in STAGE_NAMES:  # every series exists from the start, so rates read 0 rather than nothing
+            for cause in (*CAUSES.values(), "error"):
+                self.stage_failures.labels(stage, cause)
         self.fenced = Counter(
             "syncd_fenced",
             "Stage runs given up because the lease they ran under was taken by another instance (this one froze)",
@@ -112,6 +166,11 @@ class Metrics:
             registry=r,
         )
         self.up = Gauge("syncd_up", "1 once syncd is connected and scheduling", registry=r)
+        self.stuck = Gauge(
+            "syncd_stuck_stages",
+            "Stage runs silent (no heartbeat) past schedule.stage_timeout right now; the watchdog is withheld",
+            registry=r,
+        )
 
     def watch_state(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_StateCollector(counts))
@@ -139,6 +198,16 @@ class Metrics:
         doc = 'Instances sharing the state: "live" renew their leases, "silent" stopped without leaving'
         self.registry.register(_StateCollector(counts, "syncd_instances", doc, "state"))
 
+    def watch_oldest(self, since: Callable[[], dict[str, float]]) -> None:
+        doc = (
+            "Unix time the longest-waiting recording in each waiting state (work to do, or awaiting review) last"
+            " changed: time() minus it is the oldest one's age"
+        )
+        self.registry.register(_StateCollector(since, "syncd_oldest_recording_timestamp_seconds", doc, "state"))
+
+    def watch_import_doubt(self, doubt: Callable[[], Mapping[str, Any] | None]) -> None:
+        self.registry.register(_DoubtCollector(doubt))
+
     def watch_twins(self, counts: Callable[[], dict[str, int]]) -> None:
         doc = (
             "Twin groups (two or more tasks for one audio version) left standing: reviewed (more than one twin"
@@ -158,6 +227,10 @@ class Metrics:
             self.stage_runs.labels(stage, "ok" if fields["ok"] else "failed").inc()
             self.stage_items.labels(stage).inc(fields["count"])
             self.stage_seconds.labels(stage).observe(fields["seconds"])
+        elif event == "stage.failed":
+            self.stage_failures.labels(str(fields["stage"]), str(fields.get("cause") or "error")).inc()
+        elif event in ("webhook.registered", "webhook.register_failed"):
+            self.webhook_registered.labels(str(fields["project"])).set(event == "webhook.registered")
         elif event == "transcription.completed" and isinstance(fields.get("confidence"), int | float):
             self.confidence.observe(fields["confidence"])
         elif event in REVIEWED and isinstance(fields.get("word_error_rate"), int | float):

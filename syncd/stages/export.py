@@ -101,8 +101,6 @@ def export_task(svc: Services, task: dict[str, Any]) -> bool:
     return bool(done.formats)
 
 
-# --- the stage ----------------------------------------------------------------------------------------------------
-
 WRITE_MARGIN = 0.0
 """Seconds the export lease must outlast an output write beyond its usual validity: none. Outputs are conditional
 writes carrying their annotation's version, so a write that lands after another instance took over never puts an

@@ -37,19 +37,6 @@ TICK = 5.0
 """Seconds between two looks at whether a batch is due (the import job's tick when ``import_interval`` is longer)."""
 
 
-# --- the task-id cursor: what Label Studio holds, read a little at a time -------------------------------------
-
-
-# --- imports in doubt ---------------------------------------------------------------------------------------------
-
-
-def reconcile(svc: Services, project: int) -> int:
-    """Bring the state up to what Label Studio holds: new tasks seen, waiting recordings with a task adopted, doubt
-    settled. Returns recordings adopted."""
-    tasks.see_new_tasks(svc, project)
-    return tasks.adopt(svc, project) + import_doubt.settle_doubt(svc, project)
-
-
 def _not_sent(exc: Exception) -> bool:
     """Errors that prove Label Studio committed nothing: it refused the request (4xx) or was never reached."""
     if isinstance(exc, LabelStudioError):
@@ -58,9 +45,6 @@ def _not_sent(exc: Exception) -> bool:
         return True
     cause = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else None
     return isinstance(getattr(cause, "reason", None), NewConnectionError)
-
-
-# --- the stage ----------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -198,10 +182,17 @@ def _reconcile_all(svc: Services) -> int:
 def run(svc: Services, stop: threading.Event) -> int:
     """Reconcile with Label Studio, then import the transcribed recordings in batches, least confident first, into
     the current project, rolling over to the next one when it is full; returns tasks created or adopted. Paced, a
-    tick asks nothing of Label Studio while no batch is due and none is in doubt. Recordings too long for one task
+    tick asks nothing of Label Studio while no batch is due, none is in doubt and no prediction waits to be
+    checked. Recordings too long for one task
     are split into review units first (``import_split``)."""
     import_split.run(svc, stop)
-    if svc.paced and not svc.state.count(Status.IMPORTING) and not batch_due(svc) and not tasks.twins_due(svc):
+    if (
+        svc.paced
+        and not svc.state.count(Status.IMPORTING)
+        and not batch_due(svc)
+        and not tasks.any_unchecked(svc)
+        and not tasks.twins_due(svc)
+    ):
         return 0
     imported = _reconcile_all(svc)
     into: set[int] = set()

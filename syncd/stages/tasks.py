@@ -152,8 +152,18 @@ def restore_predictions(svc: Services, project: int, adopted: list[tuple[Recordi
         unchecked(svc, project, left, None)
 
 
+UNCHECKED = state_tasks.UNCHECKED
+"""Cursor prefix: per project, the lowest task id whose prediction is still to be checked (``syncd status``,
+/metrics and /healthz read it through ``StateStore.unchecked_predictions``)."""
+
+
 def unchecked_name(project: int) -> str:
-    return f"{state_tasks.UNCHECKED}{project}"
+    return f"{UNCHECKED}{project}"
+
+
+def any_unchecked(svc: Services) -> bool:
+    """Some task still waits for its prediction check: one local read, so an idle paced tick stays cheap."""
+    return bool(svc.state.cursors(UNCHECKED))
 
 
 def unchecked(svc: Services, project: int, task_ids: list[int], exc: Exception | None) -> None:

@@ -100,6 +100,8 @@ class Leases:
         rows = self.db.read("SELECT name, holder, until, since, generation FROM leases ORDER BY name")
         return [dict(r) | {"held": r["until"] >= now} for r in rows]
 
+    # --- claims on recordings ---------------------------------------------------------------------------
+
     def claim(self, status: Status, limit: int, holder: str, seconds: float) -> list[Recording]:
         """Up to ``limit`` recordings in ``status`` whose back-off has run out and that no other live instance
         holds, oldest first, leased to ``holder`` for ``seconds`` (``beat`` renews it while the holder lives). Two

@@ -20,6 +20,8 @@ from syncd.state.db import Database
 
 COLUMNS = ", ".join(Recording.__dataclass_fields__).replace("transcript_json", "transcript AS transcript_json")
 """The columns a Recording is read from (its transcript as ``transcript_json``)."""
+WAITING = (*PENDING, Status.IMPORTED)
+"""States whose recordings wait: for a stage (pending), or for a reviewer (imported)."""
 
 
 class Recordings:
@@ -178,6 +180,16 @@ class Recordings:
             (Status.TRANSCRIBED, time.time()),
         )
         return None if since is None else float(since)
+
+    def oldest_since(self) -> dict[str, float]:
+        """For each state holding work to do or awaiting review, when its longest-waiting recording last changed (unix
+        time; usually when it entered the state): the backlog's age in /metrics."""
+        marks = ",".join("?" * len(WAITING))
+        rows = self.db.read(
+            f"SELECT status, min(updated_at) AS since FROM recordings WHERE status IN ({marks}) GROUP BY status",
+            WAITING,
+        )
+        return {str(r["status"]): float(r["since"]) for r in rows}
 
     def last_errors(self, limit: int = 10) -> list[Recording]:
         rows = self.db.read(

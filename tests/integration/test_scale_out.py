@@ -194,6 +194,18 @@ def _wait(state: StateStore, done: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"{what} not reached in {timeout:.0f}s: {state.counts()}")
 
 
+def _predicted(ls: Any, title: str, timeout: float) -> None:
+    """Every task holds its prediction: one that Label Studio stored without it (a batch cut short by a kill) gets it
+    back from the next import tick, whether or not new audio waits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lacking = [t["id"] for t in project_tasks(ls, title) if not t["predictions"]]
+        if not lacking:
+            return
+        time.sleep(1)
+    raise AssertionError(f"tasks still without their prediction after {timeout:.0f}s: {lacking}")
+
+
 def _leader_failover(fleet: Fleet, state: StateStore) -> float:
     """Kill whoever holds the export lease, keep it down, and time how long until another instance holds it."""
     deadline = time.monotonic() + 30
@@ -246,6 +258,7 @@ def test_three_instances_with_random_kills_lose_and_repeat_nothing(
         chaos.start()
         waker.start()
         _wait(state, lambda c: c[Status.IMPORTED] == RECORDINGS, 300, f"{RECORDINGS} imported")
+        _predicted(ls, title, 60)
         annotations = _review_all(ls, title)
         calm.set()
         failover = _leader_failover(fleet, state)

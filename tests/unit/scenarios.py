@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
+import wave
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 
 from syncd.audio.decode import SAMPLE_RATE
 from syncd.config import parse
-from syncd.domain.recording import S3Object
+from syncd.domain.recording import Recording, S3Object
 from syncd.domain.transcript import Segment, Transcript, Word
 from syncd.errors import ConfigError
 from syncd.labelstudio import layouts
@@ -179,6 +181,22 @@ def instances(tmp_path: Path, *names: str, lease: float = 30.0) -> list[Instance
 def discovered(instance: Instance, count: int) -> None:
     objs = [S3Object(bucket="b", key=f"k{i:04d}.wav", etag="e", size=1) for i in range(count)]
     instance.state.add_objects(objs)
+
+
+def tone_wav(seconds: int, rate: int = 8000) -> bytes:
+    """A WAV of a steady tone (decodable audio whose content does not matter)."""
+    samples = (np.sin(np.arange(seconds * rate) * 2 * np.pi * 300 / rate) * 3000).astype("<i2")
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return out.getvalue()
+
+
+SplitUp = tuple[Services, FakeLabelStudio, FakeStorage, Recording]
+"""A recording split into three review units by the import stage, and the stack it was split on."""
 
 
 def second_instance(svc: Services, tmp_path: Path, name: str) -> Services:

@@ -151,6 +151,7 @@ def test_import_that_times_out_while_label_studio_commits_lands_once(
     # The client gives up long before Label Studio has validated and stored 1000 predictions; reads stay quick.
     hasty = svc.settings.labelstudio.model_copy(update={"timeout": 0.5})
     impatient = dataclasses.replace(svc, labelstudio=LabelStudioClient(hasty, stack.labelstudio.token))
+    impatient.projects.current_id = svc.projects.current  # the same connected project, through the hasty client
 
     with capture_logs() as logs:
         with pytest.raises(requests.ReadTimeout):

@@ -26,7 +26,9 @@ def test_watchdog_pings_stop_while_a_stage_is_stuck(tmp_path: Path) -> None:
             with capture_logs() as logs:
                 assert not daemon.alive()
             assert [e["stage"] for e in logs if e["event"] == "stage.stuck"] == ["transcribe"]
+            assert b"syncd_stuck_stages 1.0" in daemon.metrics_text()
             heartbeat.beat()
             assert daemon.alive()
+        assert b"syncd_stuck_stages 0.0" in daemon.metrics_text()
     finally:
         daemon.jobs.scheduler.shutdown()

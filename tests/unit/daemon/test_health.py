@@ -8,8 +8,12 @@ from typing import Any
 
 import pytest
 
+from syncd import errors
 from syncd.config import parse
 from syncd.daemon import health
+from syncd.errors import ProbeError
+from syncd.log import get_logger
+from syncd.state import StateStore, outages
 
 
 def test_health_probes_run_once_per_ttl_however_many_ask(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -37,3 +41,41 @@ def test_health_probes_run_once_per_ttl_however_many_ask(monkeypatch: pytest.Mon
     ok, body = health.health_report(settings, "running", 1.0, probes)
     assert ok and body["checks"]["labelstudio"] == {"ok": True}
     assert calls == {"labelstudio": 1, "s3": 1}
+
+
+class _StateDown(StateStore):
+    def cursors(self, prefix: str) -> dict[str, str]:
+        raise ConnectionError("connection refused")
+
+
+def test_dependencies_up_names_the_probed_services_the_outages_and_the_state(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What syncd_dependency_up shows: the probes of /healthz, outages the stages recorded, and the state database."""
+
+    def refused(*_: Any, **__: Any) -> None:
+        raise ProbeError("labelstudio: connection refused", errors.UNAVAILABLE)
+
+    monkeypatch.setattr(health, "labelstudio_alive", refused)
+    monkeypatch.setattr(health, "buckets_readable", lambda *_: None)
+    monkeypatch.setattr(health, "quick_s3_client", lambda _settings: None)
+    settings = parse({"sources": [{"bucket": "b"}], "state": {"path": str(tmp_path / "s.db")}})
+    probes = health.Probes(settings, ttl=3600)
+    state = StateStore(tmp_path / "s.db")
+    outages.mark_down(state, "transcribe", "ThrottlingException", 60, get_logger())
+    outages.mark_down(state, "s3", "HTTP 503", 60, get_logger())
+    assert health.dependencies_up(probes, state) == {
+        "labelstudio": False,
+        "s3": False,
+        "transcribe": False,
+        "state": True,
+    }
+    outages.mark_up(state, ["s3", "transcribe"], get_logger())
+    up = health.dependencies_up(probes, state)
+    assert up == {"labelstudio": False, "s3": True, "transcribe": True, "state": True}
+    assert health.dependencies_up(probes, _StateDown(tmp_path / "down.db")) == {
+        "labelstudio": False,
+        "s3": True,
+        "state": False,
+    }
+    assert probes.rounds == 1

@@ -10,6 +10,7 @@ from unittest.mock import patch
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from syncd.commands.status import status_report
@@ -124,6 +125,8 @@ def test_in_doubt_shows_in_metrics(stack: Stack) -> None:
     ls.import_faults.append((requests.ReadTimeout("read timed out"), "late"))
     metrics = Metrics()
     metrics.watch_state(svc.state.counts)
+    metrics.watch_import_doubt(lambda: import_doubt.in_doubt(svc.state))
+    assert "syncd_import_in_doubt_recordings 0.0" in metrics.render().decode()
     with capture_logs() as logs, pytest.raises(requests.ReadTimeout):
         import_.run(svc, GO)
     for event in logs:
@@ -131,6 +134,9 @@ def test_in_doubt_shows_in_metrics(stack: Stack) -> None:
     text = metrics.render().decode()
     assert 'syncd_log_events_total{event="import.in_doubt",level="warning"} 1.0' in text
     assert 'syncd_recordings{state="importing"} 1.0' in text
+    assert "syncd_import_in_doubt_recordings 1.0" in text
+    [retry] = [s.value for f in text_string_to_metric_families(text) for s in f.samples if "doubt_retry" in s.name]
+    assert abs(retry - (time.time() + svc.settings.labelstudio.import_settle)) < 5
 
 
 def test_in_doubt_shows_in_health_and_fails_it_once_overdue(stack: Stack) -> None:

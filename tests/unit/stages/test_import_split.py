@@ -3,51 +3,20 @@ reviewed whole; corrupt audio failed with its reason."""
 
 from __future__ import annotations
 
-import io
 import json
-import wave
 from pathlib import Path
 
-import numpy as np
-import pytest
 from structlog.testing import capture_logs
 
 from syncd.domain import units
-from syncd.domain.recording import Recording, S3Object, Status
+from syncd.domain.recording import S3Object, Status
 from syncd.domain.transcript import Segment, Transcript
-from syncd.services import Services
 from syncd.stages import export, export_stitch, import_, import_split, scan
-from tests.unit.fakes import GO, FakeLabelStudio, FakeStorage, services
-from tests.unit.scenarios import KEY, SECONDS, review_all, stem_outputs, transcript
+from tests.unit.fakes import GO, services
+from tests.unit.scenarios import KEY, SECONDS, SplitUp, review_all, stem_outputs, tone_wav, transcript
 
 
-def _wav(seconds: int, rate: int = 8000) -> bytes:
-    samples = (np.sin(np.arange(seconds * rate) * 2 * np.pi * 300 / rate) * 3000).astype("<i2")
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.tobytes())
-    return out.getvalue()
-
-
-@pytest.fixture
-def split_up(tmp_path: Path) -> tuple[Services, FakeLabelStudio, FakeStorage, Recording]:
-    svc, ls, storage, _ = services(tmp_path, review={"max_task_minutes": 0.5})
-    storage.put_audio("b", KEY, _wav(SECONDS))
-    scan.run(svc, GO)
-    (rec,) = svc.state.recordings()
-    svc.state.move(rec.id, Status.DISCOVERED, Status.TRANSCRIBING)
-    svc.state.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=transcript(), duration=SECONDS - 3.0)
-    with capture_logs() as logs:
-        assert import_.run(svc, GO) == 3
-    (split,) = [e for e in logs if e["event"] == "recording.split"]
-    assert split["bounds"] == [[0.0, 29.0], [29.0, 59.0], [59.0, 90.0]], "cut in pauses; the last ends with the audio"
-    return svc, ls, storage, svc.state.get(rec.id)
-
-
-def test_units_are_tasks_with_clips_and_the_recording_is_written_once_all_are_reviewed(split_up: tuple) -> None:
+def test_units_are_tasks_with_clips_and_the_recording_is_written_once_all_are_reviewed(split_up: SplitUp) -> None:
     svc, ls, storage, parent = split_up
     assert parent.status == Status.SPLIT
     keys = sorted(t["data"]["key"] for t in ls.tasks.values())
@@ -81,7 +50,7 @@ def test_units_are_tasks_with_clips_and_the_recording_is_written_once_all_are_re
 
 def test_a_recording_with_no_pause_to_cut_at_is_reviewed_whole(tmp_path: Path) -> None:
     svc, ls, storage, _ = services(tmp_path, review={"max_task_minutes": 0.5})
-    storage.put_audio("b", KEY, _wav(SECONDS))
+    storage.put_audio("b", KEY, tone_wav(SECONDS))
     scan.run(svc, GO)
     (rec,) = svc.state.recordings()
     one = Transcript(segments=(Segment(0.0, 80.0, "one long turn"),), engine="fake", model="fake-1", duration=80.0)

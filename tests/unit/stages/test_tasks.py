@@ -149,9 +149,11 @@ def test_task_cursor_settles_only_after_the_overlap() -> None:
     assert moved.extended([13]).high == 13 and moved.extended([13]).floor == 10
 
 
-def test_predictions_left_unchecked_during_an_outage_are_checked_by_the_next_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("paced", [False, True], ids=["once", "daemon"])
+def test_predictions_left_unchecked_during_an_outage_are_checked_by_the_next_run(tmp_path: Path, paced: bool) -> None:
     """Label Studio stored a batch's tasks without their predictions, then went down before the check after the
-    batch: the tasks are imported once, and the next run gives them their predictions."""
+    batch: the tasks are imported once, and the next run gives them their predictions, also the daemon's idle tick
+    when nothing new waits to be imported (the last batch of a day must not keep lacking them)."""
     svc, ls, storage, _ = services(tmp_path, labelstudio={"layout": "whole"})
     upload(storage, KEYS)
     scan.run(svc, GO)
@@ -169,6 +171,7 @@ def test_predictions_left_unchecked_during_an_outage_are_checked_by_the_next_run
     _, body = health_report(svc.settings, "running", 0.0, healthy_probes(svc.settings), svc.state)
     assert body["status"] == "degraded" and body["checks"]["predictions"] == {"ok": False, "unchecked_tasks": 4}
 
+    svc.paced = paced  # under the daemon, no batch is due now: the tick runs for the check alone
     with capture_logs() as logs:
         import_.run(svc, GO)
     assert len(events(logs, "task.prediction_restored")) == 4

@@ -12,10 +12,8 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 from structlog.testing import capture_logs
 
-from syncd.config import S3Settings, TranscriberSettings
 from syncd.domain.recording import Status
 from syncd.pipeline import run_stage
-from syncd.s3.storage import Storage
 from syncd.stages import BY_NAME, scan, transcribe
 from syncd.state import outages
 from syncd.transcribers.aws import AwsTranscriber, job_name
@@ -34,14 +32,6 @@ def _discover(svc: Any, storage: Any) -> None:
     for key in KEYS:
         storage.put_audio("b", key, key.encode())
     BY_NAME["scan"].run(svc, threading.Event())
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> AwsTranscriber:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
-    s3 = S3Settings()
-    return AwsTranscriber(TranscriberSettings(engine="aws", language="en-US"), s3, Storage(s3))
 
 
 def test_retryable_errors_still_spend_attempts(tmp_path: Path) -> None:

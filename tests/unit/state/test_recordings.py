@@ -88,3 +88,15 @@ def test_transcript_round_trips_and_orders_by_score(state: StateStore) -> None:
     assert [r.key for r in due] == ["b.mp3", "c.mp3", "a.mp3"]
     assert [r.key for r in state.due(Status.TRANSCRIBED)] == ["a.mp3", "b.mp3", "c.mp3"]
     assert due[0].transcript is not None and due[0].transcript.words[0].confidence == 0.4
+
+
+def test_oldest_since_is_per_waiting_state_when_its_longest_waiting_recording_last_changed(state: StateStore) -> None:
+    """The backlog's age in /metrics: states with work to do or awaiting review, nothing for done or failed."""
+    ids = [rec_id for rec_id, _ in state.add_objects([s3_object(f"calls/{n}.mp3") for n in "abcd"])]
+    assert state.transition(ids[2:], Status.DISCOVERED, Status.FAILED, reason="corrupt")
+    since = state.oldest_since()
+    assert set(since) == {"discovered"}
+    assert since["discovered"] == min(state.get(i).updated_at for i in ids[:2])
+    state.transition(ids[:1], Status.DISCOVERED, Status.TRANSCRIBING)
+    assert set(state.oldest_since()) == {"discovered", "transcribing"}
+    assert state.oldest_since()["transcribing"] == state.get(ids[0]).updated_at

@@ -18,22 +18,6 @@ from tests.unit.fakes import recording, services
 from tests.unit.scenarios import scanned_recording
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> AwsTranscriber:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
-    s3 = S3Settings()
-    return AwsTranscriber(TranscriberSettings(engine="aws", language="en-US"), s3, Storage(s3))
-
-
-@pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> AwsTranscriber:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
-    s3 = S3Settings()
-    return AwsTranscriber(TranscriberSettings(engine="aws", language="en-US"), s3, Storage(s3))
-
-
 @pytest.mark.parametrize("code", ["ThrottlingException", "InternalFailureException"])
 def test_throttling_and_service_errors_are_outages(aws: AwsTranscriber, tmp_path: Path, code: str) -> None:
     svc, _, storage, _ = services(tmp_path)
@@ -90,8 +74,8 @@ def test_job_names_follow_transcribes_rules(key: str) -> None:
     assert recording(key).syncd_id in name
 
 
-def test_request_carries_format_language_speakers_and_output(engine: AwsTranscriber) -> None:
-    request = engine.job_request(recording("calls/b.m4a"))
+def test_request_carries_format_language_speakers_and_output(aws: AwsTranscriber) -> None:
+    request = aws.job_request(recording("calls/b.m4a"))
     assert request["MediaFormat"] == "m4a"
     assert request["LanguageCode"] == "en-US" and "IdentifyLanguage" not in request
     assert request["Settings"] == {"ShowSpeakerLabels": True, "MaxSpeakerLabels": 4}
@@ -99,51 +83,51 @@ def test_request_carries_format_language_speakers_and_output(engine: AwsTranscri
     assert request["OutputKey"] == f"syncd-transcribe/{request['TranscriptionJobName']}.json"
 
 
-def test_unsupported_format_is_a_final_failure(engine: AwsTranscriber) -> None:
+def test_unsupported_format_is_a_final_failure(aws: AwsTranscriber) -> None:
     with pytest.raises(TranscriptionError) as failure:
-        engine.start(recording("calls/a.aiff"))
+        aws.start(recording("calls/a.aiff"))
     assert not failure.value.retryable and ".aiff" in failure.value.reason
 
 
-def test_conflict_means_the_job_exists_and_is_adopted(engine: AwsTranscriber) -> None:
+def test_conflict_means_the_job_exists_and_is_adopted(aws: AwsTranscriber) -> None:
     rec = recording()
-    with Stubber(engine.client) as stub:
+    with Stubber(aws.client) as stub:
         stub.add_client_error("start_transcription_job", "ConflictException", "The requested job name already exists")
         running = {"TranscriptionJobName": job_name(rec), "TranscriptionJobStatus": "IN_PROGRESS"}
         stub.add_response("get_transcription_job", {"TranscriptionJob": running})
-        assert engine.start(rec) == job_name(rec)
+        assert aws.start(rec) == job_name(rec)
 
 
 @pytest.mark.parametrize("code", ["ThrottlingException", "LimitExceededException"])
-def test_throttling_is_retryable(engine: AwsTranscriber, code: str) -> None:
-    with Stubber(engine.client) as stub:
+def test_throttling_is_retryable(aws: AwsTranscriber, code: str) -> None:
+    with Stubber(aws.client) as stub:
         stub.add_client_error("start_transcription_job", code, "slow down", http_status_code=400)
         with pytest.raises(TranscriptionError) as failure:
-            engine.start(recording())
+            aws.start(recording())
     assert failure.value.retryable and code in failure.value.reason
 
 
-def test_failed_job_records_transcribes_reason(engine: AwsTranscriber) -> None:
+def test_failed_job_records_transcribes_reason(aws: AwsTranscriber) -> None:
     rec = recording()
     job = {
         "TranscriptionJobName": job_name(rec),
         "TranscriptionJobStatus": "FAILED",
         "FailureReason": "The media format provided does not match the detected media format.",
     }
-    with Stubber(engine.client) as stub:
+    with Stubber(aws.client) as stub:
         stub.add_response("get_transcription_job", {"TranscriptionJob": job})
         with pytest.raises(TranscriptionError) as failure:
-            engine.poll(rec)
+            aws.poll(rec)
     assert not failure.value.retryable
     assert failure.value.reason == "Transcribe: The media format provided does not match the detected media format."
 
 
-def test_running_job_is_not_waited_for(engine: AwsTranscriber) -> None:
+def test_running_job_is_not_waited_for(aws: AwsTranscriber) -> None:
     rec = recording()
     job = {"TranscriptionJobName": job_name(rec), "TranscriptionJobStatus": "IN_PROGRESS"}
-    with Stubber(engine.client) as stub:
+    with Stubber(aws.client) as stub:
         stub.add_response("get_transcription_job", {"TranscriptionJob": job})
-        assert engine.poll(rec) is None
+        assert aws.poll(rec) is None
 
 
 def test_pii_redaction_is_asked_for_with_the_entity_types(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,5 +144,5 @@ def test_pii_redaction_is_asked_for_with_the_entity_types(monkeypatch: pytest.Mo
     assert request["ContentRedaction"]["PiiEntityTypes"] == ["NAME", "SSN"]
 
 
-def test_no_redaction_unless_asked(engine: AwsTranscriber) -> None:
-    assert "ContentRedaction" not in engine.job_request(recording())
+def test_no_redaction_unless_asked(aws: AwsTranscriber) -> None:
+    assert "ContentRedaction" not in aws.job_request(recording())
