@@ -46,10 +46,13 @@ class LabelStudioSettings(_Section):
         description="Tasks (ours and others') a project syncd created holds at most; then new tasks go to the next"
         ' project ("<title> (2)", ...) with the same settings. Label Studio advises about 100k per project.',
     )
-    layout: Literal["segments", "whole"] = Field(
-        "segments",
-        description='"segments": one audio region per ASR segment with its speaker, text box and confidence;'
-        ' "whole": one text box, one line per segment. Set before the project is created.',
+    layout: Literal["transcript", "segments", "whole"] = Field(
+        "transcript",
+        description='"transcript": the whole transcript top to bottom in the main column, one row per ASR segment'
+        " (its number, speaker, confidence, doubtful words and a play button for the segment) with its text"
+        ' editable in place; "segments": one audio region per ASR segment with its speaker, its text in the region'
+        ' list; "whole": one text box, one line per segment. Set before the project is created: a project keeps'
+        " the layout it was created with.",
     )
     import_batch_size: int = Field(500, ge=1, le=5000, description="Tasks per bulk import request.")
     timeout: float = Field(60.0, gt=0, description="Seconds before a Label Studio request is abandoned.")

@@ -50,7 +50,7 @@ class Review:
 
     @property
     def has_speakers(self) -> bool:
-        return self.layout == "segments" and any(s.speaker for s in self.segments)
+        return self.layout in ("segments", "transcript") and any(s.speaker for s in self.segments)
 
 
 _PUNCT = re.compile(r"[^\w\s']", re.UNICODE)

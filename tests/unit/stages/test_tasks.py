@@ -168,3 +168,15 @@ def test_predictions_left_unchecked_during_an_outage_are_checked_by_the_next_run
     with capture_logs() as logs:
         import_.run(svc, GO)
     assert not events(logs, "task.prediction_restored")
+
+
+def test_tasks_get_the_layout_of_the_project_they_go_to(stack: Stack) -> None:
+    """An upgrade that changes the default layout leaves a project on the old one: its new tasks keep its layout."""
+    svc, ls, storage, _ = stack
+    ls.project_layouts[1] = "segments"
+    upload(storage, KEYS[:1])
+    for stage in (scan, transcribe, import_):
+        stage.run(svc, GO)
+    (task,) = ls.tasks.values()
+    assert {i["from_name"] for i in task["predictions"][0]["result"]} == {"speaker", "transcription"}
+    assert "segments" not in task["data"]
