@@ -126,7 +126,7 @@ class Flags:
         }
 
 
-def _matched(asr: list[Segment], reviewed: list[Segment], shift: float) -> list[str | None]:
+def matched_texts(asr: list[Segment], reviewed: list[Segment], shift: float) -> list[str | None]:
     """The reviewed text of each ASR segment (None: the reviewer dropped it): the reviewed segment that carries its
     ASR text, nearest in time (the segments layout lets a region move; the transcript layout keeps its times)."""
     left = list(reviewed)
@@ -153,7 +153,7 @@ def segment_stats(rows: list[dict[str, Any]], width: float) -> tuple[list[Segmen
         scores = flags.setdefault(model, Flags(model))
         scores.audio_seconds += float(row["duration"] or asr.duration or 0.0)
         for seg, text in zip(
-            asr.segments, _matched(list(asr.segments), reviewed, row["unit_start"] or 0.0), strict=True
+            asr.segments, matched_texts(list(asr.segments), reviewed, row["unit_start"] or 0.0), strict=True
         ):
             text = text or ""
             if seg.confidence is not None:

@@ -40,9 +40,7 @@ FORMATS = ("txt", "json", "srt", "vtt")
 
 
 def _config(stack: Stack, tmp_path: Path, bucket: str, title: str, layout: str = "segments") -> Path:
-    path = aws_config(stack, tmp_path, bucket, title)
-    path.write_text(path.read_text().replace("[labelstudio]\n", f'[labelstudio]\nlayout = "{layout}"\n', 1))
-    return path
+    return aws_config(stack, tmp_path, bucket, title, layout=layout)
 
 
 def _outputs(s3: Any, bucket: str, key: str) -> dict[str, str]:
