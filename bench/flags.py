@@ -8,8 +8,9 @@ beam 5, word timestamps) and imports them into a Label Studio project on the tra
 "reviewed" through Label Studio's API as a careful reviewer would: every segment's text set to what the voice said
 there (the script aligned to the ASR words), a segment with nothing said emptied. `syncd once` exports the reviews
 and `syncd report` scores the flags: a flag (a word below the threshold) is right when the reviewer changed that
-word. Beside the report's sweep this prints, per threshold, the share of segments the screen marks ``[check]`` (a
-low segment confidence or a flagged word) and the WER of the rest, the ones shown as confident.
+word. Beside the report, for all recordings and apart for the easy ones (no or faint noise, up to 180 wpm) and the
+hard ones, this prints per threshold the flags' precision and recall, the share of segments the screen marks
+``[check]`` (a low segment confidence or a flagged word) and the WER of those and of the rest, shown as confident.
 It starts its own stack (Label Studio, SeaweedFS, moto) in a temporary folder.
 """
 
@@ -30,8 +31,8 @@ import jiwer
 
 from bench.transcribe import SCRIPT
 from devstack import VENV_BIN, Stack, call_sentences, log_events, running_stack
-from syncd.commands.report import SWEEP, matched_texts
-from syncd.domain.formats import normalize_words, word_errors
+from syncd.commands.report import SWEEP, Flags, matched_texts
+from syncd.domain.formats import changed_words, normalize_words, word_errors
 from syncd.domain.transcript import Segment, Transcript
 from syncd.labelstudio import layouts
 from syncd.state import StateStore
@@ -115,25 +116,55 @@ def review_all(stack: Stack, project: int, scripts: dict[str, str]) -> int:
     return len(tasks)
 
 
-def screen_figures(state: Path, below: float) -> dict[str, Any]:
-    """At threshold ``below``: the share of segments marked [check], and the WER of the confident rest and of them."""
-    store = StateStore(state)
-    marked = [0, 0, 0]  # segments, word errors, reference words
-    clear = [0, 0, 0]
-    for row in store.reviewed_segments():
+def condition(key: str) -> str:
+    """ "easy" (no or faint noise, up to 180 words per minute) or "hard", read from the recording's name."""
+    speed = int(key.split("-")[-2].removesuffix("wpm"))
+    noise = float(key.rsplit("noise", 1)[1].removesuffix(".mp3"))
+    return "easy" if noise <= 0.05 and speed <= 180 else "hard"
+
+
+def screen_figures(state: Path) -> dict[str, Any]:
+    """Per condition ("all", "easy", "hard"), per threshold: flag precision and recall as `syncd report` counts
+    them, the share of segments the screen marks [check] (a low segment confidence or a flagged word), and the WER
+    of the marked and of the confident rest."""
+    groups: dict[str, list[tuple[Segment, str]]] = {"all": [], "easy": [], "hard": []}
+    flags = {name: Flags(name) for name in groups}
+    for row in StateStore(state).reviewed_segments():
         asr = Transcript.from_dict(json.loads(row["transcript"]))
         reviewed = [Segment(**s) for s in json.loads(row["review"])]
-        for seg, text in zip(asr.segments, matched_texts(list(asr.segments), reviewed, 0.0), strict=True):
-            errors, words = word_errors(text or "", seg.text)
-            group = marked if layouts.to_check(seg, below) else clear
-            group[0], group[1], group[2] = group[0] + 1, group[1] + errors, group[2] + words
-    total = marked[0] + clear[0]
-    return {
-        "below": below,
-        "marked_share": round(marked[0] / total, 3) if total else None,
-        "marked_wer": round(marked[1] / marked[2], 3) if marked[2] else None,
-        "confident_wer": round(clear[1] / clear[2], 3) if clear[2] else None,
-    }
+        pairs = list(zip(asr.segments, matched_texts(list(asr.segments), reviewed, 0.0), strict=True))
+        for name in ("all", condition(row["key"])):
+            groups[name] += [(seg, text or "") for seg, text in pairs]
+            flags[name].audio_seconds += float(row["duration"] or 0.0)
+            for seg, text in pairs:
+                changed = changed_words([w.text for w in seg.words], text or "")
+                flags[name].scored += [
+                    (w.confidence, bool(c))
+                    for w, c in zip(seg.words, changed, strict=True)
+                    if c is not None and w.confidence is not None
+                ]
+    out: dict[str, Any] = {}
+    for name, pairs in groups.items():
+        rows = []
+        for below in SWEEP:
+            marked, clear = [0, 0, 0], [0, 0, 0]  # segments, word errors, reference words
+            for seg, text in pairs:
+                errors, words = word_errors(text, seg.text)
+                group = marked if layouts.to_check(seg, below) else clear
+                group[0], group[1], group[2] = group[0] + 1, group[1] + errors, group[2] + words
+            total = marked[0] + clear[0]
+            rows.append(
+                flags[name].at(below)
+                | {
+                    "marked_share": round(marked[0] / total, 3) if total else None,
+                    "marked_wer": round(marked[1] / marked[2], 3) if marked[2] else None,
+                    "confident_wer": round(clear[1] / clear[2], 3) if clear[2] else None,
+                }
+            )
+        errors = sum(word_errors(text, seg.text)[0] for seg, text in pairs)
+        words = sum(word_errors(text, seg.text)[1] for seg, text in pairs)
+        out[name] = {"segments": len(pairs), "wer": round(errors / words, 3) if words else None, "sweep": rows}
+    return out
 
 
 def main() -> None:
@@ -162,7 +193,7 @@ def main() -> None:
         syncd(stack, "once", "-c", str(config))
         report = json.loads(syncd(stack, "report", "-c", str(config), "--json"))
         text = syncd(stack, "report", "-c", str(config))
-        screen = [screen_figures(work / "state.db", t) for t in SWEEP]
+        screen = screen_figures(work / "state.db")
     print(f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {_cpu_model()}")
     print(
         f"{args.recordings} recordings ({sum(len(s.split()) for s in scripts.values())} words said), made in"
@@ -170,12 +201,26 @@ def main() -> None:
         " reviewed"
     )
     print(text)
-    print("\nthe screen at each threshold: segments marked [check], WER of those and of the confident rest")
-    print(f"{'flag below':<12}{'marked':>8}{'WER marked':>12}{'WER confident':>15}")
-    for s in screen:
-        share = "-" if s["marked_share"] is None else f"{s['marked_share'] * 100:.0f}%"
-        print(f"{s['below']:<12.2f}{share:>8}{_pct(s['marked_wer']):>12}{_pct(s['confident_wer']):>15}")
+    for name, group in screen.items():
+        print(
+            f"\n{name}: {group['segments']} segments, WER {_pct(group['wer'])}; per threshold: flags (precision,"
+            " recall, per minute), then the segments the screen marks [check] and the WER of those and of the rest"
+        )
+        print(
+            f"{'flag below':<12}{'precision':>10}{'recall':>8}{'per min':>9}{'marked':>8}{'WER marked':>12}"
+            f"{'WER rest':>10}"
+        )
+        for s in group["sweep"]:
+            share = "-" if s["marked_share"] is None else f"{s['marked_share'] * 100:.0f}%"
+            print(
+                f"{s['below']:<12.2f}{_ratio(s['precision']):>10}{_ratio(s['recall']):>8}{s['per_minute'] or 0:>9.1f}"
+                f"{share:>8}{_pct(s['marked_wer']):>12}{_pct(s['confident_wer']):>10}"
+            )
     print(json.dumps({"flags": report.get("flags"), "segment_bins": report.get("segment_bins"), "screen": screen}))
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _pct(value: float | None) -> str:

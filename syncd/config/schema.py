@@ -295,12 +295,15 @@ class ReviewSettings(_Section):
         " choice per recording). Their word error rate is what auto-accepting costs.",
     )
     flag_words_below: float = Field(
-        0.5,
+        0.4,
         ge=0,
         le=1,
-        description='Words whose ASR confidence is below this get a short "Check word" mark on the waveform'
-        " (segments layout), and the task data counts them (flagged_words) so the queue can be filtered; the marks"
-        " are hints, never written to the outputs; 0 turns them off.",
+        description="Words whose ASR confidence is below this are doubtful: the transcript layout names them in their"
+        ' segment\'s cue ("listen for: ...") and marks the segment [check], the segments layout puts a short "Check'
+        ' word" mark on the waveform; the task data counts them (flagged_words). Hints only, never written to the'
+        " outputs; 0 turns them off. 0.4 is the highest threshold at which a flag was right (its word changed by the"
+        " reviewer) at least half the time on clean and on noisy fast speech (bench/flags.py; README); `syncd"
+        " report` shows what other thresholds would give on your reviews.",
     )
     max_task_minutes: float = Field(
         0.0,

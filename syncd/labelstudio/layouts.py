@@ -148,7 +148,8 @@ _ROW_STYLE = """\
     .syncd-row [class*="wrapperText--"] { order: 1 }
     .syncd-row [class*="time--"] { order: 2; margin-left: auto }
     .syncd-row [data-testid="textarea-regions"] { margin-bottom: 0 !important }
-    .syncd-row textarea { visibility: hidden; animation: syncd-shown 0s 0.3s forwards }
+    .syncd-row textarea { field-sizing: content; min-height: 0; height: auto !important; padding-top: 4px;
+      padding-bottom: 4px; visibility: hidden; animation: syncd-shown 0s 0.3s forwards }
     @keyframes syncd-shown { to { visibility: visible } }
 """
 """Compact rows: the cue on one line (Paragraphs' author filter and "label whole phrase" button hidden: there is no

@@ -50,7 +50,7 @@ class Reports:
         ``unit_start`` (where a unit's clock starts in its recording) and ``duration``: what `syncd report` reads
         per segment and per word."""
         rows = self.db.read(
-            "SELECT id, parent_id, unit_start, duration, review, transcript FROM recordings"
+            "SELECT id, key, parent_id, unit_start, duration, review, transcript FROM recordings"
             " WHERE review IS NOT NULL AND transcript IS NOT NULL ORDER BY id"
         )
         return [dict(r) for r in rows]

@@ -93,15 +93,16 @@ def test_a_units_review_is_matched_on_its_recordings_clock() -> None:
 
 def test_report_shows_segment_bins_and_flags_from_the_reviews_kept_in_the_state(tmp_path: Path) -> None:
     svc, ls, storage, engine = services(tmp_path)
-    engine.words, engine.confidence = "please send the invoice", 0.4
-    transcribed_with(svc, storage, engine, {"a.mp3": 0.4})
+    engine.words, engine.confidence = "please send the invoice", 0.35
+    transcribed_with(svc, storage, engine, {"a.mp3": 0.35})
     run_cycle(svc)
     (task,) = ls.tasks.values()
     ls.annotate(task["id"], "please send the invoices")
     run_cycle(svc)
     report = build(svc.state, svc.settings, 0.1)
-    assert [(b["low"], b["segments"], b["changed"]) for b in report["segment_bins"]] == [(0.4, 1, 1)]
+    assert [(b["low"], b["segments"], b["changed"]) for b in report["segment_bins"]] == [(0.3, 1, 1)]
     (flag,) = report["flags"]
     assert (flag["flagged"], flag["precision"], flag["recall"]) == (4, 0.25, 1.0)
     text = format_report(report)
-    assert "0.40-0.50" in text and "0.50 " in text and "<- review.flag_words_below" in text
+    (configured,) = [line for line in text.splitlines() if line.endswith("<- review.flag_words_below")]
+    assert "0.30-0.40" in text and configured.split()[:2] == ["0.40", "4"]
