@@ -1,6 +1,6 @@
 """Doubtful-word flags measured through the product: which ``review.flag_words_below`` earns its place.
 
-    .venv/bin/python -m bench.flags [--recordings 40] [--seconds 25] [--flag-below 0.5]
+    .venv/bin/python -m bench.flags [--recordings 40] [--seconds 25] [--flag-below 0.4]
 
 Recordings are spoken by espeak-ng from known sentences: 6 voices, 120-280 words per minute, white noise mixed in
 at 0 to 0.2 of full scale (mp3). syncd transcribes them with its defaults (faster-whisper, the bundled tiny.en, int8,
@@ -171,7 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recordings", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=25.0, help="speech per recording, about")
-    parser.add_argument("--flag-below", type=float, default=0.5, help="review.flag_words_below for the run")
+    parser.add_argument("--flag-below", type=float, default=0.4, help="review.flag_words_below for the run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-flags-") as tmp, running_stack(Path(tmp) / "stack") as stack:
         work = Path(tmp)
