@@ -2,7 +2,7 @@
 Transcribe, SQS), PostgreSQL (shared state), espeak-ng audio, and the real `syncd` console script run as a process.
 """
 
-from devstack.audio import SENTENCES, speak
+from devstack.audio import SENTENCES, call_sentences, long_call, speak
 from devstack.events import evented_bucket, on_moto_events
 from devstack.services import (
     LS_PASSWORD,
@@ -52,9 +52,11 @@ __all__ = [
     "StackError",
     "SyncdProcess",
     "aws_config",
+    "call_sentences",
     "evented_bucket",
     "free_port",
     "log_events",
+    "long_call",
     "notify_socket",
     "on_moto_events",
     "project_tasks",

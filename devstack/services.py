@@ -422,12 +422,16 @@ class Stack:
         engine: str = "whisper",
         aws: str = "",
         extra: str = "",
+        layout: str = "segments",
     ) -> str:
-        """A syncd config (TOML text) pointing at this stack."""
+        """A syncd config (TOML text) pointing at this stack. ``layout`` is the review layout of the projects it
+        creates: "segments" by default, the one the real-stack tests of import, export and triage were written
+        against; the reviewer's screen test and the demo use syncd's default, "transcript"."""
         return f"""\
 [labelstudio]
 url = "{self.labelstudio.url}"
 project = "{project}"
+layout = "{layout}"
 
 [s3]
 endpoint_url = "{self.s3.url}"

@@ -24,9 +24,11 @@ def seed_formula(fixture: str) -> float:
     return sum(scores) / len(scores)
 
 
-def aws_config(stack: Stack, tmp_path: Path, bucket: str, project: str, aws: str = "") -> Path:
+def aws_config(
+    stack: Stack, tmp_path: Path, bucket: str, project: str, aws: str = "", layout: str = "segments"
+) -> Path:
     path = tmp_path / "aws.toml"
-    path.write_text(stack.config(tmp_path, bucket, project=project, engine="aws", aws=aws))
+    path.write_text(stack.config(tmp_path, bucket, project=project, engine="aws", aws=aws, layout=layout))
     return path
 
 

@@ -60,7 +60,7 @@ def main() -> int:
     with Stack(DEMO_DIR, ls_port=args.ls_port, s3_port=args.s3_port) as stack:
         upload_samples(stack)
         config = DEMO_DIR / "syncd.toml"
-        text = stack.config(DEMO_DIR, BUCKET, project="Transcript review")
+        text = stack.config(DEMO_DIR, BUCKET, project="Transcript review", layout="transcript")
         text = text.replace('format = "json"', 'format = "console"').replace('"debug"', '"info"')
         config.write_text(text + DEMO_SCHEDULE)
         print(banner(stack, config), flush=True)

@@ -5,6 +5,11 @@ error rate is pooled (its word errors over its reference words, as ``jiwer.wer``
 auto-accept threshold is the lowest bin edge at which the expected WER of everything at or above it stays under
 ``--max-wer``: each bin weighs in by how many recordings it holds, reviewed or not, so an audit sample of a tenth
 counts for the whole bin it was drawn from.
+
+Per segment, from the reviews kept in the state: reviewed segments binned by their own ASR confidence (the evidence
+for letting reviewers skim confident segments), and the doubtful-word flags scored against what reviewers did: a
+word flagged (confidence below ``review.flag_words_below``) is right when the reviewer changed it (precision), and
+a changed word is found when it was flagged (recall), per model, at the configured threshold and at others.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 
 from syncd import errors
 from syncd.config import Settings
+from syncd.domain.formats import changed_words, normalize_words, word_errors
+from syncd.domain.transcript import Segment, Transcript
 from syncd.state import StateStore
 
 HOUR = 3600.0
@@ -64,6 +71,106 @@ class Annotator:
             "wer": wer,
             "median_review_latency_s": None if median is None else round(median, 1),
         }
+
+
+@dataclass
+class SegmentBin:
+    """Reviewed segments whose own ASR confidence falls in [low, high), of one model."""
+
+    model: str
+    low: float
+    high: float
+    segments: int = 0
+    changed: int = 0
+    """Segments whose text the reviewer changed (case and punctuation aside) or dropped."""
+    word_errors: int = 0
+    reference_words: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        wer = round(self.word_errors / self.reference_words, 4) if self.reference_words else None
+        return asdict(self) | {"wer": wer}
+
+
+SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""The thresholds the flag table also shows, so an operator sees what another ``flag_words_below`` would give."""
+
+
+@dataclass
+class Flags:
+    """One model's ASR words in reviewed segments: their confidences and whether the reviewer changed them."""
+
+    model: str
+    audio_seconds: float = 0.0
+    scored: list[tuple[float, bool]] = field(default_factory=list)
+
+    def at(self, below: float) -> dict[str, Any]:
+        flagged = [changed for confidence, changed in self.scored if confidence < below]
+        changed = sum(changed for _, changed in self.scored)
+        minutes = self.audio_seconds / 60
+        return {
+            "below": below,
+            "flagged": len(flagged),
+            "per_minute": round(len(flagged) / minutes, 1) if minutes else None,
+            "precision": round(sum(flagged) / len(flagged), 4) if flagged else None,
+            "recall": round(sum(flagged) / changed, 4) if changed else None,
+        }
+
+    def as_dict(self, below: float) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "audio_minutes": round(self.audio_seconds / 60, 2),
+            "words": len(self.scored),
+            "changed": sum(changed for _, changed in self.scored),
+            **self.at(below),
+            "sweep": [self.at(t) for t in sorted({*SWEEP, below}) if t > 0],
+        }
+
+
+def matched_texts(asr: list[Segment], reviewed: list[Segment], shift: float) -> list[str | None]:
+    """The reviewed text of each ASR segment (None: the reviewer dropped it): the reviewed segment that carries its
+    ASR text, nearest in time (the segments layout lets a region move; the transcript layout keeps its times)."""
+    left = list(reviewed)
+    found: list[str | None] = []
+    for seg in asr:
+        same = [r for r in left if r.asr_text == seg.text]
+        if not same:
+            found.append(None)
+            continue
+        best = min(same, key=lambda r: abs(r.start - (seg.start + shift)))
+        left.remove(best)
+        found.append(best.text)
+    return found
+
+
+def segment_stats(rows: list[dict[str, Any]], width: float) -> tuple[list[SegmentBin], dict[str, Flags]]:
+    """Segment bins and word flags from ``StateStore.reviewed_segments`` rows."""
+    bins_found: dict[tuple[str, float], SegmentBin] = {}
+    flags: dict[str, Flags] = {}
+    for row in rows:
+        asr = Transcript.from_dict(json.loads(row["transcript"]))
+        reviewed = [Segment(**s) for s in json.loads(row["review"])]
+        model = asr.model or ""
+        scores = flags.setdefault(model, Flags(model))
+        scores.audio_seconds += float(row["duration"] or asr.duration or 0.0)
+        for seg, text in zip(
+            asr.segments, matched_texts(list(asr.segments), reviewed, row["unit_start"] or 0.0), strict=True
+        ):
+            text = text or ""
+            if seg.confidence is not None:
+                low = _edge(seg.confidence, width)
+                b = bins_found.setdefault((model, low), SegmentBin(model, low, round(low + width, 6)))
+                errors, words = word_errors(text, seg.text)
+                b.segments += 1
+                b.changed += normalize_words(text) != normalize_words(seg.text)
+                b.word_errors += errors
+                b.reference_words += words
+            changed = changed_words([w.text for w in seg.words], text)
+            scores.scored += [
+                (w.confidence, bool(c))
+                for w, c in zip(seg.words, changed, strict=True)
+                if c is not None and w.confidence is not None
+            ]
+    return sorted(bins_found.values(), key=lambda b: (b.model, b.low)), flags
 
 
 def _edge(score: float, width: float) -> float:
@@ -167,6 +274,10 @@ def build(store: StateStore, settings: Settings, width: float = 0.1, max_wer: fl
     }
     if max_wer is not None:
         report["threshold"] = lowest_threshold(found, max_wer)
+    segment_bins, flags = segment_stats(store.reviewed_segments(), width)
+    below = settings.review.flag_words_below
+    report["segment_bins"] = [b.as_dict() for b in segment_bins]
+    report["flags"] = [f.as_dict(below) for _, f in sorted(flags.items()) if f.scored]
     return report
 
 
@@ -198,6 +309,7 @@ def format_report(report: dict[str, Any]) -> str:
                 f"lowest threshold for WER <= {_pct(th['max_wer'])}: auto_accept_above = {th['threshold']:.2f}"
                 f" (expected WER {_pct(th['expected_wer'])}, {_pct(th['share_auto_accepted'])} of recordings)",
             ]
+    lines += _segment_lines(report)
     backlog = ", ".join(f"{k} {v:.2f} h" for k, v in sorted(report["backlog_audio_hours"].items())) or "none"
     lines += [
         "",
@@ -212,6 +324,35 @@ def format_report(report: dict[str, Any]) -> str:
                 f"{a['annotator'][:31]:<32}{a['reviews']:>8}{a['audio_hours']:>8.2f}{_pct(a['wer']):>8}{median:>10}"
             )
     return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _segment_lines(report: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if report.get("segment_bins"):
+        lines += ["", f"{'model':<22}{'segment conf.':<15}{'segments':>9}{'changed':>9}{'WER':>8}"]
+        for b in report["segment_bins"]:
+            span = f"{b['low']:.2f}-{b['high']:.2f}"
+            changed = f"{b['changed'] / b['segments'] * 100:.0f}%" if b["segments"] else "-"
+            lines.append(f"{b['model'][:21]:<22}{span:<15}{b['segments']:>9}{changed:>9}{_pct(b['wer']):>8}")
+    for f in report.get("flags", []):
+        lines += [
+            "",
+            f"doubtful-word flags, {f['model']}: {f['words']} words in {f['audio_minutes']:.1f} min reviewed,"
+            f" {f['changed']} changed by reviewers (a flag is right when its word was changed)",
+            f"{'flag below':<12}{'flags':>8}{'per min':>9}{'precision':>11}{'recall':>8}",
+        ]
+        for t in f["sweep"]:
+            mark = " <- review.flag_words_below" if t["below"] == f["below"] else ""
+            per_minute = "-" if t["per_minute"] is None else f"{t['per_minute']:.1f}"
+            lines.append(
+                f"{t['below']:<12.2f}{t['flagged']:>8}{per_minute:>9}{_ratio(t['precision']):>11}"
+                f"{_ratio(t['recall']):>8}{mark}"
+            )
+    return lines
 
 
 def print_report(settings: Settings, as_json: bool, width: float, max_wer: float | None) -> int:

@@ -46,10 +46,13 @@ class LabelStudioSettings(_Section):
         description="Tasks (ours and others') a project syncd created holds at most; then new tasks go to the next"
         ' project ("<title> (2)", ...) with the same settings. Label Studio advises about 100k per project.',
     )
-    layout: Literal["segments", "whole"] = Field(
-        "segments",
-        description='"segments": one audio region per ASR segment with its speaker, text box and confidence;'
-        ' "whole": one text box, one line per segment. Set before the project is created.',
+    layout: Literal["transcript", "segments", "whole"] = Field(
+        "transcript",
+        description='"transcript": the whole transcript top to bottom in the main column, one row per ASR segment'
+        " (its number, speaker, confidence, doubtful words and a play button for the segment) with its text"
+        ' editable in place; "segments": one audio region per ASR segment with its speaker, its text in the region'
+        ' list; "whole": one text box, one line per segment. Set before the project is created: a project keeps'
+        " the layout it was created with.",
     )
     import_batch_size: int = Field(500, ge=1, le=5000, description="Tasks per bulk import request.")
     on_duplicate: Literal["delete-unreviewed", "keep"] = Field(
@@ -298,12 +301,15 @@ class ReviewSettings(_Section):
         " choice per recording). Their word error rate is what auto-accepting costs.",
     )
     flag_words_below: float = Field(
-        0.5,
+        0.4,
         ge=0,
         le=1,
-        description='Words whose ASR confidence is below this get a short "Check word" mark on the waveform'
-        " (segments layout), and the task data counts them (flagged_words) so the queue can be filtered; the marks"
-        " are hints, never written to the outputs; 0 turns them off.",
+        description="Words whose ASR confidence is below this are doubtful: the transcript layout names them in their"
+        ' segment\'s cue ("listen for: ...") and marks the segment [check], the segments layout puts a short "Check'
+        ' word" mark on the waveform; the task data counts them (flagged_words). Hints only, never written to the'
+        " outputs; 0 turns them off. 0.4 is the highest threshold at which a flag was right (its word changed by the"
+        " reviewer) at least half the time on clean and on noisy fast speech (bench/flags.py; README); `syncd"
+        " report` shows what other thresholds would give on your reviews.",
     )
     max_task_minutes: float = Field(
         0.0,

@@ -50,7 +50,7 @@ class Review:
 
     @property
     def has_speakers(self) -> bool:
-        return self.layout == "segments" and any(s.speaker for s in self.segments)
+        return self.layout in ("segments", "transcript") and any(s.speaker for s in self.segments)
 
 
 _PUNCT = re.compile(r"[^\w\s']", re.UNICODE)
@@ -81,6 +81,27 @@ def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
         return len(hyp.split()), 0
     out = jiwer.process_words(ref, hyp)
     return out.substitutions + out.deletions + out.insertions, len(ref.split())
+
+
+def changed_words(asr_words: list[str], reviewed: str) -> list[bool | None]:
+    """Per ASR word (as the engine gave them, in order): did the reviewer's text change it (substituted or dropped)?
+    None for a token that holds no word (punctuation). Normalised as ``word_error_rate``; what a flag's precision and
+    recall count: a flagged word is right when the reviewer changed it."""
+    owner: list[int] = []
+    for index, token in enumerate(asr_words):
+        owner += [index] * len(normalize_words(token))
+    found: list[bool | None] = [None if not normalize_words(t) else False for t in asr_words]
+    hyp = [w for t in asr_words for w in normalize_words(t)]
+    ref = normalize_words(reviewed)
+    if not hyp:
+        return found
+    if not ref:
+        return [None if f is None else True for f in found]
+    for chunk in jiwer.process_words(" ".join(ref), " ".join(hyp)).alignments[0]:
+        if chunk.type != "equal":
+            for position in range(chunk.hyp_start_idx, chunk.hyp_end_idx):
+                found[owner[position]] = True
+    return found
 
 
 def to_txt(review: Review) -> str:

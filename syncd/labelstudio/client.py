@@ -55,6 +55,7 @@ class LabelStudioClient:
         self._sdk = LabelStudio(base_url=settings.url, api_key=token, timeout=settings.timeout)
         self._http = requests.Session()
         self._user_emails: dict[int, str] = {}
+        self._layouts: dict[int, str] = {}
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """A plain HTTP call for the hot paths (bulk import, export reads), where the SDK's model layer costs more
@@ -83,14 +84,24 @@ class LabelStudioClient:
         project_id = int(wanted) if wanted.isdigit() else self.find_project(wanted)
         if project_id is None:
             project_id = self._create_project(wanted, max_speakers, like)
-        settings: dict[str, Any] = {"sampling": SAMPLING}
+        settings: dict[str, Any] = {"sampling": SAMPLING, "show_collab_predictions": True}
         project = self._sdk.projects.get(project_id)
+        self._layouts[project_id] = layouts.config_layout(project.label_config, self.settings.layout)
         ours = project.label_config == layouts.label_config(self.settings.layout, max_speakers)
         if ours and not project.expert_instruction:
             settings |= {"expert_instruction": layouts.instructions(self.settings.layout), "show_instruction": True}
         self._sdk.projects.update(project_id, **settings)
         self._ensure_view(project_id)
         return project_id
+
+    def layout_of(self, project_id: int, default: str) -> str:
+        """The layout of a project's tasks: the one its label config was made with (read once per project), so a
+        project created before the configured layout changed keeps getting tasks it can show; ``default`` when the
+        config is not one syncd made."""
+        if project_id not in self._layouts:
+            config = self._sdk.projects.get(project_id).label_config
+            self._layouts[project_id] = layouts.config_layout(config, default)
+        return self._layouts[project_id]
 
     def _create_project(self, title: str, max_speakers: int, like: int | None) -> int:
         fields: dict[str, Any] = {

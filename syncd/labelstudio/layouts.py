@@ -1,5 +1,10 @@
 """Label Studio review layouts: the label config, the prediction we import, and the reviewer's result read back.
 
+``transcript`` (the default): the whole transcript top to bottom in the main column, one row per ASR segment, in time
+order (a ``Repeater`` over the task's ``segments``). Each row is a cue line (a one-phrase ``Paragraphs`` with its own
+player: its play button plays exactly that segment and shows it playing) naming the segment's number, speaker, span,
+confidence and its doubtful words, and under it the segment's text, editable in place (a ``TextArea`` per segment,
+``text_<n>``). Nothing to read sits in a side panel and nothing offered as a label is a marker.
 ``segments``: one audio region per ASR segment, labelled with its speaker. Every region's text is an editable field
 in the region list (``displayMode="region-list"``), in reading order, with no selecting first; one text per region.
 The region's score is the segment's ASR confidence; segments below ``LOW_CONFIDENCE`` also carry a red "check" label.
@@ -7,14 +12,17 @@ Words below ``review.flag_words_below`` are short read-only "Check word" regions
 listen, listed after the segments so the segment numbers stay, never read back into a transcript.
 ``whole``: Label Studio's "Automatic Speech Recognition" template, one text box with one line per ASR segment.
 
-Projects created by older versions keep their label config (a read-only ``asr_confidence`` text per region, a text
-box that accepts several texts per region); their results read back by the same rules.
+A review is read back by the layout its result was made with (``result_layout``), whatever the configuration says
+now, and a project keeps the layout it was created with (``config_layout``): projects created by older versions keep
+exporting. Their results follow the same rules (a read-only ``asr_confidence`` text per region is ignored, several
+texts per region keep one).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
@@ -34,6 +42,12 @@ LOW_CONFIDENCE = 0.6
 CHECK_LABEL = "Low confidence"
 WORD = "word"
 WORD_LABEL = "Check word"
+LAYOUTS = ("transcript", "segments", "whole")
+CHECK_MARK = "[check]"
+"""Begins the cue of every segment to check in the transcript layout: the browser's find (Ctrl+F ``[check``, then
+Enter) jumps from one to the next, the nearest Label Studio comes to a "next doubtful segment" key."""
+SEGMENT_TEXT = re.compile(r"^text_(\d+)$")
+"""The transcript layout's text control of segment n (``text_<n>``, named by the Repeater's index)."""
 _SEGMENT_STEPS = (
     "<li>Every segment's text is listed under <b>Regions</b> (right), in time order, numbered as on the waveform. "
     "To fix one, click into its text, correct it, and press <b>Enter</b> (or click elsewhere). Each segment holds "
@@ -47,10 +61,29 @@ _SEGMENT_STEPS = (
     "its text.</li>"
 )
 _WHOLE_STEPS = "<li>Edit the text in place. Keep one line per segment and the subtitles keep their timing.</li>"
+_TRANSCRIPT = (
+    "<p><b>Correct the machine transcript.</b> Recordings come least confident first. The whole transcript reads "
+    "top to bottom, one segment per row: a cue line (number, speaker, confidence, time) and under it the segment's "
+    "text, which you edit in place.</p><ol>"
+    f"<li><b>Where to look.</b> A row whose cue starts with <b>{CHECK_MARK}</b> is likely wrong (the recogniser's "
+    f"confidence is below {LOW_CONFIDENCE:.2f} or it doubted a word, listed after <i>listen for</i>); the header names "
+    f"those rows. Jump from one to the next with the browser's find: <b>Ctrl+F</b>, type <b>{CHECK_MARK[:-1]}</b>, "
+    "then <b>Enter</b> (<b>Shift+Enter</b> goes back). A row marked <b>&#10003;</b> is confident.</li>"
+    "<li><b>Listen.</b> The play button at the start of a cue line plays exactly that segment (again: pause); the "
+    "row playing shows a pause button. <b>Ctrl+P</b> plays or pauses the whole recording (the waveform above), also "
+    "while you type.</li>"
+    "<li><b>Fix a text.</b> Click into it and type. <b>Tab</b> moves on to the next row's play button (<b>Space</b> "
+    "plays it), and Tab twice more into its text; <b>Shift+Tab</b> goes back. <b>Esc</b> undoes your typing in that "
+    "text. Each segment keeps its own times; empty a text to drop that segment from the transcript.</li>"
+    "<li><b>Submit</b> with the button, or press <b>Tab</b> (leaving the text) and then <b>Ctrl+Enter</b>. Only "
+    "submitted reviews are written to S3; <b>Skip</b> writes nothing.</li></ol>"
+)
 
 
 def instructions(layout: str) -> str:
     """The project's reviewer instructions (Label Studio shows them before each task)."""
+    if layout == "transcript":
+        return _TRANSCRIPT
     return (
         "<p><b>Correct the machine transcript.</b> Recordings come least confident first; the header shows the "
         "file, its ASR confidence and the segments to check first.</p><ol>"
@@ -75,6 +108,8 @@ def label_config(layout: str, max_speakers: int = 4) -> str:
         '  <Header value="$key" size="4"/>\n'
         '  <Header value="ASR confidence $asr_confidence · $duration s · $segments_to_check" size="6"/>\n'
     )
+    if layout == "transcript":
+        return _transcript_config(header)
     if layout == "whole":
         return (
             "<View>\n"
@@ -103,6 +138,75 @@ def label_config(layout: str, max_speakers: int = 4) -> str:
     )
 
 
+_ROW_STYLE = """\
+    .syncd-row { margin: 0 0 8px 0 }
+    .syncd-row [class*="authorFilter--"], .syncd-row [class*="wrapper_header--"],
+    .syncd-row [class*="selectAllBtnWrapper--"] { display: none }
+    .syncd-row [class*="phrase--"] { padding: 1px 10px; margin: 0; display: flex; flex-wrap: wrap;
+      align-items: baseline; column-gap: 12px }
+    .syncd-row [class*="titleWrapper--"] { display: contents }
+    .syncd-row [class*="wrapperText--"] { order: 1 }
+    .syncd-row [class*="time--"] { order: 2; margin-left: auto }
+    .syncd-row [data-testid="textarea-regions"] { margin-bottom: 0 !important }
+    .syncd-row textarea { field-sizing: content; min-height: 0; height: auto !important; padding-top: 4px;
+      padding-bottom: 4px; visibility: hidden; animation: syncd-shown 0s 0.3s forwards }
+    @keyframes syncd-shown { to { visibility: visible } }
+"""
+"""Compact rows: the cue on one line (Paragraphs' author filter and "label whole phrase" button hidden: there is no
+one else to filter and nothing to label), and the text boxes shown a moment after they mount. Label Studio focuses
+every text box as it mounts, so the last one (the end of the transcript) would take the focus and the main column
+would open scrolled to the bottom; a box not yet visible cannot take the focus, so the column opens at the top."""
+
+
+def _transcript_config(header: str) -> str:
+    """One row per segment, repeated over the task's ``segments``: the cue line (a one-phrase Paragraphs with its own
+    player, not synced to the waveform: Label Studio plays every synced tag at once, one audio element per row) and
+    the segment's text box. Text boxes name their segment (``text_<n>``), so a review reads back by segment."""
+    return (
+        "<View>\n"
+        f"  <Style>\n{_ROW_STYLE}  </Style>\n"
+        f"{header}"
+        f'  <Audio name="{AUDIO}" value="$audio" height="64"/>\n'
+        '  <Repeater on="$segments" indexFlag="{{idx}}">\n'
+        '    <View idAttr="segment-{{idx}}" className="syncd-row">\n'
+        '      <Paragraphs name="cue_{{idx}}" value="$segments[{{idx}}].cue" audioUrl="$audio" layout="dialogue"'
+        ' nameKey="speaker" textKey="note"/>\n'
+        f'      <TextArea name="text_{{{{idx}}}}" toName="{AUDIO}" editable="true" transcription="true"'
+        ' maxSubmissions="1" rows="2"/>\n'
+        "    </View>\n"
+        "  </Repeater>\n"
+        "</View>"
+    )
+
+
+def config_layout(label_config: str | None, default: str) -> str:
+    """The layout a project's label config was made with (a project keeps its config when syncd's default changes,
+    so its tasks must keep its layout); ``default`` for a config syncd did not make."""
+    config = label_config or ""
+    if 'on="$segments"' in config and "text_{{idx}}" in config:
+        return "transcript"
+    if f'name="{TEXT}"' in config and 'perRegion="true"' in config:
+        return "segments"
+    if f'name="{TEXT}"' in config and "<Labels" not in config:
+        return "whole"
+    return default
+
+
+def result_layout(result: Iterable[dict[str, Any]], default: str) -> str:
+    """The layout a review's result was made with: per-segment text controls, regions with times, or one text box
+    (``default`` when the result holds no text at all)."""
+    found = None
+    for item in result:
+        name = str(item.get("from_name"))
+        if SEGMENT_TEXT.match(name):
+            return "transcript"
+        if (item.get("value") or {}).get("start") is not None:
+            found = "segments"
+        elif name == TEXT and found is None:
+            found = "whole"
+    return found or default
+
+
 def region_id(index: int) -> str:
     return f"seg{index:04d}"
 
@@ -120,17 +224,72 @@ def low_confidence(seg: Segment) -> bool:
     return seg.confidence is not None and seg.confidence < LOW_CONFIDENCE
 
 
-def segments_to_check(transcript: Transcript) -> str:
-    """The header's note: which segment numbers (as the region list numbers them) to check first."""
-    if transcript and len(transcript.segments) == 1 and low_confidence(transcript.segments[0]):
+def doubtful_words(seg: Segment, below: float) -> list[Word]:
+    return [w for w in seg.words if w.confidence is not None and w.confidence < below]
+
+
+def to_check(seg: Segment, flag_words_below: float) -> bool:
+    """A transcript-layout row to check: the segment's confidence is low or it holds a doubtful word."""
+    return low_confidence(seg) or bool(doubtful_words(seg, flag_words_below))
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def cue(index: int, seg: Segment, flag_words_below: float) -> str:
+    """A row's cue after the speaker's name: ``3 · [check] 0.48 · listen for: wife 0.30, fight 0.31`` or
+    ``4 · ✓ 0.93``. The doubtful words are named where the reviewer reads, not marked as rows of a list."""
+    score = "" if seg.confidence is None else f" {seg.confidence:.2f}"
+    if not to_check(seg, flag_words_below):
+        return f"{index + 1} · \u2713{score}"
+    words = doubtful_words(seg, flag_words_below)
+    heard = ", ".join(f"{w.text.strip(',.?!;:')} {w.confidence:.2f}" for w in words if w.confidence is not None)
+    return f"{index + 1} · {CHECK_MARK}{score}" + (f" · listen for: {heard}" if heard else "")
+
+
+def transcript_rows(transcript: Transcript, flag_words_below: float) -> list[dict[str, Any]]:
+    """The task's ``segments`` (what the transcript layout repeats over): each row's cue as a one-phrase dialogue,
+    timed so its play button plays exactly that segment."""
+    return [
+        {
+            "cue": [
+                {
+                    "speaker": speaker_name(seg.speaker),
+                    "note": cue(i, seg, flag_words_below),
+                    "start": seg.start,
+                    "end": seg.end,
+                }
+            ]
+        }
+        for i, seg in enumerate(transcript.segments)
+    ]
+
+
+def segments_to_check(transcript: Transcript, flag_words_below: float | None = None) -> str:
+    """The header's note: which segment numbers (as the rows or the region list number them) to check first; with
+    ``flag_words_below`` (the transcript layout) a segment holding a doubtful word counts too."""
+
+    def check(seg: Segment) -> bool:
+        return low_confidence(seg) if flag_words_below is None else to_check(seg, flag_words_below)
+
+    if transcript and len(transcript.segments) == 1 and check(transcript.segments[0]):
         return "check the segment"
-    low = [str(i + 1) for i, seg in enumerate(transcript.segments) if low_confidence(seg)]
+    low = [str(i + 1) for i, seg in enumerate(transcript.segments) if check(seg)]
     if not low:
+        if flag_words_below:
+            return f"no segment below {LOW_CONFIDENCE:.2f} and no word below {flag_words_below:.2f}"
         return f"no segment below {LOW_CONFIDENCE:.2f}"
     return f"check segment{'s' if len(low) > 1 else ''} {', '.join(low)}"
 
 
 def prediction_result(transcript: Transcript, layout: str, flag_words_below: float = 0.0) -> list[dict[str, Any]]:
+    if layout == "transcript":
+        return [
+            _item("textarea", f"text_{i}", region_id(i), {"text": [seg.text]}, seg.confidence)
+            for i, seg in enumerate(transcript.segments)
+        ]
     if layout == "whole":
         lines = [s.text for s in transcript.segments]
         return [_item("textarea", TEXT, "whole", {"text": ["\n".join(lines)]}, transcript.confidence)]
@@ -203,6 +362,9 @@ def corrected_segments(result: list[dict[str, Any]], asr: Transcript, layout: st
     several texts (``annotation.region_texts``: one is kept, see ``pick_text``) and a region without text
     (``annotation.region_without_text``: nothing to write for it). A "Check word" hint is not a segment and is
     never read back; a region a reviewer gave that label and a text is kept, since its text is theirs."""
+    layout = result_layout(result, layout)
+    if layout == "transcript":
+        return _transcript_segments(result, asr, log)
     if layout == "whole":
         return _whole_segments(result, asr)
     asr_by_region = {region_id(i): seg for i, seg in enumerate(asr.segments)}
@@ -233,6 +395,32 @@ def corrected_segments(result: list[dict[str, Any]], asr: Transcript, layout: st
             )
         )
     return sorted(segments, key=lambda s: (s.start, s.end))
+
+
+def _transcript_segments(result: list[dict[str, Any]], asr: Transcript, log: Any) -> list[Segment]:
+    """One segment per text control, at its ASR segment's times, with its speaker: a reviewer edits texts only, so
+    every segment keeps its span. A segment whose text was emptied writes nothing (and is logged)."""
+    texts: dict[int, list[str]] = {}
+    for item in result:
+        found = SEGMENT_TEXT.match(str(item.get("from_name")))
+        if found:
+            value = item.get("value") or {}
+            texts.setdefault(int(found.group(1)), []).extend(str(t) for t in value.get("text") or [] if str(t).strip())
+    if unknown := sorted(i for i in texts if i >= len(asr.segments)):
+        raise ValueError(f"text_{unknown[0]} names no segment: the transcript has {len(asr.segments)}")
+    segments = []
+    for index, origin in enumerate(asr.segments):
+        rid = region_id(index)
+        if index not in texts or not texts[index]:
+            if log is not None:
+                log.warning("annotation.region_without_text", region=rid, start=origin.start, end=origin.end)
+            continue
+        text = pick_text(texts[index], origin.text)
+        if len(texts[index]) > 1 and log is not None:
+            log.warning("annotation.region_texts", region=rid, start=origin.start, texts=len(texts[index]), kept=text)
+        speaker = speaker_name(origin.speaker)
+        segments.append(replace(origin, text=text, speaker=speaker, words=(), asr_text=origin.text))
+    return segments
 
 
 def _seconds(rid: str, name: str, value: Any) -> float:

@@ -55,6 +55,7 @@ HIDDEN = (
     "data.etag",
     "data.syncd_id",
     "data.segments_to_check",
+    "data.segments",
     "data.language",
     "data.asr_engine",
     "data.redacted",
@@ -82,17 +83,22 @@ VIEW: dict[str, Any] = {
 
 def task_for(rec: Recording, layout: str, model_version: str, flag_words_below: float = 0.0) -> dict[str, Any]:
     """The task: the audio, what reviewers read in the Data Manager and the header (the object key, not a URI;
-    numeric confidence, duration and the number of words flagged), and our identity (``syncd_id``, ``etag``)."""
+    numeric confidence, duration and the number of words flagged), our identity (``syncd_id``, ``etag``), and for
+    the transcript layout the rows it repeats over (``segments``: each segment's cue)."""
     transcript = rec.transcript
     assert transcript is not None
     confidence = transcript.confidence
     redacted = redaction(transcript) is not None
-    flag_below = flag_words_below if layout == "segments" else 0.0
+    flag_below = flag_words_below if layout in ("segments", "transcript") else 0.0
     flagged = len(layouts.flagged_words(transcript, flag_below))
     unit = unit_of(transcript)
-    to_check = layouts.segments_to_check(transcript) + (
-        f" · {flagged} word{'s' if flagged > 1 else ''} marked" if flagged else ""
-    )
+    if layout == "transcript":
+        to_check = layouts.segments_to_check(transcript, flag_below)
+    else:
+        to_check = layouts.segments_to_check(transcript) + (
+            f" · {flagged} word{'s' if flagged > 1 else ''} marked" if flagged else ""
+        )
+    rows = {"segments": layouts.transcript_rows(transcript, flag_below)} if layout == "transcript" else {}
     return {
         "data": {
             "audio": rec.uri,
@@ -108,6 +114,7 @@ def task_for(rec: Recording, layout: str, model_version: str, flag_words_below: 
             "source": rec.uri,
             "etag": rec.etag,
             "syncd_id": rec.syncd_id,
+            **rows,
         },
         "predictions": [
             {

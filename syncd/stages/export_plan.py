@@ -91,7 +91,7 @@ def _render(
     asr = rec.transcript
     if asr is None:
         raise ValueError(f"recording {rec.id} has a task but no transcript")
-    layout = svc.settings.labelstudio.layout
+    layout = layouts.result_layout(annotation.get("result") or [], svc.settings.labelstudio.layout)
     review = Review(
         bucket=rec.bucket,
         key=rec.key,

@@ -69,6 +69,7 @@ def record(svc: Services, export: Export, done: Written, log: Any = None) -> Non
     if rec.parent_id is not None:
         _record_unit(svc, export, fields, ids, log)
         return
+    fields["review"] = unit_review(list(review.segments), rec)  # what `syncd report` counts per segment
     if rec.status in (Status.IMPORTED, Status.EXPORTED):
         svc.state.move(rec.id, rec.status, Status.EXPORTED, **fields)
     else:
@@ -129,7 +130,8 @@ def _record_unit(svc: Services, export: Export, fields: dict[str, Any], ids: dic
 
 
 def unit_review(segments: list[Segment], unit: Recording) -> str:
-    """A unit's reviewed segments, moved to its recording's clock, as the state keeps them."""
+    """Reviewed segments as the state keeps them: a unit's moved to its recording's clock (stitched from there), a
+    whole recording's as they are (``syncd report`` reads both per segment)."""
     start = unit.unit_start or 0.0
     return json.dumps([_segment_fields(shift(s, start)) for s in segments])
 

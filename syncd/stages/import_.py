@@ -86,7 +86,7 @@ def next_batch(svc: Services, project: int, room: int | None = None) -> Batch | 
         marked = set(svc.state.transition([r.id for r in candidates], Status.TRANSCRIBED, Status.IMPORTING))
         import_doubt.sending(project, svc)
     records = [r for r in candidates if r.id in marked]
-    return Batch(records, [tasks.task_of(svc, r) for r in records], time.monotonic())
+    return Batch(records, [tasks.task_of(svc, r, project) for r in records], time.monotonic())
 
 
 def _release(svc: Services, batch: Batch) -> None:

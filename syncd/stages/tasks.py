@@ -27,10 +27,14 @@ def not_found(exc: Exception) -> bool:
     return getattr(exc, "status_code", None) == 404 or (isinstance(exc, LabelStudioError) and "HTTP 404" in str(exc))
 
 
-def task_of(svc: Services, rec: Recording) -> dict[str, Any]:
-    """The task syncd imports for this recording, with the current settings and model version."""
+def task_of(svc: Services, rec: Recording, project: int | None = None) -> dict[str, Any]:
+    """The task syncd imports for this recording into ``project``, with the current settings and model version, in
+    the layout of that project (a project keeps the layout it was created with; no project: the configured one)."""
     settings = svc.settings
-    return task_for(rec, settings.labelstudio.layout, svc.transcriber.model_version, settings.review.flag_words_below)
+    layout: str = settings.labelstudio.layout
+    if project:
+        layout = svc.labelstudio.layout_of(project, layout)
+    return task_for(rec, layout, svc.transcriber.model_version, settings.review.flag_words_below)
 
 
 OVERLAP = 5.0
@@ -142,7 +146,7 @@ def restore_predictions(svc: Services, project: int, adopted: list[tuple[Recordi
             continue
         ids = {"recording": rec.id, "task": task_id, "bucket": rec.bucket, "key": rec.key}
         try:
-            svc.labelstudio.add_predictions(task_id, task_of(svc, rec)["predictions"])
+            svc.labelstudio.add_predictions(task_id, task_of(svc, rec, project)["predictions"])
         except Exception as exc:
             svc.log.error("task.prediction_missing", error=describe_error(exc), **ids)
             left.append(task_id)

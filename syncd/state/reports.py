@@ -44,6 +44,17 @@ class Reports:
         )
         return [_triage_row(dict(r)) for r in rows]
 
+    def reviewed_segments(self) -> list[dict[str, Any]]:
+        """One row per reviewed recording or review unit (not for the hot path): its reviewed segments (``review``,
+        JSON, on the recording's clock), its ASR transcript (JSON, words with confidences, on its own clock),
+        ``unit_start`` (where a unit's clock starts in its recording) and ``duration``: what `syncd report` reads
+        per segment and per word."""
+        rows = self.db.read(
+            "SELECT id, key, parent_id, unit_start, duration, review, transcript FROM recordings"
+            " WHERE review IS NOT NULL AND transcript IS NOT NULL ORDER BY id"
+        )
+        return [dict(r) for r in rows]
+
     def top_added_words(self, limit: int, min_recordings: int) -> list[tuple[str, int]]:
         """(word, recordings it was added in), most recordings first, then alphabetical."""
         rows = self.db.read(

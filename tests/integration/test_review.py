@@ -40,9 +40,7 @@ FORMATS = ("txt", "json", "srt", "vtt")
 
 
 def _config(stack: Stack, tmp_path: Path, bucket: str, title: str, layout: str = "segments") -> Path:
-    path = aws_config(stack, tmp_path, bucket, title)
-    path.write_text(path.read_text().replace("[labelstudio]\n", f'[labelstudio]\nlayout = "{layout}"\n', 1))
-    return path
+    return aws_config(stack, tmp_path, bucket, title, layout=layout)
 
 
 def _outputs(s3: Any, bucket: str, key: str) -> dict[str, str]:
@@ -91,6 +89,7 @@ def _set(result: list[dict[str, Any]], rid: str, name: str, field: str, value: A
 def test_segments_review_loop(stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path) -> None:
     upload_with_results(s3, bucket, {ZOE: "two_speakers.json", SKIPPED: "single_speaker.json"})
     config = _config(stack, tmp_path, bucket, "review segments")
+    config.write_text(config.read_text() + "\n[review]\nflag_words_below = 0.5\n")  # the fixture's doubtful word: 0.4x
     run_until_imported(stack, config, expected=2)
     recs = _recordings(tmp_path)
     asr = recs[ZOE].transcript
@@ -102,7 +101,7 @@ def test_segments_review_loop(stack: Stack, s3: Any, ls: Any, bucket: str, tmp_p
     (prediction,) = task["predictions"]
     assert prediction["result"] == layouts.prediction_result(asr, "segments")
 
-    # A word below review.flag_words_below (0.5 by default) is a read-only hint region over exactly its time.
+    # A word below review.flag_words_below (0.5 here) is a read-only hint region over exactly its time.
     quiet = recs[SKIPPED].transcript
     assert quiet is not None
     (word,) = [w for w in quiet.words if w.confidence is not None and w.confidence < 0.5]

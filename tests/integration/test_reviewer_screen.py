@@ -8,17 +8,33 @@ the README shows.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import srt
+import webvtt
 
-from devstack import LS_PASSWORD, LS_USER, Stack, aws_config, log_events, run_syncd, run_until_imported, speak
+from devstack import (
+    LS_PASSWORD,
+    LS_USER,
+    Stack,
+    aws_config,
+    call_sentences,
+    log_events,
+    long_call,
+    run_syncd,
+    run_until_imported,
+    speak,
+)
 from devstack.transcribe import TRANSCRIBE_PREFIX, project_tasks, recording_for
 from syncd.labelstudio import as_dict, layouts
 from syncd.labelstudio.client import VIEW_TITLE
@@ -26,6 +42,8 @@ from syncd.transcribers.aws import job_name
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -119,15 +137,18 @@ def _upload_call(s3: Any, bucket: str, key: str, turns: list[Turn], tmp_path: Pa
     durations = [
         float(subprocess.run(["soxi", "-D", str(c)], check=True, capture_output=True, text=True).stdout) for c in clips
     ]
-    etag = s3.put_object(Bucket=bucket, Key=key, Body=mp3.read_bytes())["ETag"].strip('"')
+    _put_call(s3, bucket, key, mp3.read_bytes(), turns, durations)
+
+
+def _put_call(s3: Any, bucket: str, key: str, audio: bytes, turns: list[Turn], durations: list[float]) -> None:
+    etag = s3.put_object(Bucket=bucket, Key=key, Body=audio)["ETag"].strip('"')
     output = json.dumps(_transcribe_output(turns, durations)).encode()
     s3.put_object(
         Bucket=bucket, Key=f"{TRANSCRIBE_PREFIX}{job_name(recording_for(bucket, key, etag))}.json", Body=output
     )
 
 
-@pytest.fixture
-def browser() -> Iterator[WebDriver]:
+def _chrome(width: int, height: int) -> Iterator[WebDriver]:
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
         pytest.fail("chromium and chromium-driver (Debian) are missing: run scripts/stack-install.sh")
@@ -135,13 +156,24 @@ def browser() -> Iterator[WebDriver]:
     options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--mute-audio"):
         options.add_argument(arg)
-    options.add_argument("--window-size=1500,1350")
+    options.add_argument(f"--window-size={width},{height}")
     chrome = webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
     chrome.set_page_load_timeout(WAIT)
     try:
         yield chrome
     finally:
         chrome.quit()
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    yield from _chrome(1500, 1350)
+
+
+@pytest.fixture
+def reviewer_window() -> Iterator[WebDriver]:
+    """A reviewer's window: 1600x1000."""
+    yield from _chrome(1600, 1000)
 
 
 def _wait(browser: WebDriver, what: str, until: Any) -> Any:
@@ -228,7 +260,7 @@ def test_reviewer_reads_every_segment_and_corrects_one_in_the_browser(
     # view: the first mark is region 6) with no text box of their own: the only text boxes are the five segments'.
     assert "3 words marked" in header and f"6\n{layouts.WORD_LABEL}\n0.30" in header
     _wait(browser, "the waveform", lambda b: "Loading file" not in _body(b))
-    _screenshot(browser, "review-labeling.png")
+    _screenshot(browser, "review-segments.png")
     for box in browser.find_elements(By.CSS_SELECTOR, TEXTS):
         browser.execute_script("arguments[0].scrollIntoView({block: 'nearest'})", box)
         assert box.is_displayed() and box.get_attribute("readonly") is None
@@ -321,3 +353,308 @@ def test_project_with_the_old_layout_still_exports_one_text_per_region(
     (warning,) = [e for e in events if e["event"] == "annotation.region_texts"]
     assert (warning["key"], warning["region"], warning["texts"]) == (INVOICE, "seg0001", 2)
     assert warning["level"] == "warning" and warning["kept"] == "We must review the contract."
+
+
+# --- a working day's recording: ten minutes, 80 segments ----------------------------------------------------------
+
+LONG = "calls/2026-11-25/support call 0311.flac"
+MISHEARD_AT = {2: ("supplier", "supply her"), 69: ("manager", "man ago")}
+"""Segments 3 and 70 (0-based 2 and 69): the word the voice says, and what the recogniser heard instead."""
+ROWS = ".syncd-row"
+ROW_TEXT = ".syncd-row textarea"
+
+
+@dataclass
+class LongCall:
+    audio: bytes
+    turns: list[Turn]
+    durations: list[float]
+
+    @property
+    def said(self) -> list[str]:
+        return [said or text for _, text, _, said in self.turns]
+
+
+@pytest.fixture(scope="session")
+def long_call_audio(tmp_path_factory: pytest.TempPathFactory) -> LongCall:
+    """Spoken once per test session (espeak-ng, about 3 s): 80 sentences, two voices, 9.8 minutes."""
+    sentences = call_sentences(80)
+    path = tmp_path_factory.mktemp("long-call") / "call.flac"
+    durations = long_call(path, sentences)
+    turns: list[Turn] = []
+    for n, sentence in enumerate(sentences):
+        if n in MISHEARD_AT:
+            word, heard = MISHEARD_AT[n]
+            assert word in sentence, "the script changed: pick the misheard words again"
+            turns.append((f"spk_{n % 2}", sentence.replace(word, heard, 1), 0.55, sentence))
+        else:
+            turns.append((f"spk_{n % 2}", sentence, 0.93, ""))
+    return LongCall(path.read_bytes(), turns, durations)
+
+
+@dataclass
+class Effort:
+    """What a review took: clicks, keys pressed to move and act (a chord counts once), characters typed, and
+    scrolling in screens of the pane that scrolled (a wheel flick or Page Down moves about one)."""
+
+    clicks: int = 0
+    keys: int = 0
+    typed: int = 0
+    screens: float = 0.0
+
+    def click(self, element: Any) -> None:
+        element.click()
+        self.clicks += 1
+
+    def press(self, browser: WebDriver, *keys: str, chord: str | None = None) -> None:
+        actions = ActionChains(browser)
+        if chord:
+            actions.key_down(chord)
+        for key in keys:
+            actions.send_keys(key)
+        if chord:
+            actions.key_up(chord)
+        actions.perform()
+        self.keys += 1 if chord else len(keys)
+
+    def type(self, browser: WebDriver, text: str) -> None:
+        ActionChains(browser).send_keys(text).perform()
+        self.typed += len(text)
+
+    def scroll(self, browser: WebDriver, pane: Any, pixels: float) -> None:
+        height = float(browser.execute_script("return arguments[0].clientHeight", pane))
+        browser.execute_script("arguments[0].scrollBy(0, arguments[1])", pane, pixels)
+        self.screens += abs(pixels) / height
+
+    def __str__(self) -> str:
+        moves = f"{self.clicks} clicks, {self.keys} keys, {self.screens:.1f} screens scrolled"
+        return f"{moves}, {self.typed} characters typed"
+
+
+def _main_pane(browser: WebDriver) -> Any:
+    return browser.find_element(By.CSS_SELECTOR, ".lsf-main-content")
+
+
+def _open_first_task(browser: WebDriver, stack: Stack, ls: Any, project: int, effort: Effort, keys: list[str]) -> None:
+    """The saved view, then "Label All Tasks" (least confident first), past the instructions."""
+    views = [as_dict(v) for v in ls.views.list(project=project)]
+    (view,) = [v for v in views if v["data"]["title"] == VIEW_TITLE]
+    browser.get(f"{stack.labelstudio.url}/projects/{project}/data?tab={view['id']}")
+    _wait(browser, "the saved view lists the recordings", lambda b: all(k in _body(b) for k in keys))
+    effort.click(browser.find_element(By.XPATH, "//button[normalize-space()='Label All Tasks']"))
+    _wait(browser, "the instructions", lambda b: "Labeling Instructions" in _body(b))
+    effort.click(browser.find_element(By.CSS_SELECTOR, "button[aria-label='Close modal']"))
+
+
+def _find_next(browser: WebDriver, effort: Effort, text: str) -> Any:
+    """Ctrl+F, ``text``, Enter: the browser's find bar selects the next match and scrolls it into view. Selenium
+    cannot drive the find bar; ``window.find`` selects the same match, and the match is scrolled into view as the
+    find bar does. Returns the row the match is in."""
+    effort.keys += 2  # Ctrl+F, Enter
+    effort.typed += len(text)  # a second search finds the text still there: the caller takes it back
+    assert browser.execute_script("return window.find(arguments[0], false, false, true)", text), f"{text!r} found"
+    return browser.execute_script(
+        "const n = window.getSelection().anchorNode; const row = (n.parentElement || n).closest(arguments[0]);"
+        " (n.parentElement || n).scrollIntoView({block: 'center'}); return row",
+        ROWS,
+    )
+
+
+def _row_texts(browser: WebDriver) -> list[str]:
+    return [str(t.get_attribute("value")) for t in browser.find_elements(By.CSS_SELECTOR, ROW_TEXT)]
+
+
+def _outputs(s3: Any, bucket: str, key: str) -> dict[str, str]:
+    stem = key.rsplit(".", 1)[0]
+    return {
+        f: s3.get_object(Bucket=bucket, Key=f"{stem}.transcript.{f}")["Body"].read().decode()
+        for f in ("txt", "json", "srt", "vtt")
+    }
+
+
+def test_a_ten_minute_call_reads_top_to_bottom_and_two_segments_are_fixed_by_keyboard(
+    stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path, reviewer_window: WebDriver, long_call_audio: LongCall
+) -> None:
+    browser, call = reviewer_window, long_call_audio
+    _put_call(s3, bucket, LONG, call.audio, call.turns, call.durations)
+    title = "Support calls, transcript"
+    config = aws_config(stack, tmp_path, bucket, title, layout="transcript")
+    run_until_imported(stack, config, expected=1)
+    project = next(int(p.id) for p in ls.projects.list() if p.title == title)
+    asr = {t["data"]["key"]: t for t in project_tasks(ls, title)}[LONG]["predictions"][0]["result"]
+    asr_texts = [t[1] for t in call.turns]
+    assert [r["value"]["text"] for r in asr] == [[t] for t in asr_texts]
+
+    effort = Effort()
+    _login(browser, stack.labelstudio.url)
+    _open_first_task(browser, stack, ls, project, effort, [LONG])
+    opened = time.monotonic()
+    _wait(browser, "every segment's text", lambda b: len(_row_texts(b)) == 80)
+    _wait(browser, "the texts shown", lambda b: browser.find_elements(By.CSS_SELECTOR, ROW_TEXT)[0].is_displayed())
+    shown = time.monotonic() - opened
+    header = _body(browser)
+    assert LONG in header and "check segments 3, 70" in header
+
+    # The whole transcript is in the main column, in reading order, top to bottom; the side panel holds no text.
+    assert _row_texts(browser) == asr_texts
+    rows = browser.find_elements(By.CSS_SELECTOR, ROWS)
+    tops = [float(browser.execute_script("return arguments[0].getBoundingClientRect().top", r)) for r in rows]
+    assert tops == sorted(tops) and len(set(tops)) == 80
+    main = _main_pane(browser)
+    assert all(main.find_elements(By.CSS_SELECTOR, ROWS)), "rows live in the main column"
+    assert not browser.find_elements(By.CSS_SELECTOR, ".lsf-outliner-item"), "no region list to read"
+    assert browser.execute_script("return arguments[0].scrollTop", main) == 0, "it opens at the top"
+    clipped = browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].filter(t => t.scrollHeight > t.clientHeight + 1).length",
+        ROW_TEXT,
+    )
+    assert clipped == 0, "every text box shows all of its text"
+    pane_height = float(browser.execute_script("return arguments[0].clientHeight", main))
+    by_scrolling = (tops[69] - tops[0]) / pane_height
+    in_view = browser.execute_script(
+        "const p = arguments[0].getBoundingClientRect(); return [...document.querySelectorAll(arguments[1])]"
+        ".filter(t => { const r = t.getBoundingClientRect(); return r.top >= p.top && r.bottom <= p.bottom }).length",
+        main,
+        ROW_TEXT,
+    )
+    cues = [str(r.find_element(By.CSS_SELECTOR, "[data-testid^='phrase:']").text) for r in rows]
+    assert [c.count(layouts.CHECK_MARK) for c in cues] == [int(n in MISHEARD_AT) for n in range(80)]
+    assert "listen for: supply 0.30, her 0.30" in cues[2] and "\u2713 0.93" in cues[0]
+    if os.environ.get("SYNCD_SCREENSHOTS"):  # the waveform of 81 players' audio takes a while here (see README)
+        WebDriverWait(browser, 3 * WAIT, poll_frequency=1).until(lambda b: "Loading file" not in _body(b))
+        print(f"\nwaveform loaded {time.monotonic() - opened:.0f} s after opening", flush=True)
+    _screenshot(browser, "review-transcript.png")
+
+    # Segment 3, found with the browser's find; its play button plays exactly that segment.
+    row = _find_next(browser, effort, layouts.CHECK_MARK[:-1])
+    assert row.get_attribute("id") == "segment-2"
+    box = row.find_element(By.CSS_SELECTOR, "textarea")
+    effort.click(box)
+    effort.press(browser, Keys.TAB, chord=Keys.SHIFT)
+    effort.press(browser, Keys.TAB, chord=Keys.SHIFT)
+    play = row.find_element(By.CSS_SELECTOR, "button[aria-label=play]")
+    assert browser.switch_to.active_element == play
+    player = row.find_element(By.CSS_SELECTOR, "audio")
+    _wait(browser, "segment 3's audio", lambda b: b.execute_script("return arguments[0].readyState", player) >= 1)
+    effort.press(browser, Keys.SPACE)
+    start = call.durations[0] + call.durations[1] + 0.2
+    _wait(browser, "segment 3 playing", lambda _: row.find_elements(By.CSS_SELECTOR, "button[aria-label=pause]"))
+    playing = browser.execute_script(
+        "return [...document.querySelectorAll('audio')].filter(a => !a.paused).map(a => a.currentTime)"
+    )
+    assert len(playing) == 1 and start <= playing[0] < start + call.durations[2], "that segment, and only it"
+    cue = row.find_element(By.CSS_SELECTOR, "[data-testid^='phrase:']")
+    assert browser.switch_to.active_element == cue, "the row playing takes the focus (its cue line)"
+    effort.press(browser, Keys.TAB)
+    assert browser.switch_to.active_element == box
+    effort.press(browser, "a", chord=Keys.CONTROL)
+    effort.type(browser, call.said[2])
+
+    # Segment 70: find again (Enter in the find bar: the text is kept), edit, then Tab out and Ctrl+Enter submits.
+    row = _find_next(browser, effort, layouts.CHECK_MARK[:-1])
+    effort.typed -= len(layouts.CHECK_MARK) - 1
+    assert row.get_attribute("id") == "segment-69"
+    box = row.find_element(By.CSS_SELECTOR, "textarea")
+    effort.click(box)
+    effort.press(browser, "a", chord=Keys.CONTROL)
+    effort.type(browser, call.said[69])
+    effort.press(browser, Keys.TAB)
+    expected = [*asr_texts]
+    expected[2], expected[69] = call.said[2], call.said[69]
+    _wait(browser, "both corrections", lambda b: _row_texts(b) == expected)
+    effort.press(browser, Keys.ENTER, chord=Keys.CONTROL)
+    task = next(t for t in project_tasks(ls, title) if t["data"]["key"] == LONG)
+    _wait(browser, "the submitted annotation", lambda _: ls.annotations.list(task["id"]))
+    print(f"\ntranscript layout, 10-minute call, segments 3 and 70 fixed: {effort}", flush=True)
+    print(f"(texts shown {shown:.0f} s after opening; {time.monotonic() - opened:.0f} s in the task;", flush=True)
+    print(f" {in_view} of 80 texts in view at once; segment 70 by scrolling instead: {by_scrolling:.1f} screens)")
+
+    # Label Studio stored one text per segment; the export writes them at the ASR segments' times.
+    (annotation,) = ls.annotations.list(task["id"])
+    stored = sorted(as_dict(annotation)["result"], key=lambda r: int(r["from_name"].split("_")[1]))
+    assert [r["value"]["text"] for r in stored] == [[t] for t in expected]
+    events = log_events(run_syncd(["once", "-c", str(config)], stack).stdout)
+    assert [e["key"] for e in events if e["event"] == "annotation.exported"] == [LONG]
+    out = _outputs(s3, bucket, LONG)
+    doc = json.loads(out["json"])
+    asr_spans = [(row["cue"][0]["start"], row["cue"][0]["end"]) for row in task["data"]["segments"]]
+    assert [(s["start"], s["end"]) for s in doc["segments"]] == asr_spans, "every segment keeps its ASR times"
+    assert [s["text"] for s in doc["segments"]] == expected
+    assert doc["segments"][2]["asr_text"] == asr_texts[2] and doc["segments"][2]["confidence"] == 0.55
+    speakers = ["Speaker 1", "Speaker 2"] * 40
+    assert out["txt"] == "".join(f"{s}: {t}\n" for s, t in zip(speakers, expected, strict=True))
+    subtitles = list(srt.parse(out["srt"]))
+    assert [c.content for c in subtitles] == [f"{s}: {t}" for s, t in zip(speakers, expected, strict=True)]
+    assert [c.start.total_seconds() for c in subtitles] == [s["start"] for s in doc["segments"]]
+    vtt = webvtt.from_buffer(io.StringIO(out["vtt"]))
+    assert [c.text for c in vtt][69] == f"Speaker 2: {call.said[69]}"
+
+    # A short call on the same screen, for the README.
+    _upload_call(s3, bucket, CALL, CALL_TURNS, tmp_path)
+    run_until_imported(stack, config, expected=1)
+    _open_first_task(browser, stack, ls, project, Effort(), [CALL])
+    _wait(browser, "the short call's texts", lambda b: _row_texts(b) == [t[1] for t in CALL_TURNS])
+    _wait(browser, "the waveform", lambda b: "Loading file" not in _body(b))
+    _screenshot(browser, "review-transcript-short.png")
+
+
+REGION_LIST = ".lsf-tree-list-holder"
+"""The region list's pane: a virtual list (rows outside it are not in the page) that scrolls by the wheel."""
+
+
+def _region_text(browser: WebDriver, effort: Effort, text: str) -> Any:
+    """Wheel the region list down most of a screen at a time until ``text``'s box is in view (its middle)."""
+    for _ in range(200):
+        pane = browser.find_element(By.CSS_SELECTOR, REGION_LIST)
+        boxes = [b for b in browser.find_elements(By.CSS_SELECTOR, TEXTS) if b.get_attribute("value") == text]
+        if boxes and browser.execute_script(
+            "const r = arguments[0].getBoundingClientRect(), p = arguments[1].getBoundingClientRect();"
+            " const middle = (r.top + r.bottom) / 2; return middle > p.top && middle < p.bottom",
+            boxes[0],
+            pane,
+        ):
+            return boxes[0]
+        height = float(browser.execute_script("return arguments[0].clientHeight", pane))
+        ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(pane), 0, int(height * 0.9)).perform()
+        effort.screens += 0.9
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} never showed in the region list")
+
+
+def test_the_same_call_on_the_segments_layout_costs_what_it_costs_today(
+    stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path, reviewer_window: WebDriver, long_call_audio: LongCall
+) -> None:
+    """Today's screen (the segments layout: texts in the region list) on the same recording, same two fixes: the
+    figures the README compares with the transcript layout's. Its project still exports."""
+    browser, call = reviewer_window, long_call_audio
+    _put_call(s3, bucket, LONG, call.audio, call.turns, call.durations)
+    title = "Support calls, segments"
+    config = aws_config(stack, tmp_path, bucket, title, layout="segments")
+    run_until_imported(stack, config, expected=1)
+    project = next(int(p.id) for p in ls.projects.list() if p.title == title)
+
+    effort = Effort()
+    _login(browser, stack.labelstudio.url)
+    _open_first_task(browser, stack, ls, project, effort, [LONG])
+    _wait(browser, "the region list", lambda b: _segment_texts(b))
+    shown = len(_segment_texts(browser))
+    asr_texts = [t[1] for t in call.turns]
+    for index in (2, 69):
+        box = _region_text(browser, effort, asr_texts[index])
+        effort.click(box)
+        box = _region_text(browser, effort, asr_texts[index])  # the list re-renders (and scrolls) on selection
+        effort.click(box)
+        effort.press(browser, "a", chord=Keys.CONTROL)
+        effort.type(browser, call.said[index])
+        effort.press(browser, Keys.ENTER)
+    effort.click(browser.find_element(By.XPATH, "//button[normalize-space()='Submit']"))
+    task = next(t for t in project_tasks(ls, title) if t["data"]["key"] == LONG)
+    _wait(browser, "the submitted annotation", lambda _: ls.annotations.list(task["id"]))
+    print(f"\nsegments layout, 10-minute call, segments 3 and 70 fixed: {effort}", flush=True)
+    print(f"(the region list showed {shown} of 80 segments' texts at once)", flush=True)
+
+    run_syncd(["once", "-c", str(config)], stack)
+    doc = json.loads(_outputs(s3, bucket, LONG)["json"])
+    expected = [*asr_texts]
+    expected[2], expected[69] = call.said[2], call.said[69]
+    assert [s["text"] for s in doc["segments"]] == expected

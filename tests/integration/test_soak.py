@@ -150,8 +150,8 @@ def test_soak_under_chaos(tmp_path: Path) -> None:
         config = tmp_path / "syncd.toml"
         schedule = "[schedule]\nscan_interval = 2\ntranscribe_interval = 1\nimport_interval = 1\nexport_interval = 1\n"
         schedule += "export_sweep_interval = 20\n"  # a review whose task Label Studio never stamped is found in time
-        text = stack.config(tmp_path, BUCKET, project=PROJECT, engine="aws", aws="max_in_flight = 250")
-        text = text.replace("[labelstudio]\n", '[labelstudio]\nlayout = "whole"\nimport_batch_size = 50\n', 1)
+        text = stack.config(tmp_path, BUCKET, project=PROJECT, engine="aws", aws="max_in_flight = 250", layout="whole")
+        text = text.replace("[labelstudio]\n", "[labelstudio]\nimport_batch_size = 50\n", 1)
         config.write_text(text.replace('level = "debug"', 'level = "info"') + schedule)
 
         daemon = SyncdProcess(config, stack)

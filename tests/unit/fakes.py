@@ -127,6 +127,11 @@ class FakeLabelStudio:
     """Commit tasks without their predictions (Label Studio does, when an import fails after committing its tasks)."""
     check_faults: list[Exception] = field(default_factory=list)
     """Errors the next reads of which tasks lack predictions raise."""
+    project_layouts: dict[int, str] = field(default_factory=dict)
+    """A project's layout (as its label config would say); others have the configured one."""
+
+    def layout_of(self, project_id: int, default: str) -> str:
+        return self.project_layouts.get(project_id, default)
 
     def _tick(self) -> str:
         self.clock += timedelta(milliseconds=1)

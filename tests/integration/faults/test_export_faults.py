@@ -43,9 +43,8 @@ FORMATS = ("txt", "json", "srt", "vtt")
 
 
 def _config(stack: Stack, tmp_path: Path, bucket: str, title: str, layout: str = "whole", output: str = "") -> Path:
-    path = aws_config(stack, tmp_path, bucket, title)
-    text = path.read_text().replace("[labelstudio]\n", f'[labelstudio]\nlayout = "{layout}"\n', 1)
-    path.write_text(text + (f"\n[output]\n{output}\n" if output else ""))
+    path = aws_config(stack, tmp_path, bucket, title, layout=layout)
+    path.write_text(path.read_text() + (f"\n[output]\n{output}\n" if output else ""))
     return path
 
 

@@ -14,7 +14,7 @@ from tests.unit.scenarios import MINIMAL, error_for
 def test_minimal_config_gets_documented_defaults() -> None:
     settings = parse(MINIMAL)
     assert settings.transcriber.engine == "whisper"
-    assert settings.labelstudio.layout == "segments"
+    assert settings.labelstudio.layout == "transcript"
     assert settings.output.formats == ["txt", "json", "srt", "vtt"]
     assert settings.sources[0].suffixes[0] == ".mp3"
 

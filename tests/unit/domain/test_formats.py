@@ -11,7 +11,7 @@ import pytest
 import srt
 import webvtt
 
-from syncd.domain.formats import Review, render, to_document, word_error_rate
+from syncd.domain.formats import Review, changed_words, render, to_document, word_error_rate
 from syncd.domain.transcript import Segment, Transcript
 
 ASR = Transcript(
@@ -159,3 +159,11 @@ def test_redacted_transcripts_say_so_in_json_and_vtt() -> None:
     assert vtt.startswith("WEBVTT\n\nNOTE Redacted: Amazon Transcribe replaced personal information with [PII].")
     assert len(webvtt.from_buffer(io.StringIO(vtt)).captions) == len(REVIEWED)
     assert "NOTE" not in render(_review(), ["vtt"])["vtt"].decode()
+
+
+def test_changed_words_mark_each_asr_word_the_reviewer_substituted_or_dropped() -> None:
+    asr = ["Hi,", "my", "wife", "fight", "router", "stopped", "."]
+    assert changed_words(asr, "Hi, my Wi-Fi router stopped working.") == [False, False, True, True, False, False, None]
+    assert changed_words(["Hello", "there"], "") == [True, True], "an emptied segment changed every word"
+    assert changed_words(["Hello"], "hello, HELLO") == [False], "an added word changes no ASR word"
+    assert changed_words([], "Added.") == []

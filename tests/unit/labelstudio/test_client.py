@@ -60,3 +60,20 @@ def test_changed_task_pages_page_through_any_number_of_ties(tmp_path: Path) -> N
     tie = tasks[0]["updated_at"]
     resumed = [t["id"] for page in client.changed_task_pages(1, tie, 12, page_size=10) for t in page]
     assert sorted(resumed) == [*range(13, 26), *range(29, 42)]
+
+
+def test_a_project_keeps_its_layout_read_once_from_its_label_config(tmp_path: Path) -> None:
+    """A project created with the segments layout keeps getting segments tasks after the default changed."""
+    from syncd.labelstudio import layouts
+
+    svc, *_ = services(tmp_path)
+    client = LabelStudioClient(svc.settings.labelstudio, "token")
+    reads: list[int] = []
+
+    def get(project_id: int) -> Any:
+        reads.append(project_id)
+        return SimpleNamespace(label_config=layouts.label_config("segments" if project_id == 1 else "transcript"))
+
+    client._sdk = SimpleNamespace(projects=SimpleNamespace(get=get))  # type: ignore[assignment]
+    assert [client.layout_of(p, "whole") for p in (1, 2, 1, 2)] == ["segments", "transcript"] * 2
+    assert reads == [1, 2]

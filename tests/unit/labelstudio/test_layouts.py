@@ -291,3 +291,140 @@ def test_whole_rewritten_text_becomes_one_span_over_the_file() -> None:
 )
 def test_speaker_names(raw: str | None, shown: str) -> None:
     assert layouts.speaker_name(raw) == shown
+
+
+# --- the transcript layout ---------------------------------------------------------------------------------------
+
+
+def _transcript_review(texts: dict[int, list[str]]) -> list[dict[str, Any]]:
+    """A submitted transcript-layout result: the prediction with some segments' texts replaced."""
+    result = layouts.prediction_result(ASR, "transcript")
+    for item in result:
+        index = int(item["from_name"].split("_")[1])
+        if index in texts:
+            item["value"] = {"text": texts[index]}
+    return result
+
+
+def test_transcript_config_repeats_a_cue_and_a_text_box_per_segment_in_the_main_column() -> None:
+    config = layouts.label_config("transcript", max_speakers=3)
+    root = ET.fromstring(config)  # noqa: S314 (our own constant XML)
+    (repeater,) = root.iter("Repeater")
+    assert repeater.get("on") == "$segments" and repeater.get("indexFlag") == "{{idx}}"
+    (row,) = repeater
+    cue, text = list(row)
+    assert (cue.tag, cue.get("name"), cue.get("audioUrl"), cue.get("value")) == (
+        "Paragraphs",
+        "cue_{{idx}}",
+        "$audio",
+        "$segments[{{idx}}].cue",
+    )
+    assert cue.get("sync") is None, "synced, Label Studio would play every row's audio at once"
+    assert text.tag == "TextArea" and text.get("name") == "text_{{idx}}" and text.get("toName") == layouts.AUDIO
+    assert text.attrib | {"editable": "true", "transcription": "true", "maxSubmissions": "1"} == text.attrib
+    assert text.get("perRegion") is None, "nothing lives in the region list"
+    assert not list(root.iter("Labels")), "no marker is offered as a label"
+    assert not [a for a in root.iter("Audio") if a.get("hotkey") == "space"], "space plays the focused row's button"
+    assert layouts.config_layout(config, "whole") == "transcript"
+
+
+@pytest.mark.parametrize("layout", layouts.LAYOUTS)
+def test_a_project_keeps_the_layout_its_config_was_made_with(layout: str) -> None:
+    assert layouts.config_layout(layouts.label_config(layout, 4), "transcript") == layout
+
+
+def test_configs_syncd_did_not_make_keep_the_configured_layout() -> None:
+    old_segments = (
+        '<View><Labels name="speaker" toName="audio"><Label value="Speaker 1"/></Labels>'
+        '<Audio name="audio" value="$audio"/>'
+        '<TextArea name="transcription" toName="audio" perRegion="true" editable="true" rows="2"/></View>'
+    )
+    assert layouts.config_layout(old_segments, "transcript") == "segments"
+    assert layouts.config_layout('<View><Image name="i" value="$image"/></View>', "transcript") == "transcript"
+    assert layouts.config_layout(None, "whole") == "whole"
+
+
+def test_transcript_prediction_is_one_text_per_segment_named_by_its_index() -> None:
+    result = layouts.prediction_result(ASR, "transcript")
+    assert [(i["from_name"], i["to_name"], i["type"]) for i in result] == [
+        (f"text_{n}", layouts.AUDIO, "textarea") for n in range(3)
+    ]
+    assert [i["value"] for i in result] == [{"text": [s.text]} for s in ASR.segments]
+    assert [i["score"] for i in result] == [s.confidence for s in ASR.segments]
+
+
+def test_transcript_review_reads_back_exactly_times_kept_one_text_per_segment() -> None:
+    result = _transcript_review({1: ["I have a question about my invoice."]})
+    assert layouts.result_layout(result, "segments") == "transcript"
+    with capture_logs() as logs:
+        segments = layouts.corrected_segments(result, ASR, "segments", log=structlog.get_logger())
+    assert [(s.start, s.end) for s in segments] == [(s.start, s.end) for s in ASR.segments]
+    assert [s.text for s in segments] == [
+        ASR.segments[0].text,
+        "I have a question about my invoice.",
+        ASR.segments[2].text,
+    ]
+    assert [s.speaker for s in segments] == ["Speaker 1", "Speaker 2", "Speaker 1"]
+    assert [(s.asr_text, s.confidence) for s in segments] == [(s.text, s.confidence) for s in ASR.segments]
+    assert not logs
+
+
+def test_transcript_review_with_an_emptied_text_or_two_texts_drops_or_keeps_one() -> None:
+    result = _transcript_review({0: [], 2: [ASR.segments[2].text, "Sure, let me check."]})
+    result = [i for i in result if i["from_name"] != "text_1"]  # Label Studio drops a text the reviewer deleted
+    with capture_logs() as logs:
+        segments = layouts.corrected_segments(result, ASR, "transcript", log=structlog.get_logger())
+    assert [(s.start, s.text) for s in segments] == [(5.2, "Sure, let me check.")]
+    events = [(e["event"], e["region"]) for e in logs]
+    assert events == [
+        ("annotation.region_without_text", "seg0000"),
+        ("annotation.region_without_text", "seg0001"),
+        ("annotation.region_texts", "seg0002"),
+    ]
+
+
+def test_transcript_review_naming_a_segment_the_transcript_lacks_is_refused() -> None:
+    result = [{"from_name": "text_7", "to_name": "audio", "type": "textarea", "value": {"text": ["Extra."]}}]
+    with pytest.raises(ValueError, match="text_7 names no segment"):
+        layouts.corrected_segments(result, ASR, "transcript")
+
+
+@pytest.mark.parametrize(
+    ("result", "layout"),
+    [
+        ([], "transcript"),
+        ([{"from_name": "transcription", "type": "textarea", "value": {"text": ["a"]}}], "whole"),
+        (
+            [{"from_name": "speaker", "type": "labels", "value": {"start": 1.0, "end": 2.0, "labels": ["S"]}}],
+            "segments",
+        ),
+        ([{"from_name": "text_0", "type": "textarea", "value": {"text": ["a"]}}], "transcript"),
+    ],
+)
+def test_a_review_is_read_back_by_the_layout_it_was_made_with(result: list[dict[str, Any]], layout: str) -> None:
+    assert layouts.result_layout(result, "transcript") == layout
+
+
+def test_rows_name_doubtful_words_in_the_cue_and_confident_segments_as_such() -> None:
+    rows = layouts.transcript_rows(WORDY, flag_words_below=0.5)
+    first, second = (row["cue"] for row in rows)
+    assert first == [
+        {
+            "speaker": "Speaker 1",
+            "note": f"1 · {layouts.CHECK_MARK} 0.63 · listen for: Szymborska 0.31",
+            "start": 0.0,
+            "end": 0.9,
+        }
+    ]
+    assert second[0]["note"] == f"2 · {layouts.CHECK_MARK} 0.49 · listen for: calling 0.49", "0.5 is not below 0.5"
+    assert layouts.transcript_rows(WORDY, flag_words_below=0.3)[1]["cue"][0]["note"] == f"2 · {layouts.CHECK_MARK} 0.49"
+    confident = replace(ASR, segments=(ASR.segments[0],))
+    assert layouts.transcript_rows(confident, 0.5)[0]["cue"][0]["note"] == "1 · \u2713 0.91"
+    assert layouts.segments_to_check(WORDY, 0.5) == "check segments 1, 2"
+    assert layouts.segments_to_check(confident, 0.5) == "no segment below 0.60 and no word below 0.50"
+
+
+def test_transcript_instructions_document_the_keyboard_flow() -> None:
+    text = layouts.instructions("transcript")
+    for key in ("Ctrl+F", layouts.CHECK_MARK[:-1], "Tab", "Space", "Ctrl+P", "Ctrl+Enter", "Esc"):
+        assert key in text

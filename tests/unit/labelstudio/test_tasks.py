@@ -9,7 +9,7 @@ from dataclasses import replace
 from devstack.transcribe import recording_for
 from syncd.domain.transcript import Segment, Transcript, Word
 from syncd.labelstudio import layouts
-from syncd.labelstudio.tasks import task_for
+from syncd.labelstudio.tasks import VIEW, task_for
 
 ASR = Transcript(
     segments=(
@@ -52,3 +52,17 @@ def test_task_data_is_readable_and_numeric() -> None:
     assert task["predictions"][0]["score"] == 0.8064
     header = " ".join(h.get("value", "") for h in ET.fromstring(layouts.label_config("segments")).iter("Header"))  # noqa: S314
     assert {v.strip("$") for v in header.split() if v.startswith("$")} <= set(data)
+
+
+def test_transcript_task_carries_a_cue_row_per_segment_and_the_view_hides_them() -> None:
+    rec = replace(recording_for("calls", "a.wav", "e1"), transcript_json=json.dumps(WORDY.to_dict()))
+    task = task_for(rec, "transcript", "aws-1", flag_words_below=0.5)
+    data = task["data"]
+    assert [row["cue"][0]["note"].split(" · ")[0] for row in data["segments"]] == ["1", "2"]
+    assert data["flagged_words"] == 2 and data["segments_to_check"] == "check segments 1, 2"
+    assert [i["from_name"] for i in task["predictions"][0]["result"]] == ["text_0", "text_1"]
+    assert "tasks:data.segments" in VIEW["hiddenColumns"]["explore"]
+    config = ET.fromstring(layouts.label_config("transcript"))  # noqa: S314
+    header = " ".join(h.get("value", "") for h in config.iter("Header"))
+    assert {v.strip("$") for v in header.split() if v.startswith("$")} <= set(data)
+    assert "segments" not in task_for(rec, "segments", "aws-1")["data"]

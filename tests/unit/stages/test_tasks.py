@@ -269,3 +269,15 @@ def test_two_reviewed_twins_export_the_newest_are_both_named_and_degrade_health(
     ls.delete_task(original)  # a person resolves it
     tasks.repair_twins(svc, now=1e12)
     assert svc.state.twins() == {}
+
+
+def test_tasks_get_the_layout_of_the_project_they_go_to(stack: Stack) -> None:
+    """An upgrade that changes the default layout leaves a project on the old one: its new tasks keep its layout."""
+    svc, ls, storage, _ = stack
+    ls.project_layouts[1] = "segments"
+    upload(storage, KEYS[:1])
+    for stage in (scan, transcribe, import_):
+        stage.run(svc, GO)
+    (task,) = ls.tasks.values()
+    assert {i["from_name"] for i in task["predictions"][0]["result"]} == {"speaker", "transcription"}
+    assert "segments" not in task["data"]
