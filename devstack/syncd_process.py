@@ -109,9 +109,11 @@ class SyncdProcess:
         raise AssertionError(f"no {event} {fields} within {timeout}s; saw {[e['event'] for e in self.events]}")
 
     def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, wait for the exit, then for the reader to reach the pipe's end: on a loaded machine it can lag
+        the process by seconds, and a test reading ``events`` before then misses the last lines (the drain's)."""
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout)
-        self._reader.join(10)
+        self._reader.join(timeout)
         return code
 
     def kill(self) -> None:
