@@ -14,11 +14,7 @@ from syncd.domain.units import unit_of
 from syncd.labelstudio import layouts
 
 VIEW_TITLE = "Least sure first"
-
-
 OLD_VIEW_TITLES = ("Least confident first",)
-
-
 SHOWN = (
     "id",
     "data.key",
@@ -29,8 +25,6 @@ SHOWN = (
     "total_annotations",
     "annotators",
 )
-
-
 HIDDEN = (
     "completed_at",
     "cancelled_annotations",

@@ -8,6 +8,7 @@ import threading
 import wave
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +218,24 @@ def expire_lease(svc: Services, lease: str) -> None:
     """``lease`` runs out, as it does while its holder is frozen (SIGSTOP, a long GC pause, a paused VM)."""
     with svc.state.db.tx() as db:
         db.execute("UPDATE leases SET until = 0 WHERE name = ?", (lease,))
+
+
+CALL_ASR = Transcript(
+    segments=(
+        Segment(0.0, 2.5, "Hello, thanks for calling.", "spk_0", 0.91),
+        Segment(2.8, 5.0, "I have a question about my bill.", "spk_1", 0.62),
+        Segment(5.2, 7.9, "Sure, let me look that up.", "spk_0", 0.77),
+    ),
+    engine="aws",
+    model="transcribe",
+    duration=8.0,
+)
+
+
+WORDY_CALL = replace(
+    CALL_ASR,
+    segments=(
+        Segment.from_words([Word(0.0, 0.4, "Hello,", 0.95), Word(0.5, 0.9, "Szymborska", 0.31)], speaker="spk_0"),
+        Segment.from_words([Word(1.2, 1.5, "calling", 0.49), Word(1.6, 2.0, "today.", 0.5)], speaker="spk_1"),
+    ),
+)

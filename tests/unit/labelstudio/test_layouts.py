@@ -11,32 +11,12 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from syncd.domain.transcript import Segment, Transcript, Word
 from syncd.labelstudio import layouts
-
-ASR = Transcript(
-    segments=(
-        Segment(0.0, 2.5, "Hello, thanks for calling.", "spk_0", 0.91),
-        Segment(2.8, 5.0, "I have a question about my bill.", "spk_1", 0.62),
-        Segment(5.2, 7.9, "Sure, let me look that up.", "spk_0", 0.77),
-    ),
-    engine="aws",
-    model="transcribe",
-    duration=8.0,
-)
+from tests.unit.scenarios import CALL_ASR, WORDY_CALL
 
 
 def _texts(result: list[dict[str, Any]], name: str = layouts.TEXT) -> dict[str, list[str]]:
     return {i["id"]: i["value"]["text"] for i in result if i["from_name"] == name}
-
-
-WORDY = replace(
-    ASR,
-    segments=(
-        Segment.from_words([Word(0.0, 0.4, "Hello,", 0.95), Word(0.5, 0.9, "Szymborska", 0.31)], speaker="spk_0"),
-        Segment.from_words([Word(1.2, 1.5, "calling", 0.49), Word(1.6, 2.0, "today.", 0.5)], speaker="spk_1"),
-    ),
-)
 
 
 @pytest.mark.parametrize("layout", ["segments", "whole"])
@@ -79,21 +59,21 @@ def test_old_layout_results_read_back() -> None:
             "from_name": "transcription",
             "to_name": "audio",
             "type": "textarea",
-            "value": {**span, "text": [ASR.segments[1].text, "I have a question about my invoice."]},
+            "value": {**span, "text": [CALL_ASR.segments[1].text, "I have a question about my invoice."]},
         },
         {
             "id": "seg0001",
             "from_name": "asr_confidence",
             "to_name": "audio",
             "type": "textarea",
-            "value": {**span, "text": ["ASR confidence 0.62"]},
+            "value": {**span, "text": ["CALL_ASR confidence 0.62"]},
         },
     ]
     with capture_logs() as logs:
-        (segment,) = layouts.corrected_segments(result, ASR, "segments", log=structlog.get_logger())
+        (segment,) = layouts.corrected_segments(result, CALL_ASR, "segments", log=structlog.get_logger())
     assert (segment.start, segment.end, segment.speaker) == (2.8, 5.0, "Speaker 2")
     assert segment.text == "I have a question about my invoice."
-    assert segment.asr_text == ASR.segments[1].text and segment.confidence == 0.62
+    assert segment.asr_text == CALL_ASR.segments[1].text and segment.confidence == 0.62
     (warning,) = logs
     assert warning["event"] == "annotation.region_texts" and warning["log_level"] == "warning"
     assert (warning["region"], warning["texts"], warning["kept"]) == ("seg0001", 2, segment.text)
@@ -115,32 +95,34 @@ def test_old_layout_results_read_back() -> None:
     ],
 )
 def test_several_texts_on_a_region_keep_one_never_joined(texts: list[str], kept: str) -> None:
-    assert layouts.pick_text(texts, ASR.segments[1].text) == kept
+    assert layouts.pick_text(texts, CALL_ASR.segments[1].text) == kept
 
 
 def test_segments_prediction_one_region_per_segment_with_speaker_text_and_score() -> None:
-    result = layouts.prediction_result(ASR, "segments")
-    assert len(result) == 2 * len(ASR.segments)
+    result = layouts.prediction_result(CALL_ASR, "segments")
+    assert len(result) == 2 * len(CALL_ASR.segments)
     assert _texts(result) == {
-        "seg0000": [ASR.segments[0].text],
-        "seg0001": [ASR.segments[1].text],
-        "seg0002": [ASR.segments[2].text],
+        "seg0000": [CALL_ASR.segments[0].text],
+        "seg0001": [CALL_ASR.segments[1].text],
+        "seg0002": [CALL_ASR.segments[2].text],
     }
     speakers = {i["id"]: i["value"]["labels"] for i in result if i["from_name"] == layouts.SPEAKER}
     assert speakers == {"seg0000": ["Speaker 1"], "seg0001": ["Speaker 2"], "seg0002": ["Speaker 1"]}
     assert not any(i["from_name"] == layouts.CONFIDENCE for i in result), "confidence is a score, not a text"
     for item in result:
-        seg = ASR.segments[int(item["id"][3:])]
+        seg = CALL_ASR.segments[int(item["id"][3:])]
         assert (item["value"]["start"], item["value"]["end"], item["score"]) == (seg.start, seg.end, seg.confidence)
 
 
 def test_low_confidence_segments_carry_a_check_label_and_are_named_in_the_header() -> None:
-    low = replace(ASR, segments=(ASR.segments[0], replace(ASR.segments[1], confidence=0.41), ASR.segments[2]))
+    low = replace(
+        CALL_ASR, segments=(CALL_ASR.segments[0], replace(CALL_ASR.segments[1], confidence=0.41), CALL_ASR.segments[2])
+    )
     result = layouts.prediction_result(low, "segments")
     checks = [(i["id"], i["value"]["labels"], i["score"]) for i in result if i["from_name"] == layouts.CHECK]
     assert checks == [("seg0001", [layouts.CHECK_LABEL], 0.41)]
     assert layouts.segments_to_check(low) == "check segment 2"
-    assert layouts.segments_to_check(ASR) == "no segment below 0.60"
+    assert layouts.segments_to_check(CALL_ASR) == "no segment below 0.60"
     # The check label is a marker for the reviewer, never part of the transcript.
     assert [s.speaker for s in layouts.corrected_segments(result, low, "segments")] == [
         "Speaker 1",
@@ -150,7 +132,7 @@ def test_low_confidence_segments_carry_a_check_label_and_are_named_in_the_header
 
 
 def test_low_confidence_words_are_read_only_hint_regions_over_their_time_after_the_segments() -> None:
-    result = layouts.prediction_result(WORDY, "segments", flag_words_below=0.5)
+    result = layouts.prediction_result(WORDY_CALL, "segments", flag_words_below=0.5)
     hints = [i for i in result if i["from_name"] == layouts.WORD]
     assert [(i["id"], i["value"]["start"], i["value"]["end"], i["score"]) for i in hints] == [
         ("word0000", 0.5, 0.9, 0.31),
@@ -158,11 +140,11 @@ def test_low_confidence_words_are_read_only_hint_regions_over_their_time_after_t
     ]
     assert all(i["readonly"] and i["value"]["labels"] == [layouts.WORD_LABEL] for i in hints)
     assert result[-len(hints) :] == hints, "segments keep their numbers in the region list"
-    assert layouts.prediction_result(WORDY, "segments") == [i for i in result if i not in hints]
+    assert layouts.prediction_result(WORDY_CALL, "segments") == [i for i in result if i not in hints]
     # Hints never reach a transcript, and nobody is warned about them as regions without text.
     with capture_logs() as logs:
-        segments = layouts.corrected_segments(result, WORDY, "segments", log=structlog.get_logger())
-    assert [s.text for s in segments] == [s.text for s in WORDY.segments] and logs == []
+        segments = layouts.corrected_segments(result, WORDY_CALL, "segments", log=structlog.get_logger())
+    assert [s.text for s in segments] == [s.text for s in WORDY_CALL.segments] and logs == []
 
 
 def test_a_region_a_reviewer_labelled_check_word_and_gave_text_is_kept() -> None:
@@ -180,26 +162,28 @@ def test_a_region_a_reviewer_labelled_check_word_and_gave_text_is_kept() -> None
             "value": {"start": 3.0, "end": 4.0, "text": ["Kept."]},
         },
     ]
-    segments = layouts.corrected_segments(layouts.prediction_result(WORDY, "segments", 0.5) + drawn, WORDY, "segments")
+    segments = layouts.corrected_segments(
+        layouts.prediction_result(WORDY_CALL, "segments", 0.5) + drawn, WORDY_CALL, "segments"
+    )
     assert [s.text for s in segments][-1] == "Kept."
 
 
 def test_whole_prediction_is_one_text_box_with_a_line_per_segment() -> None:
-    (item,) = layouts.prediction_result(ASR, "whole")
+    (item,) = layouts.prediction_result(CALL_ASR, "whole")
     assert item["type"] == "textarea" and item["from_name"] == layouts.TEXT
-    assert item["value"]["text"] == ["\n".join(s.text for s in ASR.segments)]
+    assert item["value"]["text"] == ["\n".join(s.text for s in CALL_ASR.segments)]
 
 
 def test_unchanged_prediction_reads_back_as_the_asr_segments() -> None:
-    segments = layouts.corrected_segments(layouts.prediction_result(ASR, "segments"), ASR, "segments")
+    segments = layouts.corrected_segments(layouts.prediction_result(CALL_ASR, "segments"), CALL_ASR, "segments")
     assert [(s.start, s.end, s.text, s.asr_text, s.confidence) for s in segments] == [
-        (a.start, a.end, a.text, a.text, a.confidence) for a in ASR.segments
+        (a.start, a.end, a.text, a.text, a.confidence) for a in CALL_ASR.segments
     ]
     assert [s.speaker for s in segments] == ["Speaker 1", "Speaker 2", "Speaker 1"]
 
 
 def test_reviewer_edits_deletes_adds_and_relabels() -> None:
-    result = copy.deepcopy(layouts.prediction_result(ASR, "segments"))
+    result = copy.deepcopy(layouts.prediction_result(CALL_ASR, "segments"))
     for item in result:
         if item["id"] == "seg0000" and item["from_name"] == layouts.TEXT:
             item["value"]["text"] = ["Hello, thank you for calling\nZoë's shop. "]
@@ -224,10 +208,10 @@ def test_reviewer_edits_deletes_adds_and_relabels() -> None:
         },
     ]
     with capture_logs() as logs:
-        segments = layouts.corrected_segments(result, ASR, "segments", log=structlog.get_logger())
+        segments = layouts.corrected_segments(result, CALL_ASR, "segments", log=structlog.get_logger())
     assert [(s.start, s.speaker, s.text, s.asr_text) for s in segments] == [
-        (0.0, "Speaker 1", "Hello, thank you for calling Zoë's shop.", ASR.segments[0].text),
-        (5.2, "Speaker 3", ASR.segments[2].text, ASR.segments[2].text),
+        (0.0, "Speaker 1", "Hello, thank you for calling Zoë's shop.", CALL_ASR.segments[0].text),
+        (5.2, "Speaker 3", CALL_ASR.segments[2].text, CALL_ASR.segments[2].text),
         (8.0, "Speaker 2", "Thanks, bye.", None),
     ]
     assert segments[2].confidence is None and segments[1].confidence == 0.77
@@ -238,7 +222,7 @@ def test_region_without_text_is_logged_and_not_written() -> None:
     drawn = {"start": 8.0, "end": 9.5, "channel": 0, "labels": ["Speaker 2"]}
     result = [
         i
-        for i in layouts.prediction_result(ASR, "segments")
+        for i in layouts.prediction_result(CALL_ASR, "segments")
         if not (i["id"] == "seg0001" and i["from_name"] == layouts.TEXT)
     ]
     result.append({"id": "new1", "from_name": layouts.SPEAKER, "to_name": "audio", "type": "labels", "value": drawn})
@@ -246,9 +230,9 @@ def test_region_without_text_is_logged_and_not_written() -> None:
         {"id": "seg0002", "from_name": layouts.TEXT, "type": "textarea", "value": {"start": 5.2, "text": ["  "]}}
     )
     with capture_logs() as logs:
-        segments = layouts.corrected_segments(result, ASR, "segments", log=structlog.get_logger())
+        segments = layouts.corrected_segments(result, CALL_ASR, "segments", log=structlog.get_logger())
     assert [s.start for s in segments] == [0.0, 5.2]
-    assert segments[1].text == ASR.segments[2].text, "a blank second text is no text"
+    assert segments[1].text == CALL_ASR.segments[2].text, "a blank second text is no text"
     assert [(e["event"], e["region"], e["start"], e["end"], e["drawn"]) for e in logs] == [
         ("annotation.region_without_text", "seg0001", 2.8, 5.0, False),
         ("annotation.region_without_text", "new1", 8.0, 9.5, True),
@@ -260,15 +244,15 @@ def test_region_missing_its_end_reads_back() -> None:
         {"id": "seg0000", "from_name": layouts.TEXT, "type": "textarea", "value": {"start": 0.0, "text": ["Hi."]}},
         {"id": "new1", "from_name": layouts.TEXT, "type": "textarea", "value": {"start": 9.0, "text": ["Bye."]}},
     ]
-    segments = layouts.corrected_segments(result, ASR, "segments")
+    segments = layouts.corrected_segments(result, CALL_ASR, "segments")
     assert [(s.start, s.end, s.text) for s in segments] == [(0.0, 2.5, "Hi."), (9.0, 9.0, "Bye.")]
 
 
 def test_whole_lines_keep_segment_times_when_one_line_per_segment() -> None:
     text = "Hello, thanks for calling.\nI have a question about my invoice.\nSure, let me look that up."
     result = [{"id": "x", "from_name": layouts.TEXT, "to_name": "audio", "type": "textarea", "value": {"text": [text]}}]
-    segments = layouts.corrected_segments(result, ASR, "whole")
-    assert [(s.start, s.end, s.asr_text) for s in segments] == [(a.start, a.end, a.text) for a in ASR.segments]
+    segments = layouts.corrected_segments(result, CALL_ASR, "whole")
+    assert [(s.start, s.end, s.asr_text) for s in segments] == [(a.start, a.end, a.text) for a in CALL_ASR.segments]
     assert segments[1].text == "I have a question about my invoice."
 
 
@@ -282,8 +266,8 @@ def test_whole_rewritten_text_becomes_one_span_over_the_file() -> None:
             "value": {"text": ["All new text."]},
         }
     ]
-    (segment,) = layouts.corrected_segments(result, ASR, "whole")
-    assert (segment.start, segment.end, segment.text, segment.asr_text) == (0.0, 8.0, "All new text.", ASR.text)
+    (segment,) = layouts.corrected_segments(result, CALL_ASR, "whole")
+    assert (segment.start, segment.end, segment.text, segment.asr_text) == (0.0, 8.0, "All new text.", CALL_ASR.text)
 
 
 @pytest.mark.parametrize(
@@ -298,7 +282,7 @@ def test_speaker_names(raw: str | None, shown: str) -> None:
 
 def _transcript_review(texts: dict[int, list[str]]) -> list[dict[str, Any]]:
     """A submitted transcript-layout result: the prediction with some segments' texts replaced."""
-    result = layouts.prediction_result(ASR, "transcript")
+    result = layouts.prediction_result(CALL_ASR, "transcript")
     for item in result:
         index = int(item["from_name"].split("_")[1])
         if index in texts:
@@ -345,35 +329,35 @@ def test_configs_syncd_did_not_make_keep_the_configured_layout() -> None:
 
 
 def test_transcript_prediction_is_one_text_per_segment_named_by_its_index() -> None:
-    result = layouts.prediction_result(ASR, "transcript")
+    result = layouts.prediction_result(CALL_ASR, "transcript")
     assert [(i["from_name"], i["to_name"], i["type"]) for i in result] == [
         (f"text_{n}", layouts.AUDIO, "textarea") for n in range(3)
     ]
-    assert [i["value"] for i in result] == [{"text": [s.text]} for s in ASR.segments]
-    assert [i["score"] for i in result] == [s.confidence for s in ASR.segments]
+    assert [i["value"] for i in result] == [{"text": [s.text]} for s in CALL_ASR.segments]
+    assert [i["score"] for i in result] == [s.confidence for s in CALL_ASR.segments]
 
 
 def test_transcript_review_reads_back_exactly_times_kept_one_text_per_segment() -> None:
     result = _transcript_review({1: ["I have a question about my invoice."]})
     assert layouts.result_layout(result, "segments") == "transcript"
     with capture_logs() as logs:
-        segments = layouts.corrected_segments(result, ASR, "segments", log=structlog.get_logger())
-    assert [(s.start, s.end) for s in segments] == [(s.start, s.end) for s in ASR.segments]
+        segments = layouts.corrected_segments(result, CALL_ASR, "segments", log=structlog.get_logger())
+    assert [(s.start, s.end) for s in segments] == [(s.start, s.end) for s in CALL_ASR.segments]
     assert [s.text for s in segments] == [
-        ASR.segments[0].text,
+        CALL_ASR.segments[0].text,
         "I have a question about my invoice.",
-        ASR.segments[2].text,
+        CALL_ASR.segments[2].text,
     ]
     assert [s.speaker for s in segments] == ["Speaker 1", "Speaker 2", "Speaker 1"]
-    assert [(s.asr_text, s.confidence) for s in segments] == [(s.text, s.confidence) for s in ASR.segments]
+    assert [(s.asr_text, s.confidence) for s in segments] == [(s.text, s.confidence) for s in CALL_ASR.segments]
     assert not logs
 
 
 def test_transcript_review_with_an_emptied_text_or_two_texts_drops_or_keeps_one() -> None:
-    result = _transcript_review({0: [], 2: [ASR.segments[2].text, "Sure, let me check."]})
+    result = _transcript_review({0: [], 2: [CALL_ASR.segments[2].text, "Sure, let me check."]})
     result = [i for i in result if i["from_name"] != "text_1"]  # Label Studio drops a text the reviewer deleted
     with capture_logs() as logs:
-        segments = layouts.corrected_segments(result, ASR, "transcript", log=structlog.get_logger())
+        segments = layouts.corrected_segments(result, CALL_ASR, "transcript", log=structlog.get_logger())
     assert [(s.start, s.text) for s in segments] == [(5.2, "Sure, let me check.")]
     events = [(e["event"], e["region"]) for e in logs]
     assert events == [
@@ -386,7 +370,7 @@ def test_transcript_review_with_an_emptied_text_or_two_texts_drops_or_keeps_one(
 def test_transcript_review_naming_a_segment_the_transcript_lacks_is_refused() -> None:
     result = [{"from_name": "text_7", "to_name": "audio", "type": "textarea", "value": {"text": ["Extra."]}}]
     with pytest.raises(ValueError, match="text_7 names no segment"):
-        layouts.corrected_segments(result, ASR, "transcript")
+        layouts.corrected_segments(result, CALL_ASR, "transcript")
 
 
 @pytest.mark.parametrize(
@@ -406,7 +390,7 @@ def test_a_review_is_read_back_by_the_layout_it_was_made_with(result: list[dict[
 
 
 def test_rows_name_doubtful_words_in_the_cue_and_confident_segments_as_such() -> None:
-    rows = layouts.transcript_rows(WORDY, flag_words_below=0.5)
+    rows = layouts.transcript_rows(WORDY_CALL, flag_words_below=0.5)
     first, second = (row["cue"] for row in rows)
     assert first == [
         {
@@ -417,10 +401,13 @@ def test_rows_name_doubtful_words_in_the_cue_and_confident_segments_as_such() ->
         }
     ]
     assert second[0]["note"] == f"2 · {layouts.CHECK_MARK} 0.49 · listen for: calling 0.49", "0.5 is not below 0.5"
-    assert layouts.transcript_rows(WORDY, flag_words_below=0.3)[1]["cue"][0]["note"] == f"2 · {layouts.CHECK_MARK} 0.49"
-    confident = replace(ASR, segments=(ASR.segments[0],))
+    assert (
+        layouts.transcript_rows(WORDY_CALL, flag_words_below=0.3)[1]["cue"][0]["note"]
+        == f"2 · {layouts.CHECK_MARK} 0.49"
+    )
+    confident = replace(CALL_ASR, segments=(CALL_ASR.segments[0],))
     assert layouts.transcript_rows(confident, 0.5)[0]["cue"][0]["note"] == "1 · \u2713 0.91"
-    assert layouts.segments_to_check(WORDY, 0.5) == "check segments 1, 2"
+    assert layouts.segments_to_check(WORDY_CALL, 0.5) == "check segments 1, 2"
     assert layouts.segments_to_check(confident, 0.5) == "no segment below 0.60 and no word below 0.50"
 
 

@@ -7,33 +7,14 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 
 from devstack.transcribe import recording_for
-from syncd.domain.transcript import Segment, Transcript, Word
+from syncd.domain.transcript import Segment, Word
 from syncd.labelstudio import layouts
 from syncd.labelstudio.tasks import VIEW, task_for
-
-ASR = Transcript(
-    segments=(
-        Segment(0.0, 2.5, "Hello, thanks for calling.", "spk_0", 0.91),
-        Segment(2.8, 5.0, "I have a question about my bill.", "spk_1", 0.62),
-        Segment(5.2, 7.9, "Sure, let me look that up.", "spk_0", 0.77),
-    ),
-    engine="aws",
-    model="transcribe",
-    duration=8.0,
-)
-
-
-WORDY = replace(
-    ASR,
-    segments=(
-        Segment.from_words([Word(0.0, 0.4, "Hello,", 0.95), Word(0.5, 0.9, "Szymborska", 0.31)], speaker="spk_0"),
-        Segment.from_words([Word(1.2, 1.5, "calling", 0.49), Word(1.6, 2.0, "today.", 0.5)], speaker="spk_1"),
-    ),
-)
+from tests.unit.scenarios import CALL_ASR, WORDY_CALL
 
 
 def test_flagged_words_are_counted_in_the_task_data_and_header() -> None:
-    rec = replace(recording_for("calls", "a.wav", "e1"), transcript_json=json.dumps(WORDY.to_dict()))
+    rec = replace(recording_for("calls", "a.wav", "e1"), transcript_json=json.dumps(WORDY_CALL.to_dict()))
     task = task_for(rec, "segments", "aws-1", flag_words_below=0.5)
     assert task["data"]["flagged_words"] == 2 and task["data"]["segments_to_check"].endswith("· 2 words marked")
     assert task_for(rec, "whole", "aws-1", flag_words_below=0.5)["data"]["flagged_words"] == 0
@@ -42,7 +23,7 @@ def test_flagged_words_are_counted_in_the_task_data_and_header() -> None:
 def test_task_data_is_readable_and_numeric() -> None:
     rec = recording_for("calls", "2026/support call.mp3", "abc")
     words = [Word(0.0, 0.5, "Hello,", 0.7064), Word(0.6, 1.0, "hi.", 0.9064)]
-    asr = replace(ASR, segments=(Segment.from_words(words, speaker="spk_0"),))
+    asr = replace(CALL_ASR, segments=(Segment.from_words(words, speaker="spk_0"),))
     rec = replace(rec, transcript_json=json.dumps(asr.to_dict()))
     task = task_for(rec, "segments", "aws-1")
     data = task["data"]
@@ -55,7 +36,7 @@ def test_task_data_is_readable_and_numeric() -> None:
 
 
 def test_transcript_task_carries_a_cue_row_per_segment_and_the_view_hides_them() -> None:
-    rec = replace(recording_for("calls", "a.wav", "e1"), transcript_json=json.dumps(WORDY.to_dict()))
+    rec = replace(recording_for("calls", "a.wav", "e1"), transcript_json=json.dumps(WORDY_CALL.to_dict()))
     task = task_for(rec, "transcript", "aws-1", flag_words_below=0.5)
     data = task["data"]
     assert [row["cue"][0]["note"].split(" · ")[0] for row in data["segments"]] == ["1", "2"]
