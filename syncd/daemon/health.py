@@ -19,7 +19,7 @@ from syncd.errors import ProbeError
 from syncd.labelstudio.probe import labelstudio_alive
 from syncd.s3.probe import buckets_readable, quick_s3_client
 from syncd.stages import import_doubt
-from syncd.state import StateStore, outages
+from syncd.state import StateStore, outages, refusals
 
 PROBE_TTL = 5.0
 
@@ -99,6 +99,16 @@ def dependencies_up(probes: Probes, state: StateStore) -> dict[str, bool]:
     return up | {"state": True}
 
 
+def refusals_check(state: StateStore) -> dict[str, Any]:
+    """What Label Studio refused to register (webhook, audio storage), with its reason and what that means: syncd
+    works on without it, so it makes the report "degraded", never failing."""
+    refused = [
+        {"what": r.what, "project": r.project, "target": r.target, "reason": r.reason, "means": r.consequence}
+        for r in refusals.all_known(state)
+    ]
+    return {"ok": not refused, "refused": refused} | ({"remedy": refusals.REMEDY} if refused else {})
+
+
 def health_report(
     settings: Settings,
     phase: str,
@@ -108,8 +118,9 @@ def health_report(
     parked: int = 0,
 ) -> tuple[bool, dict[str, Any]]:
     """(healthy, body): healthy only while running with every check passing; the body says which failed. Parked
-    items (work that cannot progress until a person acts), twins reviewed on more than one task (a person should look)
-    and predictions left unchecked make a passing report "degraded", still 200."""
+    items (work that cannot progress until a person acts), twins reviewed on more than one task (a person should look),
+    predictions left unchecked and a webhook or storage Label Studio refused make a passing report "degraded", still
+    200."""
     limit = max_cycle_age(settings)
     checks = (probes or Probes(settings)).results()
     for name, check in dependency_checks(settings, state).items():
@@ -138,7 +149,9 @@ def health_report(
         checks["twins"] = {"ok": conflicts == 0, "reviewed": conflicts, "unreviewed": twins.get("unreviewed", 0)}
         unchecked = state.unchecked_predictions()
         checks["predictions"] = {"ok": not unchecked, "unchecked_tasks": sum(unchecked.values())}
-        attention = attention or bool(conflicts) or bool(unchecked)
+        refused = refusals_check(state)
+        checks["labelstudio_refused"] = refused
+        attention = attention or bool(conflicts) or bool(unchecked) or not refused["ok"]
     status = ("ok" if not attention else "degraded") if ok else phase if phase != "running" else "failing"
     body = {"status": status, "checks": checks}
     return ok, body | ({"down": down} if down else {})
