@@ -236,10 +236,26 @@ class LabelStudio(Service):
             raise StackError(f"Label Studio login as {self.user} failed: HTTP {response.status_code}")
         return session
 
-    def set_legacy_tokens(self, enabled: bool) -> None:
-        """Turn the organization's legacy ``Token`` auth on or off (Organization settings, API tokens)."""
-        body = {"api_tokens_enabled": True, "legacy_api_tokens_enabled": enabled}
-        self.api("POST", "/api/jwt/settings", json=body)
+    def token_settings(self, *, personal: bool = True, legacy: bool = False) -> None:
+        """The organization's token settings (Organization, API Tokens Settings): personal access tokens and legacy
+        ``Token`` keys on or off. Set through the admin's login session, so it works whichever kind is off."""
+        session = self.login()
+        body = {"api_tokens_enabled": personal, "legacy_api_tokens_enabled": legacy}
+        url = f"{self.url}/api/jwt/settings"
+        session.post(url, json=body, headers=_csrf(session, self.url), timeout=60).raise_for_status()
+
+    def revoke(self, token: str) -> None:
+        """Revoke a personal access token (Account & Settings, Personal Access Token, revoke)."""
+        session = self.login()
+        url = f"{self.url}/api/token/blacklist/"
+        session.post(url, json={"refresh": token}, headers=_csrf(session, self.url), timeout=60).raise_for_status()
+
+    def new_personal_access_token(self) -> str:
+        """Another personal access token for the admin (the first, ``token``, stays valid)."""
+        session = self.login()
+        response = session.post(f"{self.url}/api/token/", headers=_csrf(session, self.url), json={}, timeout=60)
+        response.raise_for_status()
+        return str(response.json()["token"])
 
     def client(self) -> Any:
         from label_studio_sdk import LabelStudio as LabelStudioSDK
@@ -502,12 +518,15 @@ class Stack:
     workdir: Path
     ls_port: int = 0
     s3_port: int = 0
+    ls_venv: Path = LS_VENV
+    """The Label Studio release to start: its venv (``OLD_LS_VENV`` for the oldest supported)."""
     labelstudio: LabelStudio = field(init=False)
     s3: SeaweedS3 = field(init=False)
     moto: MotoServer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.labelstudio = LabelStudio("labelstudio", self.workdir / "labelstudio", port=self.ls_port)
+        ls_dir = self.workdir / "labelstudio"
+        self.labelstudio = LabelStudio("labelstudio", ls_dir, port=self.ls_port, venv=self.ls_venv)
         self.s3 = SeaweedS3("seaweedfs", self.workdir / "seaweedfs", port=self.s3_port)
         self.moto = MotoServer("moto", self.workdir / "moto")
 
@@ -554,13 +573,15 @@ class Stack:
         aws: str = "",
         extra: str = "",
         layout: str = "segments",
+        labelstudio_url: str = "",
     ) -> str:
         """A syncd config (TOML text) pointing at this stack. ``layout`` is the review layout of the projects it
         creates: "segments" by default, the one the real-stack tests of import, export and triage were written
-        against; the reviewer's screen test and the demo use syncd's default, "transcript"."""
+        against; the reviewer's screen test and the demo use syncd's default, "transcript". ``labelstudio_url``
+        points syncd at another Label Studio (a second server, a reverse proxy) instead of the stack's."""
         return f"""\
 [labelstudio]
-url = "{self.labelstudio.url}"
+url = "{labelstudio_url or self.labelstudio.url}"
 project = "{project}"
 layout = "{layout}"
 
@@ -592,11 +613,13 @@ level = "debug"
 
 
 @contextlib.contextmanager
-def running_stack(workdir: Path | None = None) -> Iterator[Stack]:
-    """A stack in `workdir` (default: a fresh temporary folder removed afterwards)."""
+def running_stack(workdir: Path | None = None, ls_venv: Path | None = None) -> Iterator[Stack]:
+    """A stack in `workdir` (default: a fresh temporary folder removed afterwards), with Label Studio from
+    ``ls_venv`` (default ``$SYNCD_LS_VENV``, else 1.23.2's)."""
+    venv = ls_venv or Path(os.environ.get("SYNCD_LS_VENV") or LS_VENV)
     if workdir is not None:
-        with Stack(workdir) as stack:
+        with Stack(workdir, ls_venv=venv) as stack:
             yield stack
         return
-    with tempfile.TemporaryDirectory(prefix="syncd-stack-") as tmp, Stack(Path(tmp)) as stack:
+    with tempfile.TemporaryDirectory(prefix="syncd-stack-") as tmp, Stack(Path(tmp), ls_venv=venv) as stack:
         yield stack

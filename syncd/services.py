@@ -10,7 +10,7 @@ from syncd import errors
 from syncd.config import Settings, read_secret
 from syncd.errors import ConfigError, ProbeError, classify
 from syncd.labelstudio import LabelStudioClient, auth
-from syncd.labelstudio.probe import labelstudio_alive
+from syncd.labelstudio.probe import labelstudio_alive, labelstudio_release, support
 from syncd.log import describe_error, get_logger
 from syncd.projects import Projects
 from syncd.s3.events import Queue
@@ -115,6 +115,9 @@ class Services:
         chose single-writer mode) enforces conditional writes; a ProbeError (with the exit code it stands for)
         otherwise."""
         labelstudio_alive(self.settings)
+        supported, about = support(labelstudio_release(self.settings))
+        if not supported:
+            self.log.warning("labelstudio.unsupported", url=self.settings.labelstudio.url, about=about)
         labelstudio_login(self.settings, self.labelstudio)
         buckets_readable(self.settings, self.storage.client)
         if self.storage.conditional:

@@ -54,6 +54,7 @@ def checks(settings: Settings, config_path: str) -> Iterator[Check]:
     yield alive
     if token.ok and alive.ok:
         client = labelstudio_client(settings)
+        yield _run("labelstudio.version", lambda: _version(settings))
         auth = _run("labelstudio.auth", lambda: f"token accepted (user {labelstudio_login(settings, client)})")
         yield auth
         if auth.ok:
@@ -114,6 +115,15 @@ def _state_writable(settings: Settings) -> str:
         return f"{store.where} opened ({sum(store.counts().values())} recordings)"
     finally:
         store.close()
+
+
+def _version(settings: Settings) -> str:
+    from syncd.labelstudio.probe import labelstudio_release, support
+
+    supported, about = support(labelstudio_release(settings))
+    if not supported:
+        raise ProbeError(about, errors.CHECK_FAILED)
+    return about
 
 
 def _alive(settings: Settings) -> str:
