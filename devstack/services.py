@@ -250,8 +250,18 @@ class LabelStudio(Service):
         url = f"{self.url}/api/token/blacklist/"
         session.post(url, json={"refresh": token}, headers=_csrf(session, self.url), timeout=60).raise_for_status()
 
+    def rotate(self) -> str:
+        """Revoke the personal access token (``token``) and make a new one, as a person would in Account & Settings
+        (Label Studio keeps one per user: a second is refused with 409 while the first is valid); the old one."""
+        old = self._pat
+        self.revoke(old)
+        self._pat = self.new_personal_access_token()
+        (self.workdir / "data" / "syncd-pat").write_text(self._pat)
+        self._sdk = None
+        return old
+
     def new_personal_access_token(self) -> str:
-        """Another personal access token for the admin (the first, ``token``, stays valid)."""
+        """A personal access token for the admin (Label Studio refuses it while another is still valid)."""
         session = self.login()
         response = session.post(f"{self.url}/api/token/", headers=_csrf(session, self.url), json={}, timeout=60)
         response.raise_for_status()

@@ -146,8 +146,7 @@ def test_tokens_that_can_never_work_stop_the_start_with_78_and_say_what_to_do(
     users: Users, stack: Stack, bucket: str, tmp_path: Path
 ) -> None:
     server = users.labelstudio
-    revoked = server.new_personal_access_token()
-    server.revoke(revoked)
+    revoked = server.rotate()
     access = server.client()._client_wrapper._tokens_client.api_key
     cases = {
         "expired": (_expired_token(users), "expired at"),
