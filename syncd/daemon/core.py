@@ -198,6 +198,8 @@ class Daemon:
         self.jobs.every("instance", svc.instance.renew_every, self._beat)
         if svc.instance.runs("export"):
             self.jobs.every("webhooks", svc.settings.schedule.webhook_interval, self._export_webhooks)
+        else:
+            self.jobs.cancel("webhooks")
 
     def _beat(self) -> None:
         """Renew this instance's leases, and take over a stage whose holder stopped renewing (that stage then runs
