@@ -121,11 +121,14 @@ class _Forward(BaseHTTPRequestHandler):
         self.server.sent[backend] += 1
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
         reply = requests.post(backend + self.path, data=body, headers=headers, timeout=30)
-        self.send_response(reply.status_code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply.content)))
-        self.end_headers()
-        self.wfile.write(reply.content)
+        try:
+            self.send_response(reply.status_code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply.content)))
+            self.end_headers()
+            self.wfile.write(reply.content)
+        except BrokenPipeError:  # Label Studio stopped waiting for the answer; the delivery was made
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -363,7 +363,7 @@ class ScheduleSettings(_Section):
     )
     export_interval: float = Field(15.0, gt=0, description="Seconds between pulls of new reviews.")
     webhook_interval: float = Field(
-        0.5,
+        0.25,
         gt=0,
         description="Seconds between two looks of the export lease holder at the webhook deliveries that other"
         " instances received and left in the state (a delivery to the holder itself is exported at once).",
