@@ -109,6 +109,12 @@ def refusals_check(state: StateStore) -> dict[str, Any]:
     return {"ok": not refused, "refused": refused} | ({"remedy": refusals.REMEDY} if refused else {})
 
 
+def webhook_wait_limit(settings: Settings) -> float:
+    """How long a webhook delivery may wait for the export holder before health says so: past this the export poll
+    would have found the review anyway, so the holder is missing or its webhook job is stuck."""
+    return max(30.0, settings.schedule.export_interval + settings.labelstudio.timeout)
+
+
 def health_report(
     settings: Settings,
     phase: str,
@@ -119,8 +125,8 @@ def health_report(
 ) -> tuple[bool, dict[str, Any]]:
     """(healthy, body): healthy only while running with every check passing; the body says which failed. Parked
     items (work that cannot progress until a person acts), twins reviewed on more than one task (a person should look),
-    predictions left unchecked and a webhook or storage Label Studio refused make a passing report "degraded", still
-    200."""
+    predictions left unchecked, webhook deliveries left waiting past ``webhook_wait_limit`` and a webhook or storage
+    Label Studio refused make a passing report "degraded", still 200."""
     limit = max_cycle_age(settings)
     checks = (probes or Probes(settings)).results()
     for name, check in dependency_checks(settings, state).items():
@@ -151,7 +157,11 @@ def health_report(
         checks["predictions"] = {"ok": not unchecked, "unchecked_tasks": sum(unchecked.values())}
         refused = refusals_check(state)
         checks["labelstudio_refused"] = refused
-        attention = attention or bool(conflicts) or bool(unchecked) or not refused["ok"]
+        waiting, oldest = state.webhook_backlog()
+        age = None if oldest is None else round(max(0.0, time.time() - oldest), 3)
+        late = age is not None and age > webhook_wait_limit(settings)
+        checks["webhooks"] = {"ok": not late, "waiting": waiting, "oldest_age_seconds": age}
+        attention = attention or bool(conflicts) or bool(unchecked) or late or not refused["ok"]
     status = ("ok" if not attention else "degraded") if ok else phase if phase != "running" else "failing"
     body = {"status": status, "checks": checks}
     return ok, body | ({"down": down} if down else {})
