@@ -29,6 +29,10 @@ LS_VENV = STACK_DIR / "ls-venv"
 """Label Studio 1.23.2, the newest release syncd supports."""
 OLD_LS_VENV = STACK_DIR / "ls-old-venv"
 """The oldest release syncd supports (scripts/stack-install.sh: OLD_LABEL_STUDIO_VERSION)."""
+LS_TEMPLATES = STACK_DIR / "ls-templates"
+"""Per release, the data folder of a Label Studio that has run its migrations and made the admin and its personal
+access token (``python -m devstack.templates``, run by scripts/stack-install.sh): a fresh server copies it and starts
+in seconds instead of spending its first start (a minute or more on a loaded machine) on migrations."""
 VENV_BIN = Path(sys.executable).parent
 
 LS_TOKEN = "0123456789abcdef0123456789abcdef01234567"
@@ -186,6 +190,9 @@ class LabelStudio(Service):
             raise StackError(f"{self.binary} missing: run scripts/stack-install.sh")
         if not self.port or not _port_is_free(self.port):
             self.port = free_port()
+        template = template_for(self.venv)
+        if template is not None and not self.legacy and not (self.workdir / "data").exists():
+            shutil.copytree(template, self.workdir / "data")
         env = {
             "LABEL_STUDIO_BASE_DATA_DIR": str(self.workdir / "data"),
             "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "false",
@@ -285,6 +292,15 @@ class LabelStudio(Service):
         response = requests.request(method, f"{self.url}{path}", headers=self.auth_headers(), timeout=60, **kwargs)
         response.raise_for_status()
         return response
+
+
+def template_for(venv: Path) -> Path | None:
+    """The migrated data folder made for the release in ``venv``, if one was made for exactly that release."""
+    template = LS_TEMPLATES / venv.name
+    stamp, release = template / ".release", venv / ".stamp"
+    if stamp.exists() and release.exists() and stamp.read_text() == release.read_text():
+        return template
+    return None
 
 
 def _csrf(session: requests.Session, url: str) -> dict[str, str]:

@@ -9,6 +9,8 @@
 #   - .venv: syncd itself with the whisper and dev extras (faster-whisper, bundled tiny.en model, moto, SeaweedFS binary)
 #   - .stack/ls-venv: Label Studio 1.23.2 in its own venv (its pins clash with ours), the newest release syncd supports
 #   - .stack/ls-old-venv: Label Studio 1.17.0, the oldest release syncd supports (README "Label Studio versions")
+#   - .stack/ls-templates: each release's data folder after its first start (migrations, admin, token), which fresh
+#     test servers copy instead of migrating again
 # Each step is skipped when its inputs have not changed since the last successful run (a hash stamp), so a second run
 # takes a second or two.
 set -euo pipefail
@@ -55,4 +57,6 @@ install_label_studio() {  # venv version
 }
 install_label_studio .stack/ls-venv "$LABEL_STUDIO_VERSION"
 install_label_studio .stack/ls-old-venv "$OLD_LABEL_STUDIO_VERSION"
+# Each release's migrated data folder, so a test's fresh Label Studio starts in seconds (skipped when up to date).
+.venv/bin/python -m devstack.templates
 echo "==> stack installed (.venv, .stack/ls-venv, .stack/ls-old-venv)"
