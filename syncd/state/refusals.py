@@ -2,7 +2,7 @@
 export poll only) and the S3 storage that presigns audio (the audio then does not play in Label Studio).
 
 Label Studio refuses both when they point at a loopback or private address while its SSRF protection is on (the
-default since 1.23), and either when the token lacks the permission. Neither stops syncd, so the refusal is kept here
+default in 1.23.2), and either when the token lacks the permission. Neither stops syncd, so the refusal is kept here
 (cursor rows named ``refused:<what>:<project>``) until a later registration succeeds: `syncd status` in another
 process, `syncd check`, /healthz ("degraded") and ``syncd_labelstudio_refused`` read it.
 """
