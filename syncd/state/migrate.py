@@ -123,6 +123,7 @@ def _backup(engine: Engine) -> Path | None:
     if not target.exists():
         with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(target)) as copy:
             source.backup(copy)
+            copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file to restore, no -wal beside it
     return target
 
 
