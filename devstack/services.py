@@ -342,6 +342,13 @@ class Postgres(Service):
         """What ``[state] url`` holds (the password goes in ``SYNCD_STATE_PASSWORD``)."""
         return f"postgresql://syncd@127.0.0.1:{self.port}/syncd"
 
+    def database(self, name: str) -> str:
+        """A new empty database ``name`` (a test's own state, apart from the shared ``syncd`` one); its url."""
+        with self.connect(autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
     def stop(self, timeout: float = 10, *, keep: bool = False) -> None:
         """Stop the server (a fast shutdown: open sessions are cut, as an outage would); ``keep`` keeps its data,
         so ``start`` brings the same databases back."""

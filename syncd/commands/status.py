@@ -110,6 +110,7 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
             for sid, group in sorted(store.twins().items())
         ],
         "predictions_unchecked": {str(p): n for p, n in sorted(store.unchecked_predictions().items())},
+        "webhooks_waiting": _webhooks_waiting(store),
         "last_errors": [
             {
                 "id": r.id,
@@ -123,6 +124,11 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
             for r in store.last_errors()
         ],
     }
+
+
+def _webhooks_waiting(store: StateStore) -> dict[str, Any]:
+    count, oldest = store.webhook_backlog()
+    return {"count": count, "oldest": _iso(oldest)}
 
 
 def format_status(report: dict[str, Any]) -> str:
@@ -173,6 +179,11 @@ def format_status(report: dict[str, Any]) -> str:
     if unchecked:
         lines.append("predictions unchecked (checked again by each import run):")
         lines += [f"  project {project}: {count} tasks" for project, count in unchecked.items()]
+    hooks = report["webhooks_waiting"]
+    if hooks["count"]:
+        lines.append(
+            f"webhook deliveries waiting for the export holder: {hooks['count']} (oldest since {hooks['oldest']})"
+        )
     lines.append("last errors:" if report["last_errors"] else "last errors: none")
     for err in report["last_errors"]:
         lines.append(f"  [{err['at']}] s3://{err['bucket']}/{err['key']} ({err['status']}, {err['attempts']} attempts)")

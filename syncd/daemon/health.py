@@ -99,6 +99,12 @@ def dependencies_up(probes: Probes, state: StateStore) -> dict[str, bool]:
     return up | {"state": True}
 
 
+def webhook_wait_limit(settings: Settings) -> float:
+    """How long a webhook delivery may wait for the export holder before health says so: past this the export poll
+    would have found the review anyway, so the holder is missing or its webhook job is stuck."""
+    return max(30.0, settings.schedule.export_interval + settings.labelstudio.timeout)
+
+
 def health_report(
     settings: Settings,
     phase: str,
@@ -108,8 +114,9 @@ def health_report(
     parked: int = 0,
 ) -> tuple[bool, dict[str, Any]]:
     """(healthy, body): healthy only while running with every check passing; the body says which failed. Parked
-    items (work that cannot progress until a person acts), twins reviewed on more than one task (a person should look)
-    and predictions left unchecked make a passing report "degraded", still 200."""
+    items (work that cannot progress until a person acts), twins reviewed on more than one task (a person should look),
+    predictions left unchecked and webhook deliveries left waiting past ``webhook_wait_limit`` make a passing report
+    "degraded", still 200."""
     limit = max_cycle_age(settings)
     checks = (probes or Probes(settings)).results()
     for name, check in dependency_checks(settings, state).items():
@@ -138,7 +145,11 @@ def health_report(
         checks["twins"] = {"ok": conflicts == 0, "reviewed": conflicts, "unreviewed": twins.get("unreviewed", 0)}
         unchecked = state.unchecked_predictions()
         checks["predictions"] = {"ok": not unchecked, "unchecked_tasks": sum(unchecked.values())}
-        attention = attention or bool(conflicts) or bool(unchecked)
+        waiting, oldest = state.webhook_backlog()
+        age = None if oldest is None else round(max(0.0, time.time() - oldest), 3)
+        late = age is not None and age > webhook_wait_limit(settings)
+        checks["webhooks"] = {"ok": not late, "waiting": waiting, "oldest_age_seconds": age}
+        attention = attention or bool(conflicts) or bool(unchecked) or late
     status = ("ok" if not attention else "degraded") if ok else phase if phase != "running" else "failing"
     body = {"status": status, "checks": checks}
     return ok, body | ({"down": down} if down else {})
