@@ -15,8 +15,9 @@ from typing import Any
 from syncd import __version__, errors
 from syncd.config import Settings
 from syncd.domain.recording import PENDING
-from syncd.state import StateStore, migrate, outages
+from syncd.state import StateStore, outages
 from syncd.state.cluster import silent
+from syncd.state.migrate import head as schema_head
 
 
 def _iso(moment: float | None) -> str | None:
@@ -54,7 +55,7 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
             "running": __version__,
             "state_app_version": app_version,
             "state_schema": revision,
-            "schema_head": migrate.head(),
+            "schema_head": schema_head(),
         },
         "recordings": counts,
         "instances": _instances(store, lease_seconds),
