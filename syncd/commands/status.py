@@ -15,9 +15,8 @@ from typing import Any
 from syncd import __version__, errors
 from syncd.config import Settings
 from syncd.domain.recording import PENDING
-from syncd.state import StateStore, outages
+from syncd.state import StateStore, migrate, outages, refusals
 from syncd.state.cluster import silent
-from syncd.state.migrate import head as schema_head
 
 
 def _iso(moment: float | None) -> str | None:
@@ -55,7 +54,7 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
             "running": __version__,
             "state_app_version": app_version,
             "state_schema": revision,
-            "schema_head": schema_head(),
+            "schema_head": migrate.head(),
         },
         "recordings": counts,
         "instances": _instances(store, lease_seconds),
@@ -109,6 +108,17 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
                 "checked": _iso(group.get("checked") or None),
             }
             for sid, group in sorted(store.twins().items())
+        ],
+        "labelstudio_refused": [
+            {
+                "what": r.what,
+                "project": r.project,
+                "target": r.target,
+                "reason": r.reason,
+                "means": r.consequence,
+                "at": _iso(r.at),
+            }
+            for r in refusals.all_known(store)
         ],
         "predictions_unchecked": {str(p): n for p, n in sorted(store.unchecked_predictions().items())},
         "webhooks_waiting": _webhooks_waiting(store),
@@ -176,6 +186,14 @@ def format_status(report: dict[str, Any]) -> str:
     for twin in twins:
         reviewed = f"reviewed on {', '.join(map(str, twin['reviewed']))}" if twin["reviewed"] else "unreviewed"
         lines.append(f"  {twin['key'] or twin['syncd_id']}: tasks {', '.join(map(str, twin['tasks']))} ({reviewed})")
+    refused = report["labelstudio_refused"]
+    lines.append("refused by Label Studio:" if refused else "refused by Label Studio: nothing")
+    for item in refused:
+        where = f"{item['what']} on project {item['project']} ({item['target']})"
+        lines.append(f"  [{item['at']}] {where}: {item['reason']}")
+        lines.append(f"      meanwhile {item['means']}")
+    if refused:
+        lines.append(f"  {refusals.REMEDY}")
     unchecked = report["predictions_unchecked"]
     if unchecked:
         lines.append("predictions unchecked (checked again by each import run):")

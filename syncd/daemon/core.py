@@ -31,6 +31,7 @@ from syncd.pipeline import Cycle, StageRun, report_cycle, run_stage
 from syncd.services import Services
 from syncd.stages import BY_NAME, STAGES, Stage, import_doubt
 from syncd.stages.export import webhooked
+from syncd.state import refusals
 
 _TICK = 5.0
 SUMMARY_EVERY = 300.0
@@ -74,6 +75,7 @@ class Daemon:
         self.metrics.stuck.set_function(lambda: len(self.jobs.stuck(self.settings.schedule.stage_timeout)))
         self.metrics.watch_import_doubt(lambda: import_doubt.in_doubt(self.svc.state) if self.svc else None)
         self.metrics.watch_twins(lambda: self.svc.state.twin_counts() if self.svc else {})
+        self.metrics.watch_refused(lambda: refusals.counts(self.svc.state) if self.svc else {})
         self.metrics.watch_webhooks(lambda: self.svc.state.webhook_backlog() if self.svc else (0, None))
         self.metrics.watch_unchecked(
             lambda: {str(p): n for p, n in self.svc.state.unchecked_predictions().items()} if self.svc else {}
@@ -376,9 +378,12 @@ class Daemon:
 
 
 def _build(settings: Settings) -> Services:
-    """The clients; a state database that cannot be reached (PostgreSQL down) is waited for like the services."""
+    """The clients; a state database that cannot be reached (PostgreSQL down) is waited for like the services, a
+    token that can never work stops the daemon (78)."""
     try:
         return Services.build(settings, paced=True)
+    except ConfigError as exc:
+        raise ProbeError(str(exc), errors.CONFIG) from exc
     except Exception as exc:
         if classify(exc) != errors.UNAVAILABLE:
             raise

@@ -239,6 +239,13 @@ class Metrics:
         )
         self.registry.register(_StateCollector(counts, "syncd_task_twins", doc, "state"))
 
+    def watch_refused(self, counts: Callable[[], dict[str, int]]) -> None:
+        doc = (
+            "Projects on which Label Studio refused what syncd registers (webhook: reviews arrive by polling only;"
+            " storage: audio does not play), as the state records it"
+        )
+        self.registry.register(_StateCollector(counts, "syncd_labelstudio_refused", doc, "what"))
+
     def watch_unchecked(self, counts: Callable[[], dict[str, int]]) -> None:
         doc = "Tasks whose predictions wait to be checked again (a check or an addition Label Studio refused)"
         self.registry.register(_StateCollector(counts, "syncd_predictions_unchecked", doc, "project"))

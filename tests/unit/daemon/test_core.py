@@ -15,10 +15,8 @@ from syncd.config import parse
 from syncd.daemon import Daemon
 from syncd.daemon.health import health_report, webhook_wait_limit
 from syncd.labelstudio.webhooks import HEADER
-from syncd.pipeline import run_stage
-from syncd.stages import BY_NAME
-from tests.unit.fakes import GO, healthy_probes, services
-from tests.unit.scenarios import second_instance, transcribed_with
+from tests.unit.fakes import healthy_probes, services
+from tests.unit.scenarios import reviewed_on_two_instances
 
 SECRET = "webhook-shared-secret-for-tests-0123"
 
@@ -49,13 +47,7 @@ def test_watchdog_pings_stop_while_a_stage_is_stuck(tmp_path: Path) -> None:
 def test_a_webhook_on_an_instance_without_the_export_lease_waits_in_the_state_for_the_holder(tmp_path: Path) -> None:
     """b receives Label Studio's delivery but does not hold the export lease: the delivery waits in the shared state,
     shows in /metrics and /healthz, and a's webhook job exports it at its next tick."""
-    a, ls, storage, engine = services(tmp_path, instance={"name": "a"})
-    b = second_instance(a, tmp_path, "b")
-    transcribed_with(a, storage, engine, {"one.mp3": 0.5})
-    assert run_stage(a, BY_NAME["import"], GO).count == 1
-    assert a.instance.may_run("export")
-    [task_id] = ls.tasks
-    ls.annotate(task_id, "reviewed by a person")
+    a, b, storage, task_id = reviewed_on_two_instances(tmp_path)
     receiver, holder = Daemon("b.toml", b.settings), Daemon("a.toml", a.settings)
     receiver.svc, holder.svc = b, a
     receiver.webhook._secret = SECRET

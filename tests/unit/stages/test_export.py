@@ -26,7 +26,15 @@ from tests.unit.fakes import (
     healthy_probes,
     services,
 )
-from tests.unit.scenarios import events, expire_lease, region, second_instance, transcribed_with, upload
+from tests.unit.scenarios import (
+    events,
+    expire_lease,
+    region,
+    reviewed_on_two_instances,
+    second_instance,
+    transcribed_with,
+    upload,
+)
 
 
 def _bad_region(text: str) -> list[dict[str, Any]]:
@@ -336,13 +344,7 @@ def test_reviews_recorded_in_a_batch_that_never_commits_are_not_logged(
 def test_a_webhook_delivered_to_any_instance_is_exported_by_the_export_holder(tmp_path: Path) -> None:
     """b received the delivery but holds no export lease; a holds it: a's webhook job exports the task once, and the
     delivery leaves the state. b's own run of the same job does nothing (its stage would be fenced)."""
-    a, ls, storage, engine = services(tmp_path, instance={"name": "a"})
-    b = second_instance(a, tmp_path, "b")
-    transcribed_with(a, storage, engine, {"one.mp3": 0.5})
-    assert run_stage(a, BY_NAME["import"], GO).count == 1
-    assert a.instance.may_run("export")
-    [task_id] = ls.tasks
-    ls.annotate(task_id, "reviewed by a person")
+    a, b, storage, task_id = reviewed_on_two_instances(tmp_path)
     b.state.queue_webhook(task_id, 1)
     assert run_stage(b, BY_NAME["export"], GO, work=lambda: export.webhooked(b, GO)).count == 0
     assert a.state.webhook_backlog()[0] == 1
