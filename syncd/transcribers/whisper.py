@@ -211,6 +211,16 @@ class WhisperTranscriber:
                     raise TranscriptionError(
                         f"cannot load whisper model {p.path} on {p.device} ({p.compute_type}): {exc}", retryable=True
                     ) from exc
+                self.log.info(
+                    "whisper.loaded",
+                    model=p.name,
+                    device=p.device,
+                    compute_type=p.compute_type,
+                    cores=p.cores,
+                    workers=p.workers,
+                    cpu_threads=p.cpu_threads,
+                    batch_size=p.batch_size,
+                )
             return self._model
 
     def _transcribe(self, rec: Recording, audio: Path, job: _Job | None = None) -> Transcript:
