@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import re
 import statistics
 import subprocess
@@ -51,6 +50,7 @@ from devstack import (
 )
 
 POOL = 10
+LENGTHS = (20.0, 56.0)
 STATES = ("discovered", "transcribing", "transcribed", "importing")
 
 
@@ -63,13 +63,15 @@ class Call:
 
 
 def make_pool(folder: Path, count: int) -> list[tuple[Path, float]]:
-    """``count`` calls of 20-60 s (2-5 sentences, two voices), each with its length in seconds."""
-    rng = random.Random(5)
+    """``count`` two-voice calls whose lengths spread evenly over 20-60 s; each with its length in seconds."""
     pool = []
     for n in range(count):
-        sentences = call_sentences(rng.randint(2, 5), seed=n)
+        target = LENGTHS[0] + (LENGTHS[1] - LENGTHS[0]) * n / max(count - 1, 1)
         path = folder / f"call{n:02d}.flac"
-        pool.append((path, sum(long_call(path, sentences))))
+        sentences = call_sentences(12, seed=n)
+        turns = long_call(path, sentences)
+        keep = next((k for k in range(1, len(turns) + 1) if sum(turns[:k]) >= target), len(turns))
+        pool.append((path, sum(long_call(path, sentences[:keep]))))
     return pool
 
 
