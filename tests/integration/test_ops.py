@@ -26,7 +26,8 @@ def test_check_passes_on_a_working_config(stack: Stack, s3: Any, bucket: str, co
     checks = _lines(result.stdout)
     assert set(checks.values()) == {"ok"}, result.stdout
     where = f"s3://{bucket}/"
-    expected = {"config", "state", "labelstudio.token", "labelstudio.reachable", "labelstudio.auth"}
+    expected = {"config", "state", "labelstudio.token", "labelstudio.reachable", "labelstudio.version"}
+    expected |= {"labelstudio.auth"}
     expected |= {"labelstudio.project", f"s3.list {where}", f"s3.read {where}", f"s3.write {where}"}
     expected |= {f"s3.conditional_writes {where}"}
     assert set(checks) == expected

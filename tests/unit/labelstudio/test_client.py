@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -77,3 +79,13 @@ def test_a_project_keeps_its_layout_read_once_from_its_label_config(tmp_path: Pa
     client._sdk = SimpleNamespace(projects=SimpleNamespace(get=get))  # type: ignore[assignment]
     assert [client.layout_of(p, "whole") for p in (1, 2, 1, 2)] == ["segments", "transcript"] * 2
     assert reads == [1, 2]
+
+
+def test_the_client_loads_none_of_the_sdks_dataframe_extensions() -> None:
+    """The SDK's ``LabelStudio`` class pulls in pandas and numpy (~65 MB of RSS in every syncd process)."""
+    code = (
+        "import sys; from syncd.services import Services; from syncd.labelstudio.client import LabelStudioClient;"
+        "print(sorted({'pandas', 'numpy', 'jsf'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
