@@ -15,6 +15,7 @@ from syncd.domain.recording import S3Object, Status
 from syncd.domain.transcript import Transcript
 from syncd.labelstudio.tasks import task_for
 from syncd.services import Services
+from syncd.stages.tasks import TaskCursor
 
 Result = list[dict[str, Any]]
 
@@ -39,7 +40,8 @@ def seed_tasks(
     chunk: int = 1000,
 ) -> list[tuple[S3Object, int]]:
     """Import one task per object (with a submitted annotation when ``review`` is given); returns (object, task id).
-    Tasks are built as the import stage builds them, on the project's own layout."""
+    Tasks are built as the import stage builds them, on the project's own layout, and noted as seen as it notes them
+    (or the first export would read them all again to find out which tasks are new)."""
     project = svc.projects.current
     layout = svc.labelstudio.layout_of(project, svc.settings.labelstudio.layout)
     added = svc.state.add_objects(objects, status=Status.IMPORTED)
@@ -55,6 +57,12 @@ def seed_tasks(
             tasks.append(task)
         task_ids = svc.labelstudio.import_tasks(project, tasks)
         with svc.state.batch():
+            svc.state.note_tasks(
+                project, {t: svc.state.get(r).syncd_id for (r, _), t in zip(part, task_ids, strict=True)}
+            )
+            svc.state.change_cursor(
+                TaskCursor.name(project), lambda raw, ids=task_ids: TaskCursor.load(raw).extended(ids).dump()
+            )
             for (rec_id, obj), task_id in zip(part, task_ids, strict=True):
                 fields = {"transcript": transcript(rec_id), "task_id": task_id, "project_id": project}
                 svc.state.update(rec_id, **fields)

@@ -111,7 +111,7 @@ class Services:
         s3 = self.settings.s3
         extra: dict[str, Any] = {"region_name": s3.region}
         if s3.endpoint_url:
-            extra["s3endpoint"] = s3.endpoint_url
+            extra["s3_endpoint"] = s3.endpoint_url
         return credentials(s3) | extra
 
     def close(self, *, leave: bool = True) -> None:

@@ -7,7 +7,9 @@ each task's data, so every row can be rebuilt from S3 and Label Studio.
 
 from __future__ import annotations
 
+import bisect
 import json
+import posixpath
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -417,7 +419,32 @@ class Recordings:
             "SELECT key FROM recordings WHERE bucket = ? AND key >= ? AND key < ? AND key != ?",
             (bucket, f"{stem}.", f"{stem}/", key),
         )
-        return any("." not in r["key"][len(stem) + 1 :] and "/" not in r["key"][len(stem) + 1 :] for r in rows)
+        return any(_stem_sibling(stem, key, str(r["key"])) for r in rows)
+
+    def stems_shared(self, bucket: str, keys: Iterable[str]) -> set[str]:
+        """Which of these keys (a page of exports) share their stem with another recorded key in their folder, in one
+        query per 100 keys instead of ``stem_shared``'s one per key."""
+        wanted = sorted(set(keys))
+        shared: set[str] = set()
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            ranges = [(f"{stem}.", f"{stem}/") for stem in (posixpath.splitext(k)[0] for k in chunk)]
+            where = " OR ".join(["(key >= ? AND key < ?)"] * len(ranges))
+            args = [bucket, *(bound for pair in ranges for bound in pair)]
+            rows = sorted(
+                str(r["key"]) for r in self.db.read(f"SELECT key FROM recordings WHERE bucket = ? AND ({where})", args)
+            )
+            for key, (low, high) in zip(chunk, ranges, strict=True):
+                stem = low[:-1]
+                siblings = rows[bisect.bisect_left(rows, low) : bisect.bisect_left(rows, high)]
+                if any(_stem_sibling(stem, key, other) for other in siblings):
+                    shared.add(key)
+        return shared
+
+
+def _stem_sibling(stem: str, key: str, other: str) -> bool:
+    rest = other[len(stem) + 1 :]
+    return other != key and "." not in rest and "/" not in rest
 
 
 def recording_of(row: RowMapping) -> Recording:
