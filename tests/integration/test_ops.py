@@ -36,6 +36,15 @@ def test_check_passes_on_a_working_config(stack: Stack, s3: Any, bucket: str, co
     assert keys == ["calls/a.mp3"]
 
 
+def test_check_passes_with_a_personal_access_token(stack: Stack, bucket: str, config_file: Path) -> None:
+    """A personal access token (a JWT refresh token, what Label Studio's UI hands out) works as the configured token:
+    syncd exchanges it for access tokens itself, as label-studio-sdk did."""
+    pat = stack.labelstudio.api("POST", "/api/token/").json()["token"]
+    result = run_syncd(["check", "-c", str(config_file)], stack, env={"LABEL_STUDIO_API_KEY": pat})
+    checks = _lines(result.stdout)
+    assert checks["labelstudio.auth"] == checks["labelstudio.project"] == "ok", result.stdout
+
+
 def test_check_reports_every_failure_and_exits_non_zero(stack: Stack, bucket: str, config_file: Path) -> None:
     config_file.write_text(config_file.read_text() + '\n[[sources]]\nbucket = "no-such-bucket-syncd"\n')
     result = run_syncd(["check", "-c", str(config_file)], stack, env={"LABEL_STUDIO_API_KEY": "e" * 40}, check=False)
