@@ -107,7 +107,7 @@ def labelstudio_sync(stack: Stack, svc: Services, count: int) -> float:
         use_blob_urls=True,
         presign=True,
         recursive_scan=True,
-        **_sdk_names(svc.storage_credentials()),
+        **svc.storage_credentials(),
     )
     started = time.perf_counter()
     sdk.import_storage.s3.sync(int(storage.id or 0))
@@ -121,14 +121,6 @@ def labelstudio_sync(stack: Stack, svc: Services, count: int) -> float:
     if status != "completed" or made != count:
         raise SystemExit(f"Label Studio sync ended {status} with {made} tasks")
     return elapsed
-
-
-def _sdk_names(fields: dict[str, Any]) -> dict[str, Any]:
-    """The storage fields as the SDK's parameters name them (``s3endpoint``; the REST API's is ``s3_endpoint``)."""
-    renamed = dict(fields)
-    if "s3_endpoint" in renamed:
-        renamed["s3endpoint"] = renamed.pop("s3_endpoint")
-    return renamed
 
 
 def raw_import(stack: Stack, svc: Services, tasks: list[dict[str, Any]], layout: str, *, sdk_call: bool) -> float:

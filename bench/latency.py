@@ -1,6 +1,7 @@
-"""Review latency: a reviewer submits -> the corrected transcript is in S3, with and without webhooks, same run.
+"""Review latency: a reviewer submits -> the corrected transcript is in S3, with and without webhooks, with one
+instance and with three, same run.
 
-    .venv/bin/python -m bench.latency [--submissions 50] [--spacing 0.5] [--export-interval 15]
+    .venv/bin/python -m bench.latency [--submissions 50] [--spacing 0.5] [--export-interval 15] [--instances 3]
 
 A real `syncd run` daemon serves a project of imported tasks (built directly: transcription is not what is measured).
 Annotations are submitted through the Label Studio API, one every ``--spacing`` seconds, and a watcher lists the
@@ -10,6 +11,10 @@ bucket every 50 ms to see when each ``.transcript.json`` (written last, so it ma
    default 15 s); latency is about half the interval on average.
 2. webhooks: the daemon registered a Label Studio webhook and exports the task as soon as it is called.
    Target: p95 <= 2 s.
+3. webhooks, three instances: ``--instances`` daemons share one PostgreSQL state (Debian's server, started here) and
+   sit behind a round-robin proxy, the webhook's address, as behind a load balancer: most deliveries reach an
+   instance that does not hold the export lease and wait in the state for the holder's webhook job
+   (``schedule.webhook_interval``). Target: p95 within 1 s of one instance's.
 
 It starts its own stack (Label Studio, SeaweedFS, moto) in a temporary folder; the daemons' logs go to files there.
 """
@@ -17,17 +22,22 @@ It starts its own stack (Label Studio, SeaweedFS, moto) in a temporary folder; t
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from bench._tasks import put_audio, seed_tasks
-from devstack import VENV_BIN, Stack, free_port, running_stack
+from devstack import PG_PASSWORD, VENV_BIN, Postgres, Stack, free_port, log_events, running_stack
 from syncd.config import parse
 from syncd.domain.transcript import Segment, Transcript, Word
 from syncd.labelstudio import as_dict
@@ -35,6 +45,7 @@ from syncd.services import Services
 
 BUCKET = "bench-latency"
 PROJECT = "bench latency"
+FLEET_PROJECT = "bench latency fleet"
 SECRET = "bench-latency-webhook-secret"
 
 
@@ -47,12 +58,30 @@ def transcript(i: int) -> Transcript:
     )
 
 
-def config(stack: Stack, workdir: Path, export_interval: float, port: int, webhook: bool) -> str:
-    public = f'public_url = "http://127.0.0.1:{port}"' if webhook else ""
+def config(
+    stack: Stack,
+    workdir: Path,
+    export_interval: float,
+    port: int,
+    webhook: bool,
+    *,
+    public: str = "",
+    fleet: tuple[str, str] | None = None,
+) -> str:
+    """One daemon's config; ``fleet`` (instance name, PostgreSQL url) makes it one of several sharing that state,
+    with the webhook at ``public`` (the proxy)."""
+    public = public or f"http://127.0.0.1:{port}"
+    hook = f'public_url = "{public}"' if webhook else ""
+    state = f'path = "{workdir / "state.db"}"'
+    instance = ""
+    if fleet:
+        state = f'url = "{fleet[1]}"'
+        instance = f'[instance]\nname = "{fleet[0]}"\n'
     return f"""\
 [labelstudio]
 url = "{stack.labelstudio.url}"
-project = "{PROJECT}"
+project = "{FLEET_PROJECT if fleet else PROJECT}"
+layout = "segments"
 [s3]
 endpoint_url = "{stack.s3.url}"
 [[sources]]
@@ -64,13 +93,45 @@ endpoint_url = "{stack.moto.url}"
 [schedule]
 export_interval = {export_interval}
 [state]
-path = "{workdir / "state.db"}"
+{state}
 [http]
 listen = "127.0.0.1:{port}"
-{public}
+{hook}
 [log]
 format = "json"
-"""
+{instance}"""
+
+
+class RoundRobin(ThreadingHTTPServer):
+    """The webhook's address in front of several instances, as a load balancer: each delivery goes to the next
+    instance in turn, whichever holds the export lease."""
+
+    def __init__(self, port: int, backends: list[str]) -> None:
+        self.backends = itertools.cycle(backends)
+        self.sent: Counter[str] = Counter()
+        super().__init__(("127.0.0.1", port), _Forward)
+
+
+class _Forward(BaseHTTPRequestHandler):
+    server: RoundRobin
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        backend = next(self.server.backends)
+        self.server.sent[backend] += 1
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        reply = requests.post(backend + self.path, data=body, headers=headers, timeout=30)
+        try:
+            self.send_response(reply.status_code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply.content)))
+            self.end_headers()
+            self.wfile.write(reply.content)
+        except BrokenPipeError:  # Label Studio stopped waiting for the answer; the delivery was made
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def build_tasks(svc: Services, first: int, count: int) -> dict[int, str]:
@@ -105,11 +166,9 @@ def start_daemon(workdir: Path, stack: Stack, text: str, name: str) -> subproces
     path = workdir / f"{name}.toml"
     path.write_text(text)
     log = (workdir / f"{name}.log").open("wb")
+    env = {**os.environ, **stack.env(), "SYNCD_WEBHOOK_SECRET": SECRET, "SYNCD_STATE_PASSWORD": PG_PASSWORD}
     proc = subprocess.Popen(
-        [str(VENV_BIN / "syncd"), "run", "-c", str(path)],
-        env={**os.environ, **stack.env(), "SYNCD_WEBHOOK_SECRET": SECRET},
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        [str(VENV_BIN / "syncd"), "run", "-c", str(path)], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 60
     while b"daemon.started" not in (workdir / f"{name}.log").read_bytes():
@@ -117,6 +176,13 @@ def start_daemon(workdir: Path, stack: Stack, text: str, name: str) -> subproces
             raise RuntimeError(f"syncd run did not start; see {workdir / f'{name}.log'}")
         time.sleep(0.1)
     return proc
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(60)
 
 
 def measure(stack: Stack, sdk: Any, tasks: dict[int, str], spacing: float, timeout: float) -> list[float]:
@@ -149,30 +215,67 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=50)
     parser.add_argument("--spacing", type=float, default=0.5, help="seconds between two submissions")
     parser.add_argument("--export-interval", type=float, default=15.0, help="the daemon's export poll (seconds)")
+    parser.add_argument("--instances", type=int, default=3, help="daemons of the fleet path (0 leaves it out)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp, running_stack(Path(tmp) / "stack") as stack:
         workdir = Path(tmp)
-        os.environ.update(stack.env())
+        os.environ.update(stack.env() | {"SYNCD_STATE_PASSWORD": PG_PASSWORD})
         stack.s3.client().create_bucket(Bucket=BUCKET)
-        port = free_port()
-        settings = parse({"labelstudio": {"url": stack.labelstudio.url, "project": PROJECT}, **_plain(stack, workdir)})
-        svc = Services.build(settings)
-        svc.projects.ensure()
         n = args.submissions
+        svc = seeding_services(stack, PROJECT, _plain(stack, workdir))
         polled_tasks, hooked_tasks = build_tasks(svc, 0, n), build_tasks(svc, n, n)
         svc.close()
         sdk = stack.labelstudio.client()
         rows = []
+        port = free_port()
         for name, tasks, webhook in (("polling only", polled_tasks, False), ("webhooks", hooked_tasks, True)):
             text = config(stack, workdir, args.export_interval, port, webhook)
             proc = start_daemon(workdir, stack, text, name.replace(" ", "-"))
             try:
                 latencies = measure(stack, sdk, tasks, args.spacing, timeout=args.export_interval * 3 + 30)
             finally:
-                proc.terminate()
-                proc.wait(60)
+                stop_all([proc])
             rows.append((name, latencies))
+        if args.instances:
+            with Postgres("postgres", workdir / "pg") as pg:
+                rows.append(fleet(stack, sdk, workdir, pg, args))
         report(rows, args)
+
+
+def seeding_services(stack: Stack, project: str, plain: dict[str, Any]) -> Services:
+    svc = Services.build(
+        parse({"labelstudio": {"url": stack.labelstudio.url, "project": project, "layout": "segments"}, **plain})
+    )
+    svc.projects.ensure()
+    return svc
+
+
+def fleet(stack: Stack, sdk: Any, workdir: Path, pg: Postgres, args: argparse.Namespace) -> tuple[str, list[float]]:
+    """The three-instance path: seeded on the shared state, measured through the round-robin proxy."""
+    fleet_settings = _plain(stack, workdir) | {"state": {"url": pg.url}}
+    svc = seeding_services(stack, FLEET_PROJECT, fleet_settings)
+    tasks = build_tasks(svc, 2 * args.submissions, args.submissions)
+    svc.close()
+    ports = [free_port() for _ in range(args.instances)]
+    proxy = RoundRobin(free_port(), [f"http://127.0.0.1:{p}" for p in ports])
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    public = f"http://127.0.0.1:{proxy.server_address[1]}"
+    procs = []
+    try:
+        for i, port in enumerate(ports):
+            text = config(stack, workdir, args.export_interval, port, True, public=public, fleet=(f"i{i}", pg.url))
+            procs.append(start_daemon(workdir, stack, text, f"fleet-{i}"))
+        latencies = measure(stack, sdk, tasks, args.spacing, timeout=args.export_interval * 3 + 30)
+    finally:
+        stop_all(procs)
+        proxy.shutdown()
+    exports = {
+        f"i{i}": sum(e["event"] == "webhook.exported" for e in log_events((workdir / f"fleet-{i}.log").read_text()))
+        for i in range(len(ports))
+    }
+    received = {f"i{i}": proxy.sent[f"http://127.0.0.1:{port}"] for i, port in enumerate(ports)}
+    print(f"fleet: deliveries received per instance {received}; exported per instance {exports}")
+    return f"webhooks, {args.instances} instances", latencies
 
 
 def _plain(stack: Stack, workdir: Path) -> dict[str, Any]:
@@ -196,6 +299,11 @@ def report(rows: list[tuple[str, list[float]]], args: argparse.Namespace) -> Non
     ratio = figures["polling only"] / figures["webhooks"]
     verdict = "met" if figures["webhooks"] <= 2.0 else "MISSED"
     print(f"webhooks p95 is {ratio:.1f}x lower than polling only; target p95 <= 2 s: {verdict}")
+    many = f"webhooks, {args.instances} instances"
+    if many in figures:
+        extra = figures[many] - figures["webhooks"]
+        verdict = "met" if extra <= 1.0 else "MISSED"
+        print(f"{args.instances} instances add {extra:+.2f} s to the webhooks p95; target within 1 s: {verdict}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,10 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_DIR = ROOT / ".stack"
-LABEL_STUDIO_BIN = STACK_DIR / "ls-venv" / "bin" / "label-studio"
+LS_VENV = STACK_DIR / "ls-venv"
+"""Label Studio 1.23.2, the newest release syncd supports."""
+OLD_LS_VENV = STACK_DIR / "ls-old-venv"
+"""The oldest release syncd supports (scripts/stack-install.sh: OLD_LABEL_STUDIO_VERSION)."""
 VENV_BIN = Path(sys.executable).parent
 
 LS_TOKEN = "0123456789abcdef0123456789abcdef01234567"
@@ -150,44 +153,198 @@ class Service:
 
 @dataclass
 class LabelStudio(Service):
-    """Label Studio 1.23.2 from its own venv, with a known admin user and legacy API token."""
+    """Label Studio from its own venv (1.23.2 by default; ``venv`` picks another release, e.g. ``OLD_LS_VENV``), as
+    Label Studio defaults it: legacy tokens off, and clients authenticate with a personal access token (``token``, a
+    JWT refresh token made through the admin's login session after the first start). ``legacy`` starts it with
+    ``--enable-legacy-api-token`` (``token`` is then the legacy one). SSRF protection is off unless ``ssrf``: the
+    stack's S3 endpoint and syncd's webhook are on loopback addresses, which Label Studio refuses while it is on.
+    ``host`` is the public URL Label Studio is told it lives at (``LABEL_STUDIO_HOST``, e.g. a reverse proxy's
+    ``http://127.0.0.1:P/ls``): it then serves every page under that sub-path."""
 
-    token: str = LS_TOKEN
+    legacy_token: str = LS_TOKEN
     user: str = LS_USER
     password: str = LS_PASSWORD
+    venv: Path = LS_VENV
+    legacy: bool = False
+    ssrf: bool = False
+    host: str = ""
+    _pat: str = ""
+    _sdk: Any = None
+
+    @property
+    def binary(self) -> Path:
+        return self.venv / "bin" / "label-studio"
+
+    @property
+    def version(self) -> str:
+        """The release installed in ``venv`` (its stamp, written by scripts/stack-install.sh)."""
+        stamp = self.venv / ".stamp"
+        return stamp.read_text().strip() if stamp.exists() else "unknown"
 
     def start(self) -> None:
-        if not LABEL_STUDIO_BIN.exists():
-            raise StackError(f"{LABEL_STUDIO_BIN} missing: run scripts/stack-install.sh")
+        if not self.binary.exists():
+            raise StackError(f"{self.binary} missing: run scripts/stack-install.sh")
         if not self.port or not _port_is_free(self.port):
             self.port = free_port()
         env = {
             "LABEL_STUDIO_BASE_DATA_DIR": str(self.workdir / "data"),
-            "SSRF_PROTECTION_ENABLED": "false",
-            "USE_DEFAULT_BANNED_SUBNETS": "false",
             "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "false",
             "DJANGO_DEBUG": "false",
             "LOG_LEVEL": "WARNING",
         }
-        argv = [str(LABEL_STUDIO_BIN), "start", "--no-browser", "--host", "127.0.0.1", "--port", str(self.port)]
-        argv += ["--username", self.user, "--password", self.password, "--user-token", self.token]
-        self.spawn([*argv, "--enable-legacy-api-token"], env)
+        if not self.ssrf:
+            env |= {"SSRF_PROTECTION_ENABLED": "false", "USE_DEFAULT_BANNED_SUBNETS": "false"}
+        if self.host:
+            env["LABEL_STUDIO_HOST"] = self.host
+        argv = [str(self.binary), "start", "--no-browser", "--host", "127.0.0.1", "--port", str(self.port)]
+        argv += ["--username", self.user, "--password", self.password, "--user-token", self.legacy_token]
+        self.spawn([*argv, "--enable-legacy-api-token"] if self.legacy else argv, env)
 
     def wait(self, timeout: float = 300) -> None:
         assert self.proc is not None
         wait_http(f"{self.url}/health", self.proc, self.log_path, timeout)
+        self._sdk = None
+        if not self.legacy and not self._pat:
+            self._pat = self.personal_access_token()
+
+    @property
+    def token(self) -> str:
+        """What syncd is given as ``LABEL_STUDIO_API_KEY``: the personal access token (the legacy one if ``legacy``)."""
+        return self.legacy_token if self.legacy else self._pat
+
+    def personal_access_token(self) -> str:
+        """A personal access token for the admin, made as a person would in Account & Settings: logged in with the
+        password, ``POST /api/token/``. Kept in the data folder, so a restarted server's clients keep theirs."""
+        saved = self.workdir / "data" / "syncd-pat"
+        if saved.exists():
+            return saved.read_text().strip()
+        session = self.login()
+        response = session.post(f"{self.url}/api/token/", headers=_csrf(session, self.url), json={}, timeout=60)
+        response.raise_for_status()
+        token = str(response.json()["token"])
+        saved.write_text(token)
+        return token
+
+    def login(self) -> requests.Session:
+        """A browser-like session logged in as the admin (Django's login form, with its CSRF token)."""
+        session = requests.Session()
+        page = f"{self.url}/user/login/"
+        session.get(page, timeout=60).raise_for_status()
+        form = {"email": self.user, "password": self.password, "csrfmiddlewaretoken": session.cookies["csrftoken"]}
+        response = session.post(page, data=form, headers={"Referer": page}, allow_redirects=False, timeout=60)
+        if response.status_code != 302 or "sessionid" not in session.cookies:
+            raise StackError(f"Label Studio login as {self.user} failed: HTTP {response.status_code}")
+        return session
+
+    def token_settings(self, *, personal: bool = True, legacy: bool = False) -> None:
+        """The organization's token settings (Organization, API Tokens Settings): personal access tokens and legacy
+        ``Token`` keys on or off. Set through the admin's login session, so it works whichever kind is off."""
+        session = self.login()
+        body = {"api_tokens_enabled": personal, "legacy_api_tokens_enabled": legacy}
+        url = f"{self.url}/api/jwt/settings"
+        session.post(url, json=body, headers=_csrf(session, self.url), timeout=60).raise_for_status()
+
+    def revoke(self, token: str) -> None:
+        """Revoke a personal access token (Account & Settings, Personal Access Token, revoke)."""
+        session = self.login()
+        url = f"{self.url}/api/token/blacklist/"
+        session.post(url, json={"refresh": token}, headers=_csrf(session, self.url), timeout=60).raise_for_status()
+
+    def rotate(self) -> str:
+        """Revoke the personal access token (``token``) and make a new one, as a person would in Account & Settings
+        (Label Studio keeps one per user: a second is refused with 409 while the first is valid); the old one."""
+        old = self._pat
+        self.revoke(old)
+        self._pat = self.new_personal_access_token()
+        (self.workdir / "data" / "syncd-pat").write_text(self._pat)
+        self._sdk = None
+        return old
+
+    def new_personal_access_token(self) -> str:
+        """A personal access token for the admin (Label Studio refuses it while another is still valid)."""
+        session = self.login()
+        response = session.post(f"{self.url}/api/token/", headers=_csrf(session, self.url), json={}, timeout=60)
+        response.raise_for_status()
+        return str(response.json()["token"])
 
     def client(self) -> Any:
         from label_studio_sdk import LabelStudio as LabelStudioSDK
 
-        return LabelStudioSDK(base_url=self.url, api_key=self.token)
+        if self._sdk is None:
+            self._sdk = LabelStudioSDK(base_url=self.url, api_key=self.token)
+        return self._sdk
+
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header of a fresh call: ``Bearer <access token>`` (exchanged from the personal access
+        token by the SDK and renewed when it expires), or ``Token <key>`` with legacy auth."""
+        headers = self.client()._client_wrapper.get_headers()
+        return {"Authorization": str(headers["Authorization"])}
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """A raw call with the token, for the endpoints the SDK lacks (e.g. /api/projects/{id}/next)."""
-        headers = {"Authorization": f"Token {self.token}"}
-        response = requests.request(method, f"{self.url}{path}", headers=headers, timeout=60, **kwargs)
+        response = requests.request(method, f"{self.url}{path}", headers=self.auth_headers(), timeout=60, **kwargs)
         response.raise_for_status()
         return response
+
+
+def _csrf(session: requests.Session, url: str) -> dict[str, str]:
+    return {"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{url}/"}
+
+
+@dataclass
+class Nginx(Service):
+    """Debian's nginx as a reverse proxy serving ``upstream`` under ``/<prefix>/`` (the prefix stripped, as Label
+    Studio's own deployment guide has it), run unprivileged from its own folder and config."""
+
+    upstream: str = ""
+    prefix: str = "ls"
+
+    @property
+    def public_url(self) -> str:
+        """The sub-path URL, without a trailing slash: how an operator would most likely write it."""
+        return f"{self.url}/{self.prefix}"
+
+    def start(self) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(binary).exists():
+            raise StackError("nginx is not installed (Debian package nginx; run scripts/stack-install.sh)")
+        self.port = self.port or free_port()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "nginx.conf"
+        settings = {"dir": self.workdir, "port": self.port, "prefix": self.prefix, "upstream": self.upstream}
+        conf.write_text(_NGINX_CONF.format(**settings))
+        self.spawn([binary, "-p", str(self.workdir), "-c", str(conf), "-e", str(self.workdir / "error.log")])
+
+    def wait(self, timeout: float = 30) -> None:
+        assert self.proc is not None
+        wait_http(f"{self.public_url}/health", self.proc, self.log_path, timeout)
+
+
+_NGINX_CONF = """\
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    client_max_body_size 200m;
+    server {{
+        listen 127.0.0.1:{port};
+        location /{prefix}/ {{
+            proxy_pass {upstream}/;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_read_timeout 300;
+        }}
+    }}
+}}
+"""
 
 
 @dataclass
@@ -342,6 +499,13 @@ class Postgres(Service):
         """What ``[state] url`` holds (the password goes in ``SYNCD_STATE_PASSWORD``)."""
         return f"postgresql://syncd@127.0.0.1:{self.port}/syncd"
 
+    def database(self, name: str) -> str:
+        """A new empty database ``name`` (a test's own state, apart from the shared ``syncd`` one); its url."""
+        with self.connect(autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
     def stop(self, timeout: float = 10, *, keep: bool = False) -> None:
         """Stop the server (a fast shutdown: open sessions are cut, as an outage would); ``keep`` keeps its data,
         so ``start`` brings the same databases back."""
@@ -371,12 +535,15 @@ class Stack:
     workdir: Path
     ls_port: int = 0
     s3_port: int = 0
+    ls_venv: Path = LS_VENV
+    """The Label Studio release to start: its venv (``OLD_LS_VENV`` for the oldest supported)."""
     labelstudio: LabelStudio = field(init=False)
     s3: SeaweedS3 = field(init=False)
     moto: MotoServer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.labelstudio = LabelStudio("labelstudio", self.workdir / "labelstudio", port=self.ls_port)
+        ls_dir = self.workdir / "labelstudio"
+        self.labelstudio = LabelStudio("labelstudio", ls_dir, port=self.ls_port, venv=self.ls_venv)
         self.s3 = SeaweedS3("seaweedfs", self.workdir / "seaweedfs", port=self.s3_port)
         self.moto = MotoServer("moto", self.workdir / "moto")
 
@@ -423,13 +590,15 @@ class Stack:
         aws: str = "",
         extra: str = "",
         layout: str = "segments",
+        labelstudio_url: str = "",
     ) -> str:
         """A syncd config (TOML text) pointing at this stack. ``layout`` is the review layout of the projects it
         creates: "segments" by default, the one the real-stack tests of import, export and triage were written
-        against; the reviewer's screen test and the demo use syncd's default, "transcript"."""
+        against; the reviewer's screen test and the demo use syncd's default, "transcript". ``labelstudio_url``
+        points syncd at another Label Studio (a second server, a reverse proxy) instead of the stack's."""
         return f"""\
 [labelstudio]
-url = "{self.labelstudio.url}"
+url = "{labelstudio_url or self.labelstudio.url}"
 project = "{project}"
 layout = "{layout}"
 
@@ -461,11 +630,13 @@ level = "debug"
 
 
 @contextlib.contextmanager
-def running_stack(workdir: Path | None = None) -> Iterator[Stack]:
-    """A stack in `workdir` (default: a fresh temporary folder removed afterwards)."""
+def running_stack(workdir: Path | None = None, ls_venv: Path | None = None) -> Iterator[Stack]:
+    """A stack in `workdir` (default: a fresh temporary folder removed afterwards), with Label Studio from
+    ``ls_venv`` (default ``$SYNCD_LS_VENV``, else 1.23.2's)."""
+    venv = ls_venv or Path(os.environ.get("SYNCD_LS_VENV") or LS_VENV)
     if workdir is not None:
-        with Stack(workdir) as stack:
+        with Stack(workdir, ls_venv=venv) as stack:
             yield stack
         return
-    with tempfile.TemporaryDirectory(prefix="syncd-stack-") as tmp, Stack(Path(tmp)) as stack:
+    with tempfile.TemporaryDirectory(prefix="syncd-stack-") as tmp, Stack(Path(tmp), ls_venv=venv) as stack:
         yield stack

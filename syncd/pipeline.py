@@ -16,8 +16,10 @@ from typing import Any
 
 from syncd import errors
 from syncd.errors import classify
+from syncd.log import describe_error
 from syncd.services import Services
 from syncd.stages import STAGE_NAMES, STAGES, Stage
+from syncd.state import outages
 from syncd.state.cluster import SINGLE_WRITER
 from syncd.state.db import FencedError
 
@@ -63,9 +65,28 @@ def run_stage(svc: Services, stage: Stage, stop: threading.Event, work: Callable
             exc_info=svc.settings.log.level == "debug",
         )
         count, ok = 0, False
+        _token_refused(svc, exc)
+    if ok:
+        _token_accepted(svc)
     done = StageRun(stage.name, count, round(time.monotonic() - started, 3), ok)
     svc.log.debug("stage.completed", stage=done.stage, count=done.count, seconds=done.seconds, ok=done.ok)
     return done
+
+
+def _token_refused(svc: Services, exc: Exception) -> None:
+    """Label Studio refused the token mid-run even with a fresh access token: a Label Studio outage with that reason
+    (in /healthz, `syncd status`, ``syncd_dependency_up``), not a failure of the work. The stages keep trying."""
+    if getattr(exc, "status_code", None) != 401 or not svc.labelstudio.refused:
+        return
+    reason = f"Label Studio refuses the token (HTTP 401 after a fresh access token): {describe_error(exc)}"
+    outages.mark_down(svc.state, outages.LABELSTUDIO, reason, svc.settings.schedule.outage_backoff_max, svc.log)
+    svc.labelstudio.outage_recorded = True
+
+
+def _token_accepted(svc: Services) -> None:
+    if svc.labelstudio.outage_recorded and not svc.labelstudio.refused:
+        outages.mark_up(svc.state, [outages.LABELSTUDIO], svc.log)
+        svc.labelstudio.outage_recorded = False
 
 
 class Cycle:

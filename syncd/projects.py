@@ -17,7 +17,8 @@ from typing import Any
 from syncd.config import Settings
 from syncd.faults import fault_point
 from syncd.labelstudio import LabelStudioClient
-from syncd.state import StateStore
+from syncd.log import describe_error
+from syncd.state import StateStore, refusals
 
 
 class Projects:
@@ -87,8 +88,21 @@ class Projects:
         return self.state.projects()[-1]
 
     def _ensure_storages(self, project: int) -> None:
+        """The S3 storage that presigns each bucket's audio; one Label Studio refuses (SSRF protection, permissions:
+        HTTP 400/403) is recorded and logged, and syncd carries on without it: tasks import, their audio does not
+        play until it is accepted."""
         for bucket in sorted({s.bucket for s in self.settings.sources}):
-            self.labelstudio.ensure_storage(project, bucket, self.storage_credentials)
+            try:
+                self.labelstudio.ensure_storage(project, bucket, self.storage_credentials)
+            except Exception as exc:
+                if getattr(exc, "status_code", None) not in (400, 403):
+                    raise
+                reason = refused_reason(exc)
+                refusals.record(self.state, refusals.STORAGE, project, bucket, reason)
+                means = refusals.CONSEQUENCE[refusals.STORAGE]
+                self.log.error("storage.register_failed", project=project, bucket=bucket, error=reason, means=means)
+                continue
+            refusals.clear(self.state, refusals.STORAGE, project)
 
     def rollover_due(self) -> str | None:
         """Why new tasks must go to a new project now ("full", "period"), or None. A project named by id is fixed."""
@@ -138,13 +152,27 @@ class Projects:
         return project
 
     def register_webhook(self, project: int, url: str, secret: str) -> None:
-        """Our webhook on one project; a refusal is logged and leaves polling as the way reviews arrive."""
+        """Our webhook on one project; a refusal is recorded (`syncd status`, /healthz, `syncd check`) and logged, and
+        leaves the export poll as the way reviews arrive."""
         try:
             hook, created = self.labelstudio.ensure_webhook(project, url, secret)
         except Exception as exc:
-            self.log.error("webhook.register_failed", project=project, url=url, error=exc)
+            reason = refused_reason(exc)
+            refusals.record(self.state, refusals.WEBHOOK, project, url, reason)
+            consequence = refusals.CONSEQUENCE[refusals.WEBHOOK]
+            self.log.error("webhook.register_failed", project=project, url=url, error=reason, means=consequence)
             return
+        refusals.clear(self.state, refusals.WEBHOOK, project)
         self.log.info("webhook.registered", webhook=hook, project=project, url=url, created=created)
+
+
+def refused_reason(exc: Exception) -> str:
+    """Label Studio's own words for a refusal (its ``detail``: "URL resolves to a reserved network address (block:
+    127.0.0.0/8)"), with the status; the whole error otherwise."""
+    body, status = getattr(exc, "body", None), getattr(exc, "status_code", None)
+    if isinstance(body, dict) and body.get("detail"):
+        return f"HTTP {status}: {body['detail']}"
+    return describe_error(exc)
 
 
 NEXT_PROJECT = "project-next"

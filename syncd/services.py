@@ -9,14 +9,14 @@ from typing import Any
 from syncd import errors
 from syncd.config import Settings, read_secret
 from syncd.errors import ConfigError, ProbeError, classify
-from syncd.labelstudio import LabelStudioClient
-from syncd.labelstudio.probe import labelstudio_alive
+from syncd.labelstudio import LabelStudioClient, auth
+from syncd.labelstudio.probe import labelstudio_alive, labelstudio_release, support
 from syncd.log import describe_error, get_logger
 from syncd.projects import Projects
 from syncd.s3.events import Queue
 from syncd.s3.probe import buckets_readable, conditional_writes
 from syncd.s3.storage import Storage, credentials
-from syncd.state import StateStore
+from syncd.state import StateStore, outages
 from syncd.state.cluster import PROJECT, Instance
 from syncd.transcribers.base import Transcriber
 
@@ -43,6 +43,30 @@ def labelstudio_token(settings: Settings) -> str:
     return token
 
 
+def labelstudio_client(settings: Settings) -> LabelStudioClient:
+    """The Label Studio client; a token that can never work (expired, an access token) is a ConfigError naming the
+    key it came from."""
+    try:
+        return LabelStudioClient(settings.labelstudio, labelstudio_token(settings))
+    except auth.TokenError as exc:
+        raise ConfigError(f"{auth.where(settings.labelstudio)}: the Label Studio token {exc}") from exc
+
+
+def labelstudio_login(settings: Settings, client: LabelStudioClient) -> str:
+    """Who the token logs in as; a ProbeError when Label Studio refuses it: CONFIG (78) when the token can never
+    work (revoked, a legacy key where legacy tokens are off, not a personal access token), NOPERM (77) otherwise."""
+    try:
+        return client.whoami()
+    except Exception as exc:
+        if getattr(exc, "status_code", None) != 401:
+            raise ProbeError(f"Label Studio: {describe_error(exc)}", classify(exc)) from exc
+        reason = auth.refusal_reason(str(getattr(exc, "body", "") or exc))
+        where = auth.where(settings.labelstudio)
+        if reason is None:
+            raise ProbeError(f"{where}: Label Studio refused the token (HTTP 401)", errors.NOPERM) from exc
+        raise ProbeError(f"{where}: the Label Studio token {reason}", errors.CONFIG) from exc
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -60,7 +84,7 @@ class Services:
             state=StateStore.open(settings.state),
             storage=storage,
             transcriber=make_transcriber(settings, storage),
-            labelstudio=LabelStudioClient(settings.labelstudio, labelstudio_token(settings)),
+            labelstudio=labelstudio_client(settings),
             paced=paced,
         )
 
@@ -91,6 +115,10 @@ class Services:
         chose single-writer mode) enforces conditional writes; a ProbeError (with the exit code it stands for)
         otherwise."""
         labelstudio_alive(self.settings)
+        supported, about = support(labelstudio_release(self.settings))
+        if not supported:
+            self.log.warning("labelstudio.unsupported", url=self.settings.labelstudio.url, about=about)
+        labelstudio_login(self.settings, self.labelstudio)
         buckets_readable(self.settings, self.storage.client)
         if self.storage.conditional:
             for bucket, prefix in {s.bucket: s.prefix for s in self.settings.sources}.items():
@@ -106,12 +134,13 @@ class Services:
                 self.projects.ensure()
         except Exception as exc:
             raise ProbeError(f"Label Studio project: {describe_error(exc)}", classify(exc)) from exc
+        outages.mark_up(self.state, [outages.LABELSTUDIO], self.log)
 
     def storage_credentials(self) -> dict[str, Any]:
         s3 = self.settings.s3
         extra: dict[str, Any] = {"region_name": s3.region}
         if s3.endpoint_url:
-            extra["s3_endpoint"] = s3.endpoint_url
+            extra["s3endpoint"] = s3.endpoint_url
         return credentials(s3) | extra
 
     def close(self, *, leave: bool = True) -> None:

@@ -19,7 +19,7 @@ from syncd.errors import ProbeError, classify
 from syncd.labelstudio.probe import labelstudio_alive
 from syncd.log import describe_error
 from syncd.s3.probe import conditional_writes, quick_s3_client
-from syncd.state import StateStore
+from syncd.state import StateStore, refusals
 
 
 @dataclass(frozen=True)
@@ -43,22 +43,23 @@ def _run(name: str, probe: Callable[[], str]) -> Check:
 
 def checks(settings: Settings, config_path: str) -> Iterator[Check]:
     """Each check in order; later ones are skipped (not run) when what they need already failed."""
-    from syncd.labelstudio import LabelStudioClient
-    from syncd.services import labelstudio_token
+    from syncd.services import labelstudio_client, labelstudio_login
 
     engine = settings.transcriber.engine
     yield Check("config", True, f"{config_path}: valid ({len(settings.sources)} source(s), engine {engine})")
     yield _run("state", lambda: _state_writable(settings))
-    token = _run("labelstudio.token", lambda: "found" if labelstudio_token(settings) else "")
+    token = _run("labelstudio.token", lambda: f"found ({labelstudio_client(settings).token_kind})")
     yield token
     alive = _run("labelstudio.reachable", lambda: _alive(settings))
     yield alive
     if token.ok and alive.ok:
-        client = LabelStudioClient(settings.labelstudio, labelstudio_token(settings))
-        auth = _run("labelstudio.auth", lambda: f"token accepted (user {client.whoami()})")
+        client = labelstudio_client(settings)
+        yield _run("labelstudio.version", lambda: _version(settings))
+        auth = _run("labelstudio.auth", lambda: f"token accepted (user {labelstudio_login(settings, client)})")
         yield auth
         if auth.ok:
             yield _run("labelstudio.project", lambda: client.describe_project(_current_title(settings)))
+    yield from _refusals(settings)
     s3 = quick_s3_client(settings)
     for source in settings.sources:
         where = f"s3://{source.bucket}/{source.prefix}"
@@ -88,12 +89,41 @@ def _current_title(settings: Settings) -> str:
     return wanted if wanted.isdigit() else period_title(wanted)
 
 
+def _refusals(settings: Settings) -> Iterator[Check]:
+    """What Label Studio refused the running syncd (webhook, audio storage), as the state recorded it: a check
+    cannot register anything itself, so it reports what registration met."""
+    if not (settings.state.url or Path(settings.state.path).exists()):
+        return
+    try:
+        store = StateStore.open(settings.state)
+    except Exception:
+        return  # the "state" check already says why
+    try:
+        refused = refusals.all_known(store)
+    finally:
+        store.close()
+    for r in refused:
+        detail = f"project {r.project} ({r.target}): refused, {r.reason}; meanwhile {r.consequence}. {refusals.REMEDY}"
+        yield Check(f"labelstudio.{r.what}", False, detail)
+    if settings.http.public_url and not any(r.what == refusals.WEBHOOK for r in refused):
+        yield Check("labelstudio.webhook", True, "no refusal recorded (`syncd run` registers it on each project)")
+
+
 def _state_writable(settings: Settings) -> str:
     store = StateStore.open(settings.state)
     try:
         return f"{store.where} opened ({sum(store.counts().values())} recordings)"
     finally:
         store.close()
+
+
+def _version(settings: Settings) -> str:
+    from syncd.labelstudio.probe import labelstudio_release, support
+
+    supported, about = support(labelstudio_release(settings))
+    if not supported:
+        raise ProbeError(about, errors.CHECK_FAILED)
+    return about
 
 
 def _alive(settings: Settings) -> str:

@@ -12,10 +12,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from syncd import errors
+from syncd import __version__, errors
 from syncd.config import Settings
 from syncd.domain.recording import PENDING
-from syncd.state import StateStore, outages
+from syncd.state import StateStore, migrate, outages, refusals
 from syncd.state.cluster import silent
 
 
@@ -48,7 +48,14 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
     now = time.time()
     projects = store.projects()
     tasks = store.project_task_counts()
+    revision, app_version = store.schema()
     return {
+        "version": {
+            "running": __version__,
+            "state_app_version": app_version,
+            "state_schema": revision,
+            "schema_head": migrate.head(),
+        },
         "recordings": counts,
         "instances": _instances(store, lease_seconds),
         "projects": [
@@ -102,7 +109,19 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
             }
             for sid, group in sorted(store.twins().items())
         ],
+        "labelstudio_refused": [
+            {
+                "what": r.what,
+                "project": r.project,
+                "target": r.target,
+                "reason": r.reason,
+                "means": r.consequence,
+                "at": _iso(r.at),
+            }
+            for r in refusals.all_known(store)
+        ],
         "predictions_unchecked": {str(p): n for p, n in sorted(store.unchecked_predictions().items())},
+        "webhooks_waiting": _webhooks_waiting(store),
         "last_errors": [
             {
                 "id": r.id,
@@ -118,15 +137,26 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
     }
 
 
+def _webhooks_waiting(store: StateStore) -> dict[str, Any]:
+    count, oldest = store.webhook_backlog()
+    return {"count": count, "oldest": _iso(oldest)}
+
+
 def format_status(report: dict[str, Any]) -> str:
-    lines = ["recordings:"]
+    version = report["version"]
+    lines = [
+        f"syncd {version['running']}; state schema {version['state_schema']} (this release's newest:"
+        f" {version['schema_head']}), brought up to date by syncd {version['state_app_version']}",
+        "recordings:",
+    ]
     lines += [f"  {state:<13} {count}" for state, count in report["recordings"].items()]
     lines.append("instances:" if report["instances"] else "instances: none running")
     for i in report["instances"]:
         seen = f"SILENT {i['last_seen_seconds']:.0f}s" if i["silent"] else f"seen {i['last_seen_seconds']:.0f}s ago"
         holds = ", ".join(i["holds"]) or "no lease"
         lines.append(
-            f"  {i['name']:<16} {i['host']}:{i['pid']:<8} {seen:<16} roles {','.join(i['roles'])};"
+            f"  {i['name']:<16} {i['host']}:{i['pid']:<8} syncd {i['version']:<11} {seen:<16}"
+            f" roles {','.join(i['roles'])};"
             f" holds {holds}; working on {i['working_on']}"
         )
     lines.append("projects (tasks as last seen):" if report["projects"] else "projects: none yet")
@@ -156,10 +186,23 @@ def format_status(report: dict[str, Any]) -> str:
     for twin in twins:
         reviewed = f"reviewed on {', '.join(map(str, twin['reviewed']))}" if twin["reviewed"] else "unreviewed"
         lines.append(f"  {twin['key'] or twin['syncd_id']}: tasks {', '.join(map(str, twin['tasks']))} ({reviewed})")
+    refused = report["labelstudio_refused"]
+    lines.append("refused by Label Studio:" if refused else "refused by Label Studio: nothing")
+    for item in refused:
+        where = f"{item['what']} on project {item['project']} ({item['target']})"
+        lines.append(f"  [{item['at']}] {where}: {item['reason']}")
+        lines.append(f"      meanwhile {item['means']}")
+    if refused:
+        lines.append(f"  {refusals.REMEDY}")
     unchecked = report["predictions_unchecked"]
     if unchecked:
         lines.append("predictions unchecked (checked again by each import run):")
         lines += [f"  project {project}: {count} tasks" for project, count in unchecked.items()]
+    hooks = report["webhooks_waiting"]
+    if hooks["count"]:
+        lines.append(
+            f"webhook deliveries waiting for the export holder: {hooks['count']} (oldest since {hooks['oldest']})"
+        )
     lines.append("last errors:" if report["last_errors"] else "last errors: none")
     for err in report["last_errors"]:
         lines.append(f"  [{err['at']}] s3://{err['bucket']}/{err['key']} ({err['status']}, {err['attempts']} attempts)")

@@ -362,6 +362,12 @@ class ScheduleSettings(_Section):
         " transcribed recording has waited this many seconds. Label Studio advises at most one import per 30 s.",
     )
     export_interval: float = Field(15.0, gt=0, description="Seconds between pulls of new reviews.")
+    webhook_interval: float = Field(
+        0.25,
+        gt=0,
+        description="Seconds between two looks of the export lease holder at the webhook deliveries that other"
+        " instances received and left in the state (a delivery to the holder itself is exported at once).",
+    )
     export_sweep_interval: float = Field(
         3600.0,
         gt=0,

@@ -30,7 +30,8 @@ from syncd.log import add_event_sink, configure, describe_error, get_logger, rem
 from syncd.pipeline import Cycle, StageRun, report_cycle, run_stage
 from syncd.services import Services
 from syncd.stages import BY_NAME, STAGES, Stage, import_doubt
-from syncd.stages.export import export_task
+from syncd.stages.export import webhooked
+from syncd.state import refusals
 
 _TICK = 5.0
 SUMMARY_EVERY = 300.0
@@ -74,6 +75,8 @@ class Daemon:
         self.metrics.stuck.set_function(lambda: len(self.jobs.stuck(self.settings.schedule.stage_timeout)))
         self.metrics.watch_import_doubt(lambda: import_doubt.in_doubt(self.svc.state) if self.svc else None)
         self.metrics.watch_twins(lambda: self.svc.state.twin_counts() if self.svc else {})
+        self.metrics.watch_refused(lambda: refusals.counts(self.svc.state) if self.svc else {})
+        self.metrics.watch_webhooks(lambda: self.svc.state.webhook_backlog() if self.svc else (0, None))
         self.metrics.watch_unchecked(
             lambda: {str(p): n for p, n in self.svc.state.unchecked_predictions().items()} if self.svc else {}
         )
@@ -195,6 +198,10 @@ class Daemon:
         """The stages of this instance's roles, and its heartbeat."""
         self.jobs.schedule(svc.settings)
         self.jobs.every("instance", svc.instance.renew_every, self._beat)
+        if svc.instance.runs("export"):
+            self.jobs.every("webhooks", svc.settings.schedule.webhook_interval, self._export_webhooks)
+        else:
+            self.jobs.cancel("webhooks")
 
     def _beat(self) -> None:
         """Renew this instance's leases, and take over a stage whose holder stopped renewing (that stage then runs
@@ -234,24 +241,27 @@ class Daemon:
     def last_good_age(self) -> float | None:
         return None if self.last_good is None else round(time.monotonic() - self.last_good, 3)
 
-    def _queue_export(self, task_id: int) -> None:
-        self.jobs.submit(f"webhook-{task_id}", self._export_now, task_id, time.monotonic())
-
-    def _export_now(self, task_id: int, received: float) -> None:
+    def _queue_export(self, task_id: int, project: int | None) -> None:
+        """Leave the delivery in the state for the export lease holder (this instance or another), and when this one
+        holds the lease, export it now."""
         svc = self.svc
-        if svc is None or self.stopping:
+        if svc is None:
+            raise RuntimeError("not connected yet")
+        svc.state.queue_webhook(task_id, project)
+        if "export" in svc.instance.holds:
+            self.jobs.run_now("webhooks")
+
+    def _export_webhooks(self) -> None:
+        """The webhook job: on the export lease holder, export the deliveries waiting in the state (any instance's).
+        One read of the state per tick when none wait; the lease is only touched when some do."""
+        svc = self.svc
+        if svc is None or self.stopping or "export" not in svc.instance.holds:
             return
-        with self.jobs.tracking(f"webhook-{task_id}"):
-            run = run_stage(
-                svc,
-                BY_NAME["export"],
-                self.interrupt,
-                work=lambda: int(export_task(svc, svc.labelstudio.task(task_id))),
-            )
+        if not svc.state.webhook_deliveries(limit=1):
+            return
+        with self.jobs.tracking("webhooks"):
+            run = run_stage(svc, BY_NAME["export"], self.interrupt, work=lambda: webhooked(svc, self.interrupt))
         self._count(svc, run)
-        if run.ok:
-            seconds = round(time.monotonic() - received, 3)
-            self.log.info("webhook.exported", task=task_id, written=bool(run.count), seconds=seconds)
 
     # --- reload -------------------------------------------------------------------------------------------
 
@@ -368,9 +378,12 @@ class Daemon:
 
 
 def _build(settings: Settings) -> Services:
-    """The clients; a state database that cannot be reached (PostgreSQL down) is waited for like the services."""
+    """The clients; a state database that cannot be reached (PostgreSQL down) is waited for like the services, a
+    token that can never work stops the daemon (78)."""
     try:
         return Services.build(settings, paced=True)
+    except ConfigError as exc:
+        raise ProbeError(str(exc), errors.CONFIG) from exc
     except Exception as exc:
         if classify(exc) != errors.UNAVAILABLE:
             raise

@@ -19,7 +19,7 @@ from syncd.errors import ProbeError
 from syncd.labelstudio.probe import labelstudio_alive
 from syncd.s3.probe import buckets_readable, quick_s3_client
 from syncd.stages import import_doubt
-from syncd.state import StateStore, outages
+from syncd.state import StateStore, outages, refusals
 
 PROBE_TTL = 5.0
 
@@ -99,6 +99,22 @@ def dependencies_up(probes: Probes, state: StateStore) -> dict[str, bool]:
     return up | {"state": True}
 
 
+def refusals_check(state: StateStore) -> dict[str, Any]:
+    """What Label Studio refused to register (webhook, audio storage), with its reason and what that means: syncd
+    works on without it, so it makes the report "degraded", never failing."""
+    refused = [
+        {"what": r.what, "project": r.project, "target": r.target, "reason": r.reason, "means": r.consequence}
+        for r in refusals.all_known(state)
+    ]
+    return {"ok": not refused, "refused": refused} | ({"remedy": refusals.REMEDY} if refused else {})
+
+
+def webhook_wait_limit(settings: Settings) -> float:
+    """How long a webhook delivery may wait for the export holder before health says so: past this the export poll
+    would have found the review anyway, so the holder is missing or its webhook job is stuck."""
+    return max(30.0, settings.schedule.export_interval + settings.labelstudio.timeout)
+
+
 def health_report(
     settings: Settings,
     phase: str,
@@ -108,8 +124,9 @@ def health_report(
     parked: int = 0,
 ) -> tuple[bool, dict[str, Any]]:
     """(healthy, body): healthy only while running with every check passing; the body says which failed. Parked
-    items (work that cannot progress until a person acts), twins reviewed on more than one task (a person should look)
-    and predictions left unchecked make a passing report "degraded", still 200."""
+    items (work that cannot progress until a person acts), twins reviewed on more than one task (a person should look),
+    predictions left unchecked, webhook deliveries left waiting past ``webhook_wait_limit`` and a webhook or storage
+    Label Studio refused make a passing report "degraded", still 200."""
     limit = max_cycle_age(settings)
     checks = (probes or Probes(settings)).results()
     for name, check in dependency_checks(settings, state).items():
@@ -138,7 +155,13 @@ def health_report(
         checks["twins"] = {"ok": conflicts == 0, "reviewed": conflicts, "unreviewed": twins.get("unreviewed", 0)}
         unchecked = state.unchecked_predictions()
         checks["predictions"] = {"ok": not unchecked, "unchecked_tasks": sum(unchecked.values())}
-        attention = attention or bool(conflicts) or bool(unchecked)
+        refused = refusals_check(state)
+        checks["labelstudio_refused"] = refused
+        waiting, oldest = state.webhook_backlog()
+        age = None if oldest is None else round(max(0.0, time.time() - oldest), 3)
+        late = age is not None and age > webhook_wait_limit(settings)
+        checks["webhooks"] = {"ok": not late, "waiting": waiting, "oldest_age_seconds": age}
+        attention = attention or bool(conflicts) or bool(unchecked) or late or not refused["ok"]
     status = ("ok" if not attention else "degraded") if ok else phase if phase != "running" else "failing"
     body = {"status": status, "checks": checks}
     return ok, body | ({"down": down} if down else {})

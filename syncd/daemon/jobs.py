@@ -60,6 +60,11 @@ class StageJobs:
             fn, "interval", seconds=seconds, id=name, name=name, replace_existing=True, next_run_time=datetime.now(UTC)
         )
 
+    def cancel(self, name: str) -> None:
+        """Drop the job ``name`` if there is one (a reload took its role away)."""
+        if self.scheduler.get_job(name):
+            self.scheduler.remove_job(name)
+
     def run_now(self, name: str) -> None:
         """Bring a stage's next run forward to now (its interval goes on from there)."""
         job = self.scheduler.get_job(name)

@@ -50,6 +50,30 @@ class _StateCollector(Collector):
         yield family
 
 
+class _WebhookCollector(Collector):
+    """The timestamp is absent while none wait, so ``time() - it`` is only ever a real wait."""
+
+    def __init__(self, backlog: Callable[[], tuple[int, float | None]]) -> None:
+        self._backlog = backlog
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            waiting, oldest = self._backlog()
+        except Exception:  # the state database is down: leave these out, keep the rest of the scrape
+            return
+        yield GaugeMetricFamily(
+            "syncd_webhook_deliveries_waiting",
+            "Webhook deliveries (on any instance) waiting in the state for the export lease holder",
+            value=waiting,
+        )
+        if oldest is not None:
+            yield GaugeMetricFamily(
+                "syncd_webhook_oldest_delivery_timestamp_seconds",
+                "Unix time the oldest waiting webhook delivery was received",
+                value=oldest,
+            )
+
+
 class _DoubtCollector(Collector):
     """An import in doubt (see syncd.stages.import_doubt): how many recordings wait, and when Label Studio is asked
     again. The timestamp is absent while nothing is in doubt, so ``time() - it`` is only ever a real overdue time."""
@@ -215,9 +239,20 @@ class Metrics:
         )
         self.registry.register(_StateCollector(counts, "syncd_task_twins", doc, "state"))
 
+    def watch_refused(self, counts: Callable[[], dict[str, int]]) -> None:
+        doc = (
+            "Projects on which Label Studio refused what syncd registers (webhook: reviews arrive by polling only;"
+            " storage: audio does not play), as the state records it"
+        )
+        self.registry.register(_StateCollector(counts, "syncd_labelstudio_refused", doc, "what"))
+
     def watch_unchecked(self, counts: Callable[[], dict[str, int]]) -> None:
         doc = "Tasks whose predictions wait to be checked again (a check or an addition Label Studio refused)"
         self.registry.register(_StateCollector(counts, "syncd_predictions_unchecked", doc, "project"))
+
+    def watch_webhooks(self, backlog: Callable[[], tuple[int, float | None]]) -> None:
+        """Webhook deliveries left in the state for the export lease holder: how many, and when the oldest came."""
+        self.registry.register(_WebhookCollector(backlog))
 
     def observe(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
         """Count every event; a few also feed a figure of their own."""

@@ -1,7 +1,8 @@
 """POST /webhook: authenticate a Label Studio delivery and queue that task's export at once.
 
 Label Studio sends each event once, without retry or signature, so a shared-secret header authenticates it and the
-export poll stays as the safety net for anything missed.
+export poll stays as the safety net for anything missed. Any instance may receive it: the delivery is written to the
+state, where the export lease holder's webhook job finds it (``syncd.stages.export.webhooked``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from typing import Any
 from syncd.config import Settings, read_secret
 from syncd.daemon.metrics import Metrics
 from syncd.labelstudio import webhooks
-from syncd.log import get_logger
+from syncd.log import describe_error, get_logger
 from syncd.services import Services
 
 
 class WebhookEndpoint:
-    def __init__(self, metrics: Metrics, queue_export: Callable[[int], None]) -> None:
+    def __init__(self, metrics: Metrics, queue_export: Callable[[int, int | None], None]) -> None:
         self._metrics = metrics
         self._queue_export = queue_export
         self._secret = ""
@@ -30,17 +31,23 @@ class WebhookEndpoint:
             self.log.warning("webhook.rejected", reason="missing or wrong secret header")
             return 401, {"error": "unauthorized"}
         try:
-            action, task_id = webhooks.task_to_export(body)
+            delivery = webhooks.task_to_export(body)
         except ValueError as exc:
             self._metrics.webhooks.labels("invalid").inc()
             self.log.warning("webhook.invalid", error=str(exc))
             return 400, {"error": str(exc)}
+        action, task_id = delivery.action, delivery.task
         if task_id is None or not self.accepting:
             self._metrics.webhooks.labels("ignored").inc()
             return 200, {"queued": False, "action": action}
+        try:
+            self._queue_export(task_id, delivery.project)
+        except Exception as exc:
+            self._metrics.webhooks.labels("failed").inc()
+            self.log.warning("webhook.not_queued", action=action, task=task_id, error=describe_error(exc))
+            return 503, {"error": "could not queue the export; the next export poll reads the task"}
         self._metrics.webhooks.labels("accepted").inc()
         self.log.info("webhook.received", action=action, task=task_id)
-        self._queue_export(task_id)
         return 202, {"queued": True, "action": action, "task": task_id}
 
     def register(self, settings: Settings, svc: Services, secret: str) -> None:

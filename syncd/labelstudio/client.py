@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import requests
+from label_studio_sdk.base_client import LabelStudioBase
 
 from syncd.config import LabelStudioSettings
-from syncd.labelstudio import layouts, webhooks
+from syncd.labelstudio import auth, layouts, webhooks
 from syncd.labelstudio.tasks import OLD_VIEW_TITLES, VIEW, VIEW_TITLE
 
 SAMPLING = "Uncertainty sampling"
@@ -51,81 +50,56 @@ def _filters(*items: dict[str, Any], ordering: str = "tasks:id") -> str:
     return json.dumps({"filters": {"conjunction": "and", "items": list(items)}, "ordering": [ordering]})
 
 
-def _jwt_expiry(token: str) -> float | None:
-    """The expiry (epoch seconds) of a JWT, read without verifying it (Label Studio does that); None when the token
-    is not a JWT (a legacy token)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    return float(claims.get("exp") or 0) if isinstance(claims, dict) else None
-
-
-class _Auth:
-    """The Authorization header, as label-studio-sdk sends it: a legacy token as ``Token <key>``; a personal access
-    token (a JWT refresh token) exchanged at ``/api/token/refresh/`` for an access token, used as ``Bearer`` until
-    shortly before it expires."""
-
-    def __init__(self, url: str, token: str, timeout: float) -> None:
-        self.url, self.token, self.timeout = url, token, timeout
-        self.jwt = _jwt_expiry(token) is not None
-        self._access: tuple[str, float] | None = None
-        self._lock = threading.Lock()
-
-    def header(self, http: requests.Session) -> str:
-        if not self.jwt:
-            return f"Token {self.token}"
-        with self._lock:
-            if self._access is None or self._access[1] - time.time() < 30:
-                response = http.post(
-                    f"{self.url}/api/token/refresh/", json={"refresh": self.token}, timeout=self.timeout
-                )
-                if not response.ok:
-                    status = response.status_code
-                    raise LabelStudioError(f"token refresh: HTTP {status}: {response.text[:500]}", status)
-                access = str(response.json()["access"])
-                self._access = access, _jwt_expiry(access) or time.time() + 60
-            return f"Bearer {self._access[0]}"
-
-
 class LabelStudioClient:
-    """Label Studio's REST API over one ``requests`` session. label-studio-sdk is not imported: it loads pandas,
-    numpy and hundreds of pydantic models (~95 MB of RSS, ~2 s of start-up) to serve calls that are plain JSON."""
+    """label-studio-sdk's generated base client (its auth handles legacy tokens and personal access tokens alike) for
+    set-up and single reads, plain requests on the hot paths. Not the SDK's ``LabelStudio``: its extensions import
+    pandas, numpy and a JSON-schema faker, ~65 MB of RSS and ~2 s per start for calls syncd never makes."""
 
     def __init__(self, settings: LabelStudioSettings, token: str) -> None:
+        """A token that can never work (an expired or access-token JWT) raises ``auth.TokenError`` here."""
         self.settings = settings
+        self.token_kind = auth.token_kind(token)
+        self._transport = auth.RefreshOn401()
+        http = httpx.Client(transport=self._transport, timeout=settings.timeout, follow_redirects=True)
+        base = auth.sdk_base_url(settings.url)
+        self._sdk = LabelStudioBase(base_url=base, api_key=token, timeout=settings.timeout, httpx_client=http)
+        self._tokens = self._sdk._client_wrapper._tokens_client
+        self._transport.tokens = self._tokens
         self._http = requests.Session()
-        self._auth = _Auth(settings.url, token, settings.timeout)
+        self.outage_recorded = False
+        """The pipeline recorded Label Studio down for refusing the token; cleared once it accepts it again."""
         self._user_emails: dict[int, str] = {}
         self._layouts: dict[int, str] = {}
 
+    @property
+    def refused(self) -> bool:
+        """Label Studio refused the token on the last request, even after a fresh access token."""
+        return self._transport.refused.is_set()
+
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": self._auth.header(self._http), "Content-Type": "application/json"}
-        response = self._http.request(
-            method, f"{self.settings.url}{path}", headers=headers, timeout=self.settings.timeout, **kwargs
-        )
+        """A plain HTTP call for the hot paths (bulk import, export reads), where the SDK's model layer costs more
+        CPU than Label Studio's own work. Auth headers still come from the SDK, so JWT access tokens keep working; a
+        401 is tried once more with a fresh access token, as the SDK's own calls are (``auth.RefreshOn401``)."""
+        response = self._send(method, path, **kwargs)
+        if response.status_code == 401 and self.token_kind == auth.PERSONAL:
+            self._tokens._access_token = None
+            response = self._send(method, path, **kwargs)
+        if response.status_code == 401:
+            self._transport.refused.set()
         if not response.ok:
             status, body = response.status_code, response.text[:500]
             raise LabelStudioError(f"{method} {path}: HTTP {status}: {body}", status)
+        self._transport.refused.clear()
         return response
 
-    def _get(self, path: str, **params: Any) -> Any:
-        return self._request("GET", path, params=params or None).json()
-
-    def _send(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        answer: dict[str, Any] = self._request(method, path, data=json.dumps(body)).json()
-        return answer
-
-    def _project(self, project_id: int) -> dict[str, Any]:
-        project: dict[str, Any] = self._get(f"/api/projects/{project_id}/")
-        return project
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {**self._sdk._client_wrapper.get_headers(), "Content-Type": "application/json"}
+        url = f"{self.settings.url}{path}"
+        return self._http.request(method, url, headers=headers, timeout=self.settings.timeout, **kwargs)
 
     def whoami(self) -> str:
-        user = self._get("/api/current-user/whoami")
-        return str(user.get("email") or user.get("username"))
+        user = self._sdk.users.whoami()
+        return str(user.email or user.username)
 
     # --- set-up -------------------------------------------------------------------------------------------
 
@@ -139,12 +113,12 @@ class LabelStudioClient:
         if project_id is None:
             project_id = self._create_project(wanted, max_speakers, like)
         settings: dict[str, Any] = {"sampling": SAMPLING, "show_collab_predictions": True}
-        project = self._project(project_id)
-        self._layouts[project_id] = layouts.config_layout(project["label_config"], self.settings.layout)
-        ours = project["label_config"] == layouts.label_config(self.settings.layout, max_speakers)
-        if ours and not project.get("expert_instruction"):
+        project = self._sdk.projects.get(project_id)
+        self._layouts[project_id] = layouts.config_layout(project.label_config, self.settings.layout)
+        ours = project.label_config == layouts.label_config(self.settings.layout, max_speakers)
+        if ours and not project.expert_instruction:
             settings |= {"expert_instruction": layouts.instructions(self.settings.layout), "show_instruction": True}
-        self._send("PATCH", f"/api/projects/{project_id}/", settings)
+        self._sdk.projects.update(project_id, **settings)
         self._ensure_view(project_id)
         return project_id
 
@@ -153,7 +127,7 @@ class LabelStudioClient:
         project created before the configured layout changed keeps getting tasks it can show; ``default`` when the
         config is not one syncd made."""
         if project_id not in self._layouts:
-            config = self._project(project_id)["label_config"]
+            config = self._sdk.projects.get(project_id).label_config
             self._layouts[project_id] = layouts.config_layout(config, default)
         return self._layouts[project_id]
 
@@ -163,15 +137,12 @@ class LabelStudioClient:
             "description": "Machine transcripts for human review, least confident first. Managed by syncd.",
         }
         if like is not None:
-            model = self._project(like)
-            fields |= {
-                "label_config": model["label_config"],
-                "description": model.get("description") or fields["description"],
-            }
-            if model.get("expert_instruction"):
-                fields |= {"expert_instruction": model["expert_instruction"], "show_instruction": True}
-        created = self._send("POST", "/api/projects/", {"title": title, "show_skip_button": True, **fields})
-        return int(created["id"])
+            model = self._sdk.projects.get(like)
+            fields |= {"label_config": model.label_config, "description": model.description or fields["description"]}
+            if model.expert_instruction:
+                fields |= {"expert_instruction": model.expert_instruction, "show_instruction": True}
+        created = self._sdk.projects.create(title=title, show_skip_button=True, **fields)
+        return int(created.id or 0)
 
     def task_counts(self, project_ids: list[int]) -> dict[int, int]:
         """project id -> its task count, for many projects in one request (export's idle check, `syncd status`)."""
@@ -183,8 +154,9 @@ class LabelStudioClient:
     def set_model_version(self, project_id: int, model_version: str) -> None:
         """Uncertainty sampling only counts predictions of the project's model version. Label Studio refuses a
         version no prediction has yet, so this runs after the first import."""
-        if self._project(project_id).get("model_version") != model_version:
-            self._send("PATCH", f"/api/projects/{project_id}/", {"model_version": model_version})
+        project = self._sdk.projects.get(project_id)
+        if getattr(project, "model_version", None) != model_version:
+            self._sdk.projects.update(project_id, model_version=model_version)
 
     def find_project(self, title: str) -> int | None:
         """The project with exactly this title (the lowest id if several), or None."""
@@ -207,8 +179,8 @@ class LabelStudioClient:
     def describe_project(self, wanted: str) -> str:
         """What `syncd check` says about the configured project, without creating anything."""
         if wanted.isdigit():
-            project = self._project(int(wanted))
-            return f"project {project['id']} ({project['title']!r}) found"
+            project = self._sdk.projects.get(int(wanted))
+            return f"project {project.id} ({project.title!r}) found"
         found = self.find_project(wanted)
         if found is None:
             return f"no project titled {wanted!r} yet: `syncd run` creates it"
@@ -224,54 +196,48 @@ class LabelStudioClient:
             "send_payload": True,
             "send_for_all_actions": False,
         }
-        for hook in self._get("/api/webhooks/", project=str(project_id)):
-            if hook["url"] == url and hook.get("project", project_id) == project_id:
-                self._send("PATCH", f"/api/webhooks/{hook['id']}/", settings)
-                return int(hook["id"]), False
-        created = self._send("POST", "/api/webhooks/", {"project": project_id, **settings})
-        return int(created["id"]), True
+        for hook in self._sdk.webhooks.list(project=str(project_id)):
+            if hook.url == url and getattr(hook, "project", project_id) == project_id:
+                self._sdk.webhooks.update(int(hook.id or 0), **settings)
+                return int(hook.id or 0), False
+        created = self._sdk.webhooks.create(project=project_id, **settings)
+        return int(created.id or 0), True
 
     def _ensure_view(self, project_id: int) -> None:
         """Our saved Data Manager tab, least confident first, with the columns a reviewer picks a task by. A tab made
         by an older version (other title, no column settings) is brought up to date; a reviewer's later changes to
         the columns of an up-to-date tab are kept."""
-        for view in self._get("/api/dm/views/", project=project_id):
-            data = view.get("data") or {}
+        for view in self._sdk.views.list(project=project_id):
+            data = as_dict(view).get("data") or {}
             if data.get("title") in (VIEW_TITLE, *OLD_VIEW_TITLES):
                 if data.get("title") != VIEW_TITLE or "hiddenColumns" not in data:
-                    self._send(
-                        "PATCH", f"/api/dm/views/{view['id']}/", {"project": project_id, "data": {**data, **VIEW}}
-                    )
+                    self._sdk.views.update(str(as_dict(view)["id"]), project=project_id, data={**data, **VIEW})
                 return
-        self._send("POST", "/api/dm/views/", {"project": project_id, "data": VIEW})
+        self._sdk.views.create(project=project_id, data=VIEW)
 
     def ensure_storage(self, project_id: int, bucket: str, s3: dict[str, Any]) -> int:
         """Register the bucket so Label Studio presigns ``s3://`` audio URLs; never synced, we import ourselves.
 
         An existing registration gets the current endpoint and credentials, so rotated keys or a moved endpoint
         keep audio playable."""
-        for storage in self._get("/api/storages/s3/", project=project_id):
-            if storage["bucket"] == bucket:
-                self._send("PATCH", f"/api/storages/s3/{storage['id']}", {"project": project_id, **s3})
-                return int(storage["id"])
-        created = self._send(
-            "POST",
-            "/api/storages/s3/",
-            {
-                "project": project_id,
-                "title": f"syncd audio: {bucket}",
-                "description": "Presigns audio URLs for syncd's tasks. Do not sync: syncd imports tasks itself.",
-                "bucket": bucket,
-                "prefix": "",
-                "use_blob_urls": False,
-                "presign": True,
-                "presign_ttl": 60,
-                "recursive_scan": True,
-                "regex_filter": "^$",
-                **s3,
-            },
+        for storage in self._sdk.import_storage.s3.list(project=project_id):
+            if storage.bucket == bucket:
+                self._sdk.import_storage.s3.update(int(storage.id or 0), **s3)
+                return int(storage.id or 0)
+        created = self._sdk.import_storage.s3.create(
+            project=project_id,
+            title=f"syncd audio: {bucket}",
+            description="Presigns audio URLs for syncd's tasks. Do not sync: syncd imports tasks itself.",
+            bucket=bucket,
+            prefix="",
+            use_blob_urls=False,
+            presign=True,
+            presign_ttl=60,
+            recursive_scan=True,
+            regex_filter="^$",
+            **s3,
         )
-        return int(created["id"])
+        return int(created.id or 0)
 
     # --- import -------------------------------------------------------------------------------------------
 
@@ -405,20 +371,20 @@ class LabelStudioClient:
         return tasks
 
     def task(self, task_id: int) -> dict[str, Any]:
-        task: dict[str, Any] = self._get(f"/api/tasks/{task_id}/")
-        if task.get("annotations") is None:
-            task["annotations"] = self._get(f"/api/tasks/{task_id}/annotations/")
+        task = as_dict(self._sdk.tasks.get(str(task_id)))
+        if "annotations" not in task or task["annotations"] is None:
+            task["annotations"] = [as_dict(a) for a in self._sdk.annotations.list(task_id)]
         return task
 
     def user_email(self, user_id: int) -> str:
         """The annotator's email (numeric ids mean nothing downstream); looked up once per user and cached."""
         if user_id not in self._user_emails:
-            user = self._get(f"/api/users/{user_id}/")
-            self._user_emails[user_id] = str(user.get("email") or user.get("username") or user_id)
+            user = self._sdk.users.get(user_id)
+            self._user_emails[user_id] = str(user.email or user.username or user_id)
         return self._user_emails[user_id]
 
     def task_count(self, project_id: int) -> int:
-        return int(self._project(project_id).get("task_number") or 0)
+        return int(self._sdk.projects.get(project_id).task_number or 0)
 
     def task_index(self, project_id: int) -> dict[int, str | None]:
         """Every task in the project (id -> syncd_id): read only when the task count disagrees with the tasks seen."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 HEADER = "X-Syncd-Webhook-Secret"
 PATH = "/webhook"
@@ -24,20 +24,34 @@ def authorized(headers: Any, secret: str) -> bool:
     return bool(secret) and hmac.compare_digest(given.encode(), secret.encode())
 
 
-def task_to_export(body: bytes) -> tuple[str, int | None]:
-    """(action, task id) of a delivery; the task id is None for actions we do not export on."""
+class Delivery(NamedTuple):
+    """What a delivery asks: ``task`` is None for actions we do not export on; ``project`` is None when the payload
+    does not name it (the export learns it from the task)."""
+
+    action: str
+    task: int | None = None
+    project: int | None = None
+
+
+def task_to_export(body: bytes) -> Delivery:
+    """The task (and its project) a delivery asks us to export; ValueError for a payload that is not one."""
     payload = json.loads(body or b"{}")
     if not isinstance(payload, dict):
         raise ValueError("payload is not a JSON object")
     action = str(payload.get("action", ""))
     if action not in ACTIONS:
-        return action, None
+        return Delivery(action)
     task = payload.get("task") or {}
     annotation = payload.get("annotation") or {}
-    task_id = task.get("id") if isinstance(task, dict) else task
-    task_id = task_id or (annotation.get("task") if isinstance(annotation, dict) else None)
-    if isinstance(task_id, dict):
-        task_id = task_id.get("id")
+    task_id = _id(task) or (_id(annotation.get("task")) if isinstance(annotation, dict) else None)
     if task_id is None:
         raise ValueError(f"{action} without a task id")
-    return action, int(task_id)
+    project = (task.get("project") if isinstance(task, dict) else None) or payload.get("project")
+    return Delivery(action, task_id, _id(project))
+
+
+def _id(ref: Any) -> int | None:
+    """An id given bare or as an object's ``id`` (Label Studio nests some, not others)."""
+    if isinstance(ref, dict):
+        ref = ref.get("id")
+    return int(ref) if isinstance(ref, int | str) and str(ref).isdigit() else None

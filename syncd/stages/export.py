@@ -36,6 +36,7 @@ from syncd.services import Services
 from syncd.stages import export_accepted, export_stitch, export_vocabulary, tasks
 from syncd.stages.export_plan import moment, plan, task_syncd_id
 from syncd.stages.export_record import Held, record
+from syncd.state.db import FencedError
 
 # A task saved just before the newest one we read may commit after our read; the cursor re-reads this much until a
 # read has started this long after the cursor moved (then it is "settled" and an idle cycle reads nothing twice).
@@ -96,15 +97,50 @@ class Cursor:
 
 
 def export_task(svc: Services, task: dict[str, Any]) -> bool:
-    """Export one task now (the webhook path); True when outputs were written."""
+    """Export one task now; True when outputs were written."""
     export = plan(svc, task)
     if export is None:
         return False
     svc.instance.sure("export", WRITE_MARGIN)
     done = write_outputs(svc.storage, export)
     record(svc, export, done)
-    svc.state.unqueue_exports([int(task["id"])])
     return bool(done.formats)
+
+
+def webhooked(svc: Services, stop: threading.Event) -> int:
+    """Export the tasks webhook deliveries asked for, oldest first; returns transcripts written. A delivery reaches
+    whichever instance Label Studio calls and waits in the state (``queue_webhook``) for the export lease holder, so
+    it is exported within a tick of the holder's webhook job however many instances there are. A task that fails
+    joins the export queue with its reason, retried (and parked) as any other; the cursor's poll stays the safety net
+    for a delivery never sent."""
+    written = 0
+    for delivery in svc.state.webhook_deliveries():
+        if stop.is_set():
+            break
+        task: dict[str, Any] | None = None
+        try:
+            task = svc.labelstudio.task(delivery.task)
+            wrote = export_task(svc, task)
+        except FencedError:
+            raise
+        except Exception as exc:
+            if tasks.not_found(exc):
+                svc.log.warning("export.unknown_task", task=delivery.task, reason="webhook task is gone")
+                svc.state.unqueue_webhook(delivery)
+                continue
+            if classify(exc) == errors.UNAVAILABLE:
+                svc.log.warning("webhook.deferred", task=delivery.task, error=describe_error(exc))
+                break  # the deliveries wait for the next tick (and the poll): Label Studio or S3 is down
+            project = int(task["project"]) if task else delivery.project
+            failures = Failures(svc, project)
+            failures.add(delivery.task, moment(task.get("updated_at")) if task else "", None, exc)
+            failures.commit()  # it leaves the webhook deliveries: retried (and parked) as a failed export
+            continue
+        svc.state.unqueue_webhook(delivery)
+        written += wrote
+        seconds = round(max(0.0, time.time() - delivery.received), 3)
+        svc.log.info("webhook.exported", task=delivery.task, written=wrote, seconds=seconds)
+    return written
 
 
 WRITE_MARGIN = 0.0

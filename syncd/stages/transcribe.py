@@ -189,7 +189,7 @@ def _capacity(svc: Services) -> int:
 def run(svc: Services, stop: threading.Event) -> int:
     """Start and collect until no more progress is possible this cycle; returns transcripts completed. While a
     service the engine needs is down and not due for another try, the run fails at once without calling it."""
-    down = outages.waiting(svc.state)
+    down = [dep for dep in outages.waiting(svc.state) if dep.name != outages.LABELSTUDIO]
     if down:
         names = ", ".join(f"{d.name} ({d.error})" for d in down)
         raise outages.DependencyDownError(f"waiting for {names}")
@@ -203,5 +203,6 @@ def run(svc: Services, stop: threading.Event) -> int:
         if not started and not finished:
             break
     if work.calls:
-        outages.mark_up(svc.state, [d.name for d in outages.all_known(svc.state).values() if not d.ok], svc.log)
+        known = outages.all_known(svc.state).values()
+        outages.mark_up(svc.state, [d.name for d in known if not d.ok and d.name != outages.LABELSTUDIO], svc.log)
     return completed

@@ -19,6 +19,9 @@ from syncd.state import StateStore
 
 PREFIX = "dependency:"
 FIRST_BACKOFF = 5.0
+LABELSTUDIO = "labelstudio"
+"""Label Studio, recorded down while it refuses syncd's token mid-run (a 401 after a fresh access token); the stages
+that call it keep trying each interval, the others never wait for it."""
 
 
 class DependencyDownError(ConnectionError):

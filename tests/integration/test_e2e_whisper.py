@@ -98,9 +98,7 @@ def test_round_trip(stack: Stack, s3: Any, ls: Any, bucket: str, config_file: Pa
         if as_dict(t)["id"] == tasks[f"s3://{bucket}/{some_key}"]["id"]
     )
     assert "/resolve/" in resolved
-    audio = requests.get(
-        stack.labelstudio.url + resolved, headers={"Authorization": f"Token {stack.labelstudio.token}"}, timeout=30
-    )
+    audio = requests.get(stack.labelstudio.url + resolved, headers=stack.labelstudio.auth_headers(), timeout=30)
     assert audio.status_code == 200
     assert audio.content == s3.get_object(Bucket=bucket, Key=some_key)["Body"].read()
 

@@ -3,7 +3,6 @@ reviewed task at once (the export poll is set to an hour here, so only the webho
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from pathlib import Path
@@ -13,12 +12,12 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack import SENTENCES, Stack, free_port, speak
+from devstack import PG_PASSWORD, SENTENCES, Postgres, Stack, free_port, speak, upload_with_results
 from devstack import SyncdProcess as Daemon
 from syncd.config import parse
 from syncd.daemon import Daemon as DaemonCore
 from syncd.labelstudio import as_dict
-from syncd.labelstudio.webhooks import HEADER, authorized, task_to_export, url_for
+from syncd.labelstudio.webhooks import HEADER, url_for
 
 SECRET = "webhook-shared-secret-for-tests-0123"
 
@@ -132,25 +131,6 @@ def test_health_fails_while_nothing_is_reachable(tmp_path: Path) -> None:
     assert body["checks"]["cycle"] == {"ok": False, "last_good_age_seconds": None, "max_age_seconds": 105.0}
 
 
-def test_webhook_payloads_and_secret() -> None:
-    created = {"action": "ANNOTATION_CREATED", "task": {"id": 7}, "annotation": {"id": 3, "task": 7}}
-    assert task_to_export(json.dumps(created).encode()) == ("ANNOTATION_CREATED", 7)
-    updated = {"action": "ANNOTATION_UPDATED", "annotation": {"id": 3, "task": 9}}
-    assert task_to_export(json.dumps(updated).encode()) == ("ANNOTATION_UPDATED", 9)
-    assert task_to_export(b'{"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 3}]}') == (
-        "ANNOTATIONS_DELETED",
-        None,
-    )
-    with pytest.raises(ValueError):
-        task_to_export(b'{"action": "ANNOTATION_CREATED"}')
-    with pytest.raises(ValueError):
-        task_to_export(b"[]")
-    assert authorized({HEADER: SECRET}, SECRET)
-    assert not authorized({HEADER: SECRET[:-1]}, SECRET)
-    assert not authorized({}, SECRET)
-    assert not authorized({HEADER: ""}, "")  # no secret configured: nothing is accepted
-
-
 def test_daemon_events_are_counted_and_a_missing_secret_on_reload_keeps_the_running_config(
     stack: Stack, config_file: Path, tmp_path: Path
 ) -> None:
@@ -203,3 +183,45 @@ def _get(url: str) -> str:
 
 def _event(name: str, level: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     return ("syncd_log_events_total", (("event", name), ("level", level)))
+
+
+def test_a_webhook_reaching_an_instance_without_the_export_lease_is_exported_by_the_holder_at_once(
+    stack: Stack, postgres: Postgres, ls: Any, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    """Two instances share one PostgreSQL state: the front one (scan, transcribe, import) is the webhook's address;
+    only the back one may export. Label Studio calls the front one; the delivery waits in the state, and the back
+    one's webhook job exports it within a tick. The export poll is an hour, so nothing else can have written it."""
+    url = postgres.database("webhook_routing")
+    port = free_port()
+    schedule = "\n[schedule]\nscan_interval = 1\ntranscribe_interval = 1\nimport_interval = 1\nexport_interval = 3600\n"
+
+    def config(name: str, roles: str, http: str) -> Path:
+        text = stack.config(tmp_path, bucket, project=f"routing {bucket}", engine="aws")
+        text = text.replace(f'path = "{tmp_path / "state.db"}"', f'url = "{url}"').replace('listen = ""', http)
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text + f'\n[instance]\nname = "{name}"\nroles = {roles}\nlease_seconds = 6\n' + schedule)
+        return path
+
+    public = f'listen = "127.0.0.1:{port}"\npublic_url = "http://127.0.0.1:{port}"'
+    env = {"SYNCD_WEBHOOK_SECRET": SECRET, "SYNCD_STATE_PASSWORD": PG_PASSWORD}
+    upload_with_results(s3, bucket, {"calls/a.wav": "single_speaker.json"})
+    front = Daemon(config("front", '["scan", "transcribe", "import"]', public), stack, env=env)
+    back = Daemon(config("back", '["export"]', 'listen = ""'), stack, env=env)
+    try:
+        imported = front.events[front.wait("task.imported", timeout=120)]
+        back.wait("lease.acquired", lease="export")
+        front.wait("webhook.registered")
+        result = as_dict(ls.tasks.get(str(imported["task"])))["predictions"][0]["result"]
+        ls.annotations.create(id=imported["task"], result=result, was_cancelled=False)
+        waited = _wait_object(s3, bucket, "calls/a.transcript.json", timeout=30)
+        front.wait("webhook.received", task=imported["task"])
+        exported = back.events[back.wait("webhook.exported", task=imported["task"], timeout=10)]
+        assert exported["written"] is True and exported["seconds"] < 10 and waited < 30
+        assert not [e for e in front.events if e["event"] == "webhook.exported"], "the front holds no export lease"
+        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()
+        assert health["checks"]["webhooks"] == {"ok": True, "waiting": 0, "oldest_age_seconds": None}
+        samples = _samples(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
+        assert samples[("syncd_webhook_deliveries_waiting", ())] == 0
+    finally:
+        front.kill()
+        back.kill()

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from devstack import (
-    LS_TOKEN,
     Stack,
     aws_config,
     log_events,
@@ -107,9 +106,8 @@ def test_incremental_scan_replacement_and_least_confident_first(
 
 def test_reviewed_task_pages_read_only_tasks_with_an_annotation(stack: Stack, ls: Any, bucket: str) -> None:
     """The export sweep's read, against Label Studio's Data Manager filter on total_annotations."""
-    client = LabelStudioClient(
-        LabelStudioSettings(url=stack.labelstudio.url, project=f"sweep {bucket}", layout="segments"), LS_TOKEN
-    )
+    settings = LabelStudioSettings(url=stack.labelstudio.url, project=f"sweep {bucket}", layout="segments")
+    client = LabelStudioClient(settings, stack.labelstudio.token)
     project = client.ensure_project(max_speakers=2)
     ids = client.import_tasks(project, [{"data": {"audio": f"s3://{bucket}/{i}.mp3"}} for i in range(5)])
     for task_id in (ids[1], ids[3]):
@@ -121,9 +119,8 @@ def test_reviewed_task_pages_read_only_tasks_with_an_annotation(stack: Stack, ls
 
 def test_tasks_without_predictions_are_found_and_given_theirs(stack: Stack, bucket: str) -> None:
     """What adoption relies on to mend a task Label Studio committed without its prediction."""
-    client = LabelStudioClient(
-        LabelStudioSettings(url=stack.labelstudio.url, project=f"mend {bucket}", layout="segments"), LS_TOKEN
-    )
+    settings = LabelStudioSettings(url=stack.labelstudio.url, project=f"mend {bucket}", layout="segments")
+    client = LabelStudioClient(settings, stack.labelstudio.token)
     project = client.ensure_project(max_speakers=2)
     asr = Transcript((Segment(0.0, 1.0, "hello there", "spk_0", 0.7),), engine="aws", model="m")
     prediction = {"model_version": "m", "score": 0.7, "result": layouts.prediction_result(asr, "segments")}

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from devstack import (
-    LS_TOKEN,
     Stack,
     aws_config,
     log_events,
@@ -59,7 +58,7 @@ def test_twins_are_repaired_reviews_on_them_exported_and_the_rest_named(
     upload_with_results(s3, bucket, RECORDINGS)
     title = f"twins {bucket}"
     config = aws_config(stack, tmp_path, bucket, title)
-    client = LabelStudioClient(LabelStudioSettings(url=stack.labelstudio.url, project=title), LS_TOKEN)
+    client = LabelStudioClient(LabelStudioSettings(url=stack.labelstudio.url, project=title), stack.labelstudio.token)
     run_until_imported(stack, config, expected=3)
     state = StateStore(str(tmp_path / "state.db"))
     task_of = {r.key: r.task_id for r in state.recordings()}

@@ -129,6 +129,9 @@ class FakeLabelStudio:
     """Errors the next reads of which tasks lack predictions raise."""
     project_layouts: dict[int, str] = field(default_factory=dict)
     """A project's layout (as its label config would say); others have the configured one."""
+    refused: bool = False
+    """Label Studio refused the token on the last request (``LabelStudioClient.refused``)."""
+    outage_recorded: bool = False
 
     def layout_of(self, project_id: int, default: str) -> str:
         return self.project_layouts.get(project_id, default)

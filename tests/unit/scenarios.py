@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -24,7 +24,7 @@ from syncd.labelstudio import layouts
 from syncd.s3.events import Event
 from syncd.s3.events import parse as parse_events
 from syncd.services import Services
-from syncd.stages import BY_NAME, STAGE_NAMES, scan, transcribe
+from syncd.stages import BY_NAME, STAGE_NAMES, import_, scan, transcribe
 from syncd.state.cluster import Instance
 from tests.unit.fakes import (
     GO,
@@ -212,6 +212,28 @@ def second_instance(svc: Services, tmp_path: Path, name: str) -> Services:
     )
     other.projects.current_id = svc.projects.current
     return other
+
+
+class ReviewedOnTwo(NamedTuple):
+    holder: Services
+    """Instance "a": it imported the task and holds the export lease."""
+    other: Services
+    """Instance "b" over the same state: no lease."""
+    storage: FakeStorage
+    task: int
+
+
+def reviewed_on_two_instances(tmp_path: Path) -> ReviewedOnTwo:
+    """Two instances over one state; "a" imported one.mp3 and holds the export lease, and a person reviewed the task
+    ("reviewed by a person")."""
+    a, ls, storage, engine = services(tmp_path, instance={"name": "a"})
+    b = second_instance(a, tmp_path, "b")
+    transcribed_with(a, storage, engine, {"one.mp3": 0.5})
+    assert import_.run(a, GO) == 1
+    assert a.instance.may_run("export")
+    [task_id] = ls.tasks
+    ls.annotate(task_id, "reviewed by a person")
+    return ReviewedOnTwo(a, b, storage, task_id)
 
 
 def expire_lease(svc: Services, lease: str) -> None:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+from unittest.mock import ANY
 
 from structlog.testing import capture_logs
 
 from syncd import heartbeat
+from syncd.commands.status import format_status, status_report
 from syncd.config import parse
 from syncd.daemon import Daemon
+from syncd.daemon.health import health_report, webhook_wait_limit
+from syncd.labelstudio.webhooks import HEADER
+from tests.unit.fakes import healthy_probes, services
+from tests.unit.scenarios import reviewed_on_two_instances
+
+SECRET = "webhook-shared-secret-for-tests-0123"
 
 
 def test_watchdog_pings_stop_while_a_stage_is_stuck(tmp_path: Path) -> None:
@@ -32,3 +42,34 @@ def test_watchdog_pings_stop_while_a_stage_is_stuck(tmp_path: Path) -> None:
         assert b"syncd_stuck_stages 0.0" in daemon.metrics_text()
     finally:
         daemon.jobs.scheduler.shutdown()
+
+
+def test_a_webhook_on_an_instance_without_the_export_lease_waits_in_the_state_for_the_holder(tmp_path: Path) -> None:
+    """b receives Label Studio's delivery but does not hold the export lease: the delivery waits in the shared state,
+    shows in /metrics and /healthz, and a's webhook job exports it at its next tick."""
+    a, b, storage, task_id = reviewed_on_two_instances(tmp_path)
+    receiver, holder = Daemon("b.toml", b.settings), Daemon("a.toml", a.settings)
+    receiver.svc, holder.svc = b, a
+    receiver.webhook._secret = SECRET
+    payload = {"action": "ANNOTATION_CREATED", "task": {"id": task_id, "project": 1}, "annotation": {"id": 1}}
+    assert receiver.webhook_delivery({HEADER: SECRET}, json.dumps(payload).encode())[0] == 202
+    receiver._export_webhooks()
+    assert "one.transcript.txt" not in storage.keys("b"), "b holds no export lease"
+    assert b"syncd_webhook_deliveries_waiting 1.0" in receiver.metrics_text()
+    assert b"syncd_webhook_oldest_delivery_timestamp_seconds" in receiver.metrics_text()
+    _, body = receiver.health()
+    assert body["checks"]["webhooks"] == {"ok": True, "waiting": 1, "oldest_age_seconds": ANY}
+    with capture_logs() as logs:
+        holder._export_webhooks()
+    assert storage.text("b", "one.transcript.txt") == "reviewed by a person\n"
+    assert [e["task"] for e in logs if e["event"] == "webhook.exported"] == [task_id]
+    assert b"syncd_webhook_deliveries_waiting 0.0" in receiver.metrics_text()
+
+
+def test_a_webhook_delivery_left_waiting_past_the_poll_degrades_health(tmp_path: Path) -> None:
+    svc, *_ = services(tmp_path)
+    svc.state.queue_webhook(7, 1, received=time.time() - 3600)
+    _, body = health_report(svc.settings, "running", 1.0, healthy_probes(svc.settings), svc.state)
+    assert body["status"] == "degraded" and body["checks"]["webhooks"]["waiting"] == 1
+    assert body["checks"]["webhooks"]["oldest_age_seconds"] > webhook_wait_limit(svc.settings)
+    assert "webhook deliveries waiting for the export holder: 1" in format_status(status_report(svc.state, 30))

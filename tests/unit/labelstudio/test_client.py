@@ -1,9 +1,10 @@
-"""The Label Studio client's incremental reads: changed-task pages through any number of ties on updated_at; the
-tokens it sends."""
+"""The Label Studio client's incremental reads: changed-task pages through any number of ties on updated_at."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -71,39 +72,20 @@ def test_a_project_keeps_its_layout_read_once_from_its_label_config(tmp_path: Pa
     client = LabelStudioClient(svc.settings.labelstudio, "token")
     reads: list[int] = []
 
-    def request(method: str, path: str, **_: Any) -> Any:
-        project_id = int(path.strip("/").rsplit("/", 1)[1])
+    def get(project_id: int) -> Any:
         reads.append(project_id)
-        config = layouts.label_config("segments" if project_id == 1 else "transcript")
-        return SimpleNamespace(json=lambda: {"id": project_id, "label_config": config})
+        return SimpleNamespace(label_config=layouts.label_config("segments" if project_id == 1 else "transcript"))
 
-    client._request = request  # type: ignore[method-assign]
+    client._sdk = SimpleNamespace(projects=SimpleNamespace(get=get))  # type: ignore[assignment]
     assert [client.layout_of(p, "whole") for p in (1, 2, 1, 2)] == ["segments", "transcript"] * 2
     assert reads == [1, 2]
 
 
-def test_a_legacy_token_is_sent_as_is_and_a_personal_access_token_as_a_refreshed_bearer_token() -> None:
-    """As label-studio-sdk does it, without importing it: a JWT refresh token is exchanged for an access token,
-    which is reused until shortly before its expiry."""
-    import base64
-    import time
-
-    from syncd.labelstudio.client import _Auth
-
-    def jwt(**claims: Any) -> str:
-        body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
-        return f"eyJhbGciOiJIUzI1NiJ9.{body}.c2ln"
-
-    refreshes: list[dict[str, Any]] = []
-    access = jwt(token_type="access", exp=time.time() + 300)
-
-    def post(url: str, json: dict[str, Any], timeout: float) -> Any:
-        refreshes.append(json)
-        return SimpleNamespace(ok=True, json=lambda: {"access": access})
-
-    http = SimpleNamespace(post=post)
-    assert _Auth("http://ls", "0123abcd", 5).header(http) == "Token 0123abcd"  # type: ignore[arg-type]
-    refresh = jwt(token_type="refresh", exp=time.time() + 3600)
-    auth = _Auth("http://ls", refresh, 5)
-    assert auth.header(http) == f"Bearer {access}" == auth.header(http)  # type: ignore[arg-type]
-    assert refreshes == [{"refresh": refresh}]
+def test_the_client_loads_none_of_the_sdks_dataframe_extensions() -> None:
+    """The SDK's ``LabelStudio`` class pulls in pandas and numpy (~65 MB of RSS in every syncd process)."""
+    code = (
+        "import sys; from syncd.services import Services; from syncd.labelstudio.client import LabelStudioClient;"
+        "print(sorted({'pandas', 'numpy', 'jsf'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -26,7 +26,15 @@ from tests.unit.fakes import (
     healthy_probes,
     services,
 )
-from tests.unit.scenarios import events, expire_lease, region, second_instance, transcribed_with, upload
+from tests.unit.scenarios import (
+    events,
+    expire_lease,
+    region,
+    reviewed_on_two_instances,
+    second_instance,
+    transcribed_with,
+    upload,
+)
 
 
 def _bad_region(text: str) -> list[dict[str, Any]]:
@@ -331,3 +339,34 @@ def test_reviews_recorded_in_a_batch_that_never_commits_are_not_logged(
     with capture_logs() as logs:
         export.run(svc, GO)
     assert sorted(e["task"] for e in events(logs, "annotation.exported")) == sorted(ls.tasks)
+
+
+def test_a_webhook_delivered_to_any_instance_is_exported_by_the_export_holder(tmp_path: Path) -> None:
+    """b received the delivery but holds no export lease; a holds it: a's webhook job exports the task once, and the
+    delivery leaves the state. b's own run of the same job does nothing (its stage would be fenced)."""
+    a, b, storage, task_id = reviewed_on_two_instances(tmp_path)
+    b.state.queue_webhook(task_id, 1)
+    assert run_stage(b, BY_NAME["export"], GO, work=lambda: export.webhooked(b, GO)).count == 0
+    assert a.state.webhook_backlog()[0] == 1
+    with capture_logs() as logs:
+        run = run_stage(a, BY_NAME["export"], GO, work=lambda: export.webhooked(a, GO))
+    assert run.count == 1 and storage.text("b", "one.transcript.txt") == "reviewed by a person\n"
+    [done] = events(logs, "webhook.exported")
+    assert (done["task"], done["written"]) == (task_id, True) and done["seconds"] >= 0
+    assert a.state.webhook_deliveries() == [] and a.state.export_queue(1) == []
+
+
+def test_a_webhook_task_that_fails_joins_the_export_queue_and_one_that_is_gone_leaves(tmp_path: Path) -> None:
+    svc, ls, storage, engine = services(tmp_path)
+    transcribed_with(svc, storage, engine, {"one.mp3": 0.5})
+    assert run_stage(svc, BY_NAME["import"], GO).count == 1
+    [task_id] = ls.tasks
+    ls.tasks[task_id]["annotations"] = [{"id": 1, "result": "not a result list", "was_cancelled": False}]
+    svc.state.queue_webhook(task_id, None)
+    svc.state.queue_webhook(999, 1)
+    with capture_logs() as logs:
+        run = run_stage(svc, BY_NAME["export"], GO, work=lambda: export.webhooked(svc, GO))
+    assert run.ok and run.count == 0
+    assert [e["task"] for e in events(logs, "export.failed")] == [task_id]
+    assert [e["task"] for e in events(logs, "export.unknown_task")] == [999]
+    assert svc.state.webhook_deliveries() == [] and svc.state.export_queue(1) == [task_id]
