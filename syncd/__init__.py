@@ -1,1 +1,2 @@
-__version__ = "0.1.0"
+__version__ = "0.5.0.dev0"
+"""The one place the version is set: pyproject.toml reads it, `syncd --version` prints it, the state records it."""

@@ -12,10 +12,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from syncd import errors
+from syncd import __version__, errors
 from syncd.config import Settings
 from syncd.domain.recording import PENDING
-from syncd.state import StateStore, outages, refusals
+from syncd.state import StateStore, migrate, outages, refusals
 from syncd.state.cluster import silent
 
 
@@ -48,7 +48,14 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
     now = time.time()
     projects = store.projects()
     tasks = store.project_task_counts()
+    revision, app_version = store.schema()
     return {
+        "version": {
+            "running": __version__,
+            "state_app_version": app_version,
+            "state_schema": revision,
+            "schema_head": migrate.head(),
+        },
         "recordings": counts,
         "instances": _instances(store, lease_seconds),
         "projects": [
@@ -136,14 +143,20 @@ def _webhooks_waiting(store: StateStore) -> dict[str, Any]:
 
 
 def format_status(report: dict[str, Any]) -> str:
-    lines = ["recordings:"]
+    version = report["version"]
+    lines = [
+        f"syncd {version['running']}; state schema {version['state_schema']} (this release's newest:"
+        f" {version['schema_head']}), brought up to date by syncd {version['state_app_version']}",
+        "recordings:",
+    ]
     lines += [f"  {state:<13} {count}" for state, count in report["recordings"].items()]
     lines.append("instances:" if report["instances"] else "instances: none running")
     for i in report["instances"]:
         seen = f"SILENT {i['last_seen_seconds']:.0f}s" if i["silent"] else f"seen {i['last_seen_seconds']:.0f}s ago"
         holds = ", ".join(i["holds"]) or "no lease"
         lines.append(
-            f"  {i['name']:<16} {i['host']}:{i['pid']:<8} {seen:<16} roles {','.join(i['roles'])};"
+            f"  {i['name']:<16} {i['host']}:{i['pid']:<8} syncd {i['version']:<11} {seen:<16}"
+            f" roles {','.join(i['roles'])};"
             f" holds {holds}; working on {i['working_on']}"
         )
     lines.append("projects (tasks as last seen):" if report["projects"] else "projects: none yet")

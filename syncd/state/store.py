@@ -54,6 +54,11 @@ class StateStore(Recordings, ExportQueue, Tasks, Cursors, Reports):
     def close(self) -> None:
         self.db.close()
 
+    def schema(self) -> tuple[str | None, str | None]:
+        """The schema revision and the syncd release that last brought the state up to date."""
+        with self.db.engine.connect() as conn:
+            return migrate.current(conn), migrate.app_version(conn)
+
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Group several writes into one transaction (one commit instead of many)."""

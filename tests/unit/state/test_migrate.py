@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
+from syncd import __version__
 from syncd.domain.recording import S3Object, Status
+from syncd.errors import ConfigError
 from syncd.state import StateStore, legacy, migrate
 
 
@@ -62,3 +65,57 @@ def test_opening_twice_migrates_once(tmp_path: Path) -> None:
     assert [r.key for r in again.recordings()] == ["a.wav"]
     with again.db.engine.connect() as conn:
         assert migrate.current(conn) == migrate.head()
+
+
+def test_the_state_records_the_release_that_brought_it_up_to_date(tmp_path: Path) -> None:
+    """A state from before revision 0004 says so in the log; opened again by the same release nothing is logged;
+    opened by another release (same schema) the new one is recorded and logged with the one it replaces."""
+    _legacy_file(tmp_path / "old.db", legacy.LAST)
+    with capture_logs() as logs:
+        store = StateStore(tmp_path / "old.db")
+    [migrated] = [e for e in logs if e["event"] == "state.migrated"]
+    assert (migrated["app_version"], migrated["previous_app_version"]) == (__version__, migrate.UNRECORDED)
+    assert store.schema() == (migrate.head(), __version__)
+    store.close()
+    with capture_logs() as again:
+        StateStore(tmp_path / "old.db").close()
+    assert [e["event"] for e in again if e["event"].startswith("state.")] == []
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        db.execute("UPDATE meta SET value = '0.4.9' WHERE key = 'app_version'")
+    with capture_logs() as other:
+        StateStore(tmp_path / "old.db").close()
+    assert [(e["event"], e["app_version"], e["previous_app_version"]) for e in other] == [
+        ("state.app_version", __version__, "0.4.9")
+    ]
+
+
+def test_a_sqlite_state_is_copied_before_its_schema_changes(tmp_path: Path) -> None:
+    """The copy holds the file as the earlier release left it; a new file or one already at head gets none, and a
+    copy from a first try is kept."""
+    path = tmp_path / "old.db"
+    _legacy_file(path, 4)
+    copy = tmp_path / f"old.db.before-{__version__}"
+    with capture_logs() as logs:
+        StateStore(path).close()
+    assert [e["backup"] for e in logs if e["event"] == "state.migrated"] == [str(copy)]
+    with closing(sqlite3.connect(copy)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (4,)
+        assert db.execute("SELECT key FROM recordings").fetchall() == [("calls/a.wav",)]
+    StateStore(path).close()
+    StateStore(tmp_path / "new.db").close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.db", "old.db", copy.name]
+
+
+def test_a_schema_newer_than_this_release_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    """Alembic alone would fail with "Can't locate revision"; the operator is told which release wrote the state and
+    how to go back instead, and the file is left as it was."""
+    path = tmp_path / "s.db"
+    StateStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE alembic_version SET version_num = '0099'")
+        db.execute("UPDATE meta SET value = '9.0.0' WHERE key = 'app_version'")
+    with pytest.raises(ConfigError, match=r"revision 0099 was written by syncd 9\.0\.0; this is syncd") as refused:
+        StateStore(path)
+    assert "restore the copy the upgrade left" in str(refused.value)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0099",)]
