@@ -5,14 +5,17 @@ transcripts and bulk-imported in one go."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from syncd.domain.recording import S3Object, Status
 from syncd.domain.transcript import Transcript
-from syncd.labelstudio import layouts
+from syncd.labelstudio.tasks import task_for
 from syncd.services import Services
+from syncd.stages.tasks import TaskCursor
 
 Result = list[dict[str, Any]]
 
@@ -36,25 +39,30 @@ def seed_tasks(
     review: Callable[[Result], Result] | None = None,
     chunk: int = 1000,
 ) -> list[tuple[S3Object, int]]:
-    """Import one task per object (with a submitted annotation when ``review`` is given); returns (object, task id)."""
+    """Import one task per object (with a submitted annotation when ``review`` is given); returns (object, task id).
+    Tasks are built as the import stage builds them, on the project's own layout, and noted as seen as it notes them
+    (or the first export would read them all again to find out which tasks are new)."""
     project = svc.projects.current
+    layout = svc.labelstudio.layout_of(project, svc.settings.labelstudio.layout)
     added = svc.state.add_objects(objects, status=Status.IMPORTED)
     seeded: list[tuple[S3Object, int]] = []
     for start in range(0, len(added), chunk):
         part = added[start : start + chunk]
         tasks = []
         for rec_id, _ in part:
-            rec = svc.state.get(rec_id)
-            prediction = layouts.prediction_result(transcript(rec_id), "segments")
-            task: dict[str, Any] = {
-                "data": {"audio": rec.uri, "syncd_id": rec.syncd_id, "source": rec.uri},
-                "predictions": [{"model_version": "amazon-transcribe", "score": 0.7, "result": prediction}],
-            }
+            rec = replace(svc.state.get(rec_id), transcript_json=json.dumps(transcript(rec_id).to_dict()))
+            task = task_for(rec, layout, "amazon-transcribe")
             if review is not None:
-                task["annotations"] = [{"result": review(prediction)}]
+                task["annotations"] = [{"result": review(task["predictions"][0]["result"])}]
             tasks.append(task)
         task_ids = svc.labelstudio.import_tasks(project, tasks)
         with svc.state.batch():
+            svc.state.note_tasks(
+                project, {t: svc.state.get(r).syncd_id for (r, _), t in zip(part, task_ids, strict=True)}
+            )
+            svc.state.change_cursor(
+                TaskCursor.name(project), lambda raw, ids=task_ids: TaskCursor.load(raw).extended(ids).dump()
+            )
             for (rec_id, obj), task_id in zip(part, task_ids, strict=True):
                 fields = {"transcript": transcript(rec_id), "task_id": task_id, "project_id": project}
                 svc.state.update(rec_id, **fields)

@@ -2,7 +2,8 @@
 
 Printed beside, in the same run and against the same Label Studio:
   (a) Label Studio's own S3 import storage sync of the same N objects (tasks without predictions),
-  (b) syncd's path's floor: one raw bulk import of exactly the tasks syncd builds, predictions inside (through the
+  (b) syncd's path's floor: one raw bulk import of exactly the tasks syncd builds (on its project's layout, into a
+      project of that layout), predictions inside (through the
       SDK's ``projects.import_tasks``, and (b2) as one plain HTTP POST of the same JSON), and
   (c) the candidate path (issue 12): the same tasks without predictions, then their predictions through
       ``/api/projects/{id}/import/predictions``, in syncd's batch size, into one project, with no bookkeeping. Label
@@ -122,12 +123,12 @@ def labelstudio_sync(stack: Stack, svc: Services, count: int) -> float:
     return elapsed
 
 
-def raw_import(stack: Stack, svc: Services, tasks: list[dict[str, Any]], *, sdk_call: bool) -> float:
+def raw_import(stack: Stack, svc: Services, tasks: list[dict[str, Any]], layout: str, *, sdk_call: bool) -> float:
     """Reference (b): the same tasks syncd builds, in one bulk call, with no bookkeeping: through the SDK's
     ``projects.import_tasks`` (what NOTES.md measured), or as one plain HTTP POST of the same JSON."""
     sdk = stack.labelstudio.client()
     title = f"bench: raw import ({'sdk' if sdk_call else 'http'})"
-    project = int(sdk.projects.create(title=title, label_config=label_config("segments")).id or 0)
+    project = int(sdk.projects.create(title=title, label_config=label_config(layout)).id or 0)
     if sdk_call:
         call = lambda: sdk.projects.import_tasks(project, request=tasks, return_task_ids=True)  # noqa: E731
     else:
@@ -137,15 +138,13 @@ def raw_import(stack: Stack, svc: Services, tasks: list[dict[str, Any]], *, sdk_
 
 
 def tasks_then_predictions(
-    stack: Stack, svc: Services, tasks: list[dict[str, Any]], batch: int
+    stack: Stack, svc: Services, tasks: list[dict[str, Any]], layout: str, batch: int
 ) -> tuple[float, float, list[float]]:
     """(c) Issue 12's candidate, batch by batch: the tasks without predictions in one bulk call, then their
     predictions through ``/api/projects/{id}/import/predictions`` (SDK ``projects.import_predictions``), as plain
     HTTP. Returns the seconds of all task calls, of all predictions calls, and of each predictions call."""
     sdk = stack.labelstudio.client()
-    project = int(
-        sdk.projects.create(title="bench: tasks then predictions", label_config=label_config("segments")).id or 0
-    )
+    project = int(sdk.projects.create(title="bench: tasks then predictions", label_config=label_config(layout)).id or 0)
     path = f"/api/projects/{project}/import/predictions"
     task_seconds, per_batch = 0.0, []
     for start in range(0, len(tasks), batch):
@@ -174,17 +173,19 @@ def main() -> None:
         transcribe_all(svc, n)
         project = svc.projects.ensure()
         recordings = svc.state.due(Status.TRANSCRIBED, limit=n, least_confident_first=True)
-        tasks = [task_for(r, "segments", svc.transcriber.model_version) for r in recordings]
+        layout = svc.labelstudio.layout_of(project, svc.settings.labelstudio.layout)
+        flag = svc.settings.review.flag_words_below
+        tasks = [task_for(r, layout, svc.transcriber.model_version, flag) for r in recordings]
 
         imported, ours = timed(lambda: import_.run(svc, threading.Event()))
         assert imported == n, imported
         landed = svc.labelstudio.task_count(project)
         assert landed == n, landed
         _, idle = timed(lambda: run_cycle(svc))
-        raw = raw_import(stack, svc, tasks, sdk_call=True)
-        raw_http = raw_import(stack, svc, tasks, sdk_call=False)
+        raw = raw_import(stack, svc, tasks, layout, sdk_call=True)
+        raw_http = raw_import(stack, svc, tasks, layout, sdk_call=False)
         batch = svc.settings.labelstudio.import_batch_size
-        bare, predictions, per_batch = tasks_then_predictions(stack, svc, tasks, batch)
+        bare, predictions, per_batch = tasks_then_predictions(stack, svc, tasks, layout, batch)
         sync = labelstudio_sync(stack, svc, n)
 
     rate = n / ours

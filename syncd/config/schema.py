@@ -258,7 +258,7 @@ class OutputSettings(_Section):
     formats: list[OutputFormat] = Field(list(OUTPUT_FORMATS), description="Formats written next to the audio.")
     suffix: str = Field(".transcript", description='Inserted before the format: "a.mp3" -> "a.transcript.txt".')
     write_workers: int = Field(
-        8, ge=1, le=64, description="S3 writes in flight at once while exporting (each review is 1 put per format)."
+        16, ge=1, le=64, description="S3 writes in flight at once while exporting (each review is 1 put per format)."
     )
     naming: Literal["stem", "key"] = Field(
         "stem",

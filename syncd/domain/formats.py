@@ -44,9 +44,15 @@ class Review:
         return " ".join(s.text for s in self.segments if s.text)
 
     @cached_property
+    def word_errors(self) -> tuple[int, int]:
+        """(errors, reference words) of the ASR text against the reviewer's: one alignment per review, which the
+        json output, the log and the state all report."""
+        return word_errors(self.text, self.asr.text)
+
+    @property
     def word_error_rate(self) -> float | None:
-        """The ASR text against the reviewer's; computed once (the json output and the log both report it)."""
-        return word_error_rate(self.text, self.asr.text)
+        """As ``word_error_rate`` (the function) computes it, from the one alignment."""
+        return rate_of(*self.word_errors)
 
     @property
     def has_speakers(self) -> bool:
@@ -71,6 +77,13 @@ def word_error_rate(reference: str, hypothesis: str) -> float | None:
     if not ref:
         return None if not hyp else 1.0
     return round(float(jiwer.wer(ref, hyp)), 4)
+
+
+def rate_of(errors: int, words: int) -> float | None:
+    """The word error rate from ``word_errors``: equal to ``word_error_rate`` on the same texts."""
+    if not words:
+        return 1.0 if errors else None
+    return round(errors / words, 4)
 
 
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:

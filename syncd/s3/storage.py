@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import shutil
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import obstore
 import obstore.exceptions
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
+from botocore.utils import parse_timestamp
 from obstore.auth.boto3 import Boto3CredentialProvider
 from obstore.store import S3Store
 
@@ -52,13 +56,32 @@ def boto_client(
         request_checksum_calculation="when_required",
         s3={"addressing_style": "path"} if settings.endpoint_url else None,
     )
-    return boto3.client(  # type: ignore[call-overload]
+    return _session().client(  # type: ignore[call-overload]
         service,
         region_name=settings.region,
         endpoint_url=endpoint_url or None,
         config=config,
         **credentials(settings),
     )
+
+
+@functools.cache
+def _session() -> boto3.Session:
+    """One boto3 session for every client, whose responses' timestamps are read by ``_timestamp``."""
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
+    return boto3.Session(botocore_session=core)
+
+
+def _timestamp(value: str) -> datetime:
+    """botocore reads every timestamp with dateutil's general parser: ~0.35 ms each, a third of a listing page's
+    CPU (1000 ``LastModified``). S3's ISO 8601 form goes through ``datetime.fromisoformat``, 50x faster; any other
+    form (HTTP dates in headers, epoch seconds) through botocore's own parser."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return parse_timestamp(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 S3_MAX_KEY_BYTES = 1024

@@ -45,8 +45,11 @@ def task_syncd_id(task: dict[str, Any]) -> str:
     return str((task.get("data") or {}).get("syncd_id", ""))
 
 
-def plan(svc: Services, task: dict[str, Any], rec: Recording | None = None) -> Export | None:
-    """The export a changed task calls for, or None (nothing submitted, or this version is written already)."""
+def plan(
+    svc: Services, task: dict[str, Any], rec: Recording | None = None, *, shared: bool | None = None
+) -> Export | None:
+    """The export a changed task calls for, or None (nothing submitted, or this version is written already).
+    ``shared``: whether the recording's stem is shared (``outputs_base``), when the caller looked it up already."""
     data = task.get("data") or {}
     rec = rec or svc.state.by_syncd_id(task_syncd_id(task)) or svc.state.recording_for_task(int(task["id"]))
     if rec is None:
@@ -68,25 +71,32 @@ def plan(svc: Services, task: dict[str, Any], rec: Recording | None = None) -> E
     version = version_of(annotation)
     if rec.annotation_id == version[1] and rec.annotation_updated_at == version[0]:
         return None
-    return _render(svc, rec, task, annotation, version)
+    return _render(svc, rec, task, annotation, version, shared)
 
 
 def _review_log(svc: Services, rec: Recording, task: dict[str, Any], version: Version) -> Any:
     return svc.log.bind(task=task["id"], annotation=version[1], recording=rec.id, bucket=rec.bucket, key=rec.key)
 
 
-def outputs_base(svc: Services, rec: Recording) -> str:
+def outputs_base(svc: Services, rec: Recording, shared: bool | None = None) -> str:
     """The output key without its format. Two audio keys sharing a stem in one folder (``a.wav``, ``a.mp3``) both
     keep their audio suffix (``a.wav.transcript.txt``), so neither review overwrites the other; ``output.naming =
     "key"`` always keeps it."""
     out = svc.settings.output
     base = output_base(rec.key, out.suffix)
-    keep = out.naming == "key" or svc.state.stem_shared(rec.bucket, rec.key, base.removesuffix(out.suffix))
+    if shared is None and out.naming != "key":
+        shared = svc.state.stem_shared(rec.bucket, rec.key, base.removesuffix(out.suffix))
+    keep = out.naming == "key" or bool(shared)
     return output_base(rec.key, out.suffix, keep_audio_suffix=True) if keep else base
 
 
 def _render(
-    svc: Services, rec: Recording, task: dict[str, Any], annotation: dict[str, Any], version: Version
+    svc: Services,
+    rec: Recording,
+    task: dict[str, Any],
+    annotation: dict[str, Any],
+    version: Version,
+    shared: bool | None = None,
 ) -> Export:
     asr = rec.transcript
     if asr is None:
@@ -113,4 +123,4 @@ def _render(
     if rec.parent_id is not None:  # a review unit: kept in the state and stitched, never written beside its clip
         return Export(rec, review, version, {}, "", moment(task.get("updated_at")))
     bodies = render(review, list(svc.settings.output.formats))
-    return Export(rec, review, version, bodies, outputs_base(svc, rec), moment(task.get("updated_at")))
+    return Export(rec, review, version, bodies, outputs_base(svc, rec, shared), moment(task.get("updated_at")))

@@ -8,7 +8,7 @@ import json
 import time
 from typing import Any
 
-from syncd.domain.formats import Review, word_errors
+from syncd.domain.formats import Review
 from syncd.domain.recording import Recording, Status
 from syncd.domain.transcript import Segment
 from syncd.domain.units import shift
@@ -54,7 +54,7 @@ def record(svc: Services, export: Export, done: Written, log: Any = None) -> Non
             current_etag=done.audio_etag or None,
         )
         return
-    errors, words = word_errors(review.text, review.asr.text)
+    errors, words = review.word_errors
     fields: dict[str, Any] = {
         "annotation_id": review.annotation,
         "annotation_updated_at": export.version[0],

@@ -7,8 +7,11 @@ each task's data, so every row can be rebuilt from S3 and Label Studio.
 
 from __future__ import annotations
 
+import bisect
 import json
+import posixpath
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,7 +19,7 @@ from sqlalchemy import RowMapping
 
 from syncd.domain.recording import PENDING, TRANSITIONS, Recording, S3Object, Status, syncd_id
 from syncd.domain.transcript import Transcript
-from syncd.state.db import Database
+from syncd.state.db import Database, Tx
 
 COLUMNS = ", ".join(Recording.__dataclass_fields__).replace("transcript_json", "transcript AS transcript_json")
 """The columns a Recording is read from (its transcript as ``transcript_json``)."""
@@ -47,34 +50,27 @@ class Recordings:
         self, objects: Iterable[S3Object], status: Status = Status.DISCOVERED, reason: str | None = None
     ) -> list[tuple[int, S3Object]]:
         """Record new object versions; an older version of the same key becomes ``superseded``. Returns the ones
-        recorded now (not before), in the order given. One statement per kind for the whole batch (a first scan
-        records a listing page at a time)."""
+        recorded now (not before), in the order given. Multi-row statements of 100 rows (a first scan records a listing
+        page at a time): the inserts return the new ids, and the superseding is one UPDATE per 100 keys."""
         now = time.time()
         fresh = {syncd_id(o.bucket, o.key, o.etag): o for o in objects}
         rows = [
             (sid, o.bucket, o.key, o.etag, o.size, o.last_modified, status, reason, now, now)
             for sid, o in fresh.items()
         ]
-        added: list[tuple[int, S3Object]] = []
+        ids: dict[str, int] = {}
         with self.db.tx() as db:
-            db.executemany(
-                "INSERT INTO recordings (syncd_id, bucket, key, etag, size, last_modified, status, reason, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                rows,
-            )
-            ids: dict[str, int] = {}
-            sids = list(fresh)
-            for start in range(0, len(sids), 500):
-                chunk = sids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                sql = f"SELECT id, syncd_id FROM recordings WHERE created_at = ? AND syncd_id IN ({marks})"
-                ids.update((str(r["syncd_id"]), int(r["id"])) for r in db.execute(sql, (now, *chunk)).mappings())
+            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+                chunk = rows[start : start + _ROWS_PER_STATEMENT]
+                values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+                sql = (
+                    "INSERT INTO recordings (syncd_id, bucket, key, etag, size, last_modified, status, reason,"
+                    f" created_at, updated_at) VALUES {values} ON CONFLICT DO NOTHING RETURNING id, syncd_id"
+                )
+                found = db.execute(sql, [v for row in chunk for v in row]).mappings()
+                ids.update((str(r["syncd_id"]), int(r["id"])) for r in found)
             added = [(ids[sid], obj) for sid, obj in fresh.items() if sid in ids]
-            db.executemany(
-                "UPDATE recordings SET status = 'superseded', reason = 'replaced by a newer version', updated_at = ?"
-                " WHERE bucket = ? AND key = ? AND id != ? AND status != 'superseded'",
-                [(now, obj.bucket, obj.key, rowid) for rowid, obj in added],
-            )
+            _supersede_older(db, added, now)
         return added
 
     def get(self, rec_id: int) -> Recording:
@@ -417,7 +413,61 @@ class Recordings:
             "SELECT key FROM recordings WHERE bucket = ? AND key >= ? AND key < ? AND key != ?",
             (bucket, f"{stem}.", f"{stem}/", key),
         )
-        return any("." not in r["key"][len(stem) + 1 :] and "/" not in r["key"][len(stem) + 1 :] for r in rows)
+        return any(_stem_sibling(stem, key, str(r["key"])) for r in rows)
+
+    def stems_shared(self, bucket: str, keys: Iterable[str]) -> set[str]:
+        """Which of these keys (a page of exports) share their stem with another recorded key in their folder, in one
+        query per 100 keys instead of ``stem_shared``'s one per key."""
+        wanted = sorted(set(keys))
+        shared: set[str] = set()
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            ranges = [(f"{stem}.", f"{stem}/") for stem in (posixpath.splitext(k)[0] for k in chunk)]
+            where = " OR ".join(["(key >= ? AND key < ?)"] * len(ranges))
+            args = [bucket, *(bound for pair in ranges for bound in pair)]
+            rows = sorted(
+                str(r["key"]) for r in self.db.read(f"SELECT key FROM recordings WHERE bucket = ? AND ({where})", args)
+            )
+            for key, (low, high) in zip(chunk, ranges, strict=True):
+                stem = low[:-1]
+                siblings = rows[bisect.bisect_left(rows, low) : bisect.bisect_left(rows, high)]
+                if any(_stem_sibling(stem, key, other) for other in siblings):
+                    shared.add(key)
+        return shared
+
+
+def _stem_sibling(stem: str, key: str, other: str) -> bool:
+    rest = other[len(stem) + 1 :]
+    return other != key and "." not in rest and "/" not in rest
+
+
+_ROWS_PER_STATEMENT = 100
+"""Rows per multi-row INSERT or UPDATE: one statement a page of 100 objects, not one per object (each statement is
+a round trip's worth of work for PostgreSQL, ~0.1 ms), and 1000 parameters, far below either database's limit."""
+
+
+def _supersede_older(db: Tx, added: list[tuple[int, S3Object]], now: float) -> None:
+    """Every other version of a key just recorded becomes ``superseded``, in one statement per bucket and 100 keys.
+    A key recorded twice in one call (two versions) is updated row by row, in order, as before."""
+    counts = Counter((obj.bucket, obj.key) for _, obj in added)
+    once: dict[str, list[tuple[int, str]]] = {}
+    for rowid, obj in added:
+        if counts[(obj.bucket, obj.key)] == 1:
+            once.setdefault(obj.bucket, []).append((rowid, obj.key))
+    for bucket, pairs in once.items():
+        for start in range(0, len(pairs), _ROWS_PER_STATEMENT):
+            chunk = pairs[start : start + _ROWS_PER_STATEMENT]
+            marks = ", ".join("?" * len(chunk))
+            db.execute(
+                "UPDATE recordings SET status = 'superseded', reason = 'replaced by a newer version', updated_at = ?"
+                f" WHERE bucket = ? AND key IN ({marks}) AND id NOT IN ({marks}) AND status != 'superseded'",
+                (now, bucket, *(key for _, key in chunk), *(rowid for rowid, _ in chunk)),
+            )
+    db.executemany(
+        "UPDATE recordings SET status = 'superseded', reason = 'replaced by a newer version', updated_at = ?"
+        " WHERE bucket = ? AND key = ? AND id != ? AND status != 'superseded'",
+        [(now, obj.bucket, obj.key, rowid) for rowid, obj in added if counts[(obj.bucket, obj.key)] > 1],
+    )
 
 
 def recording_of(row: RowMapping) -> Recording:

@@ -218,14 +218,18 @@ class FakeLabelStudio:
         self.tasks[task_id]["updated_at"] = moment
         return annotation
 
-    def changed_task_pages(self, project_id: int, since: str, after_id: int = 0) -> Iterator[list[dict[str, Any]]]:
-        """Tasks past the keyset position (since, after_id), in (updated_at, id) order."""
+    def changed_task_pages(
+        self, project_id: int, since: str, after_id: int = 0, page_size: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Tasks past the keyset position (since, after_id), in (updated_at, id) order; pages of the caller's size
+        or of ``self.page_size``, whichever is smaller."""
         changed = sorted(
             (t for t in self.tasks.values() if (t["updated_at"], t["id"]) > (since, after_id)),
             key=lambda t: (t["updated_at"], t["id"]),
         )
-        for start in range(0, len(changed), self.page_size):
-            yield [dict(t) for t in changed[start : start + self.page_size]]
+        size = min(page_size, self.page_size)
+        for start in range(0, len(changed), size):
+            yield [dict(t) for t in changed[start : start + size]]
 
     def reviewed_task_pages(self, project_id: int) -> Iterator[list[dict[str, Any]]]:
         self.sweeps += 1

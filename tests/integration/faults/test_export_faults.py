@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +100,7 @@ def test_bulk_action_ties_export_every_task_once(
         return send(*args, **kwargs)
 
     svc.labelstudio._request = bounded  # type: ignore[method-assign]
-    svc.labelstudio.changed_task_pages = partial(svc.labelstudio.changed_task_pages, page_size=5)  # type: ignore[method-assign]
+    monkeypatch.setattr(export, "READ_PAGE", 5)
     try:
         with capture_logs() as logs:
             assert export.reviews(svc, threading.Event()) == len(keys)

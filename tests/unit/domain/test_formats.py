@@ -11,7 +11,7 @@ import pytest
 import srt
 import webvtt
 
-from syncd.domain.formats import Review, changed_words, render, to_document, word_error_rate
+from syncd.domain.formats import Review, changed_words, rate_of, render, to_document, word_error_rate, word_errors
 from syncd.domain.transcript import Segment, Transcript
 
 ASR = Transcript(
@@ -141,6 +141,7 @@ def test_json_keeps_unicode_readable() -> None:
 )
 def test_word_error_rate(reference: str, hypothesis: str, wer: float | None) -> None:
     assert word_error_rate(reference, hypothesis) == wer
+    assert rate_of(*word_errors(reference, hypothesis)) == wer  # what a review reports, from its one alignment
 
 
 def test_document_wer_is_of_asr_against_the_corrected_text() -> None:

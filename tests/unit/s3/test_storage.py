@@ -1,4 +1,4 @@
-"""S3 storage: keys obstore cannot express are written with boto3."""
+"""S3 storage: keys obstore cannot express are written with boto3; response timestamps are read fast."""
 
 from __future__ import annotations
 
@@ -32,3 +32,15 @@ def test_keys_obstore_cannot_express_are_written_with_boto3() -> None:
     with pytest.raises(WriteConflictError):
         storage.write("b", "/calls/a\t.transcript.txt", b"y", "txt", {}, if_match="e1")
     assert puts[1]["IfMatch"] == '"e1"'
+
+
+def test_response_timestamps_read_fast_are_the_moments_botocore_reads() -> None:
+    from botocore.utils import parse_timestamp
+
+    from syncd.s3.storage import _timestamp
+
+    for value in ("2026-12-03T12:00:00.123Z", "2026-12-03T12:00:00Z", "2026-12-03T13:00:00+01:00"):
+        assert _timestamp(value) == parse_timestamp(value), value
+        assert _timestamp(value).tzinfo is not None
+    assert _timestamp("Thu, 03 Dec 2026 12:00:00 GMT") == parse_timestamp("Thu, 03 Dec 2026 12:00:00 GMT")
+    assert _timestamp("1764763200") == parse_timestamp("1764763200")

@@ -193,9 +193,9 @@ def test_export_cursor_reads_only_what_changed(stack: Stack) -> None:
     assert export.reviews(svc, GO) == 1
     reads: list[str] = []
     pages = ls.changed_task_pages
-    ls.changed_task_pages = lambda project, since, after_id=0: (  # type: ignore[method-assign]
+    ls.changed_task_pages = lambda project, since, after_id=0, page_size=1000: (  # type: ignore[method-assign]
         reads.append(since),
-        pages(project, since, after_id),
+        pages(project, since, after_id, page_size),
     )[1]
     assert export.reviews(svc, GO) == 0
     ls.annotate(1, "second")

@@ -100,3 +100,27 @@ def test_oldest_since_is_per_waiting_state_when_its_longest_waiting_recording_la
     state.transition(ids[:1], Status.DISCOVERED, Status.TRANSCRIBING)
     assert set(state.oldest_since()) == {"discovered", "transcribing"}
     assert state.oldest_since()["transcribing"] == state.get(ids[0]).updated_at
+
+
+def test_a_page_of_keys_learns_which_share_a_stem_in_one_query_as_stem_shared_says_key_by_key(
+    state: StateStore,
+) -> None:
+    keys = ["calls/a.mp3", "calls/a.wav", "calls/a.b.mp3", "calls/b.mp3", "calls/c.mp3", "calls/c/d.mp3", "x/c.mp3"]
+    keys += [f"bulk/{i:03d}.mp3" for i in range(150)] + ["bulk/007.wav"]
+    state.add_objects([s3_object(k) for k in keys])
+    one_by_one = {k for k in keys if state.stem_shared("b", k, k.rsplit(".", 1)[0])}
+    assert state.stems_shared("b", keys) == one_by_one == {"calls/a.mp3", "calls/a.wav", "bulk/007.mp3", "bulk/007.wav"}
+    assert state.stems_shared("other", keys) == set()
+
+
+def test_a_large_batch_supersedes_exactly_the_older_versions_of_its_keys(state: StateStore) -> None:
+    """Multi-row statements of 100: 250 objects, 120 of them new versions of recorded keys, across chunk borders."""
+    old = dict(state.add_objects([s3_object(f"k/{i:03d}.mp3") for i in range(120)]))
+    batch = [s3_object(f"k/{i:03d}.mp3", etag="e2") for i in range(120)] + [
+        s3_object(f"n/{i:03d}.mp3") for i in range(130)
+    ]
+    added = state.add_objects(batch)
+    assert [obj for _, obj in added] == batch
+    assert {state.get(rec_id).status for rec_id in old} == {Status.SUPERSEDED}
+    assert {state.get(rec_id).status for rec_id, _ in added} == {Status.DISCOVERED}
+    assert state.add_objects(batch) == []
