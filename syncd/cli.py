@@ -32,7 +32,7 @@ def cmd_once(args: argparse.Namespace) -> int:
 
     svc = Services.build(_settings(args))
     try:
-        svc.connect()
+        svc.connect(warm=True)
         return errors.OK if run_cycle(svc) else errors.CHECK_FAILED
     except ProbeError as exc:
         svc.log.error("once.connect_failed", reason=str(exc), exit_code=exc.code)

@@ -110,15 +110,16 @@ class Services:
         that creates something in Label Studio, with the margin of one request."""
         self.instance.sure(PROJECT, self.settings.labelstudio.timeout + 1)
 
-    def connect(self) -> None:
+    def connect(self, *, warm: bool = False) -> None:
         """Label Studio answers and the project is ready, every source bucket is readable and (unless the operator
         chose single-writer mode) enforces conditional writes; a ProbeError (with the exit code it stands for)
-        otherwise. A local engine starts loading its model meanwhile.
+        otherwise. ``warm``: a local engine starts loading its model meanwhile (at start; not on a reload, which
+        would hold the old model and the new one at once).
         """
-        if "transcribe" in self.settings.instance.roles:
-            warm = getattr(self.transcriber, "warm", None)
-            if warm is not None:
-                warm()
+        if warm and "transcribe" in self.settings.instance.roles:
+            load = getattr(self.transcriber, "warm", None)
+            if load is not None:
+                load()
         labelstudio_alive(self.settings)
         supported, about = support(labelstudio_release(self.settings))
         if not supported:

@@ -200,8 +200,8 @@ class WhisperSettings(_Section):
         0,
         ge=0,
         le=64,
-        description="Recordings transcribed at once, sharing one loaded model; 0: one per CPU core "
-        "(at least 1, at most 8) on cpu, 2 per GPU on cuda.",
+        description="Recordings transcribed at once, sharing one loaded model; 0: one per usable CPU core (the "
+        "process's affinity mask, capped by a cgroup CPU quota; at least 1, at most 8) on cpu, 2 per GPU on cuda.",
     )
     cpu_threads: int = Field(0, ge=0, description="CPU threads per worker; 0: the cores divided among the workers.")
     batch_size: int = Field(

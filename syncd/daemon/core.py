@@ -177,7 +177,7 @@ class Daemon:
         while True:
             try:
                 svc = svc or _build(settings)
-                svc.connect()
+                svc.connect(warm=True)
                 return svc
             except ProbeError as exc:
                 if exc.code != errors.UNAVAILABLE or time.monotonic() + delay > deadline:
