@@ -112,7 +112,7 @@ def labelstudio_sync(stack: Stack, svc: Services, count: int) -> float:
         recursive_scan=True,
         **svc.storage_credentials(),
     )
-    headers = {"Authorization": f"Token {stack.labelstudio.token}"}
+    headers = stack.labelstudio.auth_headers()
     started = time.perf_counter()
     # Without Redis Label Studio syncs inside this request: the SDK's default timeout cut it short under load.
     sync = f"{stack.labelstudio.url}/api/storages/s3/{int(storage.id or 0)}/sync"
