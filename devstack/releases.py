@@ -9,13 +9,13 @@ import os
 import subprocess
 import sys
 import tarfile
-from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from devstack.services import REGION, ROOT, Stack
-from devstack.syncd_process import log_events
+from devstack.syncd_process import SyncdProcess
 from devstack.transcribe import project_tasks, upload_with_results
 
 UPGRADE_FIXTURES = ROOT / "tests" / "fixtures" / "upgrade"
@@ -72,7 +72,8 @@ def run_release(
     source: Path, args: list[str], stack: Stack, *, check: bool = True, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """``python -m syncd ARGS`` of an earlier release: its source first on the path, this checkout's packages after
-    (run from the source folder: ``-m`` puts the working directory before PYTHONPATH)."""
+    (run from the source folder: ``-m`` puts the working directory before PYTHONPATH). Releases up to 0.4.0 import
+    label-studio-sdk, which the dev dependencies still install."""
     env = {**os.environ, **stack.env(), "PYTHONPATH": str(source)}
     argv = [sys.executable, "-m", "syncd", *args]
     proc = subprocess.run(argv, env=env, cwd=source, capture_output=True, text=True, timeout=timeout, check=False)
@@ -123,25 +124,44 @@ def reviewed_result(task: dict[str, Any], words: str) -> list[dict[str, Any]]:
     return result
 
 
+SCHEDULE = """
+[schedule]
+scan_interval = 1.0
+transcribe_interval = 0.5
+import_interval = 1.0
+export_interval = 1.0
+"""
+"""Short intervals (keys every release knows), so each half is one daemon run of a few seconds."""
+
+
+def release_process(source: Path, config: Path, stack: Stack) -> SyncdProcess:
+    """``syncd run`` of an earlier release (see run_release)."""
+    command = [sys.executable, "-m", "syncd"]
+    return SyncdProcess(config, stack, {"PYTHONPATH": str(source)}, command=command, cwd=source)
+
+
+def wait_keys(daemon: SyncdProcess, event: str, keys: Iterable[str], timeout: float = 120) -> None:
+    for key in keys:
+        daemon.wait(event, timeout=timeout, key=key)
+
+
 def first_half(
     release: Release, source: Path, stack: Stack, s3: Any, ls: Any, bucket: str, config: Path, project: str
 ) -> dict[str, Any]:
-    """The earlier release imports FIRST and exports reviews of REVIEWED, as an operator's install would have, then
-    stops (each run is ``syncd once``). Returns the tasks by key."""
-    config.write_text(release_config(stack, config.parent, bucket, project))
+    """The earlier release's daemon imports FIRST and exports reviews of REVIEWED, as an operator's install would
+    have, then is stopped (SIGTERM). Returns the tasks by key."""
+    config.write_text(release_config(stack, config.parent, bucket, project) + SCHEDULE)
     upload_with_results(s3, bucket, FIRST)
-    events: list[dict[str, Any]] = []
-    for _ in range(6):
-        events += log_events(run_release(source, ["once", "-c", str(config)], stack).stdout)
-        if Counter(e["event"] for e in events)["task.imported"] >= len(FIRST):
-            break
-    else:
-        raise AssertionError(f"{release.version} did not import: {Counter(e['event'] for e in events)}")
-    tasks = {t["data"]["source"].removeprefix(f"s3://{bucket}/"): t for t in project_tasks(ls, project)}
-    assert sorted(tasks) == sorted(FIRST), tasks.keys()
-    for key in REVIEWED:
-        ls.annotations.create(id=tasks[key]["id"], result=reviewed_result(tasks[key], FIRST_WORDS), was_cancelled=False)
-    exported = log_events(run_release(source, ["once", "-c", str(config)], stack).stdout)
-    done = sorted(e["key"] for e in exported if e["event"] == "annotation.exported")
-    assert done == sorted(REVIEWED), [e for e in exported if e["event"].startswith(("annotation", "export"))]
+    daemon = release_process(source, config, stack)
+    try:
+        wait_keys(daemon, "task.imported", FIRST)
+        tasks = {t["data"]["source"].removeprefix(f"s3://{bucket}/"): t for t in project_tasks(ls, project)}
+        assert sorted(tasks) == sorted(FIRST), tasks.keys()
+        for key in REVIEWED:
+            result = reviewed_result(tasks[key], FIRST_WORDS)
+            ls.annotations.create(id=tasks[key]["id"], result=result, was_cancelled=False)
+        wait_keys(daemon, "annotation.exported", REVIEWED)
+        assert daemon.stop() == 0, "".join(daemon.lines[-30:])
+    finally:
+        daemon.kill()
     return tasks

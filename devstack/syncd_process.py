@@ -75,10 +75,20 @@ def _collect(sock: socket.socket, into: list[str], stop: threading.Event) -> Non
 class SyncdProcess:
     """A `syncd run` subprocess whose JSON log lines are collected on a thread, for waiting on events."""
 
-    def __init__(self, config: Path, stack: Stack, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        stack: Stack,
+        env: dict[str, str] | None = None,
+        *,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        """``command`` replaces the console script (an earlier release runs as ``python -m syncd`` from ``cwd``)."""
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "syncd"), "run", "-c", str(config)],
+            [*(command or [str(VENV_BIN / "syncd")]), "run", "-c", str(config)],
             env={**os.environ, **stack.env(), **(env or {})},
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

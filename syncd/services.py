@@ -113,7 +113,12 @@ class Services:
     def connect(self) -> None:
         """Label Studio answers and the project is ready, every source bucket is readable and (unless the operator
         chose single-writer mode) enforces conditional writes; a ProbeError (with the exit code it stands for)
-        otherwise."""
+        otherwise. A local engine starts loading its model meanwhile.
+        """
+        if "transcribe" in self.settings.instance.roles:
+            warm = getattr(self.transcriber, "warm", None)
+            if warm is not None:
+                warm()
         labelstudio_alive(self.settings)
         supported, about = support(labelstudio_release(self.settings))
         if not supported:

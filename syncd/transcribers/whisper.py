@@ -11,6 +11,7 @@ stage's heartbeat.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import shutil
 import tempfile
@@ -132,12 +133,24 @@ class WhisperTranscriber:
             return job
 
     def _start_threads(self) -> None:
-        if self._threads:
+        if any(t.name.startswith("whisper-worker") for t in self._threads):
             return
         for n in range(DOWNLOAD_THREADS):
             self._threads.append(_daemon_thread(f"whisper-download-{n}", self._download_loop))
         for n in range(self.plan.workers):
             self._threads.append(_daemon_thread(f"whisper-worker-{n}", self._work_loop))
+
+    def warm(self) -> None:
+        """Load the model on a thread of its own now, while syncd connects and sets up the project, instead of on
+        the first recording: `syncd once` and the first cycle of `syncd run` gain the load time. A model that fails
+        to load here fails again, with its error, on the first recording."""
+        with self._lock:
+            if self._model is None and not any(t.name == "whisper-load" for t in self._threads):
+                self._threads.append(_daemon_thread("whisper-load", self._load_quietly))
+
+    def _load_quietly(self) -> None:
+        with contextlib.suppress(TranscriptionError):
+            self._load()
 
     def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
         """Stop the workers and wait (up to ``timeout``) until none is inside the model: a process that exits while
@@ -211,6 +224,16 @@ class WhisperTranscriber:
                     raise TranscriptionError(
                         f"cannot load whisper model {p.path} on {p.device} ({p.compute_type}): {exc}", retryable=True
                     ) from exc
+                self.log.info(
+                    "whisper.loaded",
+                    model=p.name,
+                    device=p.device,
+                    compute_type=p.compute_type,
+                    cores=p.cores,
+                    workers=p.workers,
+                    cpu_threads=p.cpu_threads,
+                    batch_size=p.batch_size,
+                )
             return self._model
 
     def _transcribe(self, rec: Recording, audio: Path, job: _Job | None = None) -> Transcript:

@@ -1,6 +1,7 @@
-"""The supported Label Studio range, end to end: the same smoke run (import with predictions, least confident first,
-a review, its export by webhook, healthy) against the oldest supported release (.stack/ls-old-venv) and the newest
-(the session stack's 1.23.2), each with a personal access token as Label Studio defaults it.
+"""The supported Label Studio range, end to end: the same smoke run on syncd's default review layout (import with
+predictions, least confident first, a review, its export by webhook, healthy) against the oldest supported release
+(.stack/ls-old-venv) and the newest (the session stack's 1.23.2), each with a personal access token as Label Studio
+defaults it.
 
 The oldest release runs as a second Label Studio server started once for this module (~60 s with its migrations);
 S3 and moto are the session stack's.
@@ -65,7 +66,9 @@ def test_smoke_on_the_oldest_and_newest_supported_release(
     upload_with_results(s3, bucket, RECORDINGS)
     port = free_port()
     title = f"smoke {server.version} {bucket}"
-    config = stack.config(tmp_path, bucket, project=title, engine="aws", labelstudio_url=server.url)
+    config = stack.config(
+        tmp_path, bucket, project=title, engine="aws", layout="transcript", labelstudio_url=server.url
+    )
     config = config.replace('listen = ""', f'listen = "127.0.0.1:{port}"\npublic_url = "http://127.0.0.1:{port}"')
     config += "\n[schedule]\nscan_interval = 1\ntranscribe_interval = 1\nimport_interval = 1\nexport_interval = 3600\n"
     path = tmp_path / "syncd.toml"

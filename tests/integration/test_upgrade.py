@@ -15,17 +15,17 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
-from collections import Counter
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devstack import VENV_BIN, Stack, log_events, project_tasks, run_syncd, upload_with_results
+from devstack import Stack, SyncdProcess, project_tasks, run_syncd, upload_with_results
 from devstack.releases import FIRST, FIRST_WORDS, RELEASES, REVIEWED, first_half, reviewed_result, unpack
 from syncd import __version__
+from syncd.config.load import load
+from syncd.errors import ConfigError
 from syncd.labelstudio.layouts import result_layout
 from syncd.state import StateStore, migrate
 
@@ -68,14 +68,14 @@ def test_an_earlier_release_upgraded_in_place(
     ls.annotations.update(id=a["annotations"][0]["id"], result=reviewed_result(a, EDITED))
     upload_with_results(s3, bucket, {"calls/d.mp3": "two_speakers_new.json"})
 
-    events: list[dict[str, Any]] = []
-    for _ in range(6):
-        events += log_events(run_syncd(["once", "-c", str(config)], stack).stdout)
-        seen = Counter((e["event"], e.get("key")) for e in events)
-        if seen["task.imported", "calls/d.mp3"] and seen["annotation.exported", "calls/a.mp3"]:
-            break
-    else:
-        raise AssertionError(f"after the upgrade: {Counter(e['event'] for e in events)}")
+    daemon = SyncdProcess(config, stack)
+    try:
+        daemon.wait("task.imported", timeout=120, key="calls/d.mp3")
+        daemon.wait("annotation.exported", timeout=120, key="calls/a.mp3")
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    events = daemon.events
 
     # The state was carried forward, with a copy of what the earlier release left.
     [migrated] = [e for e in events if e["event"] == "state.migrated"]
@@ -147,17 +147,12 @@ def test_a_state_an_earlier_release_wrote_migrates_with_every_row(version: str, 
 
 @pytest.mark.parametrize("version", sorted(RELEASES))
 def test_the_config_example_of_an_earlier_release_still_loads(version: str, tmp_path: Path) -> None:
-    """Every key an earlier release knew, at its default (its own ``syncd config example``), is still accepted; a
-    key this release does not know is refused with its name and the keys allowed there."""
+    """Every key an earlier release knew, at its default (its own ``syncd config example``), is still accepted, as
+    ``syncd config validate`` and every start read it; a key this release does not know is refused with its name
+    and the keys allowed there."""
     example = RELEASES[version].example
-    assert _validate(example).returncode == 0, _validate(example).stderr
+    load(example)
     retired = tmp_path / "retired.toml"
     retired.write_text(example.read_text().replace("[labelstudio]\n", "[labelstudio]\nretired_key = 1\n", 1))
-    refused = _validate(retired)
-    assert refused.returncode == 78
-    assert "labelstudio.retired_key: unknown key; allowed here: api_key_env" in refused.stderr
-
-
-def _validate(config: Path) -> subprocess.CompletedProcess[str]:
-    argv = [str(VENV_BIN / "syncd"), "config", "validate", "-c", str(config)]
-    return subprocess.run(argv, capture_output=True, text=True, check=False)
+    with pytest.raises(ConfigError, match=r"labelstudio\.retired_key: unknown key; allowed here: api_key_env"):
+        load(retired)

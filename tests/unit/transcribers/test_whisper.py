@@ -170,3 +170,25 @@ def test_close_stops_the_workers_before_the_process_exits(tmp_path: Path) -> Non
     with pytest.raises(TranscriptionError) as stopped:
         engine.poll(rec)
     assert stopped.value.retryable and "stopping" in stopped.value.reason
+
+
+def test_warm_loads_the_model_once_on_its_own_thread_and_logs_the_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import faster_whisper
+
+    loads: list[tuple[str, dict[str, Any]]] = []
+
+    class _Loaded:
+        def __init__(self, path: str, **options: Any) -> None:
+            loads.append((threading.current_thread().name, options))
+
+    monkeypatch.setattr(faster_whisper, "WhisperModel", _Loaded)
+    engine = WhisperTranscriber(WhisperSettings(workers=2, cpu_threads=1), None)  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        engine.warm()
+        engine.warm()
+        engine.close()
+        model = engine._load()
+    assert isinstance(model, _Loaded)
+    assert [(name, o["cpu_threads"], o["num_workers"]) for name, o in loads] == [("whisper-load", 1, 2)]
+    (loaded,) = [e for e in logs if e["event"] == "whisper.loaded"]
+    assert (loaded["workers"], loaded["cpu_threads"], loaded["cores"]) == (2, 1, engine.plan.cores)

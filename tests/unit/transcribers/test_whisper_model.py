@@ -3,6 +3,7 @@ are."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from syncd.config import WhisperSettings
 from syncd.errors import ConfigError
-from syncd.transcribers.whisper_model import plan, resolve_model
+from syncd.transcribers.whisper_model import plan, resolve_model, usable_cores
 
 
 def test_defaults_follow_the_device() -> None:
@@ -50,3 +51,16 @@ def test_a_ctranslate2_directory_is_used_as_is(tmp_path: Path) -> None:
     (tmp_path / "my-model").mkdir()
     (tmp_path / "my-model" / "model.bin").write_bytes(b"")
     assert resolve_model(str(tmp_path / "my-model")) == (str(tmp_path / "my-model"), "my-model")
+
+
+def test_usable_cores_follow_the_affinity_mask_and_the_cgroup_quota(tmp_path: Path) -> None:
+    mask = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    assert usable_cores(cpu_max) == mask, "no cgroup file: the affinity mask"
+    cpu_max.write_text("max 100000\n")
+    assert usable_cores(cpu_max) == mask
+    cpu_max.write_text("50000 100000\n")
+    assert usable_cores(cpu_max) == 1, "half a CPU still gets one worker"
+    cpu_max.write_text(f"{(mask + 4) * 100000} 100000\n")
+    assert usable_cores(cpu_max) == mask, "a quota above the mask does not add cores"
+    assert plan(WhisperSettings()).cores == usable_cores()
