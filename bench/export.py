@@ -98,7 +98,7 @@ def labelstudio_export(stack: Stack, project: int) -> tuple[int, float] | str:
     (``SYNC_ON_TARGET_STORAGE_CREATION``), at ~50 annotations/s here: the SDK's default timeout cut 2000 of them short
     (``httpx.ReadTimeout``). The create request itself is timed, with a long timeout; the storage's own status then
     says whether it completed."""
-    url, headers = stack.labelstudio.url, {"Authorization": f"Token {stack.labelstudio.token}"}
+    url, headers = stack.labelstudio.url, stack.labelstudio.auth_headers()
     storage = {
         "project": project,
         "bucket": BUCKET,
