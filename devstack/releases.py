@@ -73,7 +73,7 @@ def run_release(
 ) -> subprocess.CompletedProcess[str]:
     """``python -m syncd ARGS`` of an earlier release: its source first on the path, this checkout's packages after
     (run from the source folder: ``-m`` puts the working directory before PYTHONPATH). Releases up to 0.4.0 import
-    label-studio-sdk, which the dev dependencies still install."""
+    label-studio-sdk's ``LabelStudio`` class, which is in the SDK syncd still depends on."""
     env = {**os.environ, **stack.env(), "PYTHONPATH": str(source)}
     argv = [sys.executable, "-m", "syncd", *args]
     proc = subprocess.run(argv, env=env, cwd=source, capture_output=True, text=True, timeout=timeout, check=False)
