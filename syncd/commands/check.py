@@ -99,9 +99,12 @@ def _refusals(settings: Settings) -> Iterator[Check]:
     except Exception:
         return  # the "state" check already says why
     try:
-        refused = refusals.all_known(store)
+        yield from refusal_checks(settings, refusals.all_known(store))
     finally:
         store.close()
+
+
+def refusal_checks(settings: Settings, refused: list[refusals.Refusal]) -> Iterator[Check]:
     for r in refused:
         detail = f"project {r.project} ({r.target}): refused, {r.reason}; meanwhile {r.consequence}. {refusals.REMEDY}"
         yield Check(f"labelstudio.{r.what}", False, detail)

@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from syncd.commands.check import _refusals
+from syncd.commands.check import refusal_checks
 from syncd.commands.status import format_status, status_report
 from syncd.daemon.health import health_report
 from syncd.daemon.metrics import Metrics
@@ -67,7 +67,7 @@ def test_a_refused_webhook_and_storage_show_everywhere_until_accepted(tmp_path: 
     text = format_status(status_report(svc.state))
     assert "webhook on project 1 (http://127.0.0.1:9464/webhook): HTTP 403" in text
     assert "meanwhile reviews reach S3 by the export poll only" in text
-    checks = {c.name: c for c in _refusals(svc.settings)}
+    checks = {c.name: c for c in refusal_checks(svc.settings, refusals.all_known(svc.state))}
     assert not checks["labelstudio.webhook"].ok and SSRF in checks["labelstudio.webhook"].detail
     assert not checks["labelstudio.storage"].ok
 
@@ -88,7 +88,7 @@ def test_a_refused_webhook_and_storage_show_everywhere_until_accepted(tmp_path: 
     _, body = health_report(svc.settings, "running", 1.0, healthy_probes(svc.settings), svc.state)
     assert body["status"] == "ok" and body["checks"]["labelstudio_refused"] == {"ok": True, "refused": []}
     assert "refused by Label Studio: nothing" in format_status(status_report(svc.state))
-    assert [c.ok for c in _refusals(svc.settings)] == [True]
+    assert [c.ok for c in refusal_checks(svc.settings, refusals.all_known(svc.state))] == [True]
 
 
 def test_a_storage_error_that_is_no_refusal_still_stops_the_set_up(tmp_path: Path) -> None:
