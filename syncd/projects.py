@@ -97,10 +97,7 @@ class Projects:
             except Exception as exc:
                 if getattr(exc, "status_code", None) not in (400, 403):
                     raise
-                reason = refused_reason(exc)
-                refusals.record(self.state, refusals.STORAGE, project, bucket, reason)
-                means = refusals.CONSEQUENCE[refusals.STORAGE]
-                self.log.error("storage.register_failed", project=project, bucket=bucket, error=reason, means=means)
+                self._refused(refusals.STORAGE, project, bucket, exc, bucket=bucket)
                 continue
             refusals.clear(self.state, refusals.STORAGE, project)
 
@@ -151,16 +148,20 @@ class Projects:
         self.log.info("project.rollover", project=project, title=intent["title"], previous=previous, reason=reason)
         return project
 
+    def _refused(self, what: str, project: int, target: str, exc: Exception, **where: str) -> None:
+        """Record and log what Label Studio refused to register (``<what>.register_failed``), with what it means."""
+        reason = refused_reason(exc)
+        refusals.record(self.state, what, project, target, reason)
+        means = refusals.CONSEQUENCE[what]
+        self.log.error(f"{what}.register_failed", project=project, **where, error=reason, means=means)
+
     def register_webhook(self, project: int, url: str, secret: str) -> None:
         """Our webhook on one project; a refusal is recorded (`syncd status`, /healthz, `syncd check`) and logged, and
         leaves the export poll as the way reviews arrive."""
         try:
             hook, created = self.labelstudio.ensure_webhook(project, url, secret)
         except Exception as exc:
-            reason = refused_reason(exc)
-            refusals.record(self.state, refusals.WEBHOOK, project, url, reason)
-            consequence = refusals.CONSEQUENCE[refusals.WEBHOOK]
-            self.log.error("webhook.register_failed", project=project, url=url, error=reason, means=consequence)
+            self._refused(refusals.WEBHOOK, project, url, exc, url=url)
             return
         refusals.clear(self.state, refusals.WEBHOOK, project)
         self.log.info("webhook.registered", webhook=hook, project=project, url=url, created=created)
