@@ -29,6 +29,11 @@ from syncd.state import StateStore
 HOUR = 3600.0
 
 
+def pooled_wer(word_errors: int, reference_words: int) -> float | None:
+    """Word errors over reference words, to 4 places; None with nothing to compare."""
+    return round(word_errors / reference_words, 4) if reference_words else None
+
+
 @dataclass
 class Bin:
     model: str
@@ -46,7 +51,7 @@ class Bin:
 
     @property
     def wer(self) -> float | None:
-        return round(self.word_errors / self.reference_words, 4) if self.reference_words else None
+        return pooled_wer(self.word_errors, self.reference_words)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"audio_hours": round(self.audio_hours, 4), "wer": self.wer}
@@ -62,7 +67,7 @@ class Annotator:
     latencies: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        wer = round(self.word_errors / self.reference_words, 4) if self.reference_words else None
+        wer = pooled_wer(self.word_errors, self.reference_words)
         median = statistics.median(self.latencies) if self.latencies else None
         return {
             "annotator": self.annotator,
@@ -87,8 +92,7 @@ class SegmentBin:
     reference_words: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        wer = round(self.word_errors / self.reference_words, 4) if self.reference_words else None
-        return asdict(self) | {"wer": wer}
+        return asdict(self) | {"wer": pooled_wer(self.word_errors, self.reference_words)}
 
 
 SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
