@@ -81,7 +81,8 @@ class Services:
         storage = Storage(settings.s3, conditional=settings.output.conditional_writes == "require")
         return cls(
             settings=settings,
-            state=StateStore.open(settings.state),
+            # A frozen process's transaction must not keep its lease row locked past the lease (``Database``).
+            state=StateStore.open(settings.state, hold_limit=settings.instance.lease_seconds / 3),
             storage=storage,
             transcriber=make_transcriber(settings, storage),
             labelstudio=labelstudio_client(settings),

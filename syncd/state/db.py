@@ -10,13 +10,20 @@ Work done under a lease is fenced (``Database.fenced``): while a thread holds a 
 opens first checks, with the lease's row locked, that the lease still has the holder and the generation the fence
 names, and is refused (``FencedError``, nothing written) when another instance has taken the lease since. A holder that
 froze past its lease and woke up therefore changes nothing another holder may have changed meanwhile.
+
+A process can also freeze (SIGSTOP, a VM paused, swap) in the middle of a transaction, holding that lease row's lock:
+every other instance trying to take the lease would then queue behind it for as long as it stays frozen. On
+PostgreSQL each session therefore has an ``idle_in_transaction_session_timeout`` (``hold_limit``, a third of the lease
+under the daemon): the server ends a transaction that has sat idle that long, rolls it back and frees its locks, so the
+lease runs out and is taken on time. The woken process finds its connection closed; that transaction fails and
+nothing of it was written.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -26,6 +33,9 @@ from typing import Any
 from sqlalchemy import Connection, CursorResult, Engine, RowMapping, TextClause, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
+
+HOLD_LIMIT = 10.0
+"""Seconds a PostgreSQL transaction may sit idle before the server ends it (a third of the default lease)."""
 
 
 @dataclass(frozen=True)
@@ -51,19 +61,22 @@ class FencedError(Exception):
 class Database:
     """One state database: its engine, and the lock that serializes this process's transactions on it."""
 
-    def __init__(self, target: str | Path = ":memory:") -> None:
-        """``target``: a SQLite file path (its folder is created) or a ``postgresql://`` URL with its password."""
+    def __init__(self, target: str | Path = ":memory:", hold_limit: float = HOLD_LIMIT) -> None:
+        """``target``: a SQLite file path (its folder is created) or a ``postgresql://`` URL with its password;
+        ``hold_limit``: seconds a PostgreSQL transaction may sit idle, holding its locks, before the server ends it."""
         target = str(target)
         if "://" not in target and target != ":memory:":
             Path(target).parent.mkdir(parents=True, exist_ok=True)
         self.url = url_for(target)
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, hold_limit)
         self.shared = is_shared(self.engine)
         self.skip_locked = skip_locked(self.engine)
         self._lock = threading.RLock()
         self._open: Connection | None = None
         self._local = threading.local()
         """Per thread: the fences its write transactions check (``fenced``)."""
+        self._grown: dict[str, tuple[int, int]] = {}
+        """Per table: rows this process added, and the count at which it next refreshes the planner's statistics."""
 
     @property
     def where(self) -> str:
@@ -73,6 +86,28 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self.engine.dispose()
+
+    def one_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """The condition that ``column`` is one of ``values``, and its arguments (``one_of``)."""
+        return one_of(column, values, shared=self.shared)
+
+    def grew(self, table: str, rows: int) -> None:
+        """``rows`` were just added to ``table``. PostgreSQL plans from statistics its autovacuum refreshes at most
+        once a minute, while a first scan grows an empty table by 100 000 rows in less; planned for the few rows it
+        last counted, a page's lookups read the whole table instead of the index. Each time this process has doubled
+        what it added (from 1000 rows), the table is analyzed: a handful of times, whatever the bucket's size."""
+        if not self.shared or rows <= 0:
+            return
+        with self._lock:
+            added, due = self._grown.get(table, (0, 1000))
+            added += rows
+            if added >= due:
+                due = added * 2
+                with self.engine.connect() as conn:
+                    conn.execution_options(write=True)
+                    conn.exec_driver_sql(f"ANALYZE {table}")
+                    conn.commit()
+            self._grown[table] = (added, due)
 
     def read(self, sql: str, args: Iterable[Any] = ()) -> list[RowMapping]:
         """Reads share the database with the stages' threads, so they take the lock and fetch everything inside
@@ -113,7 +148,7 @@ class Database:
         (``fenced``) it begins by checking the fence, and raises ``FencedError`` (nothing written) when that fails."""
         with self._lock:
             if self._open is not None:
-                yield Tx(self._open)
+                yield Tx(self._open, self.shared)
                 return
             with self.engine.connect() as conn:
                 conn.execution_options(write=True)
@@ -121,8 +156,8 @@ class Database:
                     self._open = conn
                     try:
                         for fence in self._local.__dict__.get("fences", ()):
-                            self._check(Tx(conn), fence)
-                        yield Tx(conn)
+                            self._check(Tx(conn, self.shared), fence)
+                        yield Tx(conn, self.shared)
                     finally:
                         self._open = None
 
@@ -141,8 +176,30 @@ class Database:
 class Tx:
     """The open transaction's connection, taking the database's ``?``-placeholder SQL."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, shared: bool) -> None:
         self.conn = conn
+        self.shared = shared
+
+    def one_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """The condition that ``column`` is one of ``values``, and its arguments (``one_of``)."""
+        return one_of(column, values, shared=self.shared)
+
+    @property
+    def rows_per_statement(self) -> int:
+        """How many rows one multi-row statement takes: on SQLite 100 (a ``?`` per value, 1000 parameters, far below
+        its limit); on PostgreSQL, whose statements take one array per column (``rows``, ``one_of``), a listing page
+        of 1000, so a page costs one round trip per statement."""
+        return 1000 if self.shared else 100
+
+    def rows(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        """``rows`` as the source of an ``INSERT`` (``types``: each column's PostgreSQL type), and its arguments. On
+        PostgreSQL one array per column (``SELECT * FROM unnest(...)``), so the statement has as many parameters as
+        columns whatever the count (see ``one_of``); on SQLite a ``VALUES`` list."""
+        if self.shared:
+            columns = [list(column) for column in zip(*rows, strict=True)] or [[] for _ in types]
+            return "SELECT * FROM unnest(" + ", ".join(f"CAST(? AS {t}[])" for t in types) + ")", columns
+        marks = "(" + ", ".join("?" * len(types)) + ")"
+        return "VALUES " + ", ".join([marks] * len(rows)), [v for row in rows for v in row]
 
     def execute(self, sql: str, args: Iterable[Any] = ()) -> CursorResult[Any]:
         return _execute(self.conn, sql, args)
@@ -151,6 +208,16 @@ class Tx:
         params = [_params(row) for row in rows]
         if params:
             self.conn.execute(_text(sql), params)
+
+
+def one_of(column: str, values: Sequence[Any], *, shared: bool) -> tuple[str, list[Any]]:
+    """``column`` is one of ``values`` (a listing page's keys, a batch's ids): on PostgreSQL one array parameter
+    (``= ANY(?)``), planned as an index lookup and parsed once whatever the count (psycopg re-parses a statement with
+    more than 50 parameters every time, and a first scan sends thousands); on SQLite, which has no arrays, one ``?``
+    each."""
+    if shared:
+        return f"{column} = ANY(?)", [list(values)]
+    return f"{column} IN ({','.join('?' * len(values))})", list(values)
 
 
 def _execute(conn: Connection, sql: str, args: Iterable[Any]) -> CursorResult[Any]:
@@ -176,10 +243,13 @@ def url_for(target: str) -> URL:
     return make_url("sqlite://") if target == ":memory:" else URL.create("sqlite", database=target)
 
 
-def make_engine(url: URL) -> Engine:
+def make_engine(url: URL, hold_limit: float = HOLD_LIMIT) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite(url)
-    return create_engine(url, pool_size=2, max_overflow=2, pool_recycle=1800, connect_args={"connect_timeout": 10})
+    options = f"-c idle_in_transaction_session_timeout={max(1, round(hold_limit * 1000))}"
+    return create_engine(
+        url, pool_size=2, max_overflow=2, pool_recycle=1800, connect_args={"connect_timeout": 10, "options": options}
+    )
 
 
 def is_shared(engine: Engine) -> bool:

@@ -118,7 +118,8 @@ class ExportQueue:
         with self.db.tx() as db:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                db.execute(f"DELETE FROM export_queue WHERE task_id IN ({','.join('?' * len(chunk))})", chunk)
+                among, args = db.one_of("task_id", chunk)
+                db.execute(f"DELETE FROM export_queue WHERE {among}", args)
 
     def parked_exports(self, limit: int = 100) -> list[dict[str, Any]]:
         """Parked tasks with their reason and recording (for `syncd status`)."""

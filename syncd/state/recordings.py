@@ -38,10 +38,8 @@ class Recordings:
         known: dict[str, set[str]] = {}
         if not keys:
             return known
-        rows = self.db.read(
-            f"SELECT key, etag FROM recordings WHERE bucket = ? AND key IN ({','.join('?' * len(keys))})",
-            (bucket, *keys),
-        )
+        among, args = self.db.one_of("key", keys)
+        rows = self.db.read(f"SELECT key, etag FROM recordings WHERE bucket = ? AND {among}", (bucket, *args))
         for row in rows:
             known.setdefault(row["key"], set()).add(row["etag"])
         return known
@@ -50,8 +48,9 @@ class Recordings:
         self, objects: Iterable[S3Object], status: Status = Status.DISCOVERED, reason: str | None = None
     ) -> list[tuple[int, S3Object]]:
         """Record new object versions; an older version of the same key becomes ``superseded``. Returns the ones
-        recorded now (not before), in the order given. Multi-row statements of 100 rows (a first scan records a listing
-        page at a time): the inserts return the new ids, and the superseding is one UPDATE per 100 keys."""
+        recorded now (not before), in the order given. Multi-row statements (``Tx.rows_per_statement``; a first scan
+        records a listing page at a time): the inserts return the new ids, and the superseding is one UPDATE per
+        statement's worth of keys."""
         now = time.time()
         fresh = {syncd_id(o.bucket, o.key, o.etag): o for o in objects}
         rows = [
@@ -60,17 +59,17 @@ class Recordings:
         ]
         ids: dict[str, int] = {}
         with self.db.tx() as db:
-            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                chunk = rows[start : start + _ROWS_PER_STATEMENT]
-                values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            for start in range(0, len(rows), db.rows_per_statement):
+                source, args = db.rows(_NEW_ROW_TYPES, rows[start : start + db.rows_per_statement])
                 sql = (
                     "INSERT INTO recordings (syncd_id, bucket, key, etag, size, last_modified, status, reason,"
-                    f" created_at, updated_at) VALUES {values} ON CONFLICT DO NOTHING RETURNING id, syncd_id"
+                    f" created_at, updated_at) {source} ON CONFLICT DO NOTHING RETURNING id, syncd_id"
                 )
-                found = db.execute(sql, [v for row in chunk for v in row]).mappings()
+                found = db.execute(sql, args).mappings()
                 ids.update((str(r["syncd_id"]), int(r["id"])) for r in found)
             added = [(ids[sid], obj) for sid, obj in fresh.items() if sid in ids]
             _supersede_older(db, added, now)
+        self.db.grew("recordings", len(added))
         return added
 
     def get(self, rec_id: int) -> Recording:
@@ -88,8 +87,8 @@ class Recordings:
         found: dict[str, Recording] = {}
         for start in range(0, len(sids), 500):
             chunk = sids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.read(f"SELECT {COLUMNS} FROM recordings WHERE syncd_id IN ({marks})", chunk)
+            among, args = self.db.one_of("syncd_id", chunk)
+            rows = self.db.read(f"SELECT {COLUMNS} FROM recordings WHERE {among}", args)
             found.update((r["syncd_id"], recording_of(r)) for r in rows)
         return found
 
@@ -322,8 +321,9 @@ class Recordings:
         params: list[Any] = [time.time()]
         ids = list(rec_ids or [])
         if ids:
-            query += f" AND id IN ({','.join('?' * len(ids))})"
-            params += ids
+            among, args = self.db.one_of("id", ids)
+            query += f" AND {among}"
+            params += args
         with self.db.tx() as db:
             return db.execute(query, params).rowcount
 
@@ -332,10 +332,10 @@ class Recordings:
         again was reverted or put back."""
         if not keys:
             return set()
+        among, args = self.db.one_of("key", keys)
         rows = self.db.read(
-            f"SELECT key, etag FROM recordings WHERE status IN ('superseded', 'deleted') AND bucket = ?"
-            f" AND key IN ({','.join('?' * len(keys))})",
-            (bucket, *keys),
+            f"SELECT key, etag FROM recordings WHERE status IN ('superseded', 'deleted') AND bucket = ? AND {among}",
+            (bucket, *args),
         )
         return {(r["key"], r["etag"]) for r in rows}
 
@@ -441,13 +441,13 @@ def _stem_sibling(stem: str, key: str, other: str) -> bool:
     return other != key and "." not in rest and "/" not in rest
 
 
-_ROWS_PER_STATEMENT = 100
-"""Rows per multi-row INSERT or UPDATE: one statement a page of 100 objects, not one per object (each statement is
-a round trip's worth of work for PostgreSQL, ~0.1 ms), and 1000 parameters, far below either database's limit."""
+_NEW_ROW_TYPES = ("text", "text", "text", "text", "bigint", "text", "text", "text", "float8", "float8")
+"""The PostgreSQL types of a new recording's columns, as ``add_objects`` inserts them."""
 
 
 def _supersede_older(db: Tx, added: list[tuple[int, S3Object]], now: float) -> None:
-    """Every other version of a key just recorded becomes ``superseded``, in one statement per bucket and 100 keys.
+    """Every other version of a key just recorded becomes ``superseded``, in one statement per bucket and
+    ``rows_per_statement`` keys.
     A key recorded twice in one call (two versions) is updated row by row, in order, as before."""
     counts = Counter((obj.bucket, obj.key) for _, obj in added)
     once: dict[str, list[tuple[int, str]]] = {}
@@ -455,13 +455,14 @@ def _supersede_older(db: Tx, added: list[tuple[int, S3Object]], now: float) -> N
         if counts[(obj.bucket, obj.key)] == 1:
             once.setdefault(obj.bucket, []).append((rowid, obj.key))
     for bucket, pairs in once.items():
-        for start in range(0, len(pairs), _ROWS_PER_STATEMENT):
-            chunk = pairs[start : start + _ROWS_PER_STATEMENT]
-            marks = ", ".join("?" * len(chunk))
+        for start in range(0, len(pairs), db.rows_per_statement):
+            chunk = pairs[start : start + db.rows_per_statement]
+            keys, key_args = db.one_of("key", [key for _, key in chunk])
+            ids, id_args = db.one_of("id", [rowid for rowid, _ in chunk])
             db.execute(
                 "UPDATE recordings SET status = 'superseded', reason = 'replaced by a newer version', updated_at = ?"
-                f" WHERE bucket = ? AND key IN ({marks}) AND id NOT IN ({marks}) AND status != 'superseded'",
-                (now, bucket, *(key for _, key in chunk), *(rowid for rowid, _ in chunk)),
+                f" WHERE bucket = ? AND {keys} AND NOT ({ids}) AND status != 'superseded'",
+                (now, bucket, *key_args, *id_args),
             )
     db.executemany(
         "UPDATE recordings SET status = 'superseded', reason = 'replaced by a newer version', updated_at = ?"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from syncd.state import migrate
 from syncd.state.cursors import Cursors
-from syncd.state.db import Database
+from syncd.state.db import HOLD_LIMIT, Database
 from syncd.state.export_queue import ExportQueue
 from syncd.state.leases import Leases
 from syncd.state.recordings import Recordings
@@ -29,17 +29,18 @@ if TYPE_CHECKING:
 class StateStore(Recordings, ExportQueue, Tasks, Cursors, Reports):
     """Thread-safe access to the state database, migrated to the newest schema when opened."""
 
-    def __init__(self, target: str | Path = ":memory:") -> None:
-        """``target``: a SQLite file path (its folder is created) or a ``postgresql://`` URL with its password."""
-        self.db = Database(target)
+    def __init__(self, target: str | Path = ":memory:", hold_limit: float = HOLD_LIMIT) -> None:
+        """``target``: a SQLite file path (its folder is created) or a ``postgresql://`` URL with its password;
+        ``hold_limit``: how long a PostgreSQL transaction may sit idle holding locks (``Database``)."""
+        self.db = Database(target, hold_limit)
         migrate.upgrade(self.db.engine)
         self.leases = Leases(self.db)
         """Named leases, claims on recordings and the instances' register."""
 
     @classmethod
-    def open(cls, settings: StateSettings) -> StateStore:
+    def open(cls, settings: StateSettings, hold_limit: float = HOLD_LIMIT) -> StateStore:
         """The store the configuration names: ``[state] url`` with its password, else the SQLite ``path``."""
-        return cls(settings.target())
+        return cls(settings.target(), hold_limit)
 
     @property
     def shared(self) -> bool:

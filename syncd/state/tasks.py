@@ -70,11 +70,10 @@ class Tasks:
         groups: dict[str, list[tuple[int, int]]] = {}
         for start in range(0, len(sids), 500):
             chunk = sids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+            among, args = self.db.one_of("syncd_id", chunk)
             rows = self.db.read(
-                f"SELECT syncd_id, project_id, task_id FROM labelstudio_tasks WHERE syncd_id IN ({marks})"
-                " ORDER BY syncd_id, task_id",
-                chunk,
+                f"SELECT syncd_id, project_id, task_id FROM labelstudio_tasks WHERE {among} ORDER BY syncd_id, task_id",
+                args,
             )
             for r in rows:
                 groups.setdefault(str(r["syncd_id"]), []).append((int(r["project_id"]), int(r["task_id"])))
