@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -275,3 +276,36 @@ def test_older_review_never_overwrites_a_newer_one(
     even_newer = ("2026-01-02T00:00:05.000000Z", 12)
     assert put(b"even newer", even_newer, fresh=False) == "written"
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"even newer"
+
+
+LONG_AGO = "2000-01-01 00:00:00.000000"
+"""An ``updated_at`` far behind the export cursor and its overlap window."""
+
+
+def test_a_review_label_studio_saved_but_never_counted_is_found_by_the_sweep(
+    stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path
+) -> None:
+    """Label Studio saves an annotation first, then stamps its task (``updated_at``) and counts it
+    (``total_annotations``, ``is_labeled``) in a second write. The soak test caught a Label Studio stopped between the
+    two: the review was in Label Studio's database, but neither the changed-task cursor nor a sweep over counted tasks
+    saw it. Here the second write is undone in Label Studio's own database; the next sweep must still export it."""
+    upload_with_results(s3, bucket, {ZOE: "two_speakers.json"})
+    config = _config(stack, tmp_path, bucket, "review never counted")
+    run_until_imported(stack, config, expected=1)
+    _once(stack, config)  # the project's first export run reads every task and sets the cursor
+    (task,) = project_tasks(ls, "review never counted")
+    result = _set(task["predictions"][0]["result"], "seg0000", layouts.TEXT, "text", ["Counted by no one."])
+    annotation = ls.annotations.create(id=task["id"], result=result, was_cancelled=False)
+
+    with sqlite3.connect(stack.labelstudio.workdir / "data" / "label_studio.sqlite3", timeout=30) as db:
+        db.execute(
+            "UPDATE task SET total_annotations = 0, is_labeled = 0, updated_at = ? WHERE id = ?", (LONG_AGO, task["id"])
+        )
+    (stale,) = project_tasks(ls, "review never counted")
+    assert stale["total_annotations"] == 0 and stale["annotations"]  # counted by no one, yet there
+
+    config.write_text(config.read_text() + "\n[schedule]\nexport_sweep_interval = 0.001\n")
+    events = _once(stack, config)
+    assert "Counted by no one." in _outputs(s3, bucket, ZOE)["txt"]
+    (exported,) = [e for e in events if e["event"] == "annotation.exported"]
+    assert exported["annotation"] == annotation.id
