@@ -334,16 +334,17 @@ class LabelStudioClient:
             at, last_id = last, 0
 
     def reviewed_task_pages(self, project_id: int, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Pages of every task holding an annotation with a result, in id order (keyset), with the fields export
-        reads: the slow sweep behind the changed-task cursor.
+        """Pages of every task holding an annotation, in id order (keyset), with the fields export reads: the slow
+        sweep behind the changed-task cursor.
 
-        The filter is on the annotations themselves (``annotations_results`` not empty, a join), not on the task's
-        ``total_annotations``: Label Studio counts an annotation in the same second write that stamps its task's
-        ``updated_at``, so a Label Studio stopped between the two leaves a review that neither the cursor nor a
-        count sees. The join repeats a task once per annotation; each task is yielded once."""
+        The filter is on the annotations themselves (``annotators`` not empty: a join on the annotations' authors,
+        which every saved annotation has, whatever its result), not on the task's ``total_annotations``: Label Studio
+        counts an annotation in the same second write that stamps its task's ``updated_at``, so a Label Studio stopped
+        between the two leaves a review that neither the cursor nor a count sees. The join repeats a task once per
+        annotation; each task is yielded once."""
         after_id = 0
         while True:
-            reviewed = {"filter": "filter:tasks:annotations_results", "operator": "empty", "type": "String"}
+            reviewed = {"filter": "filter:tasks:annotators", "operator": "empty", "type": "List"}
             reviewed["value"] = False  # type: ignore[assignment]
             after = {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": after_id}
             tasks = self._task_page(project_id, [reviewed, after], "tasks:id", page_size)

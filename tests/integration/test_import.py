@@ -105,7 +105,8 @@ def test_incremental_scan_replacement_and_least_confident_first(
 
 
 def test_reviewed_task_pages_read_only_tasks_with_an_annotation(stack: Stack, ls: Any, bucket: str) -> None:
-    """The export sweep's read, against Label Studio's Data Manager filter on total_annotations."""
+    """The export sweep's read, against Label Studio's Data Manager filter on the annotations' authors: an
+    annotation with an empty result counts as a review."""
     settings = LabelStudioSettings(url=stack.labelstudio.url, project=f"sweep {bucket}", layout="segments")
     client = LabelStudioClient(settings, stack.labelstudio.token)
     project = client.ensure_project(max_speakers=2)
