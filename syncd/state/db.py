@@ -247,8 +247,15 @@ def make_engine(url: URL, hold_limit: float = HOLD_LIMIT) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite(url)
     options = f"-c idle_in_transaction_session_timeout={max(1, round(hold_limit * 1000))}"
+    # pool_pre_ping: a pooled connection the server ended (the hold limit above, a restart) is replaced at checkout
+    # instead of failing the next transaction, so a woken holder's next write reaches its fence check.
     return create_engine(
-        url, pool_size=2, max_overflow=2, pool_recycle=1800, connect_args={"connect_timeout": 10, "options": options}
+        url,
+        pool_size=2,
+        max_overflow=2,
+        pool_recycle=1800,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 10, "options": options},
     )
 
 
