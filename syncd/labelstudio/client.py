@@ -344,8 +344,7 @@ class LabelStudioClient:
         annotation; each task is yielded once."""
         after_id = 0
         while True:
-            reviewed = {"filter": "filter:tasks:annotators", "operator": "empty", "type": "List"}
-            reviewed["value"] = False  # type: ignore[assignment]
+            reviewed = {"filter": "filter:tasks:annotators", "operator": "empty", "type": "List", "value": False}
             after = {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": after_id}
             tasks = self._task_page(project_id, [reviewed, after], "tasks:id", page_size)
             unique = list({int(t["id"]): t for t in tasks}.values())
