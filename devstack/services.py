@@ -17,10 +17,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
 import boto3
+import jwt
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,9 +32,12 @@ LS_VENV = STACK_DIR / "ls-venv"
 OLD_LS_VENV = STACK_DIR / "ls-old-venv"
 """The oldest release syncd supports (scripts/stack-install.sh: OLD_LABEL_STUDIO_VERSION)."""
 LS_TEMPLATES = STACK_DIR / "ls-templates"
-"""Per release, the data folder of a Label Studio that has run its migrations and made the admin and its personal
-access token (``python -m devstack.templates``, run by scripts/stack-install.sh): a fresh server copies it and starts
-in seconds instead of spending its first start (a minute or more on a loaded machine) on migrations."""
+"""Per release, the data folder of a Label Studio that has run its migrations and made the admin
+(``python -m devstack.templates``, run by scripts/stack-install.sh): a fresh server copies it and starts in seconds
+instead of spending its first start (a minute or more on a loaded machine) on migrations. It holds no personal access
+token: each server makes its own once it answers, so the token's issue time is that server's clock."""
+TEMPLATE_FORMAT = "template 2: no personal access token\n"
+"""Written after the release in a template's ``.release``; a template of another format is made again."""
 VENV_BIN = Path(sys.executable).parent
 
 LS_TOKEN = "0123456789abcdef0123456789abcdef01234567"
@@ -172,6 +177,8 @@ class LabelStudio(Service):
     legacy: bool = False
     ssrf: bool = False
     host: str = ""
+    mint: bool = True
+    """Make (or read back) the personal access token once the server answers; off for a template's first start."""
     _pat: str = ""
     _sdk: Any = None
 
@@ -211,8 +218,9 @@ class LabelStudio(Service):
         assert self.proc is not None
         wait_http(f"{self.url}/health", self.proc, self.log_path, timeout)
         self._sdk = None
-        if not self.legacy and not self._pat:
+        if not self.legacy and self.mint:
             self._pat = self.personal_access_token()
+            self.check_token()
 
     @property
     def token(self) -> str:
@@ -231,6 +239,19 @@ class LabelStudio(Service):
         token = str(response.json()["token"])
         saved.write_text(token)
         return token
+
+    def check_token(self) -> None:
+        """The server exchanges its personal access token for an access token, or a StackError that says why not,
+        with the clocks a token's checks compare: the token's issue time, this machine's and the server's."""
+        response = requests.post(f"{self.url}/api/token/refresh/", json={"refresh": self._pat}, timeout=60)
+        if response.status_code == 200:
+            return
+        issued = jwt.decode(self._pat, options={"verify_signature": False}).get("iat")
+        raise StackError(
+            f"Label Studio at {self.url} refused its own personal access token (HTTP {response.status_code}:"
+            f" {response.text[:300]}); token issued at {_moment(issued)}, this machine's clock {_moment(time.time())},"
+            f" the server's {response.headers.get('Date')}; log {self.log_path}"
+        )
 
     def login(self) -> requests.Session:
         """A browser-like session logged in as the admin (Django's login form, with its CSRF token)."""
@@ -297,10 +318,22 @@ class LabelStudio(Service):
 def template_for(venv: Path) -> Path | None:
     """The migrated data folder made for the release in ``venv``, if one was made for exactly that release."""
     template = LS_TEMPLATES / venv.name
-    stamp, release = template / ".release", venv / ".stamp"
-    if stamp.exists() and release.exists() and stamp.read_text() == release.read_text():
+    stamp = template / ".release"
+    if stamp.exists() and stamp.read_text() == template_release(venv):
         return template
     return None
+
+
+def template_release(venv: Path) -> str:
+    """What a template made now for the release in ``venv`` carries in its ``.release``."""
+    release = venv / ".stamp"
+    return (release.read_text() if release.exists() else "unknown\n") + TEMPLATE_FORMAT
+
+
+def _moment(epoch: float | None) -> str:
+    if epoch is None:
+        return "never"
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 def _csrf(session: requests.Session, url: str) -> dict[str, str]:

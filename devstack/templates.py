@@ -1,6 +1,7 @@
 """Make the Label Studio data templates (``devstack.services.LS_TEMPLATES``) for every installed release whose template
-is missing or was made for another release: start it once in a scratch folder (migrations, the admin, its personal
-access token), stop it, keep its data folder. Idempotent; scripts/stack-install.sh runs it.
+is missing or was made for another release or format: start it once in a scratch folder (migrations, the admin), stop
+it, keep its data folder. No personal access token: a server made from it makes its own (``LabelStudio.wait``), so
+no token's issue time comes from another server's clock. Idempotent; scripts/stack-install.sh runs it.
 
     .venv/bin/python -m devstack.templates
 """
@@ -11,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from devstack.services import LS_TEMPLATES, LS_VENV, OLD_LS_VENV, LabelStudio, template_for
+from devstack.services import LS_TEMPLATES, LS_VENV, OLD_LS_VENV, LabelStudio, template_for, template_release
 
 
 def make(venv: Path) -> Path | None:
@@ -23,12 +24,12 @@ def make(venv: Path) -> Path | None:
         return found
     target = LS_TEMPLATES / venv.name
     with tempfile.TemporaryDirectory(prefix="syncd-ls-template-") as tmp:
-        with LabelStudio("template", Path(tmp), venv=venv) as server:
-            assert server.token
+        with LabelStudio("template", Path(tmp), venv=venv, mint=False) as server:
+            server.login()
         scratch = LS_TEMPLATES / f".{venv.name}.new"
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.copytree(Path(tmp) / "data", scratch)
-    (scratch / ".release").write_text((venv / ".stamp").read_text())
+    (scratch / ".release").write_text(template_release(venv))
     shutil.rmtree(target, ignore_errors=True)
     scratch.rename(target)
     return target

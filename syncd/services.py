@@ -60,10 +60,14 @@ def labelstudio_login(settings: Settings, client: LabelStudioClient) -> str:
     except Exception as exc:
         if getattr(exc, "status_code", None) != 401:
             raise ProbeError(f"Label Studio: {describe_error(exc)}", classify(exc)) from exc
-        reason = auth.refusal_reason(str(getattr(exc, "body", "") or exc))
+        body = getattr(exc, "body", "") or str(exc)
+        reason = auth.refusal_reason(str(body))
         where = auth.where(settings.labelstudio)
         if reason is None:
-            raise ProbeError(f"{where}: Label Studio refused the token (HTTP 401)", errors.NOPERM) from exc
+            words = auth.refusal_words(body)
+            said = f": {words}" if words else ""
+            ahead = auth.issued_ahead(labelstudio_token(settings))
+            raise ProbeError(f"{where}: Label Studio refused the token (HTTP 401{said}){ahead}", errors.NOPERM) from exc
         raise ProbeError(f"{where}: the Label Studio token {reason}", errors.CONFIG) from exc
 
 

@@ -9,7 +9,11 @@ naming the config key and what to do, and try a refused access token once more w
 
 from __future__ import annotations
 
+import contextlib
+import json
+import re
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,6 +75,41 @@ def refusal_reason(body: str) -> str | None:
     """What a 401 body from Label Studio says is permanently wrong with the token, or None for a plain refusal."""
     text = body.lower()
     return next((reason for marker, reason in _REFUSALS if marker in text), None)
+
+
+def issued_ahead(token: str, now: float | None = None) -> str:
+    """Words for a personal access token issued later than this machine's clock reads (empty otherwise): Label
+    Studio refuses a token issued in its own future as "Token is invalid", so clocks apart look like a bad token."""
+    try:
+        issued = float(jwt.decode(token, options={"verify_signature": False}).get("iat") or 0)
+    except (jwt.InvalidTokenError, TypeError, ValueError):
+        return ""
+    ahead = issued - (time.time() if now is None else now)
+    if ahead < 1:
+        return ""
+    moment = datetime.fromtimestamp(issued, UTC).isoformat(timespec="seconds")
+    return (
+        f"; the token was issued at {moment}, {ahead:.0f} s later than this machine's clock reads: Label Studio"
+        " refuses a token issued in its future, so check that its clock and the issuing server's are right"
+    )
+
+
+_JWT = re.compile(r"eyJ[\w-]*\.[\w-]*\.?[\w-]*")
+
+
+def refusal_words(body: object, limit: int = 200) -> str:
+    """Label Studio's own words for a refusal (its ``detail`` and each token check's ``message``), for an operator
+    to read beside ours: "Token is invalid" (signed with another key, or issued later than this machine's clock
+    reads) is not "Authentication credentials were not provided". Anything shaped like a token is blanked."""
+    if isinstance(body, str):
+        with contextlib.suppress(ValueError):
+            body = json.loads(body)
+    if isinstance(body, dict):
+        messages = [m.get("message") for m in body.get("messages") or [] if isinstance(m, dict)]
+        words = "; ".join(dict.fromkeys(str(w) for w in [body.get("detail"), *messages] if w))
+    else:
+        words = str(body or "")
+    return _JWT.sub("<token>", words)[:limit]
 
 
 def where(settings: LabelStudioSettings) -> str:

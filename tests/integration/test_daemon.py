@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
-from devstack import SENTENCES, VENV_BIN, Stack, free_port, run_syncd, speak
+from devstack import SENTENCES, VENV_BIN, Stack, free_port, log_events, run_syncd, speak
 from devstack import SyncdProcess as Daemon
 from syncd import errors
 from syncd.state import StateStore
@@ -160,6 +161,26 @@ def test_unreachable_labelstudio_exits_69(tmp_path: Path) -> None:
 def test_rejected_token_exits_77(stack: Stack, config_file: Path) -> None:
     result = run_syncd(["run", "-c", str(config_file)], stack, env={"LABEL_STUDIO_API_KEY": "f" * 40}, check=False)
     assert result.returncode == errors.NOPERM, result.stdout[-3000:]
+    (failed,) = [e for e in log_events(result.stdout) if e["event"] == "daemon.connect_failed"]
+    assert failed["reason"] == (
+        "labelstudio.api_key_env ($LABEL_STUDIO_API_KEY): Label Studio refused the token (HTTP 401: Invalid token.)"
+    )
+
+
+def test_a_token_issued_in_label_studios_future_exits_77_and_says_so(stack: Stack, config_file: Path) -> None:
+    """Label Studio refuses a personal access token whose issue time is ahead of its clock as "Token is invalid", the
+    words of a bad signature too; syncd reads the time off the token and says the clocks are apart. The token is the
+    stack's own, re-signed with the server's key and an issue time ten minutes on."""
+    env_file = stack.labelstudio.workdir / "data" / ".env"
+    key = next(line.split("=", 1)[1] for line in env_file.read_text().splitlines() if line.startswith("SECRET_KEY="))
+    claims = jwt.decode(stack.labelstudio.token, options={"verify_signature": False})
+    ahead = jwt.encode(claims | {"iat": int(time.time()) + 600}, key, "HS256")
+    result = run_syncd(["once", "-c", str(config_file)], stack, env={"LABEL_STUDIO_API_KEY": ahead}, check=False)
+    assert result.returncode == errors.NOPERM, result.stdout[-3000:]
+    (failed,) = [e for e in log_events(result.stdout) if e["event"] == "once.connect_failed"]
+    assert "Label Studio refused the token (HTTP 401: Token is invalid); the token was issued at" in failed["reason"]
+    assert "later than this machine's clock reads" in failed["reason"]
+    assert ahead not in result.stdout + result.stderr
 
 
 def test_listen_address_in_use_exits_78(tmp_path: Path) -> None:

@@ -38,6 +38,22 @@ def test_refusal_reasons_as_label_studio_words_them() -> None:
     assert auth.refusal_reason('{"detail":"Invalid token."}') is None
 
 
+def test_refusal_words_are_label_studios_own_without_any_token() -> None:
+    access = _jwt(token_type="access", exp=time.time() + 300)
+    body = {
+        "detail": "Given token not valid for any token type",
+        "code": "token_not_valid",
+        "messages": [{"token_class": "AccessToken", "message": "Token is invalid"}],
+    }
+    assert auth.refusal_words(body) == "Given token not valid for any token type; Token is invalid"
+    assert auth.refusal_words('{"detail":"Authentication credentials were not provided."}') == (
+        "Authentication credentials were not provided."
+    )
+    assert auth.refusal_words(f"refused {access} here") == "refused <token> here"
+    assert auth.refusal_words({"detail": access}) == "<token>"
+    assert auth.refusal_words("") == ""
+
+
 def test_where_names_the_key() -> None:
     assert auth.where(LabelStudioSettings()) == "labelstudio.api_key_env ($LABEL_STUDIO_API_KEY)"
     assert auth.where(LabelStudioSettings(api_key_file="ls.token")) == "labelstudio.api_key_file (ls.token)"
@@ -93,3 +109,11 @@ def test_a_second_401_stands_and_marks_the_token_refused() -> None:
     assert response.status_code == 401 and seen == ["old", "new1"] and transport.refused.is_set()
     refresh = client.post("http://ls/api/token/refresh/", headers={"Authorization": "Bearer x"})
     assert refresh.status_code == 401 and seen[-1] == "x" and tokens.refreshes == 1  # never retried
+
+
+def test_a_token_issued_ahead_of_this_clock_is_named() -> None:
+    now = time.time()
+    ahead = auth.issued_ahead(_jwt(token_type="refresh", iat=int(now) + 600, exp=now + 9999), now=now)
+    assert "600 s later than this machine's clock reads" in ahead and "check that its clock" in ahead
+    assert auth.issued_ahead(_jwt(token_type="refresh", iat=int(now), exp=now + 9999), now=now) == ""
+    assert auth.issued_ahead("f" * 40) == ""
