@@ -112,7 +112,7 @@ def test_a_second_401_stands_and_marks_the_token_refused() -> None:
 
 
 def test_a_token_issued_ahead_of_this_clock_is_named() -> None:
-    now = time.time()
+    now = float(int(time.time()))
     ahead = auth.issued_ahead(_jwt(token_type="refresh", iat=int(now) + 600, exp=now + 9999), now=now)
     assert "600 s later than this machine's clock reads" in ahead and "check that its clock" in ahead
     assert auth.issued_ahead(_jwt(token_type="refresh", iat=int(now), exp=now + 9999), now=now) == ""
