@@ -238,19 +238,29 @@ class LabelStudio(Service):
         return token
 
     def made_yesterday(self, token: str) -> str:
-        """``token`` as if made a day ago: its issue time a day back, signed again with the server's key (its
-        ``SECRET_KEY``, from the environment or the data folder's ``.env``, as Label Studio reads it). Label Studio
-        refuses a token issued later than its clock reads, so on a machine whose clock steps back (a virtual
-        machine's, set right after it booted) a token made seconds ago would be refused as "Token is invalid"
-        until the clock caught up; the tests are not about that. Unchanged where the key cannot be read."""
+        """``token`` as if made a day ago. Label Studio refuses a token issued later than its clock reads, so on a
+        machine whose clock steps back (a virtual machine's, set right after it booted) a token made seconds ago
+        would be refused as "Token is invalid" until the clock caught up; the tests are not about that. Unchanged
+        where the server's key cannot be read."""
+        if not self.signing_key():
+            return token
+        return self.reissued(token, int(jwt.decode(token, options={"verify_signature": False})["iat"]) - 86400)
+
+    def reissued(self, token: str, iat: int) -> str:
+        """``token`` with issue time ``iat``, signed again with the server's key."""
+        key = self.signing_key()
+        if not key:
+            raise StackError(f"{self.name}: no SECRET_KEY in the environment or {self.workdir / 'data' / '.env'}")
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return jwt.encode(claims | {"iat": iat}, key, "HS256")
+
+    def signing_key(self) -> str:
+        """The key the server signs its tokens with: ``SECRET_KEY`` from the environment, else from the data
+        folder's ``.env`` (Label Studio's own order); empty when neither has it."""
         env_file = self.workdir / "data" / ".env"
         lines = env_file.read_text().splitlines() if env_file.exists() else []
         from_file = [line.split("=", 1)[1] for line in lines if line.startswith("SECRET_KEY=")]
-        key = os.environ.get("SECRET_KEY") or (from_file[-1] if from_file else "")
-        if not key:
-            return token
-        claims = jwt.decode(token, options={"verify_signature": False})
-        return jwt.encode(claims | {"iat": int(claims["iat"]) - 86400}, key, "HS256")
+        return os.environ.get("SECRET_KEY") or (from_file[-1] if from_file else "")
 
     def check_token(self) -> None:
         """The server exchanges its personal access token for an access token, or a StackError that says why not,
