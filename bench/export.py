@@ -27,6 +27,7 @@ from typing import Any
 
 import requests
 
+from bench._cpu import HEADER, Meter, Split, columns
 from bench._tasks import put_audio, seed_tasks
 from devstack import Stack, running_stack
 from syncd.config import Settings, parse
@@ -34,6 +35,7 @@ from syncd.domain.transcript import Segment, Transcript, Word
 from syncd.log import configure
 from syncd.services import Services
 from syncd.stages import export
+from syncd.stages.export_cursor import OVERLAP
 
 BUCKET = "bench-export"
 FORMATS = 4
@@ -163,46 +165,68 @@ def main() -> None:
 
 
 def run(stack: Stack, svc: Services, tasks: int, idle_tasks: int) -> None:
+    meter = Meter(stack)
     print(f"building {tasks} reviewed tasks ...", flush=True)
     add_reviewed_tasks(svc, 0, tasks)
-    written, seconds = timed_export(svc)
+    with meter.timed():
+        written, seconds = timed_export(svc)
+    ours_cpu = meter.last
     files = count_objects(svc, "calls/", ".vtt") + count_objects(svc, "calls/", ".srt")
     files += count_objects(svc, "calls/", ".txt") + count_objects(svc, "calls/", ".json")
     assert written == tasks and files == tasks * FORMATS, (written, files)
     ours = written / seconds
-    reference = labelstudio_export(stack, svc.projects.current)
+    with meter.timed():
+        reference = labelstudio_export(stack, svc.projects.current)
+    reference_cpu = meter.last
     if isinstance(reference, tuple) and count_objects(svc, "labelstudio-export") != reference[0]:
         reference = f"wrote {count_objects(svc, 'labelstudio-export')} objects for {reference[0]} annotations"
 
     print(f"filling the project to {idle_tasks} exported tasks ...", flush=True)
     add_reviewed_tasks(svc, tasks, max(0, idle_tasks - tasks))
     fill_written, fill_seconds = timed_export(svc)
-    time.sleep(export.OVERLAP.total_seconds())
+    time.sleep(OVERLAP.total_seconds())
     _, first_idle = timed_export(svc)
     idle_written, idle = timed_export(svc)
     assert idle_written == 0
 
     rows = [
-        ("syncd export cycle (txt+json+srt+vtt)", written, seconds, f"{ours:.0f} transcripts/s"),
-        _reference_row(reference),
+        ("syncd export cycle (txt+json+srt+vtt)", written, seconds, f"{ours:.0f} transcripts/s", ours_cpu),
+        (*_reference_row(reference), reference_cpu),
         (
             "syncd export cycle, bigger batch",
             fill_written,
             fill_seconds,
             f"{fill_written / fill_seconds:.0f} transcripts/s",
+            Split(),
         ),
-        ("idle cycle, first (re-reads last 5 s)", idle_tasks, first_idle, "target <= 2 s"),
-        ("idle cycle, steady", idle_tasks, idle, "target <= 2 s"),
+        ("idle cycle, first (re-reads last 5 s)", idle_tasks, first_idle, "target <= 2 s", Split()),
+        ("idle cycle, steady", idle_tasks, idle, "target <= 2 s", Split()),
     ]
-    print(f"\n{'path':<42} {'items':>7} {'seconds':>9}  rate")
-    for name, items, secs, rate in rows:
-        print(f"{name:<42} {items:>7} {secs:>9.2f}  {rate}")
+    print(f"\n{'path':<42} {'items':>7} {'seconds':>9}  {'rate':<20} {HEADER}")
+    for name, items, secs, rate, cpu in rows:
+        print(f"{name:<42} {items:>7} {secs:>9.2f}  {rate:<20} {columns(cpu, items)}")
     if isinstance(reference, tuple):
         ratio = ours / (reference[0] / reference[1])
         print(f"\nexport throughput ratio syncd / Label Studio: {ratio:.1f}x (target >= 5x)")
+        print_bounds(ours_cpu, written, reference_cpu, reference)
     else:
         print(f"\nexport throughput ratio syncd / Label Studio: none (the reference {reference})")
     print(f"idle export cycle over {idle_tasks} unchanged tasks: {idle:.2f} s steady, {first_idle:.2f} s first")
+
+
+def print_bounds(ours: Split, written: int, reference: Split, counted: tuple[int, float]) -> None:
+    """What bounds each path, from the CPU split: how fast syncd's cycle could go with every core busy, and so the
+    best ratio this machine allows, whatever syncd does with its own time."""
+    _, _, s3, total = ours.per_item_ms(written)
+    annotations, seconds = counted
+    best = ours.bound(written) / (annotations / seconds)
+    print(
+        f"what bounds it: syncd's cycle costs {total:.2f} ms of CPU per transcript, {s3 / total:.0%} of it the S3"
+        f" server's ({FORMATS} conditional PUTs and 1 HEAD); it kept {ours.cores_busy:.2f} cores busy, and with"
+        f" every core busy it would reach {ours.bound(written):.0f} transcripts/s: at best {best:.1f}x on this"
+        f" machine. Label Studio's sync is one Python process: {reference.per_item_ms(annotations)[1]:.2f} ms of"
+        f" Label Studio's CPU per annotation, {reference.cores_busy:.2f} cores busy."
+    )
 
 
 def _reference_row(reference: tuple[int, float] | str) -> tuple[str, int, float, str]:

@@ -122,6 +122,14 @@ class Service:
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the service's process has used so far (Linux ``/proc``): benchmarks split a path's
+        cost between syncd, Label Studio and S3, which share the machine's cores."""
+        if self.proc is None or self.proc.poll() is not None:
+            return 0.0
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def spawn(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:

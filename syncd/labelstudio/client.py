@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 import requests
 from label_studio_sdk.base_client import LabelStudioBase
 
@@ -267,7 +268,7 @@ class LabelStudioClient:
             after = {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": after_id}
             params = {"project": project_id, "query": _filters(none, after), "fields": "task_only", "include": "id"}
             params |= {"page": 1, "page_size": page_size}
-            tasks = self._request("GET", "/api/tasks/", params=params).json()["tasks"]
+            tasks = _tasks(self._request("GET", "/api/tasks/", params=params))
             found.update(int(t["id"]) for t in tasks)
             if len(tasks) < page_size:
                 break
@@ -294,7 +295,7 @@ class LabelStudioClient:
             query = _filters({"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": after})
             params = {"project": project_id, "query": query, "fields": "task_only", "include": "id,data"}
             params |= {"resolve_uri": "false", "page": 1, "page_size": page_size}
-            tasks: list[dict[str, Any]] = self._request("GET", "/api/tasks/", params=params).json()["tasks"]
+            tasks = _tasks(self._request("GET", "/api/tasks/", params=params))
             for task in tasks:
                 sid = (task.get("data") or {}).get("syncd_id")
                 found[int(task["id"])] = str(sid) if sid else None
@@ -332,6 +333,23 @@ class LabelStudioClient:
             if before:
                 yield before
             at, last_id = last, 0
+
+    def updated_between(self, project_id: int, low: str, high: str, page_size: int = 1000) -> Iterator[tuple[int, str]]:
+        """(id, updated_at as an ls_time string) of every task updated from ``low`` to ``high`` (both included), by
+        id: the export cursor's look at its overlap window, ~0.3 ms a task in Label Studio against ~1.5 ms for the
+        tasks with their annotations."""
+        after_id = 0
+        while True:
+            moment = {"filter": "filter:tasks:updated_at", "operator": "in", "type": "Datetime"}
+            moment["value"] = {"min": low, "max": high}  # type: ignore[assignment]
+            after = {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": after_id}
+            params = {"project": project_id, "query": _filters(moment, after), "fields": "task_only"}
+            params |= {"include": "id,updated_at", "page": 1, "page_size": page_size}
+            tasks = _tasks(self._request("GET", "/api/tasks/", params=params))
+            yield from ((int(t["id"]), ls_time(ls_datetime(t["updated_at"]))) for t in tasks)
+            if len(tasks) < page_size:
+                return
+            after_id = int(tasks[-1]["id"])
 
     def reviewed_task_pages(self, project_id: int, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Pages of every task holding an annotation, in id order (keyset), with the fields export reads: the slow
@@ -374,8 +392,7 @@ class LabelStudioClient:
     ) -> list[dict[str, Any]]:
         params = {"project": project_id, "query": _filters(*filters, ordering=ordering), "fields": "all"}
         params |= {"include": EXPORT_FIELDS, "resolve_uri": "false", "page": 1, "page_size": page_size}
-        tasks: list[dict[str, Any]] = self._request("GET", "/api/tasks/", params=params).json()["tasks"]
-        return tasks
+        return _tasks(self._request("GET", "/api/tasks/", params=params))
 
     def task(self, task_id: int) -> dict[str, Any]:
         task = as_dict(self._sdk.tasks.get(str(task_id)))
@@ -401,6 +418,13 @@ class LabelStudioClient:
 EXPORT_FIELDS = ",".join(
     ("id", "project", "data", "created_at", "updated_at", "annotations", "result", "was_cancelled", "completed_by")
 )
+
+
+def _tasks(response: requests.Response) -> list[dict[str, Any]]:
+    """A task page's tasks, decoded by orjson: the standard library's decoder took a sixth of the export's own CPU
+    (a page of 200 reviewed tasks is ~300 KB)."""
+    tasks: list[dict[str, Any]] = orjson.loads(response.content)["tasks"]
+    return tasks
 
 
 def _after(at: str) -> list[dict[str, Any]]:

@@ -16,84 +16,30 @@ failing is parked with its reason after ``output.export_attempts`` cycles; it ne
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import replace
 from enum import Enum
 from typing import Any
 
 from syncd import errors
 from syncd.domain.recording import Recording
 from syncd.errors import classify
-from syncd.labelstudio import ls_datetime, ls_time
 from syncd.log import describe_error
 from syncd.s3.outputs import Export, Written, write_outputs
 from syncd.services import Services
 from syncd.stages import export_accepted, export_stitch, export_vocabulary, tasks
+from syncd.stages.export_cursor import Coverage, Cursor, Position, digest
 from syncd.stages.export_plan import moment, plan, task_syncd_id
 from syncd.stages.export_record import Held, record
 from syncd.state.db import FencedError
-
-# A task saved just before the newest one we read may commit after our read; the cursor re-reads this much until a
-# read has started this long after the cursor moved (then it is "settled" and an idle cycle reads nothing twice).
-OVERLAP = timedelta(seconds=5)
-
 
 READ_PAGE = 200
 """Tasks per read of changed tasks. Label Studio serves a page in about 4 ms a task (2 cores), so a page of 1000 held
 the writers idle for 4 s before the first write and left the last page's writes as a tail after the last read; pages
 of 200 keep reading, rendering and writing overlapped for about 1% more requests."""
-
-
-Position = tuple[str, int]
-"""(task updated_at as an ls_time string, task id): where the export cursor stands."""
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """The newest (task ``updated_at``, id) read, when it was first read (local clock) and whether it has settled.
-
-    The id makes it a keyset position: Label Studio stamps one ``updated_at`` on every task a Data Manager action
-    touches, and a cursor on the time alone re-read such a group forever once it filled a page."""
-
-    at: str
-    seen: float = 0.0
-    settled: bool = True
-    id: int = 0
-
-    @classmethod
-    def load(cls, raw: str | None) -> Cursor:
-        if not raw:
-            return cls(ls_time(0))
-        if not raw.startswith("{"):
-            return cls(raw, settled=False)
-        doc = json.loads(raw)
-        return cls(str(doc["at"]), float(doc["seen"]), bool(doc["settled"]), int(doc.get("id", 0)))
-
-    def dump(self) -> str:
-        return json.dumps({"at": self.at, "id": self.id, "seen": self.seen, "settled": self.settled})
-
-    @property
-    def position(self) -> Position:
-        return self.at, self.id
-
-    @property
-    def since(self) -> Position:
-        """Where the next read starts: the position itself, or the overlap window before it while unsettled."""
-        if self.settled:
-            return self.position
-        return ls_time(ls_datetime(self.at) - OVERLAP), 0
-
-    def after_read(self, newest: Position, started: float, finished: float) -> Cursor:
-        if newest > self.position:
-            return Cursor(newest[0], finished, settled=False, id=newest[1])
-        if not self.settled and started - self.seen >= OVERLAP.total_seconds():
-            return Cursor(self.at, self.seen, settled=True, id=self.id)
-        return self
 
 
 def export_task(svc: Services, task: dict[str, Any]) -> bool:
@@ -190,8 +136,9 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
     read: set[int] = set()
     sweep = _sweep(svc, project, started, first_read=raw is None)
     missed, stopped = 0, False
+    since, coverage = _read_from(svc, project, cursor)
     with ThreadPoolExecutor(svc.settings.output.write_workers, thread_name_prefix="export") as pool:
-        for page, kind in _read_ahead(_pages(svc, project, cursor, sweep is Sweep.DUE)):
+        for page, kind in _read_ahead(_pages(svc, project, since, sweep is Sweep.DUE)):
             if stop.is_set():
                 stopped = True
                 break  # the cursor moves only as far as the tasks read
@@ -203,6 +150,7 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
                 task_id, updated = int(task["id"]), moment(task.get("updated_at"))
                 if kind == "changed":
                     newest = max(newest, (updated, task_id))
+                    coverage.add(task_id, updated)
                 if parked.get(task_id, "") == updated:
                     continue  # parked, and unchanged since: it waits for `syncd retry` or an edit
                 rec = recs.get(task_syncd_id(task))
@@ -227,6 +175,8 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
     if sweep is Sweep.DUE and not stopped:
         svc.log.info("export.swept", project=project, tasks=len(read), missed=missed)
     moved = cursor.after_read(newest, started, time.time())
+    if not moved.settled:
+        moved = replace(moved, window=coverage.window_of(moved))
     if moved != cursor:
         svc.state.set_cursor(name, moved.dump())
     high = tasks.TaskCursor.load(svc.state.cursor(tasks.TaskCursor.name(project))).high
@@ -269,11 +219,27 @@ def _sweep(svc: Services, project: int, now: float, *, first_read: bool) -> Swee
     return Sweep.DUE if due else Sweep.NONE
 
 
-def _pages(svc: Services, project: int, cursor: Cursor, sweep: bool = False) -> Iterator[Page]:
-    """(page, kind): the changed tasks past the cursor ("changed"), the queued ones not read among them
-    ("queued"), then, when a sweep is due, every reviewed task not read yet ("sweep")."""
+def _read_from(svc: Services, project: int, cursor: Cursor) -> tuple[Position, Coverage]:
+    """Where this run reads changed tasks from, and what it will know of them: the cursor's position, or while it is
+    unsettled the overlap window behind it, unless the window's ids and times alone match the digest the cursor
+    keeps of it (no task committed late there, none changed)."""
+    if cursor.settled:
+        return cursor.position, Coverage(cursor.position, {})
+    if cursor.window is not None:
+        low, _ = cursor.window_start
+        found = svc.labelstudio.updated_between(project, low, cursor.at)
+        listed = {i: u for i, u in found if cursor.in_window((u, i))}
+        if digest((u, i) for i, u in listed.items()) == cursor.window:
+            return cursor.position, Coverage(cursor.window_start, listed)  # the listing covers the window
+        svc.log.debug("export.window_changed", project=project, tasks=len(listed), at=cursor.at)
+    return cursor.since, Coverage(cursor.since, {})
+
+
+def _pages(svc: Services, project: int, start: Position, sweep: bool = False) -> Iterator[Page]:
+    """(page, kind): the changed tasks past ``start`` ("changed"), the queued ones not read among them ("queued"),
+    then, when a sweep is due, every reviewed task not read yet ("sweep")."""
     read: set[int] = set()
-    since, after_id = cursor.since
+    since, after_id = start
     for page in svc.labelstudio.changed_task_pages(project, since, after_id, READ_PAGE):
         read.update(int(t["id"]) for t in page)
         yield page, "changed"

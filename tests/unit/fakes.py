@@ -123,6 +123,9 @@ class FakeLabelStudio:
     committing: list[list[dict[str, Any]]] = field(default_factory=list)
     reads: list[int] = field(default_factory=list)
     sweeps: int = 0
+    window_looks: int = 0
+    changed_read: int = 0
+    """Tasks ``changed_task_pages`` has returned, in full."""
     drop_predictions: bool = False
     """Commit tasks without their predictions (Label Studio does, when an import fails after committing its tasks)."""
     check_faults: list[Exception] = field(default_factory=list)
@@ -229,7 +232,12 @@ class FakeLabelStudio:
         )
         size = min(page_size, self.page_size)
         for start in range(0, len(changed), size):
+            self.changed_read += len(changed[start : start + size])
             yield [dict(t) for t in changed[start : start + size]]
+
+    def updated_between(self, project_id: int, low: str, high: str) -> Iterator[tuple[int, str]]:
+        self.window_looks += 1
+        yield from ((i, t["updated_at"]) for i, t in sorted(self.tasks.items()) if low <= t["updated_at"] <= high)
 
     def reviewed_task_pages(self, project_id: int) -> Iterator[list[dict[str, Any]]]:
         self.sweeps += 1

@@ -39,7 +39,7 @@ class TasksEndpoint:
         order = query["ordering"][0].rsplit(":", 1)[1]
         rows.sort(key=lambda t: (t[order], -t["id"]))
         page = [dict(t) for t in rows[: params["page_size"]]]
-        return SimpleNamespace(json=lambda: {"tasks": page})
+        return SimpleNamespace(content=json.dumps({"tasks": page}).encode())
 
 
 def _stamped(groups: list[tuple[int, range]]) -> list[dict[str, Any]]:

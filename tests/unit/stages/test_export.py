@@ -3,8 +3,7 @@ never park a task, and deleted tasks noticed."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,11 @@ from syncd.commands.status import format_status, status_report
 from syncd.daemon.health import health_report
 from syncd.daemon.metrics import Metrics
 from syncd.domain.recording import Status
-from syncd.labelstudio import layouts, ls_time
+from syncd.labelstudio import layouts, ls_datetime, ls_time
 from syncd.pipeline import run_cycle, run_stage
 from syncd.s3 import outputs
 from syncd.stages import BY_NAME, export, import_, scan, transcribe
+from syncd.stages.export_cursor import Cursor
 from tests.unit.fakes import (
     EPOCH,
     GO,
@@ -58,16 +58,34 @@ def test_export_of_a_bulk_action_ends_and_writes_each_task_once(tmp_path: Path) 
         assert export.reviews(svc, GO) == 10
         assert export.reviews(svc, GO) == 0
     assert sorted(e["task"] for e in logs if e["event"] == "annotation.exported") == sorted(ls.tasks)
-    cursor = export.Cursor.load(svc.state.cursor("export:1"))
+    cursor = Cursor.load(svc.state.cursor("export:1"))
     assert cursor.position == (moment, max(ls.tasks))
 
 
-def test_cursor_keeps_its_id_and_reads_old_cursors() -> None:
-    cursor = export.Cursor("2026-01-01T00:00:00.000000Z", 5.0, settled=True, id=42)
-    assert export.Cursor.load(cursor.dump()) == cursor
-    assert export.Cursor.load(json.dumps({"at": cursor.at, "seen": 1.0, "settled": True})).id == 0
-    assert cursor.since == (cursor.at, 42)
-    assert cursor.after_read((cursor.at, 43), 0, 9).position == (cursor.at, 43)
+def test_an_unsettled_cursor_lists_its_window_and_reads_it_again_only_for_a_late_commit(tmp_path: Path) -> None:
+    svc, ls, storage, _ = services(tmp_path)
+    for n in range(6):
+        storage.put_audio("b", f"r{n}.mp3", f"audio {n}".encode())
+    run_cycle(svc)
+    *reviewed, late = sorted(ls.tasks)
+    for task_id in reviewed:
+        ls.annotate(task_id, f"text {task_id}")
+    assert export.reviews(svc, GO) == 5
+    cursor = Cursor.load(svc.state.cursor("export:1"))
+    assert not cursor.settled and cursor.window == (6, cursor.window[1])  # all six tasks changed in its window
+    read, looks = ls.changed_read, ls.window_looks
+
+    assert export.reviews(svc, GO) == 0
+    assert (ls.changed_read, ls.window_looks) == (read, looks + 1)  # listed, not read again
+
+    inside = ls_time(ls_datetime(cursor.at) - timedelta(seconds=1))  # committed late, behind the cursor
+    ls.annotate(late, "a late review", at=inside)
+    with capture_logs() as logs:
+        assert export.reviews(svc, GO) == 1
+    assert [e["tasks"] for e in logs if e["event"] == "export.window_changed"] == [6]
+    assert [e["task"] for e in logs if e["event"] == "annotation.exported"] == [late]
+    assert export.reviews(svc, GO) == 0
+    assert ls.changed_read == read + 6  # the window was read in full once, when it had changed
 
 
 def test_a_task_that_keeps_failing_is_parked_and_retry_requeues_it(
@@ -198,10 +216,12 @@ def test_export_cursor_reads_only_what_changed(stack: Stack) -> None:
         pages(project, since, after_id, page_size),
     )[1]
     assert export.reviews(svc, GO) == 0
+    before = Cursor.load(svc.state.cursor("export:1"))
     ls.annotate(1, "second")
     assert export.reviews(svc, GO) == 1
     assert storage.text("b", "a.transcript.txt") == "second\n"
-    assert reads[0] <= reads[-1]
+    assert reads[0] == before.at  # the window unchanged: read from the position
+    assert reads[-1] == before.window_start[0]  # a task left it: read again, never further back than the window
 
 
 def test_skipped_and_draft_reviews_write_nothing(stack: Stack) -> None:
