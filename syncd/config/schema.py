@@ -358,8 +358,9 @@ class ScheduleSettings(_Section):
     import_interval: float = Field(
         30.0,
         gt=0,
-        description="Imports are paced: a batch goes when it is full (labelstudio.import_batch_size) or when the oldest"
-        " transcribed recording has waited this many seconds. Label Studio advises at most one import per 30 s.",
+        description="Imports are paced: a batch goes when it is full (labelstudio.import_batch_size) or when no batch"
+        " has gone for this many seconds, so a recording after a quiet spell goes at once and a stream of them makes at"
+        " most one import per interval. Label Studio advises at most one import per 30 s.",
     )
     export_interval: float = Field(15.0, gt=0, description="Seconds between pulls of new reviews.")
     webhook_interval: float = Field(

@@ -221,7 +221,10 @@ class Daemon:
         if self.stopping or svc is None:
             return
         fault_point(f"stage.{stage.name}")
-        self._count(svc, run_stage(svc, stage, self.interrupt))
+        run = run_stage(svc, stage, self.interrupt)
+        if run.count and stage.feeds and not self.stopping:
+            self.jobs.run_now(stage.feeds)
+        self._count(svc, run)
 
     def _count(self, svc: Services, run: StageRun) -> None:
         """Every stage run, scheduled or from a webhook, lands here; a cycle is reported once every stage has run."""

@@ -32,6 +32,9 @@ class Stage:
     """The ``[schedule]`` key holding the seconds between two runs under `syncd run`."""
     tick: float | None = None
     """Run at least this often (seconds) when the key allows longer: the stage itself decides when work is due."""
+    feeds: str | None = None
+    """The stage that takes this one's output: under `syncd run` it runs as soon as this one has handled something,
+    instead of on its own next tick (a new recording waits for no interval between the stages)."""
 
     def interval(self, settings: Settings) -> float:
         configured = float(getattr(settings.schedule, self.interval_key))
@@ -39,8 +42,8 @@ class Stage:
 
 
 STAGES = (
-    Stage("scan", scan.run, "scan_interval"),
-    Stage("transcribe", transcribe.run, "transcribe_interval"),
+    Stage("scan", scan.run, "scan_interval", feeds="transcribe"),
+    Stage("transcribe", transcribe.run, "transcribe_interval", feeds="import"),
     Stage("import", import_.run, "import_interval", tick=import_.TICK),
     Stage("export", export.run, "export_interval"),
 )

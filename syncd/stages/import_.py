@@ -5,9 +5,10 @@ Exactly once whatever the state knows (restored from a backup, lost, behind afte
 project, ours or not, bounds that read to the tasks created since the last look; each task seen is remembered, and a
 recording whose task is already there is adopted (``task.recovered``) instead of imported, whenever it becomes ready.
 
-Imports are paced (under `syncd run`): a batch goes when it is full or when the oldest transcribed recording has waited
-``schedule.import_interval``, so a trickle of recordings becomes one import per interval, as Label Studio advises,
-while the job itself ticks every ``TICK`` seconds at the cost of two local queries. New tasks go to the current project;
+Imports are paced (under `syncd run`): a batch goes when it is full or when no batch has gone for
+``schedule.import_interval``, so a recording after a quiet spell is imported at once and a stream of them becomes one
+import per interval, as Label Studio advises, while the job itself ticks every ``TICK`` seconds at the cost of two
+local queries (the daemon also runs it as soon as a transcription completes). New tasks go to the current project;
 once it is full (or its period is over) the next one is created (``Projects.next``) and filled.
 
 A batch whose request timed out, failed with HTTP 5xx or was cut off by a crash may still land: its rows stay
@@ -58,16 +59,21 @@ def _now() -> float:
     return time.time()
 
 
+LAST_BATCH = "import:last-batch"
+"""The state cursor holding when the last batch was chosen (unix seconds), shared by every instance."""
+
+
 def batch_due(svc: Services) -> bool:
-    """A batch may go now: one is full, or the oldest waiting recording has waited ``import_interval`` (paced), or
-    anything waits (`syncd once`)."""
+    """A batch may go now: one is full, or (paced) no batch has gone for ``import_interval``, or anything waits
+    (`syncd once`). So a recording that arrives after a quiet spell is imported at once, and a stream of them makes
+    at most one import per interval, as Label Studio advises."""
     waiting = svc.state.count_due(Status.TRANSCRIBED)
     if not waiting:
         return False
     if not svc.paced or waiting >= svc.settings.labelstudio.import_batch_size:
         return True
-    oldest = svc.state.oldest_ready()
-    return oldest is not None and _now() - oldest >= svc.settings.schedule.import_interval
+    last = svc.state.cursor(LAST_BATCH)
+    return last is None or _now() - float(last) >= svc.settings.schedule.import_interval
 
 
 def next_batch(svc: Services, project: int, room: int | None = None) -> Batch | None:
@@ -85,6 +91,7 @@ def next_batch(svc: Services, project: int, room: int | None = None) -> Batch | 
     with svc.state.batch():
         marked = set(svc.state.transition([r.id for r in candidates], Status.TRANSCRIBED, Status.IMPORTING))
         import_doubt.sending(project, svc)
+        svc.state.set_cursor(LAST_BATCH, repr(_now()))
     records = [r for r in candidates if r.id in marked]
     return Batch(records, [tasks.task_of(svc, r, project) for r in records], time.monotonic())
 

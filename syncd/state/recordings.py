@@ -168,14 +168,6 @@ class Recordings:
         )
         return recording_of(row) if row else None
 
-    def oldest_ready(self) -> float | None:
-        """Since when the longest-waiting transcribed recording has waited to be imported (paced imports)."""
-        since = self.db.scalar(
-            "SELECT min(coalesce(ready_at, updated_at)) FROM recordings WHERE status = ? AND next_attempt_at <= ?",
-            (Status.TRANSCRIBED, time.time()),
-        )
-        return None if since is None else float(since)
-
     def oldest_since(self) -> dict[str, float]:
         """For each state holding work to do or awaiting review, when its longest-waiting recording last changed (unix
         time; usually when it entered the state): the backlog's age in /metrics."""

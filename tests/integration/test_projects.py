@@ -1,10 +1,12 @@
 """Label Studio at scale, against the real stack: project rollover (a full project is followed by the next one with the
 same settings, storage, view, instructions and webhook), reviews exported from every project syncd created, a SIGKILL
-between creating the next project and importing into it, and paced imports holding back a lone recording."""
+between creating the next project and importing into it, and paced imports (a recording after a quiet spell goes at
+once, one right behind it after the interval)."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -133,14 +135,25 @@ def test_rollover_fills_projects_of_five_survives_a_kill_and_exports_from_first_
         ls.annotations.create(id=newest["id"], result=newest["predictions"][0]["result"], was_cancelled=False)
         daemon.wait("webhook.exported", timeout=60, task=newest["id"], written=True)
 
-        # A lone recording waits the import interval, then goes to the project that has room.
+        # After a quiet spell a recording is imported at once, into the project that has room; one right behind it
+        # waits until the interval since that batch has passed, and never longer than a tick more.
+        time.sleep(INTERVAL + 1)
         upload_with_results(s3, bucket, {"calls/lone.mp3": "single_speaker.json"})
         done = daemon.wait("transcription.completed", timeout=60, key="calls/lone.mp3")
         landed = daemon.wait("task.imported", timeout=60, key="calls/lone.mp3")
-        ticks = [e for e in daemon.events[done:landed] if e["event"] == "stage.completed" and e["stage"] == "import"]
-        assert ticks and all(e["count"] == 0 for e in ticks), "the import job ran meanwhile and held it back"
-        assert _at(daemon.events[landed]) - _at(daemon.events[done]) >= INTERVAL - 0.5
-        assert len(_tasks(ls, ids[2])) == 3
+        assert _at(daemon.events[landed]) - _at(daemon.events[done]) < INTERVAL - 1, "a lone recording goes at once"
+        batch = daemon.wait("import.batch", timeout=60, after=landed)
+        upload_with_results(s3, bucket, {"calls/next.mp3": "single_speaker.json"})
+        done = daemon.wait("transcription.completed", timeout=60, key="calls/next.mp3")
+        landed = daemon.wait("task.imported", timeout=60, key="calls/next.mp3")
+        since_batch = _at(daemon.events[landed]) - _at(daemon.events[batch])
+        assert since_batch >= INTERVAL - 1, "two batches within the interval"
+        if _at(daemon.events[done]) - _at(daemon.events[batch]) < INTERVAL - 1:
+            runs = daemon.events[done:landed]
+            ticks = [e for e in runs if e["event"] == "stage.completed" and e["stage"] == "import"]
+            assert ticks and all(e["count"] == 0 for e in ticks), "the import job ran meanwhile and held it back"
+        assert since_batch <= INTERVAL + 5 + 2, "held back longer than the interval and a tick"
+        assert len(_tasks(ls, ids[2])) == 4
 
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         samples = {
@@ -149,7 +162,7 @@ def test_rollover_fills_projects_of_five_survives_a_kill_and_exports_from_first_
             for s in family.samples
             if s.name == "syncd_project_tasks"
         }
-        assert samples == {str(ids[0]): 5.0, str(ids[1]): 5.0, str(ids[2]): 3.0}
+        assert samples == {str(ids[0]): 5.0, str(ids[1]): 5.0, str(ids[2]): 4.0}
         assert daemon.stop() == 0
     finally:
         daemon.kill()
@@ -166,7 +179,7 @@ def test_rollover_fills_projects_of_five_survives_a_kill_and_exports_from_first_
         assert body["source"]["etag"] == task["data"]["etag"]
 
     report = json.loads(run_syncd(["status", "--json", "-c", str(config)], stack).stdout)
-    assert [(p["id"], p["tasks"]) for p in report["projects"]] == [(ids[0], 5), (ids[1], 5), (ids[2], 3)]
+    assert [(p["id"], p["tasks"]) for p in report["projects"]] == [(ids[0], 5), (ids[1], 5), (ids[2], 4)]
     assert [p["role"] for p in report["projects"]] == ["exports", "exports", "imports and exports"]
     text = run_syncd(["status", "-c", str(config)], stack).stdout
     assert f"{first} (3)" in text and "imports and exports" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest.mock import ANY
 
@@ -15,6 +16,7 @@ from syncd.config import parse
 from syncd.daemon import Daemon
 from syncd.daemon.health import health_report, webhook_wait_limit
 from syncd.labelstudio.webhooks import HEADER
+from syncd.stages import BY_NAME, STAGE_NAMES
 from tests.unit.fakes import healthy_probes, services
 from tests.unit.scenarios import reviewed_on_two_instances
 
@@ -73,3 +75,33 @@ def test_a_webhook_delivery_left_waiting_past_the_poll_degrades_health(tmp_path:
     assert body["status"] == "degraded" and body["checks"]["webhooks"]["waiting"] == 1
     assert body["checks"]["webhooks"]["oldest_age_seconds"] > webhook_wait_limit(svc.settings)
     assert "webhook deliveries waiting for the export holder: 1" in format_status(status_report(svc.state, 30))
+
+
+def test_a_stage_that_handled_something_brings_the_next_one_forward(tmp_path: Path) -> None:
+    """A new recording waits for no interval between scan, transcription and import: each stage that handled
+    something runs the one it feeds at once. Export is not fed: reviews come from people."""
+    hour = {"scan_interval": 3600, "transcribe_interval": 3600, "import_interval": 3600, "export_interval": 3600}
+    svc, _, storage, _ = services(tmp_path, schedule=hour)
+    daemon = Daemon("c.toml", svc.settings)
+    daemon.svc = svc
+    daemon.jobs.scheduler.start(paused=True)
+    try:
+        daemon.jobs.schedule(svc.settings)
+        later = datetime.now(UTC) + timedelta(minutes=30)
+        for name in STAGE_NAMES:
+            daemon.jobs.scheduler.get_job(name).modify(next_run_time=later)
+
+        def due() -> set[str]:
+            return {n for n in STAGE_NAMES if daemon.jobs.scheduler.get_job(n).next_run_time < later}
+
+        daemon._run_stage(BY_NAME["scan"])
+        assert due() == set(), "nothing found: nothing brought forward"
+        storage.put_audio("b", "a.mp3")
+        daemon._run_stage(BY_NAME["scan"])
+        assert due() == {"transcribe"}
+        daemon._run_stage(BY_NAME["transcribe"])
+        assert due() == {"transcribe", "import"}
+        daemon._run_stage(BY_NAME["import"])
+        assert "export" not in due()
+    finally:
+        daemon.jobs.scheduler.shutdown(wait=False)

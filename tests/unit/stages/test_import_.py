@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,8 @@ def test_forty_recordings_over_a_minute_take_at_most_three_requests_lowest_score
     assert 1 <= len(ls.imports) <= 3, sent
     assert sum(len(batch) for batch in ls.imports) == 40 and len(ls.tasks) == 40
     _check_order_and_waits(ls, sent, scores, every=1.5)
-    assert all(b - a >= 30 for a, b in zip([0.0, *sent], sent, strict=False))  # never more often than the interval
+    assert sent[0] == import_.TICK  # the first after a quiet spell goes at the first tick
+    assert all(b - a >= 30 for a, b in itertools.pairwise(sent))  # never more often than the interval
     assert {r.status for r in svc.state.recordings()} == {Status.IMPORTED}
 
 
@@ -144,24 +146,28 @@ def test_full_batches_go_at_once_and_the_confident_ones_left_behind_wait_the_int
     sent = _timeline(svc, storage, engine, clock, scores, every=1.5)
 
     sizes = [len(batch) for batch in ls.imports]
-    assert sizes[:3] == [10, 10, 10] and sent[0] < 30  # full: they did not wait for the interval
-    assert sum(sizes) == 40  # the confident ones left behind go once the oldest of them has waited the interval
+    assert sizes[0] == 4 and sent[0] == import_.TICK  # after a quiet spell, what is ready goes at the first tick
+    assert sizes[1:4] == [10, 10, 10] and sent[1] - sent[0] < 30  # full: they did not wait for the interval
+    assert sum(sizes) == 40  # the confident ones left behind go once no batch has gone for the interval
     _check_order_and_waits(ls, sent, scores, every=1.5)
 
 
-def test_a_lone_recording_waits_the_interval_and_an_idle_tick_asks_label_studio_nothing(
+def test_a_lone_recording_goes_at_once_the_next_waits_the_interval_and_an_idle_tick_asks_nothing(
     tmp_path: Path, clock: Clock
 ) -> None:
     svc, ls, storage, engine = _paced(tmp_path)
     start = clock.now
     _finish_transcription(svc, storage, engine, "lone.mp3", 0.5, start)
-    for seconds in range(0, 30, 5):
+    assert import_.run(svc, GO) == 1  # nothing went for an interval: it goes at once
+    reads = len(ls.reads)
+    _finish_transcription(svc, storage, engine, "next.mp3", 0.5, start + 1)
+    for seconds in range(1, 30, 5):
         clock.now = start + seconds
         assert import_.run(svc, GO) == 0
-    assert not ls.imports and not ls.reads, "nothing due: no request at all"
+    assert len(ls.imports) == 1 and len(ls.reads) == reads, "nothing due: no request at all"
     clock.now = start + 30
     assert import_.run(svc, GO) == 1
-    assert len(ls.imports) == 1
+    assert len(ls.imports) == 2
 
 
 def test_syncd_once_imports_whatever_is_ready(tmp_path: Path, clock: Clock) -> None:
