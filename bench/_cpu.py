@@ -7,6 +7,9 @@ every core busy can go no faster than ``cores / CPU per item`` on this machine, 
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +17,18 @@ from dataclasses import dataclass, field
 
 from devstack import Stack
 from syncd.transcribers.whisper_model import usable_cores
+
+
+def cpu_model() -> str:
+    """The CPU's model name as ``lscpu`` prints it: every figure in the README names the machine it ran on."""
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    found = re.search(r"Model name:\s*(.+)", out)
+    return found.group(1).strip() if found else "unknown"
+
+
+def machine() -> str:
+    """One line naming the CPU, the usable cores and the load before a run."""
+    return f"CPU {cpu_model()}, {usable_cores()} usable cores, load average {os.getloadavg()[0]:.2f} before the run"
 
 
 @dataclass(frozen=True)

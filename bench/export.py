@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from bench._cpu import HEADER, Meter, Split, columns
+from bench._cpu import HEADER, Meter, Split, columns, machine
 from bench._tasks import put_audio, seed_tasks
 from devstack import Stack, running_stack
 from syncd.config import Settings, parse
@@ -166,6 +166,7 @@ def main() -> None:
 
 def run(stack: Stack, svc: Services, tasks: int, idle_tasks: int) -> None:
     meter = Meter(stack)
+    print(machine(), flush=True)
     print(f"building {tasks} reviewed tasks ...", flush=True)
     add_reviewed_tasks(svc, 0, tasks)
     with meter.timed():

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import subprocess
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any
 
 import jiwer
 
+from bench._cpu import machine
 from bench.transcribe import SCRIPT
 from devstack import VENV_BIN, Stack, call_sentences, log_events, running_stack
 from syncd.commands.report import SWEEP, Flags, matched_texts
@@ -194,7 +194,7 @@ def main() -> None:
         report = json.loads(syncd(stack, "report", "-c", str(config), "--json"))
         text = syncd(stack, "report", "-c", str(config))
         screen = screen_figures(work / "state.db")
-    print(f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {_cpu_model()}")
+    print(machine())
     print(
         f"{args.recordings} recordings ({sum(len(s.split()) for s in scripts.values())} words said), made in"
         f" {made - started:.0f} s; transcribed and imported {imported} in {transcribed - made:.0f} s; {reviewed}"
@@ -225,13 +225,6 @@ def _ratio(value: float | None) -> str:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 if __name__ == "__main__":

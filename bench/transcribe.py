@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._cpu import machine
 from devstack import ROOT, VENV_BIN, Stack, log_events, running_stack
 from syncd.state import StateStore
 from syncd.transcribers.whisper_model import usable_cores
@@ -185,12 +186,6 @@ def _children_cpu() -> float:
 
 def _load() -> float:
     return os.getloadavg()[0]
-
-
-def cpu_model() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    found = re.search(r"Model name:\s*(.+)", out)
-    return found.group(1).strip() if found else "unknown"
 
 
 def layouts(files: list[Path], scripts: dict[str, str], audio_s: float) -> None:
@@ -377,7 +372,7 @@ def main() -> None:
             scripts = make_recordings(work / "audio", args.minutes, args.recordings)
         files = sorted((work / "audio").glob("*.mp3"))
         audio_s = sum(seconds_of(f) for f in files)
-        print(f"CPU {cpu_model()}, {usable_cores()} usable cores, load average {_load():.2f} before the run")
+        print(machine())
         print(f"{len(files)} recordings, {audio_s:.0f} s of speech (espeak-ng at {', '.join(map(str, SPEEDS))} wpm)")
         if args.layouts:
             layouts(files, scripts, audio_s)

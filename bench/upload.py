@@ -37,6 +37,7 @@ from typing import Any
 
 import requests
 
+from bench._cpu import machine
 from devstack import (
     VENV_BIN,
     Stack,
@@ -73,12 +74,6 @@ def make_pool(folder: Path, count: int) -> list[tuple[Path, float]]:
         keep = next((k for k in range(1, len(turns) + 1) if sum(turns[:k]) >= target), len(turns))
         pool.append((path, sum(long_call(path, sentences[:keep]))))
     return pool
-
-
-def cpu_model() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    found = re.search(r"Model name:\s*(.+)", out)
-    return found.group(1).strip() if found else "unknown"
 
 
 def config(stack: Stack, work: Path, bucket: str, queue: str, port: int, args: argparse.Namespace) -> str:
@@ -174,7 +169,7 @@ PHASES = (
 
 def report(calls: list[Call], metrics: Metrics, args: argparse.Namespace, settings: str) -> None:
     done = [c for c in calls if "reviewable" in c.marks]
-    print(f"\nCPU {cpu_model()}, {len(os.sched_getaffinity(0))} cores, load {os.getloadavg()[0]:.1f}; {settings}")
+    print(f"\n{machine()}; {settings}")
     print(f"\n{'t (s)':>6}{'uploaded':>9}  waiting by state ({', '.join(STATES)}){'imported':>10}{'oldest (s)':>12}")
     for t, uploaded, counts, oldest in metrics.rows:
         waiting = " ".join(f"{int(counts.get(s, 0)):>4}" for s in STATES)
