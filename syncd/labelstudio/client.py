@@ -338,18 +338,9 @@ class LabelStudioClient:
         """(id, updated_at as an ls_time string) of every task updated from ``low`` to ``high`` (both included), by
         id: the export cursor's look at its overlap window, ~0.3 ms a task in Label Studio against ~1.5 ms for the
         tasks with their annotations."""
-        after_id = 0
-        while True:
-            moment = {"filter": "filter:tasks:updated_at", "operator": "in", "type": "Datetime"}
-            moment["value"] = {"min": low, "max": high}  # type: ignore[assignment]
-            after = {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": after_id}
-            params = {"project": project_id, "query": _filters(moment, after), "fields": "task_only"}
-            params |= {"include": "id,updated_at", "page": 1, "page_size": page_size}
-            tasks = _tasks(self._request("GET", "/api/tasks/", params=params))
+        light = {"fields": "task_only", "include": "id,updated_at"}
+        for tasks in self._by_id(project_id, [_updated(low, high)], 0, page_size, **light):
             yield from ((int(t["id"]), ls_time(ls_datetime(t["updated_at"]))) for t in tasks)
-            if len(tasks) < page_size:
-                return
-            after_id = int(tasks[-1]["id"])
 
     def reviewed_task_pages(self, project_id: int, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Pages of every task holding an annotation, in id order (keyset), with the fields export reads: the slow
@@ -360,27 +351,24 @@ class LabelStudioClient:
         counts an annotation in the same second write that stamps its task's ``updated_at``, so a Label Studio stopped
         between the two leaves a review that neither the cursor nor a count sees. The join repeats a task once per
         annotation; each task is yielded once."""
-        after_id = 0
-        while True:
-            reviewed = {"filter": "filter:tasks:annotators", "operator": "empty", "type": "List", "value": False}
-            after = {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": after_id}
-            tasks = self._task_page(project_id, [reviewed, after], "tasks:id", page_size)
-            unique = list({int(t["id"]): t for t in tasks}.values())
-            if unique:
-                yield unique
-                after_id = int(unique[-1]["id"])
-            if len(tasks) < page_size:
-                return
+        reviewed = {"filter": "filter:tasks:annotators", "operator": "empty", "type": "List", "value": False}
+        for tasks in self._by_id(project_id, [reviewed], 0, page_size):
+            yield list({int(t["id"]): t for t in tasks}.values())
 
     def _ties(self, project_id: int, at: str, after_id: int, page_size: int) -> Iterator[list[dict[str, Any]]]:
         """Tasks updated exactly at ``at`` with ids above ``after_id``, by id."""
         if at == ls_time(0):
             return
+        yield from self._by_id(project_id, [_updated(at, at)], after_id, page_size)
+
+    def _by_id(
+        self, project_id: int, filters: list[dict[str, Any]], after_id: int, page_size: int, **fields: str
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Non-empty pages of the tasks matching ``filters`` with ids above ``after_id``, in id order (keyset: each
+        page starts after the last id of the one before)."""
         while True:
-            moment = {"filter": "filter:tasks:updated_at", "operator": "in", "type": "Datetime"}
-            moment["value"] = {"min": at, "max": at}  # type: ignore[assignment]
             after = {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": after_id}
-            tasks = self._task_page(project_id, [moment, after], "tasks:id", page_size)
+            tasks = self._task_page(project_id, [*filters, after], "tasks:id", page_size, **fields)
             if tasks:
                 yield tasks
                 after_id = int(tasks[-1]["id"])
@@ -388,10 +376,17 @@ class LabelStudioClient:
                 return
 
     def _task_page(
-        self, project_id: int, filters: list[dict[str, Any]], ordering: str, page_size: int
+        self,
+        project_id: int,
+        filters: list[dict[str, Any]],
+        ordering: str,
+        page_size: int,
+        fields: str = "all",
+        include: str = "",
     ) -> list[dict[str, Any]]:
-        params = {"project": project_id, "query": _filters(*filters, ordering=ordering), "fields": "all"}
-        params |= {"include": EXPORT_FIELDS, "resolve_uri": "false", "page": 1, "page_size": page_size}
+        """One page of tasks; by default with the fields export reads (``EXPORT_FIELDS``)."""
+        params = {"project": project_id, "query": _filters(*filters, ordering=ordering), "fields": fields}
+        params |= {"include": include or EXPORT_FIELDS, "resolve_uri": "false", "page": 1, "page_size": page_size}
         return _tasks(self._request("GET", "/api/tasks/", params=params))
 
     def task(self, task_id: int) -> dict[str, Any]:
@@ -425,6 +420,12 @@ def _tasks(response: requests.Response) -> list[dict[str, Any]]:
     (a page of 200 reviewed tasks is ~300 KB)."""
     tasks: list[dict[str, Any]] = orjson.loads(response.content)["tasks"]
     return tasks
+
+
+def _updated(low: str, high: str) -> dict[str, Any]:
+    """The filter on tasks updated from ``low`` to ``high`` (ls_time strings, both included)."""
+    window = {"min": low, "max": high}
+    return {"filter": "filter:tasks:updated_at", "operator": "in", "type": "Datetime", "value": window}
 
 
 def _after(at: str) -> list[dict[str, Any]]:

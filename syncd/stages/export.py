@@ -175,8 +175,7 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
     if sweep is Sweep.DUE and not stopped:
         svc.log.info("export.swept", project=project, tasks=len(read), missed=missed)
     moved = cursor.after_read(newest, started, time.time())
-    if not moved.settled:
-        moved = replace(moved, window=coverage.window_of(moved))
+    moved = replace(moved, window=coverage.window_of(moved))
     if moved != cursor:
         svc.state.set_cursor(name, moved.dump())
     high = tasks.TaskCursor.load(svc.state.cursor(tasks.TaskCursor.name(project))).high
