@@ -47,6 +47,15 @@ S3_ACCESS_KEY = "syncd-test-key"
 S3_SECRET_KEY = "syncd-test-secret-0123456789"
 REGION = "us-east-1"
 PG_PASSWORD = "syncd-test-pg"
+LS_TELEMETRY_OFF = {
+    "SENTRY_DSN": "",
+    "FRONTEND_SENTRY_DSN": "",
+    "COLLECT_ANALYTICS": "false",
+    "LATEST_VERSION_CHECK": "false",
+}
+"""Label Studio as a self-hosted operator runs it: its bundled Sentry DSNs (server and browser) empty, so no error
+report leaves the machine and ``sentry_sdk.init`` never runs (sentry-sdk 3 rejects the options 1.23.2 passes); no
+usage analytics; no version check against PyPI at start. Settings of ``label_studio/core/settings``."""
 
 
 class StackError(RuntimeError):
@@ -213,6 +222,7 @@ class LabelStudio(Service):
             "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "false",
             "DJANGO_DEBUG": "false",
             "LOG_LEVEL": "WARNING",
+            **LS_TELEMETRY_OFF,
         }
         if not self.ssrf:
             env |= {"SSRF_PROTECTION_ENABLED": "false", "USE_DEFAULT_BANNED_SUBNETS": "false"}
