@@ -104,3 +104,12 @@ def test_smoke_on_the_oldest_and_newest_supported_release(
         assert not [e for e in daemon.events if e.get("level") in ("error", "critical")]
     finally:
         assert daemon.stop() == 0
+
+
+def test_label_studio_runs_with_telemetry_off(server: LabelStudio) -> None:
+    """Each release runs as a self-hosted operator runs it (devstack.LS_TELEMETRY_OFF): the settings its own page
+    hands the browser carry no Sentry DSN and no usage analytics; the server side's DSN is the same empty setting."""
+    page = requests.get(f"{server.url}/user/login/", timeout=30)
+    assert page.status_code == 200
+    assert "sentry.io" not in page.text, "a Sentry DSN reaches the browser"
+    assert "sentry_dsn: null" in page.text and "collect_analytics: false" in page.text
