@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 STACK_DIR = ROOT / ".stack"
 LS_VENV = STACK_DIR / "ls-venv"
 """Label Studio 1.23.2, the newest release syncd supports."""
-OLD_LS_VENV = STACK_DIR / "ls-old-venv"
-"""The oldest release syncd supports (scripts/stack-install.sh: OLD_LABEL_STUDIO_VERSION)."""
+OLD_LS_VENV = Path(os.environ.get("SYNCD_LS_OLD_VENV") or STACK_DIR / "ls-old-venv")
+"""The oldest release syncd supports (scripts/stack-install.sh: OLD_LABEL_STUDIO_VERSION); ``$SYNCD_LS_OLD_VENV``
+picks another install of it (scripts/check-latest's, on the newest dependencies)."""
 LS_TEMPLATES = STACK_DIR / "ls-templates"
 """Per release, the data folder of a Label Studio that has run its migrations and made the admin
 (``python -m devstack.templates``, run by scripts/stack-install.sh): a fresh server copies it and starts in seconds

@@ -4,61 +4,14 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCKS = ROOT / "locks"
-REFRESH = "run scripts/lock (it keeps every other pin), then commit locks/"
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+from devstack.locks import LOCKS, PYPROJECT_LOCKS, REFRESH, entries, inputs, mismatches, pins, requirements
 
-PYPROJECT_LOCKS = {"syncd.txt": (), "syncd-whisper.txt": ("whisper",), "dev.txt": ("whisper", "demo", "dev")}
-"""Each lock made from pyproject.toml, with the extras it holds (scripts/lock)."""
-
-
-def pins(lock: Path) -> dict[str, set[Version]]:
-    """Package -> the versions the lock pins (a universal lock may pin two, under exclusive markers)."""
-    found: dict[str, set[Version]] = {}
-    for line in lock.read_text().splitlines():
-        if match := PIN.match(line):
-            found.setdefault(canonicalize_name(match[1]), set()).add(Version(match[2]))
-    return found
-
-
-def entries(lock: Path) -> list[str]:
-    """Each requirement of the lock with its continuation lines joined (``pkg==1 \\ --hash=... \\ ...``)."""
-    return [e for e in re.split(r"\n(?=[A-Za-z0-9])", lock.read_text()) if PIN.match(e)]
-
-
-def requirements(extras: tuple[str, ...]) -> list[Requirement]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    listed = list(project["dependencies"])
-    for extra in extras:
-        listed += project["optional-dependencies"][extra]
-    return [Requirement(r) for r in listed]
-
-
-def inputs(source: Path) -> list[Requirement]:
-    lines = (line.split("#", 1)[0].strip() for line in source.read_text().splitlines())
-    return [Requirement(line) for line in lines if line]
-
-
-def mismatches(lock: Path, wanted: list[Requirement]) -> list[str]:
-    """Each requirement the lock leaves out or pins outside its range, worded for the person who changed it."""
-    locked = pins(lock)
-    problems = []
-    for req in wanted:
-        versions = locked.get(canonicalize_name(req.name))
-        if not versions:
-            problems.append(f"{req} is not in the lock")
-        elif bad := sorted(str(v) for v in versions if not req.specifier.contains(v, prereleases=True)):
-            problems.append(f"{req} but the lock pins {', '.join(bad)}")
-    return problems
+ROOT = LOCKS.parent
 
 
 def _fail(lock: Path, source: str, problems: list[str]) -> None:
