@@ -37,7 +37,13 @@ from_lock() {  # lock command...
     if ! "$@" 2>&1 | tee "$log"; then
         local named; named=$(grep -oE '`[A-Za-z0-9_.-]+(==[^`]+)?`' "$log" | tr -d '`' | sort -u | paste -sd' ' || true)
         echo "stack-install: installing from $lock failed${named:+ (package: $named)}." >&2
-        echo "stack-install: a pin the index no longer serves, or a lock out of step with pyproject.toml: run scripts/lock, then this again." >&2
+        if grep -qiE 'hash mismatch|do not match the hashes' "$log"; then
+            echo "stack-install: the file served differs from the one the lock was made from; re-make the lock" \
+                "(scripts/lock) and review its diff before trusting it." >&2
+        else
+            echo "stack-install: a pin the index no longer serves, a network failure (above), or a lock out of step" \
+                "with pyproject.toml: run scripts/lock, then this again." >&2
+        fi
         rm -f "$log"
         exit 1
     fi
