@@ -32,6 +32,11 @@ class LabelStudioError(RuntimeError):
         return self.status
 
 
+def not_found(exc: Exception) -> bool:
+    """Label Studio answered 404 (the SDK's errors and ours alike): the task is gone."""
+    return getattr(exc, "status_code", None) == 404 or (isinstance(exc, LabelStudioError) and "HTTP 404" in str(exc))
+
+
 def ls_time(moment: datetime | float) -> str:
     """The one datetime form Label Studio's filters accept (others give HTTP 500)."""
     if not isinstance(moment, datetime):
