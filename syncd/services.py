@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncd import errors
-from syncd.config import Settings, read_secret
+from syncd.config import Settings
 from syncd.errors import ConfigError, ProbeError, classify
-from syncd.labelstudio import LabelStudioClient, auth
+from syncd.labelstudio import LabelStudioClient, connection
 from syncd.labelstudio.probe import labelstudio_alive, labelstudio_release, support
 from syncd.log import describe_error, get_logger
 from syncd.projects import Projects
@@ -32,45 +32,6 @@ def make_transcriber(settings: Settings, storage: Storage) -> Transcriber:
     return WhisperTranscriber(settings.transcriber.whisper, storage, settings.transcriber.language)
 
 
-def labelstudio_token(settings: Settings) -> str:
-    ls = settings.labelstudio
-    token = read_secret(ls.api_key_env, ls.api_key_file)
-    if not token:
-        where = f"file {ls.api_key_file!r}" if ls.api_key_file else f"environment variable {ls.api_key_env}"
-        raise ConfigError(
-            f"labelstudio: no API token found in {where} (set labelstudio.api_key_env or labelstudio.api_key_file)"
-        )
-    return token
-
-
-def labelstudio_client(settings: Settings) -> LabelStudioClient:
-    """The Label Studio client; a token that can never work (expired, an access token) is a ConfigError naming the
-    key it came from."""
-    try:
-        return LabelStudioClient(settings.labelstudio, labelstudio_token(settings))
-    except auth.TokenError as exc:
-        raise ConfigError(f"{auth.where(settings.labelstudio)}: the Label Studio token {exc}") from exc
-
-
-def labelstudio_login(settings: Settings, client: LabelStudioClient) -> str:
-    """Who the token logs in as; a ProbeError when Label Studio refuses it: CONFIG (78) when the token can never
-    work (revoked, a legacy key where legacy tokens are off, not a personal access token), NOPERM (77) otherwise."""
-    try:
-        return client.whoami()
-    except Exception as exc:
-        if getattr(exc, "status_code", None) != 401:
-            raise ProbeError(f"Label Studio: {describe_error(exc)}", classify(exc)) from exc
-        body = getattr(exc, "body", "") or str(exc)
-        reason = auth.refusal_reason(str(body))
-        where = auth.where(settings.labelstudio)
-        if reason is None:
-            words = auth.refusal_words(body)
-            said = f": {words}" if words else ""
-            ahead = auth.issued_ahead(labelstudio_token(settings))
-            raise ProbeError(f"{where}: Label Studio refused the token (HTTP 401{said}){ahead}", errors.NOPERM) from exc
-        raise ProbeError(f"{where}: the Label Studio token {reason}", errors.CONFIG) from exc
-
-
 @dataclass
 class Services:
     settings: Settings
@@ -89,7 +50,7 @@ class Services:
             state=StateStore.open(settings.state, hold_limit=settings.instance.lease_seconds / 3),
             storage=storage,
             transcriber=make_transcriber(settings, storage),
-            labelstudio=labelstudio_client(settings),
+            labelstudio=connection.client(settings.labelstudio),
             paced=paced,
         )
 
@@ -129,7 +90,7 @@ class Services:
         supported, about = support(labelstudio_release(self.settings))
         if not supported:
             self.log.warning("labelstudio.unsupported", url=self.settings.labelstudio.url, about=about)
-        labelstudio_login(self.settings, self.labelstudio)
+        connection.login(self.settings.labelstudio, self.labelstudio)
         buckets_readable(self.settings, self.storage.client)
         if self.storage.conditional:
             for bucket, prefix in {s.bucket: s.prefix for s in self.settings.sources}.items():

@@ -65,6 +65,7 @@ class LabelStudioClient:
         """A token that can never work (an expired or access-token JWT) raises ``auth.TokenError`` here."""
         self.settings = settings
         self.token_kind = auth.token_kind(token)
+        self._token = token
         self._transport = auth.RefreshOn401()
         http = httpx.Client(transport=self._transport, timeout=settings.timeout, follow_redirects=True)
         base = auth.sdk_base_url(settings.url)
@@ -76,6 +77,11 @@ class LabelStudioClient:
         """The pipeline recorded Label Studio down for refusing the token; cleared once it accepts it again."""
         self._user_emails: dict[int, str] = {}
         self._layouts: dict[int, str] = {}
+
+    @property
+    def token(self) -> str:
+        """The token this client logs in with (read once, by ``connection.client``)."""
+        return self._token
 
     @property
     def refused(self) -> bool:
