@@ -73,8 +73,6 @@ class LabelStudioClient:
         self._tokens = self._sdk._client_wrapper._tokens_client
         self._transport.tokens = self._tokens
         self._http = requests.Session()
-        self.outage_recorded = False
-        """The pipeline recorded Label Studio down for refusing the token; cleared once it accepts it again."""
         self._user_emails: dict[int, str] = {}
         self._layouts: dict[int, str] = {}
 

@@ -3,6 +3,7 @@ restored, now or at the next run."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -143,7 +144,9 @@ def test_predictions_left_unchecked_during_an_outage_are_checked_by_the_next_run
     _, body = health_report(svc.settings, "running", 0.0, healthy_probes(svc.settings), svc.state)
     assert body["status"] == "degraded" and body["checks"]["predictions"] == {"ok": False, "unchecked_tasks": 4}
 
-    svc.paced = paced  # under the daemon, no batch is due now: the tick runs for the check alone
+    svc = dataclasses.replace(
+        svc, paced=paced
+    )  # under the daemon, no batch is due now: the tick runs for the check alone
     with capture_logs() as logs:
         import_.run(svc, GO)
     assert len(events(logs, "task.prediction_restored")) == 4
