@@ -86,7 +86,7 @@ from syncd.stages import scan
 from syncd.state import StateStore
 configure("warning", "console")
 settings = parse(json.loads(sys.argv[1]))
-svc = Services(settings, StateStore.open(settings.state), Storage(settings.s3), None, None)
+svc = Services.assemble(settings, StateStore.open(settings.state), Storage(settings.s3), None, None)
 started = time.perf_counter()
 found = scan.run(svc, threading.Event())
 seconds = time.perf_counter() - started
@@ -122,7 +122,7 @@ def evented_idle_scan(svc: Services, moto: MotoServer, queue: str, go: threading
     raw = svc.settings.model_dump()
     raw["s3"]["sqs_endpoint_url"] = moto.url
     raw["sources"][0]["queue_url"] = queue
-    evented = Services(parse(raw), svc.state, svc.storage, None, None)  # type: ignore[arg-type]
+    evented = Services.assemble(parse(raw), svc.state, svc.storage, None, None)  # type: ignore[arg-type]
     evented.state.set_cursor(scan.full_listing_name(evented.settings.sources[0]), str(time.time()))
     before = svc.storage.calls.copy()
     found, seconds, peak = measured(lambda: scan.run(evented, go))
@@ -175,7 +175,7 @@ def scan_with(s3: SeaweedS3, state: dict[str, Any], moto: MotoServer, queue: str
     """The first and an idle scan of the bucket into a fresh state, the reference, and the evented idle scan."""
     settings = parse({"s3": {"endpoint_url": s3.url}, "sources": [{"bucket": BUCKET}], "state": state})
     storage = Storage(settings.s3)
-    svc = Services(settings, StateStore.open(settings.state), storage, None, None)  # type: ignore[arg-type]
+    svc = Services.assemble(settings, StateStore.open(settings.state), storage, None, None)  # type: ignore[arg-type]
     go = threading.Event()
     rows: list[Row] = []
     before = storage.calls.copy()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -80,13 +81,19 @@ def _token_refused(svc: Services, exc: Exception) -> None:
         return
     reason = f"Label Studio refuses the token (HTTP 401 after a fresh access token): {describe_error(exc)}"
     outages.mark_down(svc.state, outages.LABELSTUDIO, reason, svc.settings.schedule.outage_backoff_max, svc.log)
-    svc.labelstudio.outage_recorded = True
+    _REFUSED.add(svc.labelstudio)
 
 
 def _token_accepted(svc: Services) -> None:
-    if svc.labelstudio.outage_recorded and not svc.labelstudio.refused:
+    if svc.labelstudio in _REFUSED and not svc.labelstudio.refused:
         outages.mark_up(svc.state, [outages.LABELSTUDIO], svc.log)
-        svc.labelstudio.outage_recorded = False
+        _REFUSED.discard(svc.labelstudio)
+
+
+_REFUSED: weakref.WeakSet[Any] = weakref.WeakSet()
+"""The Label Studio clients whose refused token this process recorded as an outage, until Label Studio accepts it
+again (only then is the outage ended here: another instance's record is its own). A reload's new client starts
+afresh."""
 
 
 class Cycle:

@@ -25,7 +25,14 @@ class Projects:
     """The project life cycle over one state and one Label Studio (``Services.projects``)."""
 
     def __init__(
-        self, settings: Settings, state: StateStore, labelstudio: LabelStudioClient, storage: dict[str, Any], log: Any
+        self,
+        settings: Settings,
+        state: StateStore,
+        labelstudio: LabelStudioClient,
+        storage: dict[str, Any],
+        log: Any,
+        *,
+        sure: Callable[[], None],
     ) -> None:
         self.settings = settings
         self.state = state
@@ -36,9 +43,9 @@ class Projects:
         self.current_id: int | None = None
         self.webhook: tuple[str, str] | None = None
         """(url, secret) registered on every project syncd creates, once the daemon has set it."""
-        self.sure: Callable[[], None] = lambda: None
+        self.sure = sure
         """Called right before a project is created or given its webhook: raises (``FencedError``) when the ``project``
-        lease this work runs under was taken by another instance (``Services`` sets it to ``Instance.sure``)."""
+        lease this work runs under was taken by another instance (``Services`` passes ``Instance.sure``)."""
 
     @property
     def current(self) -> int:

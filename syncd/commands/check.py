@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncd import errors
 from syncd.config import Settings
@@ -20,6 +20,9 @@ from syncd.labelstudio.probe import labelstudio_alive
 from syncd.log import describe_error
 from syncd.s3.probe import conditional_writes, quick_s3_client
 from syncd.state import StateStore, refusals
+
+if TYPE_CHECKING:
+    from syncd.labelstudio import LabelStudioClient
 
 
 @dataclass(frozen=True)
@@ -43,19 +46,21 @@ def _run(name: str, probe: Callable[[], str]) -> Check:
 
 def checks(settings: Settings, config_path: str) -> Iterator[Check]:
     """Each check in order; later ones are skipped (not run) when what they need already failed."""
-    from syncd.services import labelstudio_client, labelstudio_login
+    from syncd.labelstudio import connection
 
     engine = settings.transcriber.engine
     yield Check("config", True, f"{config_path}: valid ({len(settings.sources)} source(s), engine {engine})")
     yield _run("state", lambda: _state_writable(settings))
-    token = _run("labelstudio.token", lambda: f"found ({labelstudio_client(settings).token_kind})")
+    clients: list[LabelStudioClient] = []
+    token = _run("labelstudio.token", lambda: _token(settings, clients))
     yield token
     alive = _run("labelstudio.reachable", lambda: _alive(settings))
     yield alive
     if token.ok and alive.ok:
-        client = labelstudio_client(settings)
+        [client] = clients
         yield _run("labelstudio.version", lambda: _version(settings))
-        auth = _run("labelstudio.auth", lambda: f"token accepted (user {labelstudio_login(settings, client)})")
+        ls = settings.labelstudio
+        auth = _run("labelstudio.auth", lambda: f"token accepted (user {connection.login(ls, client)})")
         yield auth
         if auth.ok:
             yield _run("labelstudio.project", lambda: client.describe_project(_current_title(settings)))
@@ -71,6 +76,15 @@ def checks(settings: Settings, config_path: str) -> Iterator[Check]:
             yield _run(f"s3.conditional_writes {where}", partial(_conditional, settings, s3, source))
     if engine == "aws":
         yield _run("transcribe", lambda: _transcribe(settings))
+
+
+def _token(settings: Settings, clients: list[LabelStudioClient]) -> str:
+    """The token is there and may work (its kind); the client built on it goes into ``clients`` for the checks after."""
+    from syncd.labelstudio import connection
+
+    client = connection.client(settings.labelstudio)
+    clients.append(client)
+    return f"found ({client.token_kind})"
 
 
 def _current_title(settings: Settings) -> str:

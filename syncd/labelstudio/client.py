@@ -32,6 +32,11 @@ class LabelStudioError(RuntimeError):
         return self.status
 
 
+def not_found(exc: Exception) -> bool:
+    """Label Studio answered 404 (the SDK's errors and ours alike): the task is gone."""
+    return getattr(exc, "status_code", None) == 404 or (isinstance(exc, LabelStudioError) and "HTTP 404" in str(exc))
+
+
 def ls_time(moment: datetime | float) -> str:
     """The one datetime form Label Studio's filters accept (others give HTTP 500)."""
     if not isinstance(moment, datetime):
@@ -60,6 +65,7 @@ class LabelStudioClient:
         """A token that can never work (an expired or access-token JWT) raises ``auth.TokenError`` here."""
         self.settings = settings
         self.token_kind = auth.token_kind(token)
+        self._token = token
         self._transport = auth.RefreshOn401()
         http = httpx.Client(transport=self._transport, timeout=settings.timeout, follow_redirects=True)
         base = auth.sdk_base_url(settings.url)
@@ -67,10 +73,13 @@ class LabelStudioClient:
         self._tokens = self._sdk._client_wrapper._tokens_client
         self._transport.tokens = self._tokens
         self._http = requests.Session()
-        self.outage_recorded = False
-        """The pipeline recorded Label Studio down for refusing the token; cleared once it accepts it again."""
         self._user_emails: dict[int, str] = {}
         self._layouts: dict[int, str] = {}
+
+    @property
+    def token(self) -> str:
+        """The token this client logs in with (read once, by ``connection.client``)."""
+        return self._token
 
     @property
     def refused(self) -> bool:

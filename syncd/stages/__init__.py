@@ -1,8 +1,9 @@
 """The pipeline's stages and the one table that names them: scan -> transcribe -> import -> export.
 
 Each stage is a module (``scan``, ``transcribe``, ``import_``, ``export``) with its steps beside it, named after it
-(``scan_deletions``, ``import_split``, ``import_doubt``, ``export_plan``, ...); ``tasks`` holds the task bookkeeping
-that import and export share. A stage's modules import only their own steps and ``tasks``, never another stage's.
+(``scan_deletions``, ``import_reconcile``, ``import_twins``, ``import_doubt``, ``export_plan``, ...); ``tasks`` holds
+the task bookkeeping the stages share. A stage's modules import only their own steps and ``tasks``, never another
+stage's.
 
 Each stage reads its work from the state store and leaves its results there, so any stage may crash, restart or run
 alone without losing or repeating work. ``STAGES`` drives `syncd once`, the daemon's jobs and their intervals, and the

@@ -27,6 +27,7 @@ from typing import Any
 from syncd import errors
 from syncd.domain.recording import Recording
 from syncd.errors import classify
+from syncd.labelstudio.client import not_found
 from syncd.log import describe_error
 from syncd.s3.outputs import Export, Written, write_outputs
 from syncd.services import Services
@@ -70,7 +71,7 @@ def webhooked(svc: Services, stop: threading.Event) -> int:
         except FencedError:
             raise
         except Exception as exc:
-            if tasks.not_found(exc):
+            if not_found(exc):
                 svc.log.warning("export.unknown_task", task=delivery.task, reason="webhook task is gone")
                 svc.state.unqueue_webhook(delivery)
                 continue
@@ -178,7 +179,7 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
     moved = replace(moved, window=coverage.window_of(moved))
     if moved != cursor:
         svc.state.set_cursor(name, moved.dump())
-    high = tasks.TaskCursor.load(svc.state.cursor(tasks.TaskCursor.name(project))).high
+    high = tasks.task_cursor(svc, project).high
     if count is None or count != svc.state.seen_task_count(project) or max(read, default=0) > high:
         check_deleted_tasks(svc, project)
     return written
@@ -248,7 +249,7 @@ def _pages(svc: Services, project: int, start: Position, sweep: bool = False) ->
         try:
             fetched.append(svc.labelstudio.task(task_id))
         except Exception as exc:
-            if tasks.not_found(exc):
+            if not_found(exc):
                 svc.log.warning("export.unknown_task", task=task_id, reason="queued task is gone from Label Studio")
                 svc.state.unqueue_exports([task_id])
                 continue

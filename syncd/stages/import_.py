@@ -31,7 +31,7 @@ from syncd.domain.recording import Recording, Status
 from syncd.faults import fault_point
 from syncd.labelstudio.client import LabelStudioError
 from syncd.services import Services
-from syncd.stages import import_doubt, import_split, tasks
+from syncd.stages import import_doubt, import_reconcile, import_split, import_twins, tasks
 from syncd.state.cluster import PROJECT
 
 TICK = 5.0
@@ -116,15 +116,11 @@ def _commit(svc: Services, project: int, batch: Batch, task_ids: list[int]) -> i
             fields = {"task_id": task_id, "project_id": project, "reason": None, "imported_at": time.time()}
             if svc.state.move(rec.id, Status.IMPORTING, Status.IMPORTED, **fields):
                 moved.append((rec, task_id))
-        svc.state.note_tasks(project, {t: r.syncd_id for r, t in zip(batch.records, task_ids, strict=True)})
-        svc.state.change_cursor(
-            tasks.TaskCursor.name(project), lambda raw: tasks.TaskCursor.load(raw).extended(task_ids).dump()
-        )
+        tasks.note_imported(svc, project, {t: r.syncd_id for r, t in zip(batch.records, task_ids, strict=True)})
     for rec, task_id in moved:
         svc.log.info("task.imported", recording=rec.id, task=task_id, bucket=rec.bucket, key=rec.key, score=rec.score)
-    tasks.restore_predictions(
-        svc, project, moved
-    )  # one read per batch: Label Studio has committed tasks without theirs
+    # one read per batch: Label Studio has committed tasks without theirs
+    import_reconcile.restore_predictions(svc, project, moved)
     seconds = round(time.monotonic() - batch.started, 3)
     svc.log.info("import.batch", project=project, tasks=len(task_ids), seconds=seconds)
     return len(moved)
@@ -177,10 +173,8 @@ def _reconcile_all(svc: Services) -> int:
     adopted = 0
     doubtful = [p for p in svc.projects.all() if svc.state.cursor(import_doubt.Doubt.name(p))]
     for project in svc.projects.all():
-        tasks.see_new_tasks(svc, project)
-        adopted += tasks.adopt(svc, project)
-        tasks.recheck_predictions(svc, project)
-    tasks.repair_twins(svc)
+        adopted += import_reconcile.reconcile(svc, project)
+    import_twins.repair_twins(svc)
     for project in doubtful or ([svc.projects.current] if svc.state.count(Status.IMPORTING) else []):
         adopted += import_doubt.settle_doubt(svc, project)
     return adopted
@@ -197,8 +191,8 @@ def run(svc: Services, stop: threading.Event) -> int:
         svc.paced
         and not svc.state.count(Status.IMPORTING)
         and not batch_due(svc)
-        and not tasks.any_unchecked(svc)
-        and not tasks.twins_due(svc)
+        and not import_reconcile.any_unchecked(svc)
+        and not import_twins.twins_due(svc)
     ):
         return 0
     imported = _reconcile_all(svc)
@@ -212,7 +206,7 @@ def run(svc: Services, stop: threading.Event) -> int:
         if reason:
             with svc.instance.exclusively(PROJECT, stop.is_set):
                 svc.projects.next(reason)
-            tasks.see_new_tasks(svc, svc.projects.current)
+            import_reconcile.look(svc, svc.projects.current)
         project, room = svc.projects.current, svc.projects.room()
         count = _import(svc, project, stop, room)
         imported += count

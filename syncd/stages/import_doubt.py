@@ -15,7 +15,7 @@ from typing import Any
 
 from syncd.domain.recording import Status
 from syncd.services import Services
-from syncd.stages import tasks
+from syncd.stages import import_reconcile, tasks
 from syncd.state import StateStore
 
 
@@ -57,7 +57,7 @@ def in_doubt(state: StateStore) -> dict[str, Any] | None:
 
 def sending(project: int, svc: Services) -> None:
     """Before a batch goes out: whatever happens to it, a later read from ``floor`` finds its tasks."""
-    floor = tasks.TaskCursor.load(svc.state.cursor(tasks.TaskCursor.name(project))).floor
+    floor = tasks.task_cursor(svc, project).floor
 
     def begin(raw: str | None) -> str:
         doubt = Doubt.load(raw)
@@ -113,8 +113,8 @@ def settle_doubt(svc: Services, project: int) -> int:
             "import.in_doubt", project=project, recordings=waiting, reason=doubt.reason, retry_at=_iso(doubt.until)
         )
         return 0
-    tasks.remember(svc, project, svc.labelstudio.new_tasks(project, doubt.floor))
-    adopted = tasks.adopt(svc, project)
+    import_reconcile.look(svc, project, doubt.floor)
+    adopted = import_reconcile.adopt(svc, project)
     absent = [r.id for r in svc.state.due(Status.IMPORTING, limit=100_000)]
     requeued = svc.state.transition(absent, Status.IMPORTING, Status.TRANSCRIBED, reason=None, next_attempt_at=0)
     svc.state.change_cursor(name, lambda _: None)

@@ -7,7 +7,6 @@ tier keeps the real services.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import threading
@@ -106,7 +105,7 @@ class FakeStorage:
         return sorted(key for b, key in self.objects if b == bucket)
 
 
-@dataclass
+@dataclass(eq=False)
 class FakeLabelStudio:
     """One project's tasks; ids grow, every change bumps ``updated_at`` by a millisecond (or to a given moment).
 
@@ -134,7 +133,6 @@ class FakeLabelStudio:
     """A project's layout (as its label config would say); others have the configured one."""
     refused: bool = False
     """Label Studio refused the token on the last request (``LabelStudioClient.refused``)."""
-    outage_recorded: bool = False
 
     def layout_of(self, project_id: int, default: str) -> str:
         return self.project_layouts.get(project_id, default)
@@ -354,7 +352,7 @@ GO = threading.Event()
 def services(tmp_path: Path, *, client: Any = None, **sections: Any) -> Stack:
     """Services over fakes; ``client`` stands in for Label Studio instead of a FakeLabelStudio."""
     ls, storage, engine = client or FakeLabelStudio(), FakeStorage(), FakeTranscriber()
-    svc = Services(
+    svc = Services.assemble(
         settings=settings(tmp_path, **sections),
         state=new_store(tmp_path),
         storage=storage,  # type: ignore[arg-type]
@@ -375,7 +373,9 @@ def recording(key: str = "calls/a.mp3") -> Recording:
 def with_state(svc: Services, state: StateStore) -> Services:
     """The same clients over another state (restored from a backup, lost and begun anew), connected to the same
     project as a restarted daemon would be."""
-    other = dataclasses.replace(svc, state=state)
+    other = Services.assemble(
+        svc.settings, state, svc.storage, svc.transcriber, svc.labelstudio, paced=svc.paced, log=svc.log
+    )
     other.projects.current_id = svc.projects.current
     return other
 

@@ -203,7 +203,7 @@ SplitUp = tuple[Services, FakeLabelStudio, FakeStorage, Recording]
 def second_instance(svc: Services, tmp_path: Path, name: str) -> Services:
     """Another instance named ``name`` over the same state database (its own connections), Label Studio and S3."""
     instance = svc.settings.instance.model_copy(update={"name": name})
-    other = Services(
+    other = Services.assemble(
         settings=svc.settings.model_copy(update={"instance": instance}),
         state=new_store(tmp_path),
         storage=svc.storage,

@@ -144,3 +144,94 @@ def test_every_stage_part_and_state_table_has_direct_tests() -> None:
         and not _test_file(module).exists()
     ]
     assert missing == []
+
+
+# --- the import stage's walk into the shared task bookkeeping ------------------------------------------------------
+
+Function = tuple[str, str]
+"""(module, qualified name): ``("syncd.stages.tasks", "TaskCursor.load")``."""
+
+
+def _functions() -> tuple[dict[Function, ast.AST], dict[str, dict[str, tuple[str, ...]]]]:
+    """Every module-level function and method of the package, and each module's imported names (-> module, or
+    module and name)."""
+    functions: dict[Function, ast.AST] = {}
+    names: dict[str, dict[str, tuple[str, ...]]] = {}
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef):
+                functions[(module, node.name)] = node
+            elif isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef):
+                        functions[(module, f"{node.name}.{item.name}")] = item
+        imported: dict[str, tuple[str, ...]] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("syncd"):
+                for alias in node.names:
+                    child = f"{node.module}.{alias.name}"
+                    imported[alias.asname or alias.name] = (child,) if child in MODULES else (node.module, alias.name)
+        names[module] = imported
+    return functions, names
+
+
+FUNCTIONS, NAMES = _functions()
+
+
+def _dotted(node: ast.AST) -> list[str] | None:
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Attribute) and (head := _dotted(node.value)):
+        return [*head, node.attr]
+    return None
+
+
+def _calls(function: Function) -> list[Function]:
+    """The package's functions ``function`` calls, in source order (calls on objects, ``svc.state.get``, are not
+    followed: they are the clients', not the stages')."""
+    module, name = function
+    owner = name.split(".")[0] if "." in name else None
+    found = []
+    for node in ast.walk(FUNCTIONS[function]):
+        if not isinstance(node, ast.Call) or not (parts := _dotted(node.func)):
+            continue
+        if parts[0] in ("self", "cls") and owner:
+            parts = [owner, *parts[1:]]
+        target = NAMES[module].get(parts[0])
+        where, rest = (module, parts) if target is None else (target[0], [*target[1:], *parts[1:]])
+        callee = next(((where, ".".join(rest[:n])) for n in (2, 1) if (where, ".".join(rest[:n])) in FUNCTIONS), None)
+        if callee:
+            found.append((node.lineno, node.col_offset, callee))
+    return [callee for *_, callee in sorted(found)]
+
+
+def walk_into(start: Function, stage: str, shared: str) -> tuple[int, int]:
+    """(entries, climbs) of the walk from ``start``: each function it reaches is read once, in source order. An entry
+    is a call from the stage's modules into ``shared``; a climb is the walk's coming back up from ``shared`` into the
+    stage (a return, or a call back) before it enters again."""
+    moves: list[str] = []
+    seen: set[Function] = set()
+
+    def room(function: Function) -> str:
+        return "shared" if function[0] == shared else "stage" if _stage_of(function[0]) == stage else "other"
+
+    def visit(function: Function) -> None:
+        seen.add(function)
+        for callee in _calls(function):
+            here, there = room(function), room(callee)
+            moves.append(f"{here}>{there}")
+            if callee not in seen:
+                visit(callee)
+            moves.append(f"{there}>{here}")
+
+    visit(start)
+    entries = [i for i, move in enumerate(moves) if move == "stage>shared"]
+    climbs = [i for i, move in enumerate(moves) if move == "shared>stage" and entries and i < entries[-1]]
+    return len(entries), len(climbs)
+
+
+def test_the_import_stage_enters_the_shared_task_bookkeeping_a_few_times() -> None:
+    """Import's own work (reconcile, twins, doubt) lives beside it, not in ``stages.tasks``."""
+    entries, climbs = walk_into(("syncd.stages.import_", "run"), "import", "syncd.stages.tasks")
+    assert entries <= 5 and climbs <= 5, (entries, climbs)

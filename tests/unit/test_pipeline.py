@@ -10,10 +10,13 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from syncd.daemon.metrics import Metrics
+from syncd.labelstudio import LabelStudioError
 from syncd.log import add_event_sink, configure, get_logger, remove_event_sink
 from syncd.pipeline import Cycle, StageRun, report_cycle, run_stage
+from syncd.services import Services
 from syncd.stages import BY_NAME, STAGE_NAMES
-from tests.unit.fakes import services
+from syncd.state import outages
+from tests.unit.fakes import FakeLabelStudio, services
 
 
 def test_a_cycle_completes_once_every_stage_has_run() -> None:
@@ -77,3 +80,28 @@ def test_every_event_is_counted_whatever_the_level() -> None:
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [e["event"] for e in lines] == ["webhook.rejected", "config.reload_failed"]
     assert lines[1]["token"] == "[redacted]" and "s3cr3t" not in out.getvalue()
+
+
+def test_a_refused_token_is_an_outage_until_label_studio_accepts_it_again(tmp_path: Path) -> None:
+    """Recorded down by the run that met the refusal, up by the first run after Label Studio accepted the token; a
+    run of a process that recorded nothing leaves another's record alone."""
+    svc, ls, _, _ = services(tmp_path)
+    other = Services.assemble(svc.settings, svc.state, svc.storage, svc.transcriber, FakeLabelStudio())  # type: ignore[arg-type]
+    stage, go = BY_NAME["import"], threading.Event()
+
+    def refused() -> int:
+        raise LabelStudioError("GET /api/tasks/: HTTP 401: Token is invalid", 401)
+
+    ls.refused = True
+    with capture_logs() as logs:
+        run_stage(svc, stage, go, work=refused)
+        run_stage(svc, stage, go, work=lambda: 0)  # Label Studio still refuses it
+        run_stage(other, stage, go, work=lambda: 0)
+    assert [e["event"] for e in logs if e["event"].startswith("dependency.")] == ["dependency.down"]
+    assert not outages.get(svc.state, outages.LABELSTUDIO).ok
+    ls.refused = False
+    with capture_logs() as logs:
+        run_stage(svc, stage, go, work=lambda: 0)
+        run_stage(svc, stage, go, work=lambda: 0)
+    assert [e["event"] for e in logs if e["event"].startswith("dependency.")] == ["dependency.up"]
+    assert outages.get(svc.state, outages.LABELSTUDIO).ok

@@ -4,7 +4,6 @@ another tool adds one. Each asserts the tasks Label Studio holds and what an ope
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 import threading
@@ -150,7 +149,9 @@ def test_import_that_times_out_while_label_studio_commits_lands_once(
     _seed_transcribed(svc.state, bucket, count)
     # The client gives up long before Label Studio has validated and stored 1000 predictions; reads stay quick.
     hasty = svc.settings.labelstudio.model_copy(update={"timeout": 0.5})
-    impatient = dataclasses.replace(svc, labelstudio=LabelStudioClient(hasty, stack.labelstudio.token))
+    impatient = Services.assemble(
+        svc.settings, svc.state, svc.storage, svc.transcriber, LabelStudioClient(hasty, stack.labelstudio.token)
+    )
     impatient.projects.current_id = svc.projects.current  # the same connected project, through the hasty client
 
     with capture_logs() as logs:

@@ -9,7 +9,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from syncd.labelstudio import LabelStudioClient, ls_time
+from syncd.labelstudio import LabelStudioClient, LabelStudioError, ls_time
+from syncd.labelstudio.client import not_found
 from tests.unit.fakes import EPOCH, services
 
 
@@ -89,3 +90,10 @@ def test_the_client_loads_none_of_the_sdks_dataframe_extensions() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_not_found_reads_the_sdks_errors_and_ours_alike() -> None:
+    assert not_found(SimpleNamespace(status_code=404))  # type: ignore[arg-type]
+    assert not_found(LabelStudioError("GET /api/tasks/7: HTTP 404: gone"))
+    assert not not_found(LabelStudioError("GET /api/tasks/7: HTTP 500: oops", 500))
+    assert not not_found(ValueError("404"))

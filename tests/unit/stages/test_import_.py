@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from pathlib import Path
@@ -36,7 +37,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 def _paced(tmp_path: Path, **labelstudio: Any) -> tuple[Services, FakeLabelStudio, FakeStorage, FakeTranscriber]:
     svc, ls, storage, engine = services(tmp_path, labelstudio={"layout": "whole", **labelstudio})
-    svc.paced = True
+    svc = dataclasses.replace(svc, paced=True)
     return svc, ls, storage, engine
 
 
