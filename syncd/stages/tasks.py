@@ -19,7 +19,7 @@ from syncd.labelstudio.client import LabelStudioError
 from syncd.labelstudio.tasks import task_for
 from syncd.log import describe_error
 from syncd.services import Services
-from syncd.state import tasks as state_tasks
+from syncd.state import keys
 
 
 def not_found(exc: Exception) -> bool:
@@ -52,7 +52,7 @@ class TaskCursor:
 
     @staticmethod
     def name(project: int) -> str:
-        return f"import-tasks:{project}"
+        return keys.IMPORT_TASKS.of(project)
 
     @property
     def high(self) -> int:
@@ -89,23 +89,23 @@ def see_new_tasks(svc: Services, project: int) -> dict[int, str | None]:
     """Read the tasks created since the last look (ours or not) and remember them: one request when nothing is new.
     Export calls it too, before it counts the project's tasks."""
     name = TaskCursor.name(project)
-    floor = TaskCursor.load(svc.state.cursor(name)).floor
+    floor = TaskCursor.load(svc.state.cursors.get(name)).floor
     started = time.time()
     found = svc.labelstudio.new_tasks(project, floor)
     finished = time.time()
     remember(svc, project, found)
-    svc.state.change_cursor(name, lambda raw: TaskCursor.load(raw).after_read(found, started, finished).dump())
+    svc.state.cursors.change(name, lambda raw: TaskCursor.load(raw).after_read(found, started, finished).dump())
     return found
 
 
 def remember(svc: Services, project: int, found: dict[int, str | None]) -> None:
     """Note the tasks seen; a syncd_id that now has more than one task is a twin group, due for ``repair_twins``."""
-    added = set(svc.state.note_tasks(project, found))
+    added = set(svc.state.tasks.note_tasks(project, found))
     sids = {sid for task_id, sid in found.items() if sid and task_id in added}
     if not sids:
         return
     _note_twins(svc, sids)
-    recs = svc.state.by_syncd_ids(sorted(sids))
+    recs = svc.state.recordings.by_syncd_ids(sorted(sids))
     for task_id in sorted(added):
         rec = recs.get(found[task_id] or "")
         if rec is not None and rec.task_id is not None and rec.task_id != task_id:
@@ -117,10 +117,10 @@ def remember(svc: Services, project: int, found: dict[int, str | None]) -> None:
 def adopt(svc: Services, project: int) -> int:
     """Recordings waiting to be imported whose task Label Studio already holds become ``imported`` with it."""
     adopted: list[tuple[Recording, int]] = []
-    for rec, task_id in svc.state.adoptable(project):
+    for rec, task_id in svc.state.tasks.adoptable(project):
         fields: dict[str, Any] = {"task_id": task_id, "project_id": project, "reason": None, "next_attempt_at": 0}
         fields |= {"imported_at": time.time()}
-        if svc.state.move(rec.id, rec.status, Status.IMPORTED, **fields):
+        if svc.state.recordings.move(rec.id, rec.status, Status.IMPORTED, **fields):
             svc.log.info("task.recovered", recording=rec.id, task=task_id, bucket=rec.bucket, key=rec.key)
             adopted.append((rec, task_id))
     restore_predictions(svc, project, adopted)
@@ -156,18 +156,15 @@ def restore_predictions(svc: Services, project: int, adopted: list[tuple[Recordi
         unchecked(svc, project, left, None)
 
 
-UNCHECKED = state_tasks.UNCHECKED
-"""Cursor prefix: per project, the lowest task id whose prediction is still to be checked (``syncd status``,
-/metrics and /healthz read it through ``StateStore.unchecked_predictions``)."""
-
-
 def unchecked_name(project: int) -> str:
-    return f"{UNCHECKED}{project}"
+    """The cursor holding the lowest task id of ``project`` whose prediction is still to be checked (``syncd status``,
+    /metrics and /healthz read it through ``StateStore.tasks.unchecked_predictions``)."""
+    return keys.UNCHECKED.of(project)
 
 
 def any_unchecked(svc: Services) -> bool:
     """Some task still waits for its prediction check: one local read, so an idle paced tick stays cheap."""
-    return bool(svc.state.cursors(UNCHECKED))
+    return bool(svc.state.cursors.prefixed(keys.UNCHECKED.name))
 
 
 def unchecked(svc: Services, project: int, task_ids: list[int], exc: Exception | None) -> None:
@@ -175,19 +172,23 @@ def unchecked(svc: Services, project: int, task_ids: list[int], exc: Exception |
     every import run checks the project's tasks from there again until it succeeds, so no task keeps lacking its
     prediction (and its place in the least-confident-first order) because Label Studio was down at the wrong time."""
     low = min(task_ids)
-    svc.state.change_cursor(unchecked_name(project), lambda raw: str(min(low, int(raw)) if raw else low))
+    svc.state.cursors.change(unchecked_name(project), lambda raw: str(min(low, int(raw)) if raw else low))
     if exc is not None:
         svc.log.warning("import.predictions_unchecked", project=project, tasks=len(task_ids), error=describe_error(exc))
 
 
 def recheck_predictions(svc: Services, project: int) -> None:
     """Check again the tasks a failed check left, from the lowest of them on (their recordings' tasks)."""
-    low = svc.state.cursor(unchecked_name(project))
+    low = svc.state.cursors.get(unchecked_name(project))
     if low is None:
         return
-    svc.state.change_cursor(unchecked_name(project), lambda raw: None if raw == low else raw)
-    tasks = {task_id: rec_id for task_id, rec_id in svc.state.project_tasks(project).items() if task_id >= int(low)}
-    restore_predictions(svc, project, [(svc.state.get(rec_id), task_id) for task_id, rec_id in sorted(tasks.items())])
+    svc.state.cursors.change(unchecked_name(project), lambda raw: None if raw == low else raw)
+    tasks = {
+        task_id: rec_id for task_id, rec_id in svc.state.tasks.project_tasks(project).items() if task_id >= int(low)
+    }
+    restore_predictions(
+        svc, project, [(svc.state.recordings.get(rec_id), task_id) for task_id, rec_id in sorted(tasks.items())]
+    )
 
 
 # --- twins: two or more tasks for one audio version -----------------------------------------------------------
@@ -200,22 +201,15 @@ resolve it at any time, and each look reads its tasks."""
 def twins_due(svc: Services, now: float | None = None) -> bool:
     """A twin group waits for ``repair_twins`` (one local read)."""
     now = time.time() if now is None else now
-    return any(now - float(g.get("checked", 0)) >= TWIN_RECHECK for g in svc.state.twins().values())
+    return any(now - float(g.get("checked", 0)) >= TWIN_RECHECK for g in svc.state.twins.all().values())
 
 
 def _note_twins(svc: Services, sids: set[str]) -> None:
     """Groups among ``sids`` holding more than one task become due for repair (``repair_twins``)."""
-    groups = svc.state.twin_groups(sorted(sids))
+    groups = svc.state.tasks.twin_groups(sorted(sids))
     if not groups:
         return
-
-    def add(raw: str | None) -> str:
-        doc = json.loads(raw) if raw else {}
-        for sid, found in groups.items():
-            doc[sid] = doc.get(sid, {}) | {"tasks": sorted(t for _, t in found), "reviewed": [], "checked": 0}
-        return json.dumps(doc, sort_keys=True)
-
-    svc.state.change_cursor(state_tasks.TWINS, add)
+    svc.state.twins.note({sid: [t for _, t in found] for sid, found in groups.items()})
 
 
 def _reviewed(task: dict[str, Any]) -> bool:
@@ -228,25 +222,15 @@ def repair_twins(svc: Services, now: float | None = None) -> None:
     one (export writes the newest review among them, as it would edits of one task). A group left standing is listed
     until it is resolved (a person deletes the extra tasks), and looked at again every ``TWIN_RECHECK`` seconds."""
     now = time.time() if now is None else now
-    groups = {sid: g for sid, g in svc.state.twins().items() if now - float(g.get("checked", 0)) >= TWIN_RECHECK}
+    groups = {sid: g for sid, g in svc.state.twins.all().items() if now - float(g.get("checked", 0)) >= TWIN_RECHECK}
     if not groups:
         return
-    located = svc.state.twin_groups(sorted(groups))
-    recs = svc.state.by_syncd_ids(sorted(groups))
+    located = svc.state.tasks.twin_groups(sorted(groups))
+    recs = svc.state.recordings.by_syncd_ids(sorted(groups))
     outcome: dict[str, dict[str, Any] | None] = {}
     for sid in sorted(groups):
         outcome[sid] = _repair(svc, sid, dict((t, p) for p, t in located.get(sid, [])), recs.get(sid), now)
-
-    def store(raw: str | None) -> str | None:
-        doc = json.loads(raw) if raw else {}
-        for sid, group in outcome.items():
-            if group is None:
-                doc.pop(sid, None)
-            else:
-                doc[sid] = group
-        return json.dumps(doc, sort_keys=True) if doc else None
-
-    svc.state.change_cursor(state_tasks.TWINS, store)
+    svc.state.twins.store(outcome)
 
 
 def _repair(svc: Services, sid: str, where: dict[int, int], rec: Recording | None, now: float) -> dict[str, Any] | None:
@@ -258,7 +242,7 @@ def _repair(svc: Services, sid: str, where: dict[int, int], rec: Recording | Non
         except Exception as exc:
             if not not_found(exc):
                 raise
-            svc.state.forget_tasks(where[task_id], [task_id])  # gone meanwhile
+            svc.state.tasks.forget_tasks(where[task_id], [task_id])  # gone meanwhile
     reviewed = sorted(t for t, task in found.items() if _reviewed(task))
     original = rec.task_id if rec is not None and rec.task_id in found else min(found, default=None)
     keep = set(reviewed) or ({original} if original is not None else set())
@@ -267,12 +251,12 @@ def _repair(svc: Services, sid: str, where: dict[int, int], rec: Recording | Non
         for task_id in sorted(set(found) - keep):
             svc.instance.sure("import", svc.settings.labelstudio.timeout + 1)
             svc.labelstudio.delete_task(task_id)
-            svc.state.forget_tasks(where[task_id], [task_id])
+            svc.state.tasks.forget_tasks(where[task_id], [task_id])
             del found[task_id]
             svc.log.warning("task.twin_deleted", task=task_id, kept=sorted(keep), **ids)
     if rec is not None and found and rec.task_id not in found:
         newest = max(reviewed) if reviewed else min(found)
-        svc.state.update(rec.id, task_id=newest, project_id=where[newest])
+        svc.state.recordings.update(rec.id, task_id=newest, project_id=where[newest])
     if len(found) <= 1:
         svc.log.info("task.twins_resolved", tasks=sorted(found), **ids)
         return None

@@ -140,7 +140,7 @@ def test_a_state_an_earlier_release_wrote_migrates_with_every_row(version: str, 
     for table, rows in before.items():
         kept = sorted(_key({c: r[c] for c in (rows[0] if rows else {})}) for r in after[table])
         assert kept == sorted(map(_key, rows)), table
-    statuses = {r.key: r.status for r in store.recordings()}
+    statuses = {r.key: r.status for r in store.recordings.all()}
     assert statuses == {"calls/a.mp3": "exported", "calls/b.mp3": "exported", "calls/c.mp3": "imported"}
     assert _rows(tmp_path / f"state.db.before-{__version__}") == before
 

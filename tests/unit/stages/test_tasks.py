@@ -65,8 +65,8 @@ def test_state_restored_from_an_older_backup_adopts_instead_of_importing_twice(s
             stage.run(restored, GO)
     assert len(ls.tasks) == 4 and set(per_syncd_id(ls).values()) == {1}
     assert len(events(logs, "task.recovered")) == 2 and not events(logs, "task.imported")
-    assert {r.status for r in restored.state.recordings()} == {Status.IMPORTED}
-    assert {r.task_id for r in restored.state.recordings()} == set(ls.tasks)
+    assert {r.status for r in restored.state.recordings.all()} == {Status.IMPORTED}
+    assert {r.task_id for r in restored.state.recordings.all()} == set(ls.tasks)
 
 
 def test_lost_state_adopts_each_task_as_its_recording_becomes_ready(stack: Stack, tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_lost_state_adopts_each_task_as_its_recording_becomes_ready(stack: Stack
             import_.run(fresh, GO)
     assert len(ls.tasks) == 4 and set(per_syncd_id(ls).values()) == {1}
     assert len(events(logs, "task.recovered")) == 4 and not events(logs, "task.imported")
-    assert {r.status for r in fresh.state.recordings()} == {Status.IMPORTED}
+    assert {r.status for r in fresh.state.recordings.all()} == {Status.IMPORTED}
 
 
 def test_tasks_that_landed_without_their_predictions_get_them_when_adopted(tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ def test_predictions_left_unchecked_during_an_outage_are_checked_by_the_next_run
         assert import_.run(svc, GO) == 4
     ls.drop_predictions = False
     assert events(logs, "import.predictions_unchecked") and not events(logs, "task.prediction_restored")
-    assert svc.state.cursor(tasks.unchecked_name(1)) == str(min(ls.tasks))
+    assert svc.state.cursors.get(tasks.unchecked_name(1)) == str(min(ls.tasks))
     assert all(not t["predictions"] for t in ls.tasks.values())
     assert status_report(svc.state)["predictions_unchecked"] == {"1": 4}, "shown, with its task count"
     assert "project 1: 4 tasks" in format_status(status_report(svc.state))
@@ -176,7 +176,7 @@ def test_predictions_left_unchecked_during_an_outage_are_checked_by_the_next_run
         import_.run(svc, GO)
     assert len(events(logs, "task.prediction_restored")) == 4
     assert all(len(t["predictions"]) == 1 for t in ls.tasks.values()) and len(ls.tasks) == 4
-    assert svc.state.cursor(tasks.unchecked_name(1)) is None and svc.state.unchecked_predictions() == {}
+    assert svc.state.cursors.get(tasks.unchecked_name(1)) is None and svc.state.tasks.unchecked_predictions() == {}
     with capture_logs() as logs:
         import_.run(svc, GO)
     assert not events(logs, "task.prediction_restored")
@@ -193,7 +193,7 @@ def _one_imported(tmp_path: Path, **labelstudio: str) -> tuple[Stack, int]:
     scan.run(svc, GO)
     transcribe.run(svc, GO)
     import_.run(svc, GO)
-    [rec] = svc.state.recordings()
+    [rec] = svc.state.recordings.all()
     assert rec.task_id is not None
     return stack, rec.task_id
 
@@ -219,8 +219,8 @@ def test_a_twin_reviewed_instead_of_the_original_is_kept_its_review_exported_and
     ls.annotate(twin, "the reviewer worked on the twin")
     logs = _reconcile(svc)
     assert [(e["task"], e["kept"]) for e in events(logs, "task.twin_deleted")] == [(original, [twin])]
-    assert set(ls.tasks) == {twin} and svc.state.twins() == {}
-    [rec] = svc.state.recordings()
+    assert set(ls.tasks) == {twin} and svc.state.twins.all() == {}
+    [rec] = svc.state.recordings.all()
     assert rec.task_id == twin, "the recording follows the reviewed twin"
     export.run(svc, GO)
     assert storage.text("b", "a.transcript.txt").strip().endswith("the reviewer worked on the twin")
@@ -231,7 +231,7 @@ def test_an_unreviewed_twin_is_deleted_by_default(tmp_path: Path) -> None:
     twin = _twin(ls, original)
     logs = _reconcile(svc)
     assert [e["task"] for e in events(logs, "task.twin_deleted")] == [twin]
-    assert set(ls.tasks) == {original} and svc.state.twins() == {}
+    assert set(ls.tasks) == {original} and svc.state.twins.all() == {}
     assert per_syncd_id(ls).most_common(1)[0][1] == 1
 
 
@@ -245,7 +245,7 @@ def test_an_unreviewed_twin_is_kept_and_named_with_keep(tmp_path: Path) -> None:
     report = status_report(svc.state)
     assert [(t["key"], t["tasks"], t["reviewed"]) for t in report["twins"]] == [("a.mp3", [original, twin], [])]
     assert "a.mp3: tasks" in format_status(report)
-    assert svc.state.twin_counts() == {"reviewed": 0, "unreviewed": 1}
+    assert svc.state.twins.counts() == {"reviewed": 0, "unreviewed": 1}
     assert not events(_reconcile(svc), "task.twins_kept"), "looked at again only every TWIN_RECHECK seconds"
 
 
@@ -256,7 +256,7 @@ def test_two_reviewed_twins_export_the_newest_are_both_named_and_degrade_health(
     ls.annotate(twin, "newest review, on the twin")
     _reconcile(svc)
     assert set(ls.tasks) == {original, twin}, "reviewed twins are never deleted"
-    [group] = svc.state.twins().values()
+    [group] = svc.state.twins.all().values()
     assert group["reviewed"] == [original, twin]
     export.run(svc, GO)
     assert storage.text("b", "a.transcript.txt").strip().endswith("newest review, on the twin")
@@ -264,11 +264,11 @@ def test_two_reviewed_twins_export_the_newest_are_both_named_and_degrade_health(
     _, body = health_report(svc.settings, "running", 0.0, healthy_probes(svc.settings), svc.state)
     assert body["status"] == "degraded" and body["checks"]["twins"] == {"ok": False, "reviewed": 1, "unreviewed": 0}
     metrics = Metrics()
-    metrics.watch_twins(svc.state.twin_counts)
+    metrics.watch_twins(svc.state.twins.counts)
     assert 'syncd_task_twins{state="reviewed"} 1.0' in metrics.render().decode()
     ls.delete_task(original)  # a person resolves it
     tasks.repair_twins(svc, now=1e12)
-    assert svc.state.twins() == {}
+    assert svc.state.twins.all() == {}
 
 
 def test_tasks_get_the_layout_of_the_project_they_go_to(stack: Stack) -> None:
