@@ -44,27 +44,27 @@ def seed_tasks(
     (or the first export would read them all again to find out which tasks are new)."""
     project = svc.projects.current
     layout = svc.labelstudio.layout_of(project, svc.settings.labelstudio.layout)
-    added = svc.state.add_objects(objects, status=Status.IMPORTED)
+    added = svc.state.recordings.add_objects(objects, status=Status.IMPORTED)
     seeded: list[tuple[S3Object, int]] = []
     for start in range(0, len(added), chunk):
         part = added[start : start + chunk]
         tasks = []
         for rec_id, _ in part:
-            rec = replace(svc.state.get(rec_id), transcript_json=json.dumps(transcript(rec_id).to_dict()))
+            rec = replace(svc.state.recordings.get(rec_id), transcript_json=json.dumps(transcript(rec_id).to_dict()))
             task = task_for(rec, layout, "amazon-transcribe")
             if review is not None:
                 task["annotations"] = [{"result": review(task["predictions"][0]["result"])}]
             tasks.append(task)
         task_ids = svc.labelstudio.import_tasks(project, tasks)
         with svc.state.batch():
-            svc.state.note_tasks(
-                project, {t: svc.state.get(r).syncd_id for (r, _), t in zip(part, task_ids, strict=True)}
+            svc.state.tasks.note_tasks(
+                project, {t: svc.state.recordings.get(r).syncd_id for (r, _), t in zip(part, task_ids, strict=True)}
             )
-            svc.state.change_cursor(
+            svc.state.cursors.change(
                 TaskCursor.name(project), lambda raw, ids=task_ids: TaskCursor.load(raw).extended(ids).dump()
             )
             for (rec_id, obj), task_id in zip(part, task_ids, strict=True):
                 fields = {"transcript": transcript(rec_id), "task_id": task_id, "project_id": project}
-                svc.state.update(rec_id, **fields)
+                svc.state.recordings.update(rec_id, **fields)
                 seeded.append((obj, task_id))
     return seeded

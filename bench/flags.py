@@ -129,7 +129,7 @@ def screen_figures(state: Path) -> dict[str, Any]:
     of the marked and of the confident rest."""
     groups: dict[str, list[tuple[Segment, str]]] = {"all": [], "easy": [], "hard": []}
     flags = {name: Flags(name) for name in groups}
-    for row in StateStore(state).reviewed_segments():
+    for row in StateStore(state).reports.reviewed_segments():
         asr = Transcript.from_dict(json.loads(row["transcript"]))
         reviewed = [Segment(**s) for s in json.loads(row["review"])]
         pairs = list(zip(asr.segments, matched_texts(list(asr.segments), reviewed, 0.0), strict=True))

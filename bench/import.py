@@ -84,12 +84,12 @@ def settings_for(stack: Stack, workdir: Path, project: str, batch_size: int) -> 
 
 def transcribe_all(svc: Services, count: int) -> None:
     scan.run(svc, threading.Event())
-    while svc.state.count(Status.TRANSCRIBED) < count:
+    while svc.state.recordings.count(Status.TRANSCRIBED) < count:
         if not transcribe.run(svc, threading.Event()):
             time.sleep(0.1)
-        failed = svc.state.count(Status.FAILED)
+        failed = svc.state.recordings.count(Status.FAILED)
         if failed:
-            raise SystemExit(f"{failed} transcriptions failed: {svc.state.last_errors(3)}")
+            raise SystemExit(f"{failed} transcriptions failed: {svc.state.recordings.last_errors(3)}")
 
 
 def timed(fn: Any) -> tuple[Any, float]:
@@ -203,7 +203,7 @@ def main() -> None:
         svc = Services.build(settings_for(stack, Path(tmp), "bench: syncd", args.batch_size))
         transcribe_all(svc, n)
         project = svc.projects.ensure()
-        recordings = svc.state.due(Status.TRANSCRIBED, limit=n, least_confident_first=True)
+        recordings = svc.state.recordings.due(Status.TRANSCRIBED, limit=n, least_confident_first=True)
         layout = svc.labelstudio.layout_of(project, svc.settings.labelstudio.layout)
         flag = svc.settings.review.flag_words_below
         tasks = [task_for(r, layout, svc.transcriber.model_version, flag) for r in recordings]

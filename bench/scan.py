@@ -123,7 +123,7 @@ def evented_idle_scan(svc: Services, moto: MotoServer, queue: str, go: threading
     raw["s3"]["sqs_endpoint_url"] = moto.url
     raw["sources"][0]["queue_url"] = queue
     evented = Services.assemble(parse(raw), svc.state, svc.storage, None, None)  # type: ignore[arg-type]
-    evented.state.set_cursor(scan.full_listing_name(evented.settings.sources[0]), str(time.time()))
+    evented.state.cursors.set(scan.full_listing_name(evented.settings.sources[0]), str(time.time()))
     before = svc.storage.calls.copy()
     found, seconds, peak = measured(lambda: scan.run(evented, go))
     calls = sum((svc.storage.calls - before).values()) + evented.queues[queue].receives

@@ -229,7 +229,7 @@ def run_syncd_once(stack: Stack, work: Path, name: str, pythonpath: str | None, 
     (cycle,) = [e for e in events if e["event"] == "cycle.completed"]
     stages = cycle["stage_seconds"]
     loaded = [e for e in events if e["event"] == "whisper.loaded"]
-    recs = StateStore(str(folder / "state.db")).recordings()
+    recs = StateStore(str(folder / "state.db")).recordings.all()
     return {
         "seconds": wall - stages["import"] - stages["export"],
         "cpu": _children_cpu() - cpu,

@@ -80,13 +80,13 @@ def _token_refused(svc: Services, exc: Exception) -> None:
     if getattr(exc, "status_code", None) != 401 or not svc.labelstudio.refused:
         return
     reason = f"Label Studio refuses the token (HTTP 401 after a fresh access token): {describe_error(exc)}"
-    outages.mark_down(svc.state, outages.LABELSTUDIO, reason, svc.settings.schedule.outage_backoff_max, svc.log)
+    svc.state.outages.mark_down(outages.LABELSTUDIO, reason, svc.settings.schedule.outage_backoff_max, svc.log)
     _REFUSED.add(svc.labelstudio)
 
 
 def _token_accepted(svc: Services) -> None:
     if svc.labelstudio in _REFUSED and not svc.labelstudio.refused:
-        outages.mark_up(svc.state, [outages.LABELSTUDIO], svc.log)
+        svc.state.outages.mark_up([outages.LABELSTUDIO], svc.log)
         _REFUSED.discard(svc.labelstudio)
 
 
@@ -138,7 +138,7 @@ def report_cycle(svc: Services, report: dict[str, Any], *, quiet_when_idle: bool
     """Idle daemon cycles go to debug (one every few seconds would drown the journal); `syncd once` always says."""
     busy = not report["ok"] or any(report["counts"].values())
     log = svc.log.debug if quiet_when_idle and not busy else svc.log.info
-    log("cycle.completed", **report, states=svc.state.counts())
+    log("cycle.completed", **report, states=svc.state.recordings.counts())
 
 
 def run_cycle(svc: Services, stop: threading.Event | None = None) -> bool:

@@ -18,7 +18,7 @@ from syncd.config import Settings
 from syncd.faults import fault_point
 from syncd.labelstudio import LabelStudioClient
 from syncd.log import describe_error
-from syncd.state import StateStore, refusals
+from syncd.state import StateStore, keys, refusals
 
 
 class Projects:
@@ -56,13 +56,13 @@ class Projects:
 
     def all(self) -> list[int]:
         """Every project syncd writes to and reads from, oldest first; the last one takes new tasks."""
-        known = [int(p["id"]) for p in self.state.projects()]
+        known = [int(p["id"]) for p in self.state.tasks.projects()]
         return known if self.current in known else [*known, self.current]
 
     def ensure(self) -> int:
         """The current project, with its sorted view and audio storages, created or brought up to date. A titled
         project series that the state does not know (first start, lost state) is found again in Label Studio."""
-        if self.state.cursor(NEXT_PROJECT):
+        if self.state.cursors.get(keys.NEXT_PROJECT.name):
             self.next("finishing a rollover cut short")
         current = self._current()
         max_speakers = self.settings.transcriber.aws.max_speakers
@@ -76,23 +76,23 @@ class Projects:
     def _current(self) -> dict[str, Any]:
         """The state's newest project when it belongs to the configuration; otherwise the configured project, or
         the configured title's series (found in Label Studio, or its first project created), becomes the newest."""
-        wanted, rows = self.settings.labelstudio.project, self.state.projects()
+        wanted, rows = self.settings.labelstudio.project, self.state.tasks.projects()
         seq = max((r["seq"] for r in rows), default=0) + 1
         if wanted.isdigit():
             if not rows or rows[-1]["id"] != int(wanted):
-                self.state.add_project(int(wanted), wanted, seq)
+                self.state.tasks.add_project(int(wanted), wanted, seq)
             return {"id": int(wanted), "title": wanted}
         if rows and project_series(wanted, {rows[-1]["id"]: rows[-1]["title"]}):
             return rows[-1]
         series = project_series(wanted, self.labelstudio.find_projects(_literal_prefix(wanted)))
         for number, (pid, title) in enumerate(sorted(series.items())):
-            self.state.add_project(pid, title, seq + number)
+            self.state.tasks.add_project(pid, title, seq + number)
         if not series:
             title = period_title(wanted)
             self.sure()
             pid = self.labelstudio.ensure_project(self.settings.transcriber.aws.max_speakers, title=title)
-            self.state.add_project(pid, title, seq)
-        return self.state.projects()[-1]
+            self.state.tasks.add_project(pid, title, seq)
+        return self.state.tasks.projects()[-1]
 
     def _ensure_storages(self, project: int) -> None:
         """The S3 storage that presigns each bucket's audio; one Label Studio refuses (SSRF protection, permissions:
@@ -106,16 +106,16 @@ class Projects:
                     raise
                 self._refused(refusals.STORAGE, project, bucket, exc, bucket=bucket)
                 continue
-            refusals.clear(self.state, refusals.STORAGE, project)
+            self.state.refusals.clear(refusals.STORAGE, project)
 
     def rollover_due(self) -> str | None:
         """Why new tasks must go to a new project now ("full", "period"), or None. A project named by id is fixed."""
         wanted = self.settings.labelstudio.project
         if wanted.isdigit():
             return None
-        if self.state.seen_task_count(self.current) >= self.settings.labelstudio.max_tasks_per_project:
+        if self.state.tasks.seen_task_count(self.current) >= self.settings.labelstudio.max_tasks_per_project:
             return "full"
-        current = next((str(r["title"]) for r in self.state.projects() if r["id"] == self.current), None)
+        current = next((str(r["title"]) for r in self.state.tasks.projects() if r["id"] == self.current), None)
         base = period_title(wanted)
         if current is not None and current != base and not current.startswith(f"{base} ("):
             return "period"
@@ -126,19 +126,19 @@ class Projects:
         if self.settings.labelstudio.project.isdigit():
             return 1 << 62
         limit = self.settings.labelstudio.max_tasks_per_project
-        return max(0, limit - self.state.seen_task_count(self.current))
+        return max(0, limit - self.state.tasks.seen_task_count(self.current))
 
     def next(self, reason: str) -> int:
         """Create the next project like the current one (layout, instructions, sampling, view, storages, webhook)
         and make it current. The intent (its title) is recorded first and the project looked up by title before it
         is created, so a crash anywhere here leaves one new project, finished on the next try."""
-        rows = self.state.projects()
-        intent = json.loads(self.state.cursor(NEXT_PROJECT) or "null") or {
+        rows = self.state.tasks.projects()
+        intent = json.loads(self.state.cursors.get(keys.NEXT_PROJECT.name) or "null") or {
             "title": _next_title(period_title(self.settings.labelstudio.project), [r["title"] for r in rows]),
             "seq": max((r["seq"] for r in rows), default=0) + 1,
             "like": rows[-1]["id"] if rows else None,
         }
-        self.state.set_cursor(NEXT_PROJECT, json.dumps(intent))
+        self.state.cursors.set(keys.NEXT_PROJECT.name, json.dumps(intent))
         max_speakers = self.settings.transcriber.aws.max_speakers
         self.sure()
         project = self.labelstudio.ensure_project(max_speakers, title=intent["title"], like=intent["like"])
@@ -148,8 +148,8 @@ class Projects:
             self.sure()
             self.register_webhook(project, *self.webhook)
         with self.state.batch():
-            self.state.add_project(project, intent["title"], intent["seq"])
-            self.state.change_cursor(NEXT_PROJECT, lambda _: None)
+            self.state.tasks.add_project(project, intent["title"], intent["seq"])
+            self.state.cursors.change(keys.NEXT_PROJECT.name, lambda _: None)
         self.current_id = project
         previous = intent["like"]
         self.log.info("project.rollover", project=project, title=intent["title"], previous=previous, reason=reason)
@@ -158,7 +158,7 @@ class Projects:
     def _refused(self, what: str, project: int, target: str, exc: Exception, **where: str) -> None:
         """Record and log what Label Studio refused to register (``<what>.register_failed``), with what it means."""
         reason = refused_reason(exc)
-        refusals.record(self.state, what, project, target, reason)
+        self.state.refusals.record(what, project, target, reason)
         means = refusals.CONSEQUENCE[what]
         self.log.error(f"{what}.register_failed", project=project, **where, error=reason, means=means)
 
@@ -170,7 +170,7 @@ class Projects:
         except Exception as exc:
             self._refused(refusals.WEBHOOK, project, url, exc, url=url)
             return
-        refusals.clear(self.state, refusals.WEBHOOK, project)
+        self.state.refusals.clear(refusals.WEBHOOK, project)
         self.log.info("webhook.registered", webhook=hook, project=project, url=url, created=created)
 
 
@@ -181,10 +181,6 @@ def refused_reason(exc: Exception) -> str:
     if isinstance(body, dict) and body.get("detail"):
         return f"HTTP {status}: {body['detail']}"
     return describe_error(exc)
-
-
-NEXT_PROJECT = "project-next"
-"""State cursor holding a rollover's intent (title, sequence, the project it follows) until the project is set up."""
 
 
 def _now() -> float:

@@ -119,7 +119,7 @@ class Services:
                 self.projects.ensure()
         except Exception as exc:
             raise ProbeError(f"Label Studio project: {describe_error(exc)}", classify(exc)) from exc
-        outages.mark_up(self.state, [outages.LABELSTUDIO], self.log)
+        self.state.outages.mark_up([outages.LABELSTUDIO], self.log)
 
     def storage_credentials(self) -> dict[str, Any]:
         return storage_credentials(self.settings)

@@ -95,7 +95,7 @@ def _current_title(settings: Settings) -> str:
     if not wanted.isdigit() and (settings.state.url or Path(settings.state.path).exists()):
         store = StateStore.open(settings.state)
         try:
-            projects = store.projects()
+            projects = store.tasks.projects()
         finally:
             store.close()
         if projects:
@@ -113,7 +113,7 @@ def _refusals(settings: Settings) -> Iterator[Check]:
     except Exception:
         return  # the "state" check already says why
     try:
-        yield from refusal_checks(settings, refusals.all_known(store))
+        yield from refusal_checks(settings, store.refusals.all_known())
     finally:
         store.close()
 
@@ -129,7 +129,7 @@ def refusal_checks(settings: Settings, refused: list[refusals.Refusal]) -> Itera
 def _state_writable(settings: Settings) -> str:
     store = StateStore.open(settings.state)
     try:
-        return f"{store.where} opened ({sum(store.counts().values())} recordings)"
+        return f"{store.where} opened ({sum(store.recordings.counts().values())} recordings)"
     finally:
         store.close()
 

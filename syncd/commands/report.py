@@ -250,7 +250,7 @@ def _pooled(rows: list[dict[str, Any]]) -> float | None:
 
 
 def build(store: StateStore, settings: Settings, width: float = 0.1, max_wer: float | None = None) -> dict[str, Any]:
-    rows = store.triage_rows()
+    rows = store.reports.triage_rows()
     found = bins(rows, width)
     reviewed = [r for r in rows if r["word_errors"] is not None]
     audits = [r for r in reviewed if r["review_mode"] == "audit"]
@@ -272,13 +272,13 @@ def build(store: StateStore, settings: Settings, width: float = 0.1, max_wer: fl
             "audit_wer": _pooled(audits),
         },
         "bins": [b.as_dict() for b in found],
-        "backlog_audio_hours": {k: round(v / HOUR, 4) for k, v in store.backlog_seconds().items() if v},
+        "backlog_audio_hours": {k: round(v / HOUR, 4) for k, v in store.recordings.backlog_seconds().items() if v},
         "median_review_latency_s": round(statistics.median(latencies), 1) if latencies else None,
         "annotators": [a.as_dict() for a in annotators(rows)],
     }
     if max_wer is not None:
         report["threshold"] = lowest_threshold(found, max_wer)
-    segment_bins, flags = segment_stats(store.reviewed_segments(), width)
+    segment_bins, flags = segment_stats(store.reports.reviewed_segments(), width)
     below = settings.review.flag_words_below
     report["segment_bins"] = [b.as_dict() for b in segment_bins]
     report["flags"] = [f.as_dict(below) for _, f in sorted(flags.items()) if f.scored]

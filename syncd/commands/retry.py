@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from syncd import errors
 from syncd.config import Settings
-from syncd.state import StateStore, outages
+from syncd.state import StateStore
 
 
 def retry(settings: Settings) -> int:
     store = StateStore.open(settings.state)
     try:
-        count = store.requeue_failed()
-        parked = store.requeue_parked()
-        down = outages.retry_now(store)
+        count = store.recordings.requeue_failed()
+        parked = store.export_queue.requeue_parked()
+        down = store.outages.retry_now()
     finally:
         store.close()
     print(f"re-queued {count} failed recording(s) and {parked} parked export(s); {down} service(s) down tried again")

@@ -15,7 +15,7 @@ from typing import Any
 from syncd import __version__, errors
 from syncd.config import Settings
 from syncd.domain.recording import PENDING
-from syncd.state import StateStore, migrate, outages, refusals
+from syncd.state import StateStore, migrate, refusals
 from syncd.state.cluster import silent
 
 
@@ -43,11 +43,11 @@ def _instances(store: StateStore, lease_seconds: float) -> list[dict[str, Any]]:
 
 
 def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, Any]:
-    oldest = store.oldest_pending()
-    counts = store.counts()
+    oldest = store.recordings.oldest_pending()
+    counts = store.recordings.counts()
     now = time.time()
-    projects = store.projects()
-    tasks = store.project_task_counts()
+    projects = store.tasks.projects()
+    tasks = store.tasks.project_task_counts()
     revision, app_version = store.schema()
     return {
         "version": {
@@ -85,7 +85,7 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
                 "error": dep.error,
                 "retry_at": None if dep.ok else _iso(dep.retry_at),
             }
-            for name, dep in sorted(outages.all_known(store).items())
+            for name, dep in sorted(store.outages.all_known().items())
         },
         "parked": [
             {
@@ -97,7 +97,7 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
                 "attempts": p["attempts"],
                 "at": _iso(p["updated_at"]),
             }
-            for p in store.parked_exports()
+            for p in store.export_queue.parked_exports()
         ],
         "twins": [
             {
@@ -107,7 +107,7 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
                 "reviewed": group.get("reviewed", []),
                 "checked": _iso(group.get("checked") or None),
             }
-            for sid, group in sorted(store.twins().items())
+            for sid, group in sorted(store.twins.all().items())
         ],
         "labelstudio_refused": [
             {
@@ -118,9 +118,9 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
                 "means": r.consequence,
                 "at": _iso(r.at),
             }
-            for r in refusals.all_known(store)
+            for r in store.refusals.all_known()
         ],
-        "predictions_unchecked": {str(p): n for p, n in sorted(store.unchecked_predictions().items())},
+        "predictions_unchecked": {str(p): n for p, n in sorted(store.tasks.unchecked_predictions().items())},
         "webhooks_waiting": _webhooks_waiting(store),
         "last_errors": [
             {
@@ -132,13 +132,13 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
                 "attempts": r.attempts,
                 "at": _iso(r.updated_at),
             }
-            for r in store.last_errors()
+            for r in store.recordings.last_errors()
         ],
     }
 
 
 def _webhooks_waiting(store: StateStore) -> dict[str, Any]:
-    count, oldest = store.webhook_backlog()
+    count, oldest = store.export_queue.webhook_backlog()
     return {"count": count, "oldest": _iso(oldest)}
 
 

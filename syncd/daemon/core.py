@@ -31,7 +31,6 @@ from syncd.pipeline import Cycle, StageRun, report_cycle, run_stage
 from syncd.services import Services
 from syncd.stages import BY_NAME, STAGES, Stage, import_doubt
 from syncd.stages.export import webhooked
-from syncd.state import refusals
 
 _TICK = 5.0
 SUMMARY_EVERY = 300.0
@@ -64,21 +63,21 @@ class Daemon:
         self._reload_again = False
         self._reload_thread: threading.Thread | None = None
         self._swap_lock = threading.Lock()  # a reload's switch-over and the shutdown never interleave
-        self.metrics.watch_state(lambda: self.svc.state.counts() if self.svc else {})
+        self.metrics.watch_state(lambda: self.svc.state.recordings.counts() if self.svc else {})
         self.metrics.watch_dependencies(self._dependencies_up)
-        self.metrics.watch_parked(lambda: self.svc.state.parked_counts() if self.svc else {})
-        self.metrics.watch_backlog(lambda: self.svc.state.backlog_seconds() if self.svc else {})
-        self.metrics.watch_projects(lambda: self.svc.state.project_task_counts() if self.svc else {})
+        self.metrics.watch_parked(lambda: self.svc.state.export_queue.parked_counts() if self.svc else {})
+        self.metrics.watch_backlog(lambda: self.svc.state.recordings.backlog_seconds() if self.svc else {})
+        self.metrics.watch_projects(lambda: self.svc.state.tasks.project_task_counts() if self.svc else {})
         self.metrics.watch_leases(lambda: self.svc.instance.held_leases() if self.svc else {})
         self.metrics.watch_instances(lambda: self.svc.instance.peer_counts() if self.svc else {})
-        self.metrics.watch_oldest(lambda: self.svc.state.oldest_since() if self.svc else {})
+        self.metrics.watch_oldest(lambda: self.svc.state.recordings.oldest_since() if self.svc else {})
         self.metrics.stuck.set_function(lambda: len(self.jobs.stuck(self.settings.schedule.stage_timeout)))
         self.metrics.watch_import_doubt(lambda: import_doubt.in_doubt(self.svc.state) if self.svc else None)
-        self.metrics.watch_twins(lambda: self.svc.state.twin_counts() if self.svc else {})
-        self.metrics.watch_refused(lambda: refusals.counts(self.svc.state) if self.svc else {})
-        self.metrics.watch_webhooks(lambda: self.svc.state.webhook_backlog() if self.svc else (0, None))
+        self.metrics.watch_twins(lambda: self.svc.state.twins.counts() if self.svc else {})
+        self.metrics.watch_refused(lambda: self.svc.state.refusals.counts() if self.svc else {})
+        self.metrics.watch_webhooks(lambda: self.svc.state.export_queue.webhook_backlog() if self.svc else (0, None))
         self.metrics.watch_unchecked(
-            lambda: {str(p): n for p, n in self.svc.state.unchecked_predictions().items()} if self.svc else {}
+            lambda: {str(p): n for p, n in self.svc.state.tasks.unchecked_predictions().items()} if self.svc else {}
         )
 
     # --- life cycle -------------------------------------------------------------------------------------
@@ -236,10 +235,10 @@ class Daemon:
         if report["ok"]:
             self.last_good = time.monotonic()
             self.metrics.last_good_cycle.set(time.time())
-        self.notifier.status(status_line(svc.state.counts(), self.last_good_age()))
+        self.notifier.status(status_line(svc.state.recordings.counts(), self.last_good_age()))
         if time.monotonic() >= self._summary_due:
             self._summary_due = time.monotonic() + SUMMARY_EVERY
-            self.log.info("daemon.summary", **self.summary.take(), states=svc.state.counts())
+            self.log.info("daemon.summary", **self.summary.take(), states=svc.state.recordings.counts())
 
     def last_good_age(self) -> float | None:
         return None if self.last_good is None else round(time.monotonic() - self.last_good, 3)
@@ -250,7 +249,7 @@ class Daemon:
         svc = self.svc
         if svc is None:
             raise RuntimeError("not connected yet")
-        svc.state.queue_webhook(task_id, project)
+        svc.state.export_queue.queue_webhook(task_id, project)
         if "export" in svc.instance.holds:
             self.jobs.run_now("webhooks")
 
@@ -260,7 +259,7 @@ class Daemon:
         svc = self.svc
         if svc is None or self.stopping or "export" not in svc.instance.holds:
             return
-        if not svc.state.webhook_deliveries(limit=1):
+        if not svc.state.export_queue.webhook_deliveries(limit=1):
             return
         with self.jobs.tracking("webhooks"):
             run = run_stage(svc, BY_NAME["export"], self.interrupt, work=lambda: webhooked(svc, self.interrupt))
@@ -362,7 +361,7 @@ class Daemon:
         if svc is None:
             return health_report(self.settings, phase, self.last_good_age(), self.probes)
         try:
-            parked = sum(svc.state.parked_counts().values())
+            parked = sum(svc.state.export_queue.parked_counts().values())
             ok, body = health_report(self.settings, phase, self.last_good_age(), self.probes, svc.state, parked)
         except Exception as exc:  # the state database itself is unreachable
             check = {"ok": False, "up": False, "error": describe_error(exc), "where": svc.state.where}

@@ -19,7 +19,7 @@ from syncd.errors import ProbeError
 from syncd.labelstudio.probe import labelstudio_alive
 from syncd.s3.probe import buckets_readable, quick_s3_client
 from syncd.stages import import_doubt
-from syncd.state import StateStore, outages, refusals
+from syncd.state import StateStore, refusals
 
 PROBE_TTL = 5.0
 
@@ -73,7 +73,7 @@ def dependency_checks(settings: Settings, state: StateStore | None) -> dict[str,
     if state is None:
         return {}
     checks = {}
-    for name, dep in sorted(outages.all_known(state).items()):
+    for name, dep in sorted(state.outages.all_known().items()):
         down = round(dep.down_seconds(), 3)
         checks[name] = {
             "ok": dep.ok or down <= settings.http.dependency_grace,
@@ -91,7 +91,7 @@ def dependencies_up(probes: Probes, state: StateStore) -> dict[str, bool]:
     database itself (down when it cannot be read)."""
     up = {name: bool(check["ok"]) for name, check in probes.results().items()}
     try:
-        known = outages.all_known(state)
+        known = state.outages.all_known()
     except Exception:
         return up | {"state": False}
     for name, dep in known.items():
@@ -104,7 +104,7 @@ def refusals_check(state: StateStore) -> dict[str, Any]:
     works on without it, so it makes the report "degraded", never failing."""
     refused = [
         {"what": r.what, "project": r.project, "target": r.target, "reason": r.reason, "means": r.consequence}
-        for r in refusals.all_known(state)
+        for r in state.refusals.all_known()
     ]
     return {"ok": not refused, "refused": refused} | ({"remedy": refusals.REMEDY} if refused else {})
 
@@ -150,14 +150,14 @@ def health_report(
     checks["parked"] = {"ok": parked == 0, "count": parked}
     attention = bool(parked)
     if state is not None:
-        twins = state.twin_counts()
+        twins = state.twins.counts()
         conflicts = twins.get("reviewed", 0)
         checks["twins"] = {"ok": conflicts == 0, "reviewed": conflicts, "unreviewed": twins.get("unreviewed", 0)}
-        unchecked = state.unchecked_predictions()
+        unchecked = state.tasks.unchecked_predictions()
         checks["predictions"] = {"ok": not unchecked, "unchecked_tasks": sum(unchecked.values())}
         refused = refusals_check(state)
         checks["labelstudio_refused"] = refused
-        waiting, oldest = state.webhook_backlog()
+        waiting, oldest = state.export_queue.webhook_backlog()
         age = None if oldest is None else round(max(0.0, time.time() - oldest), 3)
         late = age is not None and age > webhook_wait_limit(settings)
         checks["webhooks"] = {"ok": not late, "waiting": waiting, "oldest_age_seconds": age}

@@ -35,6 +35,7 @@ from syncd.stages import export_accepted, export_stitch, export_vocabulary, task
 from syncd.stages.export_cursor import Coverage, Cursor, Position, digest
 from syncd.stages.export_plan import moment, plan, task_syncd_id
 from syncd.stages.export_record import Held, record
+from syncd.state import keys
 from syncd.state.db import FencedError
 
 READ_PAGE = 200
@@ -61,7 +62,7 @@ def webhooked(svc: Services, stop: threading.Event) -> int:
     joins the export queue with its reason, retried (and parked) as any other; the cursor's poll stays the safety net
     for a delivery never sent."""
     written = 0
-    for delivery in svc.state.webhook_deliveries():
+    for delivery in svc.state.export_queue.webhook_deliveries():
         if stop.is_set():
             break
         task: dict[str, Any] | None = None
@@ -73,7 +74,7 @@ def webhooked(svc: Services, stop: threading.Event) -> int:
         except Exception as exc:
             if not_found(exc):
                 svc.log.warning("export.unknown_task", task=delivery.task, reason="webhook task is gone")
-                svc.state.unqueue_webhook(delivery)
+                svc.state.export_queue.unqueue_webhook(delivery)
                 continue
             if classify(exc) == errors.UNAVAILABLE:
                 svc.log.warning("webhook.deferred", task=delivery.task, error=describe_error(exc))
@@ -83,7 +84,7 @@ def webhooked(svc: Services, stop: threading.Event) -> int:
             failures.add(delivery.task, moment(task.get("updated_at")) if task else "", None, exc)
             failures.commit()  # it leaves the webhook deliveries: retried (and parked) as a failed export
             continue
-        svc.state.unqueue_webhook(delivery)
+        svc.state.export_queue.unqueue_webhook(delivery)
         written += wrote
         seconds = round(max(0.0, time.time() - delivery.received), 3)
         svc.log.info("webhook.exported", task=delivery.task, written=wrote, seconds=seconds)
@@ -126,13 +127,13 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
     transcripts written. A task that fails is queued (and parked after ``output.export_attempts`` cycles): the cursor
     moves on. ``count`` (an older project's task count, already read) skips the deletion check's own requests while
     the project holds the tasks seen and none above them was read."""
-    name = f"export:{project}"
-    raw = svc.state.cursor(name)
+    name = keys.EXPORT.of(project)
+    raw = svc.state.cursors.get(name)
     cursor = Cursor.load(raw)
     started = time.time()
     newest = cursor.position
     failures = Failures(svc, project)
-    parked = svc.state.parked_tasks(project)
+    parked = svc.state.export_queue.parked_tasks(project)
     pending: list[tuple[Future[Written], Export]] = []
     read: set[int] = set()
     sweep = _sweep(svc, project, started, first_read=raw is None)
@@ -145,7 +146,7 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
                 break  # the cursor moves only as far as the tasks read
             read.update(int(t["id"]) for t in page)
             svc.instance.sure("export", WRITE_MARGIN)  # this page's writes go out on authority checked now
-            recs = svc.state.by_syncd_ids([task_syncd_id(t) for t in page])
+            recs = svc.state.recordings.by_syncd_ids([task_syncd_id(t) for t in page])
             shared = _shared_stems(svc, recs.values())
             for task in page:
                 task_id, updated = int(task["id"]), moment(task.get("updated_at"))
@@ -172,15 +173,15 @@ def export_project(svc: Services, project: int, stop: threading.Event, count: in
         written = _collect(svc, pending, failures)
     failures.commit()
     if sweep is not Sweep.NONE and not stopped:
-        svc.state.set_cursor(_sweep_name(project), str(started))
+        svc.state.cursors.set(_sweep_name(project), str(started))
     if sweep is Sweep.DUE and not stopped:
         svc.log.info("export.swept", project=project, tasks=len(read), missed=missed)
     moved = cursor.after_read(newest, started, time.time())
     moved = replace(moved, window=coverage.window_of(moved))
     if moved != cursor:
-        svc.state.set_cursor(name, moved.dump())
+        svc.state.cursors.set(name, moved.dump())
     high = tasks.task_cursor(svc, project).high
-    if count is None or count != svc.state.seen_task_count(project) or max(read, default=0) > high:
+    if count is None or count != svc.state.tasks.seen_task_count(project) or max(read, default=0) > high:
         check_deleted_tasks(svc, project)
     return written
 
@@ -193,11 +194,13 @@ def _shared_stems(svc: Services, recs: Iterable[Recording]) -> set[tuple[str, st
         return set()  # every output keeps its audio suffix: nothing to look up
     for rec in recs:
         by_bucket.setdefault(rec.bucket, []).append(rec.key)
-    return {(bucket, key) for bucket, keys in by_bucket.items() for key in svc.state.stems_shared(bucket, keys)}
+    return {
+        (bucket, key) for bucket, keys in by_bucket.items() for key in svc.state.recordings.stems_shared(bucket, keys)
+    }
 
 
 def _sweep_name(project: int) -> str:
-    return f"export-sweep:{project}"
+    return keys.EXPORT_SWEEP.of(project)
 
 
 class Sweep(Enum):
@@ -214,7 +217,7 @@ class Sweep(Enum):
 def _sweep(svc: Services, project: int, now: float, *, first_read: bool) -> Sweep:
     if first_read:
         return Sweep.FIRST_READ
-    last = svc.state.cursor(_sweep_name(project))
+    last = svc.state.cursors.get(_sweep_name(project))
     due = last is None or now - float(last) >= svc.settings.schedule.export_sweep_interval
     return Sweep.DUE if due else Sweep.NONE
 
@@ -243,7 +246,7 @@ def _pages(svc: Services, project: int, start: Position, sweep: bool = False) ->
     for page in svc.labelstudio.changed_task_pages(project, since, after_id, READ_PAGE):
         read.update(int(t["id"]) for t in page)
         yield page, "changed"
-    queued = [task_id for task_id in svc.state.export_queue(project) if task_id not in read]
+    queued = [task_id for task_id in svc.state.export_queue.queued(project) if task_id not in read]
     fetched = []
     for task_id in queued:
         try:
@@ -251,7 +254,7 @@ def _pages(svc: Services, project: int, start: Position, sweep: bool = False) ->
         except Exception as exc:
             if not_found(exc):
                 svc.log.warning("export.unknown_task", task=task_id, reason="queued task is gone from Label Studio")
-                svc.state.unqueue_exports([task_id])
+                svc.state.export_queue.unqueue_exports([task_id])
                 continue
             raise
     if fetched:
@@ -284,14 +287,14 @@ class Failures:
     def commit(self) -> None:
         svc, limit = self.svc, self.svc.settings.output.export_attempts
         with svc.state.batch():
-            svc.state.unqueue_exports(self.succeeded - set(self.failed))
+            svc.state.export_queue.unqueue_exports(self.succeeded - set(self.failed))
             for task_id, (updated, rec, exc) in sorted(self.failed.items()):
                 reason = describe_error(exc)
                 transient = classify(exc) == errors.UNAVAILABLE
                 ids = {"task": task_id, "recording": rec.id if rec else None, "key": rec.key if rec else None}
                 svc.log.error("export.failed", error=reason, transient=transient, **ids)
                 rec_id = rec.id if rec else None
-                parked = svc.state.queue_export(
+                parked = svc.state.export_queue.queue_export(
                     self.project,
                     task_id,
                     rec_id,
@@ -348,21 +351,21 @@ def check_deleted_tasks(svc: Services, project: int) -> None:
     comparison, it cannot hide a deletion made at the same time."""
     total = svc.labelstudio.task_count(project)
     tasks.see_new_tasks(svc, project)
-    if total == svc.state.seen_task_count(project):
+    if total == svc.state.tasks.seen_task_count(project):
         return
     present = svc.labelstudio.task_index(project)
-    seen = svc.state.seen_tasks(project)
+    seen = svc.state.tasks.seen_tasks(project)
     gone = sorted(set(seen) - set(present))
-    held = svc.state.project_tasks(project)
+    held = svc.state.tasks.project_tasks(project)
     for task_id in gone:
         if task_id in held:
-            _forget_task(svc, svc.state.get(held[task_id]), task_id)
-    svc.state.forget_tasks(project, gone)
-    svc.state.note_tasks(project, {task_id: sid for task_id, sid in present.items() if task_id not in seen})
+            _forget_task(svc, svc.state.recordings.get(held[task_id]), task_id)
+    svc.state.tasks.forget_tasks(project, gone)
+    svc.state.tasks.note_tasks(project, {task_id: sid for task_id, sid in present.items() if task_id not in seen})
 
 
 def _forget_task(svc: Services, rec: Recording, task_id: int) -> None:
     kept = rec.annotation_id is not None
     svc.log.warning("task.deleted", task=task_id, recording=rec.id, bucket=rec.bucket, key=rec.key, kept=kept)
     outputs = "; its transcript is kept" if kept else ""
-    svc.state.update(rec.id, task_id=None, reason=f"task {task_id} deleted in Label Studio{outputs}")
+    svc.state.recordings.update(rec.id, task_id=None, reason=f"task {task_id} deleted in Label Studio{outputs}")

@@ -62,9 +62,9 @@ def _record(svc: Services, rec: Recording, done: Written) -> int:
     ids = {"recording": rec.id, "bucket": rec.bucket, "key": rec.key}
     if done.audio_etag is not None:
         svc.log.info("auto_accept.stale_audio", etag=rec.etag, current_etag=done.audio_etag or None, **ids)
-        svc.state.update(rec.id, next_attempt_at=time.time() + OUTAGE_RETRY)
+        svc.state.recordings.update(rec.id, next_attempt_at=time.time() + OUTAGE_RETRY)
         return 0
-    if not svc.state.move(rec.id, Status.ACCEPTED, Status.EXPORTED, exported_at=time.time(), reason=None):
+    if not svc.state.recordings.move(rec.id, Status.ACCEPTED, Status.EXPORTED, exported_at=time.time(), reason=None):
         return 0
     svc.log.info(
         "transcript.auto_accepted",
@@ -80,10 +80,10 @@ def _record(svc: Services, rec: Recording, done: Written) -> int:
 def _failed(svc: Services, rec: Recording, exc: Exception) -> None:
     reason = describe_error(exc)
     if classify(exc) == errors.UNAVAILABLE:
-        svc.state.update(rec.id, reason=reason, next_attempt_at=time.time() + OUTAGE_RETRY)
+        svc.state.recordings.update(rec.id, reason=reason, next_attempt_at=time.time() + OUTAGE_RETRY)
     else:
         limit = svc.settings.output.export_attempts
-        svc.state.record_failure(rec.id, Status.ACCEPTED, reason, retryable=True, max_attempts=limit)
+        svc.state.recordings.record_failure(rec.id, Status.ACCEPTED, reason, retryable=True, max_attempts=limit)
     svc.log.error("auto_accept.failed", recording=rec.id, bucket=rec.bucket, key=rec.key, error=reason)
 
 
@@ -92,7 +92,7 @@ def run(svc: Services, stop: threading.Event) -> int:
     written = 0
     with ThreadPoolExecutor(svc.settings.output.write_workers, thread_name_prefix="accept") as pool:
         while not stop.is_set():
-            recs = svc.state.due(Status.ACCEPTED, limit=BATCH)
+            recs = svc.state.recordings.due(Status.ACCEPTED, limit=BATCH)
             for rec, outcome in zip(recs, pool.map(lambda r: _write(svc, r), recs), strict=True):
                 if isinstance(outcome, Exception):
                     _failed(svc, rec, outcome)

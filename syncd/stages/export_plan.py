@@ -51,7 +51,11 @@ def plan(
     """The export a changed task calls for, or None (nothing submitted, or this version is written already).
     ``shared``: whether the recording's stem is shared (``outputs_base``), when the caller looked it up already."""
     data = task.get("data") or {}
-    rec = rec or svc.state.by_syncd_id(task_syncd_id(task)) or svc.state.recording_for_task(int(task["id"]))
+    rec = (
+        rec
+        or svc.state.recordings.by_syncd_id(task_syncd_id(task))
+        or svc.state.recordings.recording_for_task(int(task["id"]))
+    )
     if rec is None:
         svc.log.warning("export.unknown_task", task=task.get("id"), syncd_id=data.get("syncd_id"))
         return None
@@ -85,7 +89,7 @@ def outputs_base(svc: Services, rec: Recording, shared: bool | None = None) -> s
     out = svc.settings.output
     base = output_base(rec.key, out.suffix)
     if shared is None and out.naming != "key":
-        shared = svc.state.stem_shared(rec.bucket, rec.key, base.removesuffix(out.suffix))
+        shared = svc.state.recordings.stem_shared(rec.bucket, rec.key, base.removesuffix(out.suffix))
     keep = out.naming == "key" or bool(shared)
     return output_base(rec.key, out.suffix, keep_audio_suffix=True) if keep else base
 

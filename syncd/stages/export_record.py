@@ -71,9 +71,9 @@ def record(svc: Services, export: Export, done: Written, log: Any = None) -> Non
         return
     fields["review"] = unit_review(list(review.segments), rec)  # what `syncd report` counts per segment
     if rec.status in (Status.IMPORTED, Status.EXPORTED):
-        svc.state.move(rec.id, rec.status, Status.EXPORTED, **fields)
+        svc.state.recordings.move(rec.id, rec.status, Status.EXPORTED, **fields)
     else:
-        svc.state.update(rec.id, **fields)
+        svc.state.recordings.update(rec.id, **fields)
     _note_added_words(svc, rec, review)
     # Outputs of this very review already there while the state had not recorded it: written by a holder that was
     # cut off (killed, or frozen and fenced) before recording. This is the review's one record: logged and counted.
@@ -106,7 +106,7 @@ def _note_added_words(svc: Services, rec: Recording, review: Review) -> None:
     reviews add no word, and the state write would cost a transaction per exported review."""
     added = export_vocabulary.added_words(review.text, review.asr.text)
     if added or rec.annotation_id is not None:
-        svc.state.set_added_words(rec.id, review.project, added)
+        svc.state.reports.set_added_words(rec.id, review.project, added)
 
 
 def _record_unit(svc: Services, export: Export, fields: dict[str, Any], ids: dict[str, Any], log: Any) -> None:
@@ -114,9 +114,9 @@ def _record_unit(svc: Services, export: Export, fields: dict[str, Any], ids: dic
     rec, review = export.rec, export.review
     kept = unit_review(list(review.segments), rec)
     if rec.status in (Status.IMPORTED, Status.EXPORTED):
-        svc.state.store_unit_review(rec, rec.status, kept, **fields)
+        svc.state.recordings.store_unit_review(rec, rec.status, kept, **fields)
     else:
-        svc.state.update(rec.id, review=kept, **fields)
+        svc.state.recordings.update(rec.id, review=kept, **fields)
     _note_added_words(svc, rec, review)
     log.info(
         "unit.reviewed",

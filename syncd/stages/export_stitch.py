@@ -26,14 +26,14 @@ RETRY = 30.0
 def run(svc: Services, stop: threading.Event) -> int:
     """Write the transcripts of the split recordings whose units' reviews changed; returns transcripts written."""
     written = 0
-    for parent, mark in svc.state.stitch_due():
+    for parent, mark in svc.state.recordings.stitch_due():
         if stop.is_set():
             break
         try:
             written += _stitch(svc, parent, mark)
         except Exception as exc:
             reason = describe_error(exc)
-            svc.state.update(parent.id, reason=reason, next_attempt_at=time.time() + RETRY)
+            svc.state.recordings.update(parent.id, reason=reason, next_attempt_at=time.time() + RETRY)
             svc.log.error(
                 "transcript.stitch_failed", recording=parent.id, bucket=parent.bucket, key=parent.key, error=reason
             )
@@ -42,10 +42,10 @@ def run(svc: Services, stop: threading.Event) -> int:
 
 def _stitch(svc: Services, parent: Recording, mark: float) -> int:
     ids = {"recording": parent.id, "bucket": parent.bucket, "key": parent.key}
-    found = svc.state.units_of(parent.id)
+    found = svc.state.recordings.units_of(parent.id)
     reviewed = [(u, more) for u, more in found if more["review"] is not None]
     if parent.status not in (Status.SPLIT, Status.EXPORTED) or len(reviewed) < len(found):
-        svc.state.stitched(parent.id, mark)
+        svc.state.recordings.stitched(parent.id, mark)
         svc.log.debug("units.waiting", status=parent.status, reviewed=len(reviewed), units=len(found), **ids)
         return 0
     review = _review(svc, parent, reviewed)
@@ -53,7 +53,7 @@ def _stitch(svc: Services, parent: Recording, mark: float) -> int:
     bodies = render(review, list(svc.settings.output.formats))
     done = write_outputs(svc.storage, Export(parent, review, version, bodies, outputs_base(svc, parent)))
     if done.audio_etag is not None:
-        svc.state.stitched(parent.id, mark)
+        svc.state.recordings.stitched(parent.id, mark)
         svc.log.info("units.stale_audio", etag=parent.etag, current_etag=done.audio_etag or None, **ids)
         return 0
     errors, words = word_errors(review.text, review.asr.text)
@@ -68,10 +68,10 @@ def _stitch(svc: Services, parent: Recording, mark: float) -> int:
         "reason": None,
     }
     if parent.status == Status.SPLIT:
-        svc.state.move(parent.id, Status.SPLIT, Status.EXPORTED, **fields)
+        svc.state.recordings.move(parent.id, Status.SPLIT, Status.EXPORTED, **fields)
     else:
-        svc.state.update(parent.id, **fields)
-    svc.state.stitched(parent.id, mark)
+        svc.state.recordings.update(parent.id, **fields)
+    svc.state.recordings.stitched(parent.id, mark)
     svc.log.info(
         "transcript.stitched",
         units=len(reviewed),

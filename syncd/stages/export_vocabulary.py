@@ -16,11 +16,8 @@ import time
 
 from syncd.domain.formats import normalize_words
 from syncd.services import Services
-from syncd.state import ADDED_WORDS_CHANGED
+from syncd.state import keys
 
-RETRY = "vocabulary-retry-at"
-SEEN = "vocabulary-seen"
-"""The added-words change count (and settings) the vocabulary was last counted at."""
 RETRY_AFTER = 300.0
 MIN_LENGTH = 3
 _WORD = re.compile(r"^[^\W\d_][^\W\d_'\-]*(?:['\-][^\W\d_]+)*$")
@@ -43,24 +40,25 @@ def refresh(svc: Services) -> bool:
     publication (say, no permission to write the file) is tried again RETRY_AFTER seconds later, not after every
     export run."""
     review = svc.settings.review
-    seen = f"{svc.state.cursor(ADDED_WORDS_CHANGED) or 0}:{review.vocabulary_size}:{review.vocabulary_min_reviews}"
-    retry_at = float(svc.state.cursor(RETRY) or 0)
-    if (seen == svc.state.cursor(SEEN) and not retry_at) or time.time() < retry_at:
+    changes = svc.state.cursors.get(keys.ADDED_WORDS_CHANGED.name) or 0
+    seen = f"{changes}:{review.vocabulary_size}:{review.vocabulary_min_reviews}"
+    retry_at = float(svc.state.cursors.get(keys.VOCABULARY_RETRY.name) or 0)
+    if (seen == svc.state.cursors.get(keys.VOCABULARY_SEEN.name) and not retry_at) or time.time() < retry_at:
         return False
-    top = svc.state.top_added_words(review.vocabulary_size, review.vocabulary_min_reviews)
+    top = svc.state.reports.top_added_words(review.vocabulary_size, review.vocabulary_min_reviews)
     words = [w for w, _ in top]
-    svc.state.set_cursor(SEEN, seen)
-    if words == svc.state.vocabulary():
+    svc.state.cursors.set(keys.VOCABULARY_SEEN.name, seen)
+    if words == svc.state.reports.vocabulary():
         return False
     try:
         _publish(svc, top)
     except Exception as exc:
-        svc.state.set_cursor(RETRY, str(time.time() + RETRY_AFTER))
+        svc.state.cursors.set(keys.VOCABULARY_RETRY.name, str(time.time() + RETRY_AFTER))
         error = f"{type(exc).__name__}: {exc}"[:300]
         svc.log.error("vocabulary.update_failed", words=len(words), error=error, retry_in_seconds=RETRY_AFTER)
         return False
-    svc.state.set_vocabulary(words)
-    svc.state.set_cursor(RETRY, "0")
+    svc.state.reports.set_vocabulary(words)
+    svc.state.cursors.set(keys.VOCABULARY_RETRY.name, "0")
     svc.log.info("vocabulary.updated", words=len(words), top=words[:10])
     return True
 

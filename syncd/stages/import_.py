@@ -32,6 +32,7 @@ from syncd.faults import fault_point
 from syncd.labelstudio.client import LabelStudioError
 from syncd.services import Services
 from syncd.stages import import_doubt, import_reconcile, import_split, import_twins, tasks
+from syncd.state import keys
 from syncd.state.cluster import PROJECT
 
 TICK = 5.0
@@ -59,20 +60,16 @@ def _now() -> float:
     return time.time()
 
 
-LAST_BATCH = "import:last-batch"
-"""The state cursor holding when the last batch was chosen (unix seconds), shared by every instance."""
-
-
 def batch_due(svc: Services) -> bool:
     """A batch may go now: one is full, or (paced) no batch has gone for ``import_interval``, or anything waits
     (`syncd once`). So a recording that arrives after a quiet spell is imported at once, and a stream of them makes
     at most one import per interval, as Label Studio advises."""
-    waiting = svc.state.count_due(Status.TRANSCRIBED)
+    waiting = svc.state.recordings.count_due(Status.TRANSCRIBED)
     if not waiting:
         return False
     if not svc.paced or waiting >= svc.settings.labelstudio.import_batch_size:
         return True
-    last = svc.state.cursor(LAST_BATCH)
+    last = svc.state.cursors.get(keys.IMPORT_LAST_BATCH.name)
     return last is None or _now() - float(last) >= svc.settings.schedule.import_interval
 
 
@@ -85,25 +82,27 @@ def next_batch(svc: Services, project: int, room: int | None = None) -> Batch | 
         return None
     minutes = svc.settings.review.max_task_minutes
     whole_up_to = minutes * 60 if minutes else None
-    candidates = svc.state.due(Status.TRANSCRIBED, limit=size, least_confident_first=True, whole_up_to=whole_up_to)
+    candidates = svc.state.recordings.due(
+        Status.TRANSCRIBED, limit=size, least_confident_first=True, whole_up_to=whole_up_to
+    )
     if not candidates:
         return None
     with svc.state.batch():
-        marked = set(svc.state.transition([r.id for r in candidates], Status.TRANSCRIBED, Status.IMPORTING))
+        marked = set(svc.state.recordings.transition([r.id for r in candidates], Status.TRANSCRIBED, Status.IMPORTING))
         import_doubt.sending(project, svc)
-        svc.state.set_cursor(LAST_BATCH, repr(_now()))
+        svc.state.cursors.set(keys.IMPORT_LAST_BATCH.name, repr(_now()))
     records = [r for r in candidates if r.id in marked]
     return Batch(records, [tasks.task_of(svc, r, project) for r in records], time.monotonic())
 
 
 def _release(svc: Services, batch: Batch) -> None:
-    svc.state.transition([r.id for r in batch.records], Status.IMPORTING, Status.TRANSCRIBED)
+    svc.state.recordings.transition([r.id for r in batch.records], Status.IMPORTING, Status.TRANSCRIBED)
 
 
 def _failed(svc: Services, project: int, batch: Batch, exc: Exception) -> None:
     if _not_sent(exc):
         _release(svc, batch)
-        svc.state.change_cursor(import_doubt.Doubt.name(project), import_doubt.landed)
+        svc.state.cursors.change(import_doubt.Doubt.name(project), import_doubt.landed)
         return
     import_doubt.enter_doubt(svc, project, f"{type(exc).__name__}: {exc}"[:300])
 
@@ -114,7 +113,7 @@ def _commit(svc: Services, project: int, batch: Batch, task_ids: list[int]) -> i
     with svc.state.batch():
         for rec, task_id in zip(batch.records, task_ids, strict=True):
             fields = {"task_id": task_id, "project_id": project, "reason": None, "imported_at": time.time()}
-            if svc.state.move(rec.id, Status.IMPORTING, Status.IMPORTED, **fields):
+            if svc.state.recordings.move(rec.id, Status.IMPORTING, Status.IMPORTED, **fields):
                 moved.append((rec, task_id))
         tasks.note_imported(svc, project, {t: r.syncd_id for r, t in zip(batch.records, task_ids, strict=True)})
     for rec, task_id in moved:
@@ -129,9 +128,9 @@ def _commit(svc: Services, project: int, batch: Batch, task_ids: list[int]) -> i
 def _finish(svc: Services, project: int) -> None:
     """After a run that raised nothing: no request is out; the doubt record goes once no row is left in doubt."""
 
-    svc.state.change_cursor(
+    svc.state.cursors.change(
         import_doubt.Doubt.name(project),
-        lambda raw: import_doubt.landed(raw) if svc.state.count(Status.IMPORTING) else None,
+        lambda raw: import_doubt.landed(raw) if svc.state.recordings.count(Status.IMPORTING) else None,
     )
 
 
@@ -171,11 +170,11 @@ def _reconcile_all(svc: Services) -> int:
     """Reconcile every project syncd writes to (a recording's task may be in any of them: an older state, a crash
     around a rollover); settle doubt where a batch was in doubt. Returns recordings adopted."""
     adopted = 0
-    doubtful = [p for p in svc.projects.all() if svc.state.cursor(import_doubt.Doubt.name(p))]
+    doubtful = [p for p in svc.projects.all() if svc.state.cursors.get(import_doubt.Doubt.name(p))]
     for project in svc.projects.all():
         adopted += import_reconcile.reconcile(svc, project)
     import_twins.repair_twins(svc)
-    for project in doubtful or ([svc.projects.current] if svc.state.count(Status.IMPORTING) else []):
+    for project in doubtful or ([svc.projects.current] if svc.state.recordings.count(Status.IMPORTING) else []):
         adopted += import_doubt.settle_doubt(svc, project)
     return adopted
 
@@ -189,7 +188,7 @@ def run(svc: Services, stop: threading.Event) -> int:
     import_split.run(svc, stop)
     if (
         svc.paced
-        and not svc.state.count(Status.IMPORTING)
+        and not svc.state.recordings.count(Status.IMPORTING)
         and not batch_due(svc)
         and not import_reconcile.any_unchecked(svc)
         and not import_twins.twins_due(svc)
@@ -199,7 +198,7 @@ def run(svc: Services, stop: threading.Event) -> int:
     into: set[int] = set()
     while not stop.is_set():
         reason = svc.projects.rollover_due()
-        if reason and svc.state.count(Status.IMPORTING):
+        if reason and svc.state.recordings.count(Status.IMPORTING):
             break  # a batch in doubt settles in its own project first
         if reason and not batch_due(svc):
             break

@@ -16,7 +16,7 @@ from typing import Any
 from syncd.domain.recording import Status
 from syncd.services import Services
 from syncd.stages import import_reconcile, tasks
-from syncd.state import StateStore
+from syncd.state import StateStore, keys
 
 
 def _iso(moment: float) -> str:
@@ -35,7 +35,7 @@ class Doubt:
 
     @staticmethod
     def name(project: int) -> str:
-        return f"import-doubt:{project}"
+        return keys.IMPORT_DOUBT.of(project)
 
     @classmethod
     def load(cls, raw: str | None) -> Doubt | None:
@@ -47,8 +47,8 @@ class Doubt:
 
 def in_doubt(state: StateStore) -> dict[str, Any] | None:
     """Recordings whose import is in doubt, why, and when Label Studio is asked again (for `/healthz`)."""
-    waiting = state.count(Status.IMPORTING)
-    doubts = [d for d in map(Doubt.load, state.cursors("import-doubt:").values()) if d and d.until]
+    waiting = state.recordings.count(Status.IMPORTING)
+    doubts = [d for d in map(Doubt.load, state.cursors.prefixed(keys.IMPORT_DOUBT.name).values()) if d and d.until]
     if not waiting or not doubts:
         return None
     first = min(doubts, key=lambda d: d.until or 0)
@@ -65,7 +65,7 @@ def sending(project: int, svc: Services) -> None:
             return Doubt(floor, in_flight=True).dump()
         return replace(doubt, floor=min(doubt.floor, floor), in_flight=True).dump()
 
-    svc.state.change_cursor(Doubt.name(project), begin)
+    svc.state.cursors.change(Doubt.name(project), begin)
 
 
 def enter_doubt(svc: Services, project: int, reason: str, floor: int = 0) -> Doubt:
@@ -76,13 +76,13 @@ def enter_doubt(svc: Services, project: int, reason: str, floor: int = 0) -> Dou
         old = Doubt.load(raw) or Doubt(floor)
         return Doubt(old.floor, max(old.until or 0, until), reason).dump()
 
-    doubt = Doubt.load(svc.state.change_cursor(Doubt.name(project), wait))
+    doubt = Doubt.load(svc.state.cursors.change(Doubt.name(project), wait))
     assert doubt is not None and doubt.until is not None
-    rows = svc.state.due(Status.IMPORTING, limit=100_000)
+    rows = svc.state.recordings.due(Status.IMPORTING, limit=100_000)
     note = f"import in doubt ({reason}); Label Studio is asked again at {_iso(doubt.until)}"
     with svc.state.batch():
         for rec in rows:
-            svc.state.update(rec.id, reason=note, next_attempt_at=doubt.until)
+            svc.state.recordings.update(rec.id, reason=note, next_attempt_at=doubt.until)
     svc.log.warning("import.in_doubt", project=project, recordings=len(rows), reason=reason, retry_at=_iso(doubt.until))
     return doubt
 
@@ -97,11 +97,11 @@ def settle_doubt(svc: Services, project: int) -> int:
     """Rows still ``importing`` after adoption: wait while in doubt, then ask Label Studio again and re-queue only
     the recordings it proved to lack. Returns recordings adopted."""
     name = Doubt.name(project)
-    doubt = Doubt.load(svc.state.cursor(name))
-    waiting = svc.state.count(Status.IMPORTING)
+    doubt = Doubt.load(svc.state.cursors.get(name))
+    waiting = svc.state.recordings.count(Status.IMPORTING)
     if not waiting:
         if doubt is not None:  # a run starts with no request out: a set in_flight is a crash whose batch landed
-            svc.state.change_cursor(name, lambda _: None)
+            svc.state.cursors.change(name, lambda _: None)
         return 0
     if doubt is None or doubt.until is None or doubt.in_flight:
         reason = "syncd stopped while an import request was out"
@@ -115,8 +115,10 @@ def settle_doubt(svc: Services, project: int) -> int:
         return 0
     import_reconcile.look(svc, project, doubt.floor)
     adopted = import_reconcile.adopt(svc, project)
-    absent = [r.id for r in svc.state.due(Status.IMPORTING, limit=100_000)]
-    requeued = svc.state.transition(absent, Status.IMPORTING, Status.TRANSCRIBED, reason=None, next_attempt_at=0)
-    svc.state.change_cursor(name, lambda _: None)
+    absent = [r.id for r in svc.state.recordings.due(Status.IMPORTING, limit=100_000)]
+    requeued = svc.state.recordings.transition(
+        absent, Status.IMPORTING, Status.TRANSCRIBED, reason=None, next_attempt_at=0
+    )
+    svc.state.cursors.change(name, lambda _: None)
     svc.log.info("import.doubt_resolved", project=project, adopted=adopted, reimport=len(requeued), reason=doubt.reason)
     return adopted

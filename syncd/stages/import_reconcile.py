@@ -13,7 +13,7 @@ from syncd.domain.recording import Recording, Status
 from syncd.log import describe_error
 from syncd.services import Services
 from syncd.stages import tasks
-from syncd.state import tasks as state_tasks
+from syncd.state import keys
 
 
 def look(svc: Services, project: int, floor: int | None = None) -> dict[int, str | None]:
@@ -33,10 +33,10 @@ def reconcile(svc: Services, project: int) -> int:
 def adopt(svc: Services, project: int) -> int:
     """Recordings waiting to be imported whose task Label Studio already holds become ``imported`` with it."""
     adopted: list[tuple[Recording, int]] = []
-    for rec, task_id in svc.state.adoptable(project):
+    for rec, task_id in svc.state.tasks.adoptable(project):
         fields: dict[str, Any] = {"task_id": task_id, "project_id": project, "reason": None, "next_attempt_at": 0}
         fields |= {"imported_at": time.time()}
-        if svc.state.move(rec.id, rec.status, Status.IMPORTED, **fields):
+        if svc.state.recordings.move(rec.id, rec.status, Status.IMPORTED, **fields):
             svc.log.info("task.recovered", recording=rec.id, task=task_id, bucket=rec.bucket, key=rec.key)
             adopted.append((rec, task_id))
     restore_predictions(svc, project, adopted)
@@ -72,18 +72,15 @@ def restore_predictions(svc: Services, project: int, adopted: list[tuple[Recordi
         unchecked(svc, project, left, None)
 
 
-UNCHECKED = state_tasks.UNCHECKED
-"""Cursor prefix: per project, the lowest task id whose prediction is still to be checked (``syncd status``,
-/metrics and /healthz read it through ``StateStore.unchecked_predictions``)."""
-
-
 def unchecked_name(project: int) -> str:
-    return f"{UNCHECKED}{project}"
+    """The cursor holding the lowest task id of ``project`` whose prediction is still to be checked (``syncd status``,
+    /metrics and /healthz read it through ``StateStore.tasks.unchecked_predictions``)."""
+    return keys.UNCHECKED.of(project)
 
 
 def any_unchecked(svc: Services) -> bool:
     """Some task still waits for its prediction check: one local read, so an idle paced tick stays cheap."""
-    return bool(svc.state.cursors(UNCHECKED))
+    return bool(svc.state.cursors.prefixed(keys.UNCHECKED.name))
 
 
 def unchecked(svc: Services, project: int, task_ids: list[int], exc: Exception | None) -> None:
@@ -91,16 +88,20 @@ def unchecked(svc: Services, project: int, task_ids: list[int], exc: Exception |
     every import run checks the project's tasks from there again until it succeeds, so no task keeps lacking its
     prediction (and its place in the least-confident-first order) because Label Studio was down at the wrong time."""
     low = min(task_ids)
-    svc.state.change_cursor(unchecked_name(project), lambda raw: str(min(low, int(raw)) if raw else low))
+    svc.state.cursors.change(unchecked_name(project), lambda raw: str(min(low, int(raw)) if raw else low))
     if exc is not None:
         svc.log.warning("import.predictions_unchecked", project=project, tasks=len(task_ids), error=describe_error(exc))
 
 
 def recheck_predictions(svc: Services, project: int) -> None:
     """Check again the tasks a failed check left, from the lowest of them on (their recordings' tasks)."""
-    low = svc.state.cursor(unchecked_name(project))
+    low = svc.state.cursors.get(unchecked_name(project))
     if low is None:
         return
-    svc.state.change_cursor(unchecked_name(project), lambda raw: None if raw == low else raw)
-    held = {task_id: rec_id for task_id, rec_id in svc.state.project_tasks(project).items() if task_id >= int(low)}
-    restore_predictions(svc, project, [(svc.state.get(rec_id), task_id) for task_id, rec_id in sorted(held.items())])
+    svc.state.cursors.change(unchecked_name(project), lambda raw: None if raw == low else raw)
+    held = {
+        task_id: rec_id for task_id, rec_id in svc.state.tasks.project_tasks(project).items() if task_id >= int(low)
+    }
+    restore_predictions(
+        svc, project, [(svc.state.recordings.get(rec_id), task_id) for task_id, rec_id in sorted(held.items())]
+    )

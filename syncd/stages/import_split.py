@@ -36,7 +36,7 @@ def run(svc: Services, stop: threading.Event) -> int:
     done = 0
     if not minutes:
         return done
-    for rec in svc.state.too_long(minutes * 60, limit=SPLITS_PER_RUN):
+    for rec in svc.state.recordings.too_long(minutes * 60, limit=SPLITS_PER_RUN):
         if stop.is_set():
             break
         try:
@@ -50,7 +50,7 @@ def _split(svc: Services, rec: Recording, max_seconds: float) -> int:
     transcript = rec.transcript
     assert transcript is not None
     if len(units.plan(transcript, max_seconds)) == 1:
-        svc.state.update(rec.id, unit_start=0.0)  # cannot be cut (no pause to cut at): reviewed whole
+        svc.state.recordings.update(rec.id, unit_start=0.0)  # cannot be cut (no pause to cut at): reviewed whole
         svc.log.info("recording.not_split", recording=rec.id, bucket=rec.bucket, key=rec.key, reason="no pause")
         return 0
     started = time.monotonic()
@@ -67,7 +67,7 @@ def _split(svc: Services, rec: Recording, max_seconds: float) -> int:
             on_clip = units.unit_transcript(transcript, unit, rec.key)
             obj = S3Object(rec.bucket, key, etag, path.stat().st_size)
             found.append((obj, syncd_id(rec.bucket, key, rec.etag), unit.start, on_clip))
-    if not svc.state.add_units(rec, found):
+    if not svc.state.recordings.add_units(rec, found):
         return 0
     svc.log.info(
         "recording.split",
@@ -85,10 +85,12 @@ def _split_failed(svc: Services, rec: Recording, exc: Exception) -> None:
     reason = f"cannot split into review units: {describe_error(exc)}"
     ids = {"recording": rec.id, "bucket": rec.bucket, "key": rec.key}
     if classify(exc) == errors.UNAVAILABLE:
-        svc.state.update(rec.id, reason=reason, next_attempt_at=time.time() + OUTAGE_RETRY)
+        svc.state.recordings.update(rec.id, reason=reason, next_attempt_at=time.time() + OUTAGE_RETRY)
         svc.log.warning("recording.split_waiting", reason=reason, **ids)
         return
     retryable = not isinstance(exc, AudioError)
     limit = svc.settings.transcriber.max_attempts
-    gave_up = svc.state.record_failure(rec.id, Status.TRANSCRIBED, reason, retryable=retryable, max_attempts=limit)
+    gave_up = svc.state.recordings.record_failure(
+        rec.id, Status.TRANSCRIBED, reason, retryable=retryable, max_attempts=limit
+    )
     svc.log.error("recording.split_failed", gave_up=gave_up, reason=reason, **ids)

@@ -6,14 +6,12 @@ at the newest reviewed one.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from syncd.domain.recording import Recording
 from syncd.labelstudio.client import not_found
 from syncd.services import Services
-from syncd.state import tasks as state_tasks
 
 TWIN_RECHECK = 300.0
 """Seconds between two looks at a twin group left standing (kept, or reviewed on more than one task): a person may
@@ -23,7 +21,7 @@ resolve it at any time, and each look reads its tasks."""
 def twins_due(svc: Services, now: float | None = None) -> bool:
     """A twin group waits for ``repair_twins`` (one local read)."""
     now = time.time() if now is None else now
-    return any(now - float(g.get("checked", 0)) >= TWIN_RECHECK for g in svc.state.twins().values())
+    return any(now - float(g.get("checked", 0)) >= TWIN_RECHECK for g in svc.state.twins.all().values())
 
 
 def _reviewed(task: dict[str, Any]) -> bool:
@@ -36,25 +34,16 @@ def repair_twins(svc: Services, now: float | None = None) -> None:
     one (export writes the newest review among them, as it would edits of one task). A group left standing is listed
     until it is resolved (a person deletes the extra tasks), and looked at again every ``TWIN_RECHECK`` seconds."""
     now = time.time() if now is None else now
-    groups = {sid: g for sid, g in svc.state.twins().items() if now - float(g.get("checked", 0)) >= TWIN_RECHECK}
+    groups = {sid: g for sid, g in svc.state.twins.all().items() if now - float(g.get("checked", 0)) >= TWIN_RECHECK}
     if not groups:
         return
-    located = svc.state.twin_groups(sorted(groups))
-    recs = svc.state.by_syncd_ids(sorted(groups))
+    located = svc.state.tasks.twin_groups(sorted(groups))
+    recs = svc.state.recordings.by_syncd_ids(sorted(groups))
     outcome: dict[str, dict[str, Any] | None] = {}
     for sid in sorted(groups):
         outcome[sid] = _repair(svc, sid, dict((t, p) for p, t in located.get(sid, [])), recs.get(sid), now)
 
-    def store(raw: str | None) -> str | None:
-        doc = json.loads(raw) if raw else {}
-        for sid, group in outcome.items():
-            if group is None:
-                doc.pop(sid, None)
-            else:
-                doc[sid] = group
-        return json.dumps(doc, sort_keys=True) if doc else None
-
-    svc.state.change_cursor(state_tasks.TWINS, store)
+    svc.state.twins.store(outcome)
 
 
 def _repair(svc: Services, sid: str, where: dict[int, int], rec: Recording | None, now: float) -> dict[str, Any] | None:
@@ -66,7 +55,7 @@ def _repair(svc: Services, sid: str, where: dict[int, int], rec: Recording | Non
         except Exception as exc:
             if not not_found(exc):
                 raise
-            svc.state.forget_tasks(where[task_id], [task_id])  # gone meanwhile
+            svc.state.tasks.forget_tasks(where[task_id], [task_id])  # gone meanwhile
     reviewed = sorted(t for t, task in found.items() if _reviewed(task))
     original = rec.task_id if rec is not None and rec.task_id in found else min(found, default=None)
     keep = set(reviewed) or ({original} if original is not None else set())
@@ -75,12 +64,12 @@ def _repair(svc: Services, sid: str, where: dict[int, int], rec: Recording | Non
         for task_id in sorted(set(found) - keep):
             svc.instance.sure("import", svc.settings.labelstudio.timeout + 1)
             svc.labelstudio.delete_task(task_id)
-            svc.state.forget_tasks(where[task_id], [task_id])
+            svc.state.tasks.forget_tasks(where[task_id], [task_id])
             del found[task_id]
             svc.log.warning("task.twin_deleted", task=task_id, kept=sorted(keep), **ids)
     if rec is not None and found and rec.task_id not in found:
         newest = max(reviewed) if reviewed else min(found)
-        svc.state.update(rec.id, task_id=newest, project_id=where[newest])
+        svc.state.recordings.update(rec.id, task_id=newest, project_id=where[newest])
     if len(found) <= 1:
         svc.log.info("task.twins_resolved", tasks=sorted(found), **ids)
         return None

@@ -15,7 +15,7 @@ from syncd.errors import classify
 from syncd.log import describe_error
 from syncd.services import Services
 from syncd.stages import scan_deletions, scan_events, scan_record
-from syncd.state import outages
+from syncd.state import keys, outages
 
 SQS = "sqs"
 """The dependency name an unreadable event queue is recorded under."""
@@ -39,7 +39,7 @@ def run(svc: Services, stop: threading.Event) -> int:
     if down is not None:
         raise down
     if any(s.queue_url for s in svc.settings.sources):
-        outages.mark_up(svc.state, [SQS], svc.log)
+        svc.state.outages.mark_up([SQS], svc.log)
     return found
 
 
@@ -49,16 +49,16 @@ def _queue_down(svc: Services, exc: Exception) -> Exception:
     if classify(exc) != errors.UNAVAILABLE:
         return exc
     backoff = svc.settings.schedule.outage_backoff_max
-    dep = outages.mark_down(svc.state, SQS, describe_error(exc), backoff, svc.log)
+    dep = svc.state.outages.mark_down(SQS, describe_error(exc), backoff, svc.log)
     return outages.DependencyDownError(f"{SQS} unavailable for {dep.down_seconds():.0f}s: {dep.error}")
 
 
 def full_listing_name(source: SourceSettings) -> str:
-    return f"full-listing:{source.bucket}/{source.prefix}"
+    return keys.FULL_LISTING.of(f"{source.bucket}/{source.prefix}")
 
 
 def _full_listing_due(svc: Services, source: SourceSettings) -> bool:
-    last = svc.state.cursor(full_listing_name(source))
+    last = svc.state.cursors.get(full_listing_name(source))
     return last is None or time.time() - float(last) >= svc.settings.schedule.full_scan_interval
 
 
@@ -80,7 +80,7 @@ def _scan_source(svc: Services, source: SourceSettings, stop: threading.Event) -
     if complete:
         _notice_deleted(svc, source, after, None, set())
         if source.queue_url:
-            svc.state.set_cursor(full_listing_name(source), str(time.time()))
+            svc.state.cursors.set(full_listing_name(source), str(time.time()))
     svc.log.debug(
         "scan.completed",
         bucket=source.bucket,
@@ -95,6 +95,6 @@ def _scan_source(svc: Services, source: SourceSettings, stop: threading.Event) -
 
 def _notice_deleted(svc: Services, source: SourceSettings, after: str, upto: str | None, listed: set[str]) -> None:
     excluded = scan_record.excluded_prefixes(svc, source.bucket)
-    for key in svc.state.current_keys(source.bucket, source.prefix, after, upto):
+    for key in svc.state.recordings.current_keys(source.bucket, source.prefix, after, upto):
         if key not in listed and scan_record.watched(source, source.bucket, key, excluded):
             scan_deletions.notice(svc, source, key, "listing")

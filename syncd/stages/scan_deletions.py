@@ -21,7 +21,7 @@ def notice(svc: Services, source: SourceSettings, key: str, found_by: str) -> in
     if svc.storage.etag(source.bucket, key) is not None:
         svc.log.debug("audio.still_there", bucket=source.bucket, key=key, found_by=found_by)
         return 0
-    gone = svc.state.delete_current(source.bucket, key, reason=f"deleted from S3 (found by {found_by})")
+    gone = svc.state.recordings.delete_current(source.bucket, key, reason=f"deleted from S3 (found by {found_by})")
     for rec in gone:
         actions = [_apply(svc, source, task_rec) for task_rec in _with_tasks(svc, rec)]
         svc.log.info(
@@ -42,7 +42,7 @@ def _with_tasks(svc: Services, rec: Recording) -> list[Recording]:
     """The recording itself when it has a task, else its review units that have one."""
     if rec.task_id is not None:
         return [rec]
-    return [unit for unit, _ in svc.state.units_of(rec.id) if unit.task_id is not None]
+    return [unit for unit, _ in svc.state.recordings.units_of(rec.id) if unit.task_id is not None]
 
 
 def _apply(svc: Services, source: SourceSettings, rec: Recording) -> tuple[int, str]:
@@ -52,8 +52,8 @@ def _apply(svc: Services, source: SourceSettings, rec: Recording) -> tuple[int, 
         task = svc.labelstudio.task(rec.task_id) if source.on_audio_deleted == "delete-task" else None
         if task is not None and not task.get("annotations"):
             svc.labelstudio.delete_task(rec.task_id)
-            svc.state.forget_tasks(int(task["project"]), [rec.task_id])  # ours: not a deletion to warn about
-            svc.state.update(rec.id, task_id=None)
+            svc.state.tasks.forget_tasks(int(task["project"]), [rec.task_id])  # ours: not a deletion to warn about
+            svc.state.recordings.update(rec.id, task_id=None)
             return rec.task_id, "deleted"
         svc.labelstudio.update_task_data(rec.task_id, _marked(svc, rec))
         return rec.task_id, "marked"

@@ -42,8 +42,8 @@ def watched(source: SourceSettings, bucket: str, key: str, excluded: tuple[str, 
 def record_page(svc: Services, source: SourceSettings, page: list[S3Object]) -> int:
     """Record the versions of one listing page not seen before; returns how many are new audio."""
     keys = [obj.key for obj in page]
-    known = svc.state.known_versions(source.bucket, keys)
-    superseded = svc.state.superseded_versions(source.bucket, keys)
+    known = svc.state.recordings.known_versions(source.bucket, keys)
+    superseded = svc.state.recordings.superseded_versions(source.bucket, keys)
     new: list[S3Object] = []
     for obj in page:
         if obj.etag in known.get(obj.key, ()):
@@ -52,11 +52,11 @@ def record_page(svc: Services, source: SourceSettings, page: list[S3Object]) -> 
             continue
         reason = skip_reason(obj, source.max_size_mb, svc.settings.output.suffix)
         if reason:
-            svc.state.add_objects([obj], status=Status.SKIPPED, reason=reason)
+            svc.state.recordings.add_objects([obj], status=Status.SKIPPED, reason=reason)
             svc.log.warning("audio.skipped", bucket=obj.bucket, key=obj.key, size=obj.size, reason=reason)
             continue
         new.append(obj)
-    for rec_id, obj in svc.state.add_objects(new):
+    for rec_id, obj in svc.state.recordings.add_objects(new):
         if obj.key in known:
             older = sorted(known[obj.key])
             svc.log.info("audio.replaced", bucket=obj.bucket, key=obj.key, etag=obj.etag, superseded_etags=older)
@@ -67,13 +67,15 @@ def record_page(svc: Services, source: SourceSettings, page: list[S3Object]) -> 
 def restore(svc: Services, obj: S3Object) -> None:
     """The object holds a version we had superseded (an upload reverted X -> Y -> X): X is current again, resumes
     from its own task or transcript, and its review is written again over any output of Y."""
-    restored = svc.state.restore_version(obj.bucket, obj.key, obj.etag)
+    restored = svc.state.recordings.restore_version(obj.bucket, obj.key, obj.etag)
     if restored is None:
         return
     rec, was = restored
     if rec.task_id is not None:
         project = svc.projects.current
-        svc.state.queue_export(project, rec.task_id, rec.id, "audio restored: write this version's review again")
+        svc.state.export_queue.queue_export(
+            project, rec.task_id, rec.id, "audio restored: write this version's review again"
+        )
     if was == Status.DELETED:
         scan_deletions.unmark(svc, rec)
     svc.log.info(

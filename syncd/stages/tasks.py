@@ -18,7 +18,7 @@ from typing import Any
 from syncd.domain.recording import Recording
 from syncd.labelstudio.tasks import task_for
 from syncd.services import Services
-from syncd.state import tasks as state_tasks
+from syncd.state import keys
 
 
 def task_of(svc: Services, rec: Recording, project: int | None = None) -> dict[str, Any]:
@@ -46,7 +46,7 @@ class TaskCursor:
 
     @staticmethod
     def name(project: int) -> str:
-        return f"import-tasks:{project}"
+        return keys.IMPORT_TASKS.of(project)
 
     @property
     def high(self) -> int:
@@ -81,7 +81,7 @@ class TaskCursor:
 
 def task_cursor(svc: Services, project: int) -> TaskCursor:
     """The project's task cursor as the state holds it."""
-    return TaskCursor.load(svc.state.cursor(TaskCursor.name(project)))
+    return TaskCursor.load(svc.state.cursors.get(TaskCursor.name(project)))
 
 
 def see_new_tasks(svc: Services, project: int, floor: int | None = None) -> dict[int, str | None]:
@@ -93,32 +93,32 @@ def see_new_tasks(svc: Services, project: int, floor: int | None = None) -> dict
         remember(svc, project, found)
         return found
     name = TaskCursor.name(project)
-    floor = TaskCursor.load(svc.state.cursor(name)).floor
+    floor = TaskCursor.load(svc.state.cursors.get(name)).floor
     started = time.time()
     found = svc.labelstudio.new_tasks(project, floor)
     finished = time.time()
     remember(svc, project, found)
-    svc.state.change_cursor(name, lambda raw: TaskCursor.load(raw).after_read(found, started, finished).dump())
+    svc.state.cursors.change(name, lambda raw: TaskCursor.load(raw).after_read(found, started, finished).dump())
     return found
 
 
 def note_imported(svc: Services, project: int, found: dict[int, str | None]) -> None:
     """Our own batch landed as ``found`` (task id -> syncd_id): the tasks are remembered and the cursor moves past
     them without a read when they are the next ids (``TaskCursor.extended``)."""
-    svc.state.note_tasks(project, found)
+    svc.state.tasks.note_tasks(project, found)
     task_ids = list(found)
-    svc.state.change_cursor(TaskCursor.name(project), lambda raw: TaskCursor.load(raw).extended(task_ids).dump())
+    svc.state.cursors.change(TaskCursor.name(project), lambda raw: TaskCursor.load(raw).extended(task_ids).dump())
 
 
 def remember(svc: Services, project: int, found: dict[int, str | None]) -> None:
     """Note the tasks seen; a syncd_id that now has more than one task is a twin group, due for repair
     (``import_twins``)."""
-    added = set(svc.state.note_tasks(project, found))
+    added = set(svc.state.tasks.note_tasks(project, found))
     sids = {sid for task_id, sid in found.items() if sid and task_id in added}
     if not sids:
         return
     _note_twins(svc, sids)
-    recs = svc.state.by_syncd_ids(sorted(sids))
+    recs = svc.state.recordings.by_syncd_ids(sorted(sids))
     for task_id in sorted(added):
         rec = recs.get(found[task_id] or "")
         if rec is not None and rec.task_id is not None and rec.task_id != task_id:
@@ -129,14 +129,7 @@ def remember(svc: Services, project: int, found: dict[int, str | None]) -> None:
 
 def _note_twins(svc: Services, sids: set[str]) -> None:
     """Groups among ``sids`` holding more than one task become due for repair (``import_twins.repair_twins``)."""
-    groups = svc.state.twin_groups(sorted(sids))
+    groups = svc.state.tasks.twin_groups(sorted(sids))
     if not groups:
         return
-
-    def add(raw: str | None) -> str:
-        doc = json.loads(raw) if raw else {}
-        for sid, found in groups.items():
-            doc[sid] = doc.get(sid, {}) | {"tasks": sorted(t for _, t in found), "reviewed": [], "checked": 0}
-        return json.dumps(doc, sort_keys=True)
-
-    svc.state.change_cursor(state_tasks.TWINS, add)
+    svc.state.twins.note({sid: [t for _, t in found] for sid, found in groups.items()})

@@ -39,7 +39,7 @@ def _outage(exc: Exception) -> OutageError | None:
 def _fail(svc: Services, rec: Recording, exc: Exception, *, counted: bool = False) -> None:
     retryable = exc.retryable if isinstance(exc, TranscriptionError) else True
     reason = exc.reason if isinstance(exc, TranscriptionError) else f"{type(exc).__name__}: {exc}"
-    gave_up = svc.state.record_failure(
+    gave_up = svc.state.recordings.record_failure(
         rec.id,
         Status.DISCOVERED,
         reason,
@@ -48,7 +48,7 @@ def _fail(svc: Services, rec: Recording, exc: Exception, *, counted: bool = Fals
         counted=counted,
     )
     if gave_up:
-        svc.state.update(rec.id, job_name=None)
+        svc.state.recordings.update(rec.id, job_name=None)
     event = "transcription.failed" if gave_up else "transcription.retrying"
     svc.log.warning(event, recording=rec.id, bucket=rec.bucket, key=rec.key, job=rec.job_name, reason=reason)
 
@@ -73,7 +73,7 @@ class _Run:
                 continue
             self.calls += 1
             fault_point("transcribe.after_start")
-            if not svc.state.move(
+            if not svc.state.recordings.move(
                 rec.id, Status.DISCOVERED, Status.TRANSCRIBING, job_name=job, engine=svc.transcriber.engine
             ):
                 continue
@@ -106,7 +106,7 @@ class _Run:
 
     def _begin(self, rec: Recording) -> bool:
         """Count this attempt before the work; False when earlier attempts used up the budget without coming back."""
-        attempts = self.svc.state.begin_attempt(rec.id, Status.TRANSCRIBING)
+        attempts = self.svc.state.recordings.begin_attempt(rec.id, Status.TRANSCRIBING)
         limit = self.svc.settings.transcriber.max_attempts
         if not attempts:
             return False
@@ -132,9 +132,9 @@ class _Run:
             _fail(self.svc, rec, exc, counted=self.in_process and rec.status == Status.TRANSCRIBING)
             return
         if self.in_process and rec.status == Status.TRANSCRIBING:
-            self.svc.state.refund_attempt(rec.id)
+            self.svc.state.recordings.refund_attempt(rec.id)
         backoff = self.svc.settings.schedule.outage_backoff_max
-        dep = outages.mark_down(self.svc.state, outage.dependency, outage.reason, backoff, self.svc.log)
+        dep = self.svc.state.outages.mark_down(outage.dependency, outage.reason, backoff, self.svc.log)
         raise outages.DependencyDownError(
             f"{dep.name} unavailable for {dep.down_seconds():.0f}s, retrying in {dep.retry_at - time.time():.0f}s:"
             f" {outage.reason}"
@@ -143,7 +143,7 @@ class _Run:
     def _store(self, rec: Recording, transcript: Transcript) -> int:
         svc = self.svc
         mode = triage.route(svc.settings.review, rec.syncd_id, transcript.confidence)
-        kept = svc.state.move(
+        kept = svc.state.recordings.move(
             rec.id,
             Status.TRANSCRIBING,
             Status.ACCEPTED if mode == triage.Mode.AUTO else Status.TRANSCRIBED,
@@ -189,11 +189,11 @@ def _capacity(svc: Services) -> int:
 def run(svc: Services, stop: threading.Event) -> int:
     """Start and collect until no more progress is possible this cycle; returns transcripts completed. While a
     service the engine needs is down and not due for another try, the run fails at once without calling it."""
-    down = [dep for dep in outages.waiting(svc.state) if dep.name != outages.LABELSTUDIO]
+    down = [dep for dep in svc.state.outages.waiting() if dep.name != outages.LABELSTUDIO]
     if down:
         names = ", ".join(f"{d.name} ({d.error})" for d in down)
         raise outages.DependencyDownError(f"waiting for {names}")
-    svc.transcriber.use_vocabulary(svc.state.vocabulary())
+    svc.transcriber.use_vocabulary(svc.state.reports.vocabulary())
     work = _Run(svc, stop)
     completed = 0
     while not stop.is_set():
@@ -203,6 +203,6 @@ def run(svc: Services, stop: threading.Event) -> int:
         if not started and not finished:
             break
     if work.calls:
-        known = outages.all_known(svc.state).values()
-        outages.mark_up(svc.state, [d.name for d in known if not d.ok and d.name != outages.LABELSTUDIO], svc.log)
+        known = svc.state.outages.all_known().values()
+        svc.state.outages.mark_up([d.name for d in known if not d.ok and d.name != outages.LABELSTUDIO], svc.log)
     return completed

@@ -1,7 +1,6 @@
 """The state store: a cache of what S3 and Label Studio hold, shared by the stages (and by many instances)."""
 
-from syncd.state import legacy, migrate
-from syncd.state.cursors import ADDED_WORDS_CHANGED
+from syncd.state import keys, legacy, migrate
 from syncd.state.store import StateStore
 
-__all__ = ["ADDED_WORDS_CHANGED", "StateStore", "legacy", "migrate"]
+__all__ = ["StateStore", "keys", "legacy", "migrate"]

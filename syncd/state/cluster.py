@@ -1,6 +1,6 @@
 """This instance among the others sharing the state: its name, its roles, and the leases it holds.
 
-Per-recording work (transcription) is claimed row by row (``StateStore.claim``); a stage whose bookkeeping must have
+Per-recording work (transcription) is claimed row by row (``leases.claim``); a stage whose bookkeeping must have
 one writer at a time (scan's listing and event queue, import's crash-doubt and rollover, export's Label Studio
 cursor) runs only on the instance holding that stage's lease, and project set-up only under the ``project`` lease.
 Timing, with L = ``instance.lease_seconds``: a lease is granted for two thirds of L and renewed every third, so one

@@ -23,9 +23,10 @@ class WebhookDelivery(NamedTuple):
 
 
 class ExportQueue:
-    """The export queue (a part of ``StateStore``)."""
+    """The export queue and the webhook deliveries waiting in it (``StateStore.export_queue``)."""
 
-    db: Database
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def queue_export(
         self,
@@ -98,7 +99,7 @@ class ExportQueue:
             return 0, None
         return int(row["n"]), float(row["oldest"])
 
-    def export_queue(self, project_id: int) -> list[int]:
+    def queued(self, project_id: int) -> list[int]:
         """Task ids the export stage reads again this cycle (queued, not parked)."""
         rows = self.db.read(
             "SELECT task_id FROM export_queue WHERE project_id = ? AND parked = 0 ORDER BY task_id", (project_id,)

@@ -28,9 +28,10 @@ WAITING = (*PENDING, Status.IMPORTED)
 
 
 class Recordings:
-    """Reads and compare-and-set writes of recordings (a part of ``StateStore``)."""
+    """Reads and compare-and-set writes of recordings (``StateStore.recordings``)."""
 
-    db: Database
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def known_versions(self, bucket: str, keys: list[str]) -> dict[str, set[str]]:
         """key -> ETags already recorded for these keys (one listing page), in one indexed query: an idle scan costs
@@ -92,7 +93,7 @@ class Recordings:
             found.update((r["syncd_id"], recording_of(r)) for r in rows)
         return found
 
-    def recordings(self, bucket: str | None = None) -> list[Recording]:
+    def all(self, bucket: str | None = None) -> list[Recording]:
         """Every recording (of one bucket), in discovery order: for operators and tests, not for the hot path."""
         where, args = ("WHERE bucket = ?", (bucket,)) if bucket else ("", ())
         rows = self.db.read(f"SELECT {COLUMNS} FROM recordings {where} ORDER BY id", args)

@@ -3,19 +3,17 @@ export poll only) and the S3 storage that presigns audio (the audio then does no
 
 Label Studio refuses both when they point at a loopback or private address while its SSRF protection is on (the
 default in 1.23.2), and either when the token lacks the permission. Neither stops syncd, so the refusal is kept here
-(cursor rows named ``refused:<what>:<project>``) until a later registration succeeds: `syncd status` in another
+(the ``refusals`` table, a row per what and project) until a later registration succeeds: `syncd status` in another
 process, `syncd check`, /healthz ("degraded") and ``syncd_labelstudio_refused`` read it.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from syncd.state import StateStore
+from syncd.state.db import Database
 
-PREFIX = "refused:"
 WEBHOOK = "webhook"
 STORAGE = "storage"
 
@@ -42,31 +40,39 @@ class Refusal:
         return CONSEQUENCE.get(self.what, "")
 
 
-def _key(what: str, project: int) -> str:
-    return f"{PREFIX}{what}:{project}"
+class Refusals:
+    """Refusals still standing (``StateStore.refusals``)."""
 
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-def record(state: StateStore, what: str, project: int, target: str, reason: str) -> Refusal:
-    refusal = Refusal(what, project, target, reason[:500], time.time())
-    state.set_cursor(_key(what, project), json.dumps(asdict(refusal)))
-    return refusal
+    def record(self, what: str, project: int, target: str, reason: str) -> Refusal:
+        refusal = Refusal(what, project, target, reason[:500], time.time())
+        with self.db.tx() as db:
+            db.execute(
+                "INSERT INTO refusals (what, project, target, reason, at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (what, project) DO UPDATE SET target = excluded.target, reason = excluded.reason,"
+                " at = excluded.at",
+                (refusal.what, refusal.project, refusal.target, refusal.reason, refusal.at),
+            )
+        return refusal
 
+    def clear(self, what: str, project: int) -> None:
+        """A registration succeeded: whatever was refused before no longer is (a read when nothing was, so a
+        registration that always succeeds writes nothing)."""
+        where = "WHERE what = ? AND project = ?"
+        if self.db.read_one(f"SELECT 1 FROM refusals {where}", (what, project)):
+            with self.db.tx() as db:
+                db.execute(f"DELETE FROM refusals {where}", (what, project))
 
-def clear(state: StateStore, what: str, project: int) -> None:
-    """A registration succeeded: whatever was refused before no longer is."""
-    if state.cursor(_key(what, project)):
-        state.change_cursor(_key(what, project), lambda _: None)
+    def all_known(self) -> list[Refusal]:
+        """Every refusal still standing, by what, then project."""
+        rows = self.db.read("SELECT what, project, target, reason, at FROM refusals ORDER BY what, project")
+        return [Refusal(r["what"], int(r["project"]), r["target"], r["reason"], float(r["at"])) for r in rows]
 
-
-def all_known(state: StateStore) -> list[Refusal]:
-    """Every refusal still standing, by what, then project."""
-    found = [Refusal(**json.loads(raw)) for raw in state.cursors(PREFIX).values() if raw]
-    return sorted(found, key=lambda r: (r.what, r.project))
-
-
-def counts(state: StateStore) -> dict[str, int]:
-    """what -> projects where it was refused, for ``syncd_labelstudio_refused``; every kind present."""
-    found = dict.fromkeys((WEBHOOK, STORAGE), 0)
-    for refusal in all_known(state):
-        found[refusal.what] = found.get(refusal.what, 0) + 1
-    return found
+    def counts(self) -> dict[str, int]:
+        """what -> projects where it was refused, for ``syncd_labelstudio_refused``; every kind present."""
+        found = dict.fromkeys((WEBHOOK, STORAGE), 0)
+        for refusal in self.all_known():
+            found[refusal.what] = found.get(refusal.what, 0) + 1
+        return found

@@ -7,31 +7,27 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from syncd.state.cursors import ADDED_WORDS_CHANGED
+from syncd.state import keys
+from syncd.state.cursors import Cursors
 from syncd.state.db import Database
-
-VOCABULARY = "vocabulary"
-"""The cursor holding the vocabulary as last published."""
 
 
 class Reports:
-    """Report rows, added words and the vocabulary made of them (a part of ``StateStore``)."""
+    """Report rows, added words and the vocabulary made of them (``StateStore.reports``); the vocabulary and the
+    count of its changes are cursors (``keys.VOCABULARY``, ``keys.ADDED_WORDS_CHANGED``)."""
 
-    db: Database
+    def __init__(self, db: Database, cursors: Cursors) -> None:
+        self.db = db
+        self.cursors = cursors
 
     def vocabulary(self) -> list[str]:
         """The vocabulary as last published, most frequent first (empty before the first): what the transcribe
         stage hands its engine."""
-        raw = self.db.scalar("SELECT value FROM cursors WHERE name = ?", (VOCABULARY,))
+        raw = self.cursors.get(keys.VOCABULARY.name)
         return list(json.loads(raw)["words"]) if raw else []
 
     def set_vocabulary(self, words: list[str]) -> None:
-        with self.db.tx() as db:
-            db.execute(
-                "INSERT INTO cursors (name, value) VALUES (?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                (VOCABULARY, json.dumps({"words": words})),
-            )
+        self.cursors.set(keys.VOCABULARY.name, json.dumps({"words": words}))
 
     def triage_rows(self) -> list[dict[str, Any]]:
         """One row per transcribed recording with what ``syncd report`` groups and sums (not for the hot path); a
@@ -66,17 +62,14 @@ class Reports:
 
     def set_added_words(self, rec_id: int, project_id: int | None, words: Iterable[str]) -> None:
         """The words a recording's current review added (a re-export replaces those of the earlier review). A change
-        bumps the ``ADDED_WORDS_CHANGED`` cursor, so the vocabulary is counted again only when it may have changed."""
+        bumps the ``keys.ADDED_WORDS_CHANGED`` cursor, so the vocabulary is counted again only when it may have
+        changed."""
         rows = [(rec_id, project_id, w) for w in sorted(set(words))]
         with self.db.tx() as db:
             deleted = db.execute("DELETE FROM added_words WHERE recording_id = ?", (rec_id,)).rowcount
             db.executemany("INSERT INTO added_words (recording_id, project_id, word) VALUES (?, ?, ?)", rows)
             if deleted or rows:
-                db.execute(
-                    "INSERT INTO cursors (name, value) VALUES (?, '1') ON CONFLICT (name)"
-                    " DO UPDATE SET value = CAST(CAST(cursors.value AS INTEGER) + 1 AS TEXT)",
-                    (ADDED_WORDS_CHANGED,),
-                )
+                self.cursors.bump(keys.ADDED_WORDS_CHANGED.name)
 
 
 def _triage_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """The state store: the only thing the pipeline stages share (SQLite by default, PostgreSQL for many instances).
 
 It is a cache of the truth held by S3 and Label Studio; every row can be rebuilt from them. ``StateStore`` is the one
-object the stages hold, made of one ``Database`` and one part per table, each in its own module (``recordings``,
-``export_queue``, ``tasks``, ``cursors``, ``reports``) and each method one short transaction; ``leases`` (named
-leases, claims on recordings, the instances) is reached as ``store.leases``.
+object the stages hold: one ``Database`` and one object per table, each in its own module and each method one short
+transaction, so every call names the table it touches (``store.recordings.due(...)``, ``store.outages.mark_down(...)``).
+A table that keeps values in the ``cursors`` table is handed that table, so the cursor SQL is written once.
 """
 
 from __future__ import annotations
@@ -18,24 +18,38 @@ from syncd.state.cursors import Cursors
 from syncd.state.db import HOLD_LIMIT, Database
 from syncd.state.export_queue import ExportQueue
 from syncd.state.leases import Leases
+from syncd.state.outages import Outages
 from syncd.state.recordings import Recordings
+from syncd.state.refusals import Refusals
 from syncd.state.reports import Reports
 from syncd.state.tasks import Tasks
+from syncd.state.twins import Twins
 
 if TYPE_CHECKING:
     from syncd.config import StateSettings
 
 
-class StateStore(Recordings, ExportQueue, Tasks, Cursors, Reports):
-    """Thread-safe access to the state database, migrated to the newest schema when opened."""
+class StateStore:
+    """Thread-safe access to the state database, migrated to the newest schema when opened, one object per table."""
 
     def __init__(self, target: str | Path = ":memory:", hold_limit: float = HOLD_LIMIT) -> None:
         """``target``: a SQLite file path (its folder is created) or a ``postgresql://`` URL with its password;
         ``hold_limit``: how long a PostgreSQL transaction may sit idle holding locks (``Database``)."""
         self.db = Database(target, hold_limit)
         migrate.upgrade(self.db.engine)
+        self.cursors = Cursors(self.db)
+        """Small named values kept between runs, under the names ``syncd.state.keys`` registers."""
+        self.recordings = Recordings(self.db)
+        self.export_queue = ExportQueue(self.db)
+        self.tasks = Tasks(self.db, self.cursors)
+        """Projects and the tasks seen in them."""
+        self.reports = Reports(self.db, self.cursors)
+        """What `syncd report` and the vocabulary read."""
         self.leases = Leases(self.db)
         """Named leases, claims on recordings and the instances' register."""
+        self.outages = Outages(self.db)
+        self.refusals = Refusals(self.db)
+        self.twins = Twins(self.db)
 
     @classmethod
     def open(cls, settings: StateSettings, hold_limit: float = HOLD_LIMIT) -> StateStore:

@@ -5,49 +5,34 @@ a project."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from syncd.domain.recording import Recording, Status
+from syncd.state import keys
+from syncd.state.cursors import Cursors
 from syncd.state.db import Database
 from syncd.state.recordings import COLUMNS, with_extra
 
-TWINS = "task-twins"
-"""Cursor holding the twin groups (two or more tasks for one audio version) found and not yet resolved, by syncd_id:
-their tasks, which of them are reviewed, the recording's key, when they were last looked at."""
-
-UNCHECKED = "import-predictions-unchecked:"
-"""Cursor prefix (then the project id) holding the lowest task id whose prediction could not be checked."""
-
 
 class Tasks:
-    """Projects and the tasks seen in them (a part of ``StateStore``)."""
+    """Projects and the tasks seen in them (``StateStore.tasks``); the prediction checks left to do are cursors
+    (``keys.UNCHECKED``)."""
 
-    db: Database
-
-    def twins(self) -> dict[str, dict[str, Any]]:
-        """The twin groups left standing, by syncd_id (`syncd status`, /metrics, /healthz)."""
-        raw = self.db.scalar("SELECT value FROM cursors WHERE name = ?", (TWINS,))
-        return dict(json.loads(raw)) if raw else {}
-
-    def twin_counts(self) -> dict[str, int]:
-        """Twin groups standing: "reviewed" (more than one of the twins holds a review; a person should look, and
-        /healthz is degraded) and "unreviewed" (kept by ``labelstudio.on_duplicate = "keep"``)."""
-        groups = self.twins().values()
-        reviewed = sum(len(g.get("reviewed", [])) > 1 for g in groups)
-        return {"reviewed": reviewed, "unreviewed": len(groups) - reviewed}
+    def __init__(self, db: Database, cursors: Cursors) -> None:
+        self.db = db
+        self.cursors = cursors
 
     def unchecked_predictions(self) -> dict[int, int]:
         """project -> how many of our tasks wait for their predictions to be checked again (from the lowest task
         id a failed check left on)."""
-        rows = self.db.read(
-            "SELECT c.name, (SELECT count(*) FROM recordings r WHERE r.project_id = CAST(substr(c.name, ?) AS INTEGER)"
-            " AND r.task_id >= CAST(c.value AS INTEGER)) AS n FROM cursors c WHERE substr(c.name, 1, ?) = ?",
-            (len(UNCHECKED) + 1, len(UNCHECKED), UNCHECKED),
-        )
-        return {int(str(r["name"])[len(UNCHECKED) :]): int(r["n"]) for r in rows}
+        found = {}
+        for name, low in self.cursors.prefixed(keys.UNCHECKED.name).items():
+            project = int(name.removeprefix(keys.UNCHECKED.name))
+            sql = "SELECT count(*) FROM recordings WHERE project_id = ? AND task_id >= ?"
+            found[project] = int(self.db.scalar(sql, (project, int(low))))
+        return found
 
     def note_tasks(self, project_id: int, tasks: dict[int, str | None]) -> list[int]:
         """Remember tasks seen in Label Studio (task id -> the syncd_id in its data, None for others' tasks); returns

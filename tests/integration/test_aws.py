@@ -73,7 +73,7 @@ def test_transcribe_jobs_results_and_tasks(stack: Stack, s3: Any, ls: Any, bucke
 
     # Transcribe's own output is never taken for audio, and a second pass starts no job and imports nothing.
     state = StateStore(str(tmp_path / "state.db"))
-    assert {r.key for r in state.recordings()} == set(RECORDINGS)
+    assert {r.key for r in state.recordings.all()} == set(RECORDINGS)
     run_syncd(["once", "-c", str(config)], stack)
     jobs = transcribe.list_transcription_jobs(MaxResults=100)["TranscriptionJobSummaries"]
     assert sorted(j["TranscriptionJobName"] for j in jobs if j["TranscriptionJobName"] in names.values()) == sorted(
@@ -92,11 +92,11 @@ def test_crash_after_start_adopts_the_running_job(stack: Stack, s3: Any, ls: Any
     )
     assert crashed.returncode == -9
     state = StateStore(str(tmp_path / "state.db"))
-    (rec,) = state.recordings()
+    (rec,) = state.recordings.all()
     assert rec.status == "discovered" and rec.job_name is None, "the crash came before the state commit"
 
     run_until_imported(stack, config, expected=1)
-    (rec,) = state.recordings()
+    (rec,) = state.recordings.all()
     assert rec.status == "imported" and rec.job_name == names["calls/a.mp3"]
     jobs = stack.moto.client().list_transcription_jobs(JobNameContains=rec.syncd_id)["TranscriptionJobSummaries"]
     assert len(jobs) == 1

@@ -63,11 +63,11 @@ def test_sigterm_drains_running_stages(
 
     # Nothing was left half-done: a one-shot run afterwards takes every recording the rest of the way.
     state = StateStore(str(tmp_path / "state.db"))
-    assert state.count("importing") == 0
+    assert state.recordings.count("importing") == 0
     state.close()
     run_syncd(["once", "-c", str(config_file)], stack)
     state = StateStore(str(tmp_path / "state.db"))
-    assert state.count("imported") == len(SENTENCES), state.counts()
+    assert state.recordings.count("imported") == len(SENTENCES), state.recordings.counts()
     state.close()
 
 

@@ -72,7 +72,7 @@ def test_round_trip(stack: Stack, s3: Any, ls: Any, bucket: str, config_file: Pa
     for key, sentence in AUDIO.items():
         task = tasks[f"s3://{bucket}/{key}"]
         (prediction,) = task["predictions"]
-        rec = state.by_syncd_id(task["data"]["syncd_id"])
+        rec = state.recordings.by_syncd_id(task["data"]["syncd_id"])
         assert rec is not None and rec.transcript is not None and rec.task_id == task["id"]
         words = rec.transcript.words
         assert words
@@ -83,7 +83,7 @@ def test_round_trip(stack: Stack, s3: Any, ls: Any, bucket: str, config_file: Pa
         assert wer is not None and wer <= 0.35, (key, heard, wer)
 
     # Bad input is recorded with a reason and did not stop the batch; outputs and non-audio were never picked up.
-    by_key = {r.key: r for r in state.recordings()}
+    by_key = {r.key: r for r in state.recordings.all()}
     assert by_key["calls/empty.mp3"].status == "skipped" and "empty" in (by_key["calls/empty.mp3"].reason or "")
     assert by_key["calls/corrupt.mp3"].status == "failed" and by_key["calls/corrupt.mp3"].reason
     assert "calls/notes.txt" not in by_key and "calls/old.transcript.json" not in by_key

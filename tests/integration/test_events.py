@@ -60,7 +60,7 @@ def test_audio_is_found_and_deleted_from_events_and_a_lost_event_by_the_full_lis
     (marked,) = project_tasks(ls_client(stack), title)
     assert marked["data"]["deleted_from_s3"] and marked["data"]["key"] == "calls/new call.mp3"
     state = StateStore(str(tmp_path / "state.db"))
-    assert [r.status for r in state.recordings()] == [Status.DELETED]
+    assert [r.status for r in state.recordings.all()] == [Status.DELETED]
 
     # A lost event: the object is found by the next full listing, once it is due.
     upload_with_results(s3, bucket, {"calls/quiet.mp3": "single_speaker.json"})

@@ -38,16 +38,16 @@ HOLDER = textwrap.dedent(
     with holder.fence("export"):
         try:
             with store.batch():
-                store.set_cursor("written-while-frozen", "1")
+                store.cursors.set("export:1", "1")
                 os.kill(os.getpid(), signal.SIGSTOP)  # frozen with the lease row locked
-                store.set_cursor("written-after-waking", "1")
+                store.cursors.set("export-sweep:1", "1")
         except Exception as exc:
             outcome["open"] = {"error": type(exc).__name__, "outage": classify(exc) == UNAVAILABLE}
         try:
-            store.set_cursor("written-after-waking", "1")
+            store.cursors.set("export-sweep:1", "1")
         except FencedError as exc:
             outcome["next"] = str(exc)
-    outcome["reads"] = store.cursor("written-while-frozen")
+    outcome["reads"] = store.cursors.get("export:1")
     print(json.dumps(outcome), flush=True)
     """
 )
@@ -94,5 +94,5 @@ def test_a_holder_frozen_inside_a_transaction_neither_stalls_the_others_nor_writ
     # The server ended the frozen transaction; the woken process takes it as an outage, never a recording's fault.
     assert outcome["open"] == {"error": "InternalError", "outage": True}, outcome
     assert "is now held by 'other'" in outcome["next"], outcome  # and its next write is fenced
-    assert outcome["reads"] is None and store.cursor("written-while-frozen") is None
-    assert store.cursor("written-after-waking") is None
+    assert outcome["reads"] is None and store.cursors.get("export:1") is None
+    assert store.cursors.get("export-sweep:1") is None

@@ -45,18 +45,18 @@ def test_sigkill_between_labelstudio_and_state_imports_exactly_once(
     else:
         raise AssertionError("the import never reached the crash point")
     state = StateStore(str(tmp_path / "state.db"))
-    assert Counter(r.status for r in state.recordings()) == {"importing": 3}
+    assert Counter(r.status for r in state.recordings.all()) == {"importing": 3}
     assert len(project_tasks(ls, title)) == 3, "the tasks landed before the kill"
 
     events = run_until_imported(stack, config, expected=3)
 
     tasks = project_tasks(ls, title)
     assert sorted(Counter(t["data"]["syncd_id"] for t in tasks).values()) == [1, 1, 1]
-    assert {r.status for r in state.recordings()} == {"imported"}
-    assert {r.task_id for r in state.recordings()} == {t["id"] for t in tasks}
+    assert {r.status for r in state.recordings.all()} == {"imported"}
+    assert {r.task_id for r in state.recordings.all()} == {t["id"] for t in tasks}
     assert sum(e["event"] == "task.recovered" for e in events) == 3
     assert not any(e["event"] == "task.imported" for e in events)
-    scores = {r.task_id: r.score for r in state.recordings()}
+    scores = {r.task_id: r.score for r in state.recordings.all()}
     assert all(len(t["predictions"]) == 1 for t in tasks), "each task holds exactly its one prediction"
     assert {t["id"]: t["predictions"][0]["score"] for t in tasks} == pytest.approx(scores)
     assert not any(e["event"] == "task.prediction_restored" for e in events)
@@ -90,7 +90,7 @@ def test_incremental_scan_replacement_and_least_confident_first(
     upload_with_results(s3, bucket, {"calls/b.mp3": "spanish.json"})
     events = run_until_imported(stack, config, expected=1)
     assert any(e["event"] == "audio.replaced" and e["key"] == "calls/b.mp3" for e in events)
-    versions = [r for r in StateStore(str(tmp_path / "state.db")).recordings() if r.key == "calls/b.mp3"]
+    versions = [r for r in StateStore(str(tmp_path / "state.db")).recordings.all() if r.key == "calls/b.mp3"]
     assert [r.status for r in versions] == ["superseded", "imported"]
     tasks = project_tasks(ls, "import order")
     assert len(tasks) == 4

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack import Stack, SyncdProcess, aws_config, free_port, log_events, run_syncd, upload_with_results
 from syncd.labelstudio import as_dict
-from syncd.projects import NEXT_PROJECT, period_title
-from syncd.state import StateStore
+from syncd.projects import period_title
+from syncd.state import StateStore, keys
 
 SECRET = "webhook-shared-secret-for-rollover-0123"
 FIXTURES = ("two_speakers.json", "single_speaker.json", "two_speakers_new.json", "spanish.json")
@@ -95,8 +95,8 @@ def test_rollover_fills_projects_of_five_survives_a_kill_and_exports_from_first_
     finally:
         crashed.kill()
     state = StateStore(str(tmp_path / "state.db"))
-    assert [p["title"] for p in state.projects()] == [first]
-    assert json.loads(state.cursor(NEXT_PROJECT) or "{}")["title"] == f"{first} (2)"
+    assert [p["title"] for p in state.tasks.projects()] == [first]
+    assert json.loads(state.cursors.get(keys.NEXT_PROJECT.name) or "{}")["title"] == f"{first} (2)"
     made = _series(ls, first)
     assert [p["title"] for p in made] == [first, f"{first} (2)"]
     assert [len(_tasks(ls, p["id"])) for p in made] == [5, 0]

@@ -61,7 +61,7 @@ def _once(stack: Stack, config: Path) -> list[dict[str, Any]]:
 
 
 def _recordings(tmp_path: Path) -> dict[str, Recording]:
-    return {r.key: r for r in StateStore(str(tmp_path / "state.db")).recordings()}
+    return {r.key: r for r in StateStore(str(tmp_path / "state.db")).recordings.all()}
 
 
 def _vtt(seconds: float) -> str:

@@ -188,10 +188,10 @@ def _wake_self_stopped(fleet: Fleet, state: StateStore, stop: threading.Event) -
 def _wait(state: StateStore, done: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if done(state.counts()):
+        if done(state.recordings.counts()):
             return
         time.sleep(1)
-    raise AssertionError(f"{what} not reached in {timeout:.0f}s: {state.counts()}")
+    raise AssertionError(f"{what} not reached in {timeout:.0f}s: {state.recordings.counts()}")
 
 
 def _predicted(ls: Any, title: str, timeout: float) -> None:
@@ -277,7 +277,7 @@ def test_three_instances_with_random_kills_lose_and_repeat_nothing(
     assert all(len(t["predictions"]) == 1 for t in tasks)
 
     # Every review beside the exact audio version it describes, and no output written twice.
-    recordings = {r.key: r for r in state.recordings(bucket)}
+    recordings = {r.key: r for r in state.recordings.all(bucket)}
     for key, rec in recordings.items():
         assert rec.status == Status.EXPORTED and rec.annotation_id == annotations[rec.task_id], key
         stem = key.rsplit(".", 1)[0]

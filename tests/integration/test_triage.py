@@ -46,10 +46,10 @@ def _until_settled(stack: Stack, config: Path, state: StateStore, runs: int = 8)
     events: list[dict[str, Any]] = []
     for _ in range(runs):
         events += log_events(run_syncd(["once", "-c", str(config)], stack).stdout)
-        counts = state.counts()
+        counts = state.recordings.counts()
         if not any(counts[s] for s in ("discovered", "transcribing", "transcribed", "importing", "accepted")):
             return events
-    raise AssertionError(f"work left after {runs} runs: {state.counts()}")
+    raise AssertionError(f"work left after {runs} runs: {state.recordings.counts()}")
 
 
 def test_auto_accept_sends_the_audit_sample_to_review_and_the_report_matches_jiwer(
@@ -63,7 +63,7 @@ def test_auto_accept_sends_the_audit_sample_to_review_and_the_report_matches_jiw
     state = StateStore(str(tmp_path / "state.db"))
     events = _until_settled(stack, config, state)
 
-    recs = {r.key: r for r in state.recordings()}
+    recs = {r.key: r for r in state.recordings.all()}
     modes = Counter(r.review_mode for r in recs.values())
     confident = [k for k, f in keys.items() if f != "single_speaker.json"]
     assert modes["review"] == RECORDINGS - len(confident) and modes["audit"] + modes["auto"] == len(confident)

@@ -61,7 +61,7 @@ def test_twins_are_repaired_reviews_on_them_exported_and_the_rest_named(
     client = LabelStudioClient(LabelStudioSettings(url=stack.labelstudio.url, project=title), stack.labelstudio.token)
     run_until_imported(stack, config, expected=3)
     state = StateStore(str(tmp_path / "state.db"))
-    task_of = {r.key: r.task_id for r in state.recordings()}
+    task_of = {r.key: r.task_id for r in state.recordings.all()}
     by_id = {t["id"]: t for t in project_tasks(ls, title)}
     original = {key: by_id[task_id] for key, task_id in task_of.items()}
 

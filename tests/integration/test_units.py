@@ -97,12 +97,12 @@ def test_a_forty_minute_recording_is_reviewed_as_three_units_and_stitched_with_i
 
     events = run_until_imported(stack, config, expected=3)
     state = StateStore(str(tmp_path / "state.db"))
-    (parent,) = [r for r in state.recordings() if r.key == KEY]
+    (parent,) = [r for r in state.recordings.all() if r.key == KEY]
     asr = parent.transcript
     assert parent.status == Status.SPLIT and asr is not None and len(asr.segments) == 80
     (split,) = [e for e in events if e["event"] == "recording.split"]
     assert split["units"] == 3
-    units = [u for u, _ in state.units_of(parent.id)]
+    units = [u for u, _ in state.recordings.units_of(parent.id)]
     assert [u.status for u in units] == [Status.IMPORTED] * 3
 
     # Three tasks, none for the whole recording; each names the file and its part and plays its own clip.

@@ -16,6 +16,7 @@ import json
 import shutil
 import sqlite3
 from contextlib import closing
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from syncd.config.load import load
 from syncd.errors import ConfigError
 from syncd.labelstudio.layouts import result_layout
 from syncd.state import StateStore, migrate
+from syncd.state.outages import Dependency
+from syncd.state.refusals import Refusal
 
 FORMATS = ("txt", "json", "srt", "vtt")
 EDITED = "Edited after the upgrade."
@@ -124,23 +127,40 @@ def _key(row: dict[str, Any]) -> str:
     return json.dumps(row, sort_keys=True, default=str)
 
 
+DOWN = Dependency("s3", False, "HTTP 503", 1796304700.5, 2, 1796304710.5)
+REFUSED = Refusal("webhook", 1, "http://127.0.0.1:8900/webhook", "HTTP 400: URL is not allowed", 1796304701.25)
+MOVED = {
+    "task-twins": json.dumps({"sid": {"tasks": [3, 4], "reviewed": [4], "key": "calls/a.mp3", "checked": 17.5}}),
+    "dependency:s3": json.dumps(asdict(DOWN)),
+    "refused:webhook:1": json.dumps(asdict(REFUSED)),
+}
+"""Documents the earlier releases kept in the cursors table as they wrote them (the kept files hold none, so they are
+added to the copy): revision 0005 moves them to tables of their own, checked there instead."""
+
+
 @pytest.mark.parametrize("version", sorted(RELEASES))
 def test_a_state_an_earlier_release_wrote_migrates_with_every_row(version: str, tmp_path: Path) -> None:
     """The state file the release wrote on the real stack: opened by the current release it reaches the newest
-    schema, every row of every table keeps every value it had, the release is recorded, and the copy left beside it
-    is the file as it was."""
+    schema, every row of every table keeps every value it had (the cursor documents revision 0005 moves, in their new
+    tables), the release is recorded, and the copy left beside it is the file as it was."""
     path = tmp_path / "state.db"
     shutil.copyfile(RELEASES[version].state, path)
+    with closing(sqlite3.connect(path)) as db, db:
+        db.executemany("INSERT INTO cursors (name, value) VALUES (?, ?)", MOVED.items())
     before = _rows(path)
     assert sum(map(len, before.values())) > len(FIRST), "a kept state holds the recordings, tasks and cursors"
 
     store = StateStore(path)
     assert store.schema() == (migrate.head(), __version__)
     after = _rows(path)
-    for table, rows in before.items():
+    stay = before | {"cursors": [r for r in before["cursors"] if r["name"] not in MOVED]}
+    for table, rows in stay.items():
         kept = sorted(_key({c: r[c] for c in (rows[0] if rows else {})}) for r in after[table])
         assert kept == sorted(map(_key, rows)), table
-    statuses = {r.key: r.status for r in store.recordings()}
+    assert store.twins.all() == json.loads(MOVED["task-twins"])
+    assert store.outages.all_known() == {"s3": DOWN}
+    assert store.refusals.all_known() == [REFUSED]
+    statuses = {r.key: r.status for r in store.recordings.all()}
     assert statuses == {"calls/a.mp3": "exported", "calls/b.mp3": "exported", "calls/c.mp3": "imported"}
     assert _rows(tmp_path / f"state.db.before-{__version__}") == before
 

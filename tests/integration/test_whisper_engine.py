@@ -36,7 +36,7 @@ def _sox(*args: str) -> None:
 
 
 def _heard(state: StateStore) -> dict[str, Any]:
-    return {r.key: r.transcript for r in state.recordings() if r.transcript is not None}
+    return {r.key: r.transcript for r in state.recordings.all() if r.transcript is not None}
 
 
 def test_two_workers_transcribe_each_recording_once(

@@ -324,16 +324,22 @@ SQLite file (tests/integration/test_state_postgres.py runs the unit tier this wa
 
 def new_store(tmp_path: Path, name: str = "state.db") -> StateStore:
     """The store a unit test works on; the same ``tmp_path`` and ``name`` open the same store again."""
+    return StateStore(new_target(tmp_path, name))
+
+
+def new_target(tmp_path: Path, name: str = "state.db") -> str:
+    """Where ``new_store`` keeps that store, not opened (nor migrated) yet: a SQLite file, or a PostgreSQL database
+    of its own (created empty) when ``SYNCD_TEST_POSTGRES`` names a server."""
     server = os.environ.get(POSTGRES_ENV)
     if not server:
-        return StateStore(tmp_path / name)
+        return str(tmp_path / name)
     import psycopg
 
     database = "t_" + hashlib.sha256(f"{tmp_path}/{name}".encode()).hexdigest()[:20]
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
             conn.execute(f"CREATE DATABASE {database}")
-    return StateStore(f"{server}/{database}")
+    return f"{server}/{database}"
 
 
 class Stack(NamedTuple):
@@ -366,8 +372,8 @@ def services(tmp_path: Path, *, client: Any = None, **sections: Any) -> Stack:
 def recording(key: str = "calls/a.mp3") -> Recording:
     """A recording as the scan records it, in a state of its own."""
     state = StateStore(":memory:")
-    ((rec_id, _),) = state.add_objects([S3Object("bucket", key, "etag1", 10)])
-    return state.get(rec_id)
+    ((rec_id, _),) = state.recordings.add_objects([S3Object("bucket", key, "etag1", 10)])
+    return state.recordings.get(rec_id)
 
 
 def with_state(svc: Services, state: StateStore) -> Services:

@@ -72,7 +72,7 @@ def transcript() -> Transcript:
 
 def review_all(svc: Services, ls: FakeLabelStudio, but: int | None = None, text: str = "fixed") -> None:
     """Submit every unit's review (but one), one line per segment: "<text> <unit> <line>"."""
-    for n, (unit, _) in enumerate(svc.state.units_of(svc.state.recordings()[0].id)):
+    for n, (unit, _) in enumerate(svc.state.recordings.units_of(svc.state.recordings.all()[0].id)):
         if n != but and unit.task_id is not None and unit.transcript is not None:
             lines = [f"{text} {n} {i}" for i in range(len(unit.transcript.segments))]
             ls.annotate(unit.task_id, "\n".join(lines))
@@ -114,7 +114,7 @@ def region(rid: str, start: float, end: float | None, text: str) -> dict[str, An
 def scanned_recording(svc: Any, storage: Any) -> Any:
     storage.put_audio("b", "calls/a.mp3")
     BY_NAME["scan"].run(svc, threading.Event())
-    (rec,) = svc.state.recordings()
+    (rec,) = svc.state.recordings.all()
     return rec
 
 
@@ -181,7 +181,7 @@ def instances(tmp_path: Path, *names: str, lease: float = 30.0) -> list[Instance
 
 def discovered(instance: Instance, count: int) -> None:
     objs = [S3Object(bucket="b", key=f"k{i:04d}.wav", etag="e", size=1) for i in range(count)]
-    instance.state.add_objects(objs)
+    instance.state.recordings.add_objects(objs)
 
 
 def tone_wav(seconds: int, rate: int = 8000) -> bytes:

@@ -8,8 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import syncd
+from syncd.state import keys
 
 ROOT = Path(syncd.__file__).parent
+CODE = [ROOT, *(ROOT.parent / d for d in ("tests", "bench", "devstack", "scripts"))]
+"""Where code that names cursors lives: the package, the tests, the benchmarks, the real-stack helpers, the scripts."""
 MAX_ROOT_MODULES = 10
 MAX_LINES = 500
 
@@ -235,3 +238,69 @@ def test_the_import_stage_enters_the_shared_task_bookkeeping_a_few_times() -> No
     """Import's own work (reconcile, twins, doubt) lives beside it, not in ``stages.tasks``."""
     entries, climbs = walk_into(("syncd.stages.import_", "run"), "import", "syncd.stages.tasks")
     assert entries <= 5 and climbs <= 5, (entries, climbs)
+
+
+CURSOR_METHODS = {"get", "set", "change", "prefixed", "bump"}
+"""The methods of ``StateStore.cursors``: the first argument of each is a cursor's name (a prefix for ``prefixed``)."""
+
+
+def _cursor_names() -> Iterator[tuple[str, str]]:
+    """(where, name) for each cursor name written in code as a string, passed to a method of a cursors table
+    (``….cursors.set("export:1", …)``); an f-string gives its fixed start (``f"export:{project}"``: ``export:``)."""
+    for folder in CODE:
+        for path in sorted(folder.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args):
+                    continue
+                table = node.func.value
+                if node.func.attr not in CURSOR_METHODS or not (
+                    isinstance(table, ast.Attribute) and table.attr == "cursors"
+                ):
+                    continue
+                where = f"{path.relative_to(ROOT.parent)}:{node.lineno}"
+                name = node.args[0]
+                if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                    yield where, name.value + ("" if node.func.attr != "prefixed" else "*")
+                elif isinstance(name, ast.JoinedStr):
+                    head = name.values[0] if name.values else None
+                    yield where, (head.value if isinstance(head, ast.Constant) else "") + "*"
+
+
+def test_every_cursor_name_in_code_is_registered() -> None:
+    """A name written out where a cursor is read or written is one ``syncd.state.keys`` registers (``*``: a prefix
+    that a part follows); a typo or a new name not added there fails here, before the table refuses it at run time."""
+
+    def registered(name: str) -> bool:
+        if name.endswith("*"):
+            return any(k.prefix and k.name == name[:-1] for k in keys.KEYS)
+        return keys.registered(name) is not None
+
+    unregistered = [(where, name) for where, name in _cursor_names() if not registered(name)]
+    assert unregistered == []
+
+
+def test_every_registered_cursor_key_is_used_by_the_package() -> None:
+    """Each key of the registry is named (``keys.NAME``) by a module of the package: the list says what the table
+    holds, not what it once held."""
+    declared = {name for name, value in vars(keys).items() if isinstance(value, keys.Key)}
+    used = {
+        node.attr
+        for module, path in MODULES.items()
+        if module != "syncd.state.keys"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "keys"
+    }
+    assert sorted(declared - used) == []
+    assert {k.name for k in keys.KEYS} == {value.name for name, value in vars(keys).items() if name in declared}
+
+
+def test_the_cursor_table_is_written_in_sql_only_by_its_own_module() -> None:
+    """Tables that keep values in the cursors table go through ``StateStore.cursors`` (migrations aside)."""
+    spelled = [
+        module
+        for module, path in MODULES.items()
+        if module != "syncd.state.cursors"
+        and ".migrations" not in module
+        and any(f"{verb} cursors" in path.read_text() for verb in ("FROM", "INTO", "UPDATE"))
+    ]
+    assert spelled == []

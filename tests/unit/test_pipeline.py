@@ -98,10 +98,10 @@ def test_a_refused_token_is_an_outage_until_label_studio_accepts_it_again(tmp_pa
         run_stage(svc, stage, go, work=lambda: 0)  # Label Studio still refuses it
         run_stage(other, stage, go, work=lambda: 0)
     assert [e["event"] for e in logs if e["event"].startswith("dependency.")] == ["dependency.down"]
-    assert not outages.get(svc.state, outages.LABELSTUDIO).ok
+    assert not svc.state.outages.get(outages.LABELSTUDIO).ok
     ls.refused = False
     with capture_logs() as logs:
         run_stage(svc, stage, go, work=lambda: 0)
         run_stage(svc, stage, go, work=lambda: 0)
     assert [e["event"] for e in logs if e["event"].startswith("dependency.")] == ["dependency.up"]
-    assert outages.get(svc.state, outages.LABELSTUDIO).ok
+    assert svc.state.outages.get(outages.LABELSTUDIO).ok

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from syncd import projects as projects_module
-from syncd.projects import NEXT_PROJECT, period_title, project_series
+from syncd.projects import period_title, project_series
 from syncd.services import Services
+from syncd.state import keys
 from tests.unit.fakes import services
 
 
@@ -59,20 +60,20 @@ def test_full_project_rolls_over_to_a_numbered_one_with_the_webhook(tmp_path: Pa
     svc, ls = _svc(tmp_path, max_tasks_per_project=3)
     first = svc.projects.current
     assert svc.projects.rollover_due() is None and svc.projects.room() == 3
-    svc.state.note_tasks(first, {1: "a", 2: "b", 3: None})
+    svc.state.tasks.note_tasks(first, {1: "a", 2: "b", 3: None})
     assert svc.projects.rollover_due() == "full" and svc.projects.room() == 0
     svc.projects.webhook = ("http://syncd/webhook", "secret")
     second = svc.projects.next("full")
     assert ls.created == [("Review", None), ("Review (2)", first)]
     assert svc.projects.current == second and svc.projects.all() == [first, second] and ls.hooks == [second]
-    assert svc.projects.rollover_due() is None and svc.state.cursor(NEXT_PROJECT) is None
+    assert svc.projects.rollover_due() is None and svc.state.cursors.get(keys.NEXT_PROJECT.name) is None
 
 
 def test_a_crash_after_creating_the_next_project_leaves_one_project(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     svc, ls = _svc(tmp_path, max_tasks_per_project=1)
-    svc.state.note_tasks(svc.projects.current, {1: "a"})
+    svc.state.tasks.note_tasks(svc.projects.current, {1: "a"})
 
     def crash(name: str) -> None:
         raise SystemExit(name)
@@ -80,32 +81,32 @@ def test_a_crash_after_creating_the_next_project_leaves_one_project(
     monkeypatch.setattr(projects_module, "fault_point", crash)
     with pytest.raises(SystemExit):
         svc.projects.next("full")
-    assert json.loads(svc.state.cursor(NEXT_PROJECT) or "{}")["title"] == "Review (2)"
+    assert json.loads(svc.state.cursors.get(keys.NEXT_PROJECT.name) or "{}")["title"] == "Review (2)"
     monkeypatch.undo()
 
     restarted, *_ = services(tmp_path, client=ls, labelstudio={"layout": "whole", "project": "Review"})
     restarted.projects.current_id = None
     restarted.projects.ensure()
     assert [title for title, _ in ls.created] == ["Review", "Review (2)"]
-    assert [p["title"] for p in restarted.state.projects()] == ["Review", "Review (2)"]
-    assert restarted.state.cursor(NEXT_PROJECT) is None
+    assert [p["title"] for p in restarted.state.tasks.projects()] == ["Review", "Review (2)"]
+    assert restarted.state.cursors.get(keys.NEXT_PROJECT.name) is None
 
 
 def test_a_period_in_the_title_rolls_over_when_the_period_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     svc, _ = _svc(tmp_path, project="Review {year}-{month}")
-    assert [p["title"] for p in svc.state.projects()] == [period_title("Review {year}-{month}")]
+    assert [p["title"] for p in svc.state.tasks.projects()] == [period_title("Review {year}-{month}")]
     next_month = time.time() + 40 * 86400
     monkeypatch.setattr(projects_module, "_now", lambda: next_month)
     assert svc.projects.rollover_due() == "period"
     svc.projects.next("period")
-    assert svc.state.projects()[-1]["title"] == period_title("Review {year}-{month}", next_month)
+    assert svc.state.tasks.projects()[-1]["title"] == period_title("Review {year}-{month}", next_month)
 
 
 def test_a_numbered_project_is_fixed_and_a_lost_state_finds_the_series_again(tmp_path: Path) -> None:
     svc, _ = _svc(tmp_path, project="42", max_tasks_per_project=1)
-    svc.state.note_tasks(42, {1: "a", 2: "b"})
+    svc.state.tasks.note_tasks(42, {1: "a", 2: "b"})
     assert svc.projects.current == 42 and svc.projects.rollover_due() is None
 
     found = {7: "Review", 9: "Review (2)", 11: "Reviewers", 12: "Review 2026-01"}

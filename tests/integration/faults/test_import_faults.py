@@ -130,10 +130,10 @@ def _seed_transcribed(state: StateStore, bucket: str, count: int) -> None:
     import: Label Studio only stores the audio URI, it never reads the audio here."""
     doc = json.loads((TRANSCRIBE_FIXTURES / "two_speakers.json").read_text())
     transcript = parse_transcribe_output(doc, job="seed", model=MODEL)
-    added = state.add_objects(S3Object(bucket, f"bulk/{i:05}.mp3", f"etag{i}", 100) for i in range(count))
+    added = state.recordings.add_objects(S3Object(bucket, f"bulk/{i:05}.mp3", f"etag{i}", 100) for i in range(count))
     ids = [rec_id for rec_id, _ in added]
-    state.transition(ids, Status.DISCOVERED, Status.TRANSCRIBING)
-    state.transition(ids, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=transcript, score=0.5)
+    state.recordings.transition(ids, Status.DISCOVERED, Status.TRANSCRIBING)
+    state.recordings.transition(ids, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=transcript, score=0.5)
 
 
 def test_import_that_times_out_while_label_studio_commits_lands_once(
@@ -159,14 +159,16 @@ def test_import_that_times_out_while_label_studio_commits_lands_once(
             import_.run(impatient, GO)
         status = _status(stack, config)
         rounds = 0
-        while svc.state.count(Status.IMPORTING) and rounds < 240:  # Label Studio is asked again until it has committed
+        while (
+            svc.state.recordings.count(Status.IMPORTING) and rounds < 240
+        ):  # Label Studio is asked again until it has committed
             import_.run(svc, GO)
             rounds += 1
             time.sleep(0.5)
 
     tasks = project_tasks(ls, "import timeout")
     assert len(tasks) == count and _once_per_syncd_id(tasks)
-    assert {r.status for r in svc.state.recordings()} == {Status.IMPORTED}
+    assert {r.status for r in svc.state.recordings.all()} == {Status.IMPORTED}
     events = Counter(e["event"] for e in logs)
     assert events["task.recovered"] == count and not events["task.imported"]
     assert events["import.in_doubt"] >= 1 and not events["import.doubt_resolved"]

@@ -94,7 +94,9 @@ def test_transcribe_outage_fails_nothing_and_health_names_it(
         f"s3://{bucket}/{key}" for key in RECORDINGS
     )
     state = StateStore(str(tmp_path / "state.db"))
-    assert {r.status for r in state.recordings()} == {"imported"} and {r.attempts for r in state.recordings()} == {0}
+    assert {r.status for r in state.recordings.all()} == {"imported"} and {
+        r.attempts for r in state.recordings.all()
+    } == {0}
     state.close()
     assert _status(stack, config)["dependencies"]["transcribe"]["ok"] is True
 

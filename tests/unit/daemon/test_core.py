@@ -70,7 +70,7 @@ def test_a_webhook_on_an_instance_without_the_export_lease_waits_in_the_state_fo
 
 def test_a_webhook_delivery_left_waiting_past_the_poll_degrades_health(tmp_path: Path) -> None:
     svc, *_ = services(tmp_path)
-    svc.state.queue_webhook(7, 1, received=time.time() - 3600)
+    svc.state.export_queue.queue_webhook(7, 1, received=time.time() - 3600)
     _, body = health_report(svc.settings, "running", 1.0, healthy_probes(svc.settings), svc.state)
     assert body["status"] == "degraded" and body["checks"]["webhooks"]["waiting"] == 1
     assert body["checks"]["webhooks"]["oldest_age_seconds"] > webhook_wait_limit(svc.settings)

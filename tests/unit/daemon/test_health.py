@@ -13,7 +13,8 @@ from syncd.config import parse
 from syncd.daemon import health
 from syncd.errors import ProbeError
 from syncd.log import get_logger
-from syncd.state import StateStore, outages
+from syncd.state import StateStore
+from syncd.state.outages import Dependency, Outages
 
 
 def test_health_probes_run_once_per_ttl_however_many_ask(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -43,9 +44,16 @@ def test_health_probes_run_once_per_ttl_however_many_ask(monkeypatch: pytest.Mon
     assert calls == {"labelstudio": 1, "s3": 1}
 
 
-class _StateDown(StateStore):
-    def cursors(self, prefix: str) -> dict[str, str]:
+class _OutagesDown(Outages):
+    def all_known(self) -> dict[str, Dependency]:
         raise ConnectionError("connection refused")
+
+
+def _state_down(path: Path) -> StateStore:
+    """A state whose database cannot be read (the outages table is what ``dependencies_up`` reads)."""
+    store = StateStore(path)
+    store.outages = _OutagesDown(store.db)
+    return store
 
 
 def test_dependencies_up_names_the_probed_services_the_outages_and_the_state(
@@ -62,18 +70,18 @@ def test_dependencies_up_names_the_probed_services_the_outages_and_the_state(
     settings = parse({"sources": [{"bucket": "b"}], "state": {"path": str(tmp_path / "s.db")}})
     probes = health.Probes(settings, ttl=3600)
     state = StateStore(tmp_path / "s.db")
-    outages.mark_down(state, "transcribe", "ThrottlingException", 60, get_logger())
-    outages.mark_down(state, "s3", "HTTP 503", 60, get_logger())
+    state.outages.mark_down("transcribe", "ThrottlingException", 60, get_logger())
+    state.outages.mark_down("s3", "HTTP 503", 60, get_logger())
     assert health.dependencies_up(probes, state) == {
         "labelstudio": False,
         "s3": False,
         "transcribe": False,
         "state": True,
     }
-    outages.mark_up(state, ["s3", "transcribe"], get_logger())
+    state.outages.mark_up(["s3", "transcribe"], get_logger())
     up = health.dependencies_up(probes, state)
     assert up == {"labelstudio": False, "s3": True, "transcribe": True, "state": True}
-    assert health.dependencies_up(probes, _StateDown(tmp_path / "down.db")) == {
+    assert health.dependencies_up(probes, _state_down(tmp_path / "down.db")) == {
         "labelstudio": False,
         "s3": True,
         "state": False,

@@ -19,11 +19,13 @@ def split_up(tmp_path: Path) -> SplitUp:
     svc, ls, storage, _ = services(tmp_path, review={"max_task_minutes": 0.5})
     storage.put_audio("b", KEY, tone_wav(SECONDS))
     scan.run(svc, GO)
-    (rec,) = svc.state.recordings()
-    svc.state.move(rec.id, Status.DISCOVERED, Status.TRANSCRIBING)
-    svc.state.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=transcript(), duration=SECONDS - 3.0)
+    (rec,) = svc.state.recordings.all()
+    svc.state.recordings.move(rec.id, Status.DISCOVERED, Status.TRANSCRIBING)
+    svc.state.recordings.move(
+        rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=transcript(), duration=SECONDS - 3.0
+    )
     with capture_logs() as logs:
         assert import_.run(svc, GO) == 3
     (split,) = [e for e in logs if e["event"] == "recording.split"]
     assert split["bounds"] == [[0.0, 29.0], [29.0, 59.0], [59.0, 90.0]], "cut in pauses; the last ends with the audio"
-    return svc, ls, storage, svc.state.get(rec.id)
+    return svc, ls, storage, svc.state.recordings.get(rec.id)

@@ -58,7 +58,7 @@ def test_export_of_a_bulk_action_ends_and_writes_each_task_once(tmp_path: Path) 
         assert export.reviews(svc, GO) == 10
         assert export.reviews(svc, GO) == 0
     assert sorted(e["task"] for e in logs if e["event"] == "annotation.exported") == sorted(ls.tasks)
-    cursor = Cursor.load(svc.state.cursor("export:1"))
+    cursor = Cursor.load(svc.state.cursors.get("export:1"))
     assert cursor.position == (moment, max(ls.tasks))
 
 
@@ -71,7 +71,7 @@ def test_an_unsettled_cursor_lists_its_window_and_reads_it_again_only_for_a_late
     for task_id in reviewed:
         ls.annotate(task_id, f"text {task_id}")
     assert export.reviews(svc, GO) == 5
-    cursor = Cursor.load(svc.state.cursor("export:1"))
+    cursor = Cursor.load(svc.state.cursors.get("export:1"))
     assert not cursor.settled and cursor.window == (6, cursor.window[1])  # all six tasks changed in its window
     read, looks = ls.changed_read, ls.window_looks
 
@@ -115,17 +115,17 @@ def test_a_task_that_keeps_failing_is_parked_and_retry_requeues_it(
     report = status_report(svc.state)
     assert [(p["task"], p["key"], p["attempts"]) for p in report["parked"]] == [(bad, "bad.mp3", 2)]
     assert "is not a number" in format_status(report)
-    parked = sum(svc.state.parked_counts().values())
+    parked = sum(svc.state.export_queue.parked_counts().values())
     ok, body = health_report(svc.settings, "running", 1.0, healthy_probes(svc.settings), svc.state, parked)
     assert ok and body["status"] == "degraded" and body["checks"]["parked"] == {"ok": False, "count": 1}
 
-    assert svc.state.requeue_parked() == 1
+    assert svc.state.export_queue.requeue_parked() == 1
     with capture_logs() as retried:
         export.reviews(svc, GO)
     assert [e["task"] for e in retried if e["event"] == "export.failed"] == [bad]
     ls.annotate(bad, "", result=[region("seg0000", 1.0, 2.0, "fixed")])
     assert export.reviews(svc, GO) == 1
-    assert svc.state.parked_counts() == {"export": 0} and svc.state.export_queue(1) == []
+    assert svc.state.export_queue.parked_counts() == {"export": 0} and svc.state.export_queue.queued(1) == []
 
 
 def test_an_s3_that_cannot_be_reached_through_obstore_never_parks_a_task(tmp_path: Path) -> None:
@@ -149,7 +149,9 @@ def test_an_s3_that_cannot_be_reached_through_obstore_never_parks_a_task(tmp_pat
             export.reviews(svc, GO)
     failed = [e for e in logs if e["event"] == "export.failed"]
     assert len(failed) == 4 and all(e["transient"] for e in failed)
-    assert not [e for e in logs if e["event"] == "export.parked"] and svc.state.parked_counts() == {"export": 0}
+    assert not [e for e in logs if e["event"] == "export.parked"] and svc.state.export_queue.parked_counts() == {
+        "export": 0
+    }
     storage.write = real_write  # type: ignore[method-assign]
     assert export.reviews(svc, GO) == 1 and storage.text("b", "a.transcript.txt") == "hello there\n"
 
@@ -167,7 +169,7 @@ def test_deletion_is_noticed_when_another_tool_adds_a_task_at_the_same_time(stac
         export.check_deleted_tasks(svc, 1)
     [deleted] = events(logs, "task.deleted")
     assert deleted["task"] == 1
-    assert next(r for r in svc.state.recordings() if r.key == "a.mp3").task_id is None
+    assert next(r for r in svc.state.recordings.all() if r.key == "a.mp3").task_id is None
 
 
 def test_deleted_foreign_task_is_forgotten_and_read_once(stack: Stack) -> None:
@@ -185,7 +187,7 @@ def test_deleted_foreign_task_is_forgotten_and_read_once(stack: Stack) -> None:
         export.check_deleted_tasks(svc, 1)
         export.check_deleted_tasks(svc, 1)
     assert len(indexes) == 1 and not events(logs, "task.deleted")
-    assert svc.state.seen_task_count(1) == 1
+    assert svc.state.tasks.seen_task_count(1) == 1
 
 
 def test_cycle_exports_a_submitted_review_beside_the_audio(stack: Stack) -> None:
@@ -200,7 +202,7 @@ def test_cycle_exports_a_submitted_review_beside_the_audio(stack: Stack) -> None
     assert set(storage.keys("b")) >= {f"calls/a.transcript.{f}" for f in ("txt", "json", "srt", "vtt")}
     cycle = next(e for e in logs if e["event"] == "cycle.completed")
     assert cycle["counts"] == {"scan": 0, "transcribe": 0, "import": 0, "export": 1}
-    assert svc.state.recordings()[0].status == Status.EXPORTED
+    assert svc.state.recordings.all()[0].status == Status.EXPORTED
 
 
 def test_export_cursor_reads_only_what_changed(stack: Stack) -> None:
@@ -216,7 +218,7 @@ def test_export_cursor_reads_only_what_changed(stack: Stack) -> None:
         pages(project, since, after_id, page_size),
     )[1]
     assert export.reviews(svc, GO) == 0
-    before = Cursor.load(svc.state.cursor("export:1"))
+    before = Cursor.load(svc.state.cursors.get("export:1"))
     ls.annotate(1, "second")
     assert export.reviews(svc, GO) == 1
     assert storage.text("b", "a.transcript.txt") == "second\n"
@@ -249,7 +251,7 @@ def test_deleted_task_is_noticed_and_its_transcript_kept(stack: Stack) -> None:
     deleted = [e for e in logs if e["event"] == "task.deleted"]
     assert len(deleted) == 1 and deleted[0]["kept"] is True
     assert storage.text("b", "a.transcript.txt") == "reviewed\n"
-    rec = next(r for r in svc.state.recordings() if r.key == "a.mp3")
+    rec = next(r for r in svc.state.recordings.all() if r.key == "a.mp3")
     assert rec.task_id is None and "deleted in Label Studio" in (rec.reason or "")
 
 
@@ -266,7 +268,7 @@ def test_sweep_finds_a_review_whose_task_label_studio_did_not_mark_changed(tmp_p
     ls.tasks[task_id]["updated_at"] = ls_time(datetime(2000, 1, 1, tzinfo=UTC))  # as if never stamped
     run_cycle(svc)
     assert "calls/a.transcript.txt" not in storage.keys("b") and ls.sweeps == sweeps, "not due yet: missed"
-    svc.state.set_cursor("export-sweep:1", "0")  # the interval has passed
+    svc.state.cursors.set("export-sweep:1", "0")  # the interval has passed
     with capture_logs() as logs:
         run_cycle(svc)
     assert storage.text("b", "calls/a.transcript.txt") == "hello there world\n"
@@ -275,7 +277,7 @@ def test_sweep_finds_a_review_whose_task_label_studio_did_not_mark_changed(tmp_p
     [swept] = [e for e in logs if e["event"] == "export.swept"]
     assert (swept["tasks"], swept["missed"]) == (1, 1)
     with capture_logs() as logs:
-        svc.state.set_cursor("export-sweep:1", "0")
+        svc.state.cursors.set("export-sweep:1", "0")
         run_cycle(svc)
     assert not [e for e in logs if e["event"] == "export.missed"], "written once: the next sweep finds nothing"
 
@@ -307,8 +309,8 @@ def test_an_exporter_frozen_inside_a_write_records_nothing_when_it_wakes(
     assert frozen and exported == [2]
     assert [e["lease"] for e in events(logs, "lease.fenced")] == ["export"]
     assert len(events(logs, "annotation.exported")) == 2, "b's, once each"
-    assert {r.status for r in a.state.recordings()} == {Status.EXPORTED}
-    for rec in a.state.recordings():
+    assert {r.status for r in a.state.recordings.all()} == {Status.EXPORTED}
+    for rec in a.state.recordings.all():
         _, meta = storage.head("b", rec.key.replace(".mp3", ".transcript.txt")) or ("", {})
         assert meta[outputs.META_ANNOTATION] == str(rec.annotation_id)
 
@@ -321,14 +323,14 @@ def test_a_stage_whose_lease_was_taken_before_it_wrote_is_given_up_and_counted(t
     def frozen_then_write() -> int:
         expire_lease(a, "export")
         assert b.instance.may_run("export")
-        a.state.set_cursor("export:1", "written by a stale holder")
+        a.state.cursors.set("export:1", "written by a stale holder")
         return 1
 
     with capture_logs() as logs:
         run = run_stage(a, BY_NAME["export"], GO, work=frozen_then_write)
     for e in logs:
         metrics.observe(e["log_level"], e["event"], e)
-    assert (run.count, run.ok) == (0, True) and a.state.cursor("export:1") is None
+    assert (run.count, run.ok) == (0, True) and a.state.cursors.get("export:1") is None
     assert "export" not in a.instance.holds
     assert 'syncd_fenced_total{lease="export"} 1.0' in metrics.render().decode()
 
@@ -354,7 +356,7 @@ def test_reviews_recorded_in_a_batch_that_never_commits_are_not_logged(
     with capture_logs() as logs, pytest.raises(RuntimeError):
         export.run(svc, GO)
     assert not events(logs, "annotation.exported")
-    assert {r.status for r in svc.state.recordings()} == {Status.IMPORTED}
+    assert {r.status for r in svc.state.recordings.all()} == {Status.IMPORTED}
     monkeypatch.setattr(export.Failures, "done", done)
     with capture_logs() as logs:
         export.run(svc, GO)
@@ -365,15 +367,15 @@ def test_a_webhook_delivered_to_any_instance_is_exported_by_the_export_holder(tm
     """b received the delivery but holds no export lease; a holds it: a's webhook job exports the task once, and the
     delivery leaves the state. b's own run of the same job does nothing (its stage would be fenced)."""
     a, b, storage, task_id = reviewed_on_two_instances(tmp_path)
-    b.state.queue_webhook(task_id, 1)
+    b.state.export_queue.queue_webhook(task_id, 1)
     assert run_stage(b, BY_NAME["export"], GO, work=lambda: export.webhooked(b, GO)).count == 0
-    assert a.state.webhook_backlog()[0] == 1
+    assert a.state.export_queue.webhook_backlog()[0] == 1
     with capture_logs() as logs:
         run = run_stage(a, BY_NAME["export"], GO, work=lambda: export.webhooked(a, GO))
     assert run.count == 1 and storage.text("b", "one.transcript.txt") == "reviewed by a person\n"
     [done] = events(logs, "webhook.exported")
     assert (done["task"], done["written"]) == (task_id, True) and done["seconds"] >= 0
-    assert a.state.webhook_deliveries() == [] and a.state.export_queue(1) == []
+    assert a.state.export_queue.webhook_deliveries() == [] and a.state.export_queue.queued(1) == []
 
 
 def test_a_webhook_task_that_fails_joins_the_export_queue_and_one_that_is_gone_leaves(tmp_path: Path) -> None:
@@ -382,11 +384,11 @@ def test_a_webhook_task_that_fails_joins_the_export_queue_and_one_that_is_gone_l
     assert run_stage(svc, BY_NAME["import"], GO).count == 1
     [task_id] = ls.tasks
     ls.tasks[task_id]["annotations"] = [{"id": 1, "result": "not a result list", "was_cancelled": False}]
-    svc.state.queue_webhook(task_id, None)
-    svc.state.queue_webhook(999, 1)
+    svc.state.export_queue.queue_webhook(task_id, None)
+    svc.state.export_queue.queue_webhook(999, 1)
     with capture_logs() as logs:
         run = run_stage(svc, BY_NAME["export"], GO, work=lambda: export.webhooked(svc, GO))
     assert run.ok and run.count == 0
     assert [e["task"] for e in events(logs, "export.failed")] == [task_id]
     assert [e["task"] for e in events(logs, "export.unknown_task")] == [999]
-    assert svc.state.webhook_deliveries() == [] and svc.state.export_queue(1) == [task_id]
+    assert svc.state.export_queue.webhook_deliveries() == [] and svc.state.export_queue.queued(1) == [task_id]

@@ -19,7 +19,7 @@ def test_confident_recordings_are_written_without_a_task_and_the_audit_sample_is
     svc, ls, storage, engine = services(tmp_path, review={"auto_accept_above": 0.8, "audit_rate": 0.3})
     keys = {f"calls/r{i:02d}.mp3": 0.9 for i in range(30)} | {f"calls/low{i}.mp3": 0.5 for i in range(5)}
     transcribed_with(svc, storage, engine, keys)
-    recs = {r.key: r for r in svc.state.recordings()}
+    recs = {r.key: r for r in svc.state.recordings.all()}
     modes = {key: rec.review_mode for key, rec in recs.items()}
     assert all(modes[k] == "review" for k in keys if "low" in k)
     auto = [k for k in keys if modes[k] == "auto"]
@@ -39,7 +39,7 @@ def test_confident_recordings_are_written_without_a_task_and_the_audit_sample_is
         assert doc["review"]["status"] == "auto-accepted" and doc["review"]["annotator"] is None
         assert doc["review"]["task"] is None and doc["word_error_rate"] is None
         assert storage.text("b", key.replace(".mp3", ".transcript.txt")) == "hello world\n"
-    assert {r.status for r in svc.state.recordings() if r.key in auto} == {Status.EXPORTED}
+    assert {r.status for r in svc.state.recordings.all() if r.key in auto} == {Status.EXPORTED}
     assert not any(storage.objects.get(("b", k.replace(".mp3", ".transcript.json"))) for k in audits)
     assert metrics.registry.get_sample_value("syncd_auto_accepted_total") == len(auto)
 
@@ -62,16 +62,16 @@ def test_a_write_that_fails_is_retried_and_nothing_is_lost(tmp_path: Path) -> No
     with capture_logs() as logs:
         run_cycle(svc)
     assert [e["event"] for e in logs].count("auto_accept.failed") == 1
-    [rec] = svc.state.recordings()
+    [rec] = svc.state.recordings.all()
     assert rec.status == Status.ACCEPTED and rec.reason and "disk full" in rec.reason
     storage.write = real_write  # type: ignore[method-assign]
-    svc.state.update(rec.id, next_attempt_at=0)
+    svc.state.recordings.update(rec.id, next_attempt_at=0)
     run_cycle(svc)
-    assert svc.state.get(rec.id).status == Status.EXPORTED and "a.transcript.json" in storage.keys("b")
+    assert svc.state.recordings.get(rec.id).status == Status.EXPORTED and "a.transcript.json" in storage.keys("b")
 
 
 def test_with_auto_accept_off_nothing_is_accepted(tmp_path: Path) -> None:
     svc, _, storage, engine = services(tmp_path)
     transcribed_with(svc, storage, engine, {"a.mp3": 0.99})
     assert export_accepted.run(svc, GO) == 0
-    assert [r.status for r in svc.state.recordings()] == [Status.TRANSCRIBED]
+    assert [r.status for r in svc.state.recordings.all()] == [Status.TRANSCRIBED]

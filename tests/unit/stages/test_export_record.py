@@ -50,7 +50,7 @@ def test_a_review_of_audio_replaced_since_records_nothing(tmp_path: Path) -> Non
     with capture_logs() as logs:
         export_record.record(svc, planned, Written([], [], [], 0.0, audio_etag="other"))
     assert [e["event"] for e in logs] == ["annotation.stale_audio"]
-    [rec] = svc.state.recordings()
+    [rec] = svc.state.recordings.all()
     assert rec.status == Status.IMPORTED and rec.annotation_id is None
 
 
@@ -67,7 +67,7 @@ def test_outputs_a_cut_off_holder_wrote_are_recorded_and_counted_once(tmp_path: 
     with capture_logs() as logs:
         export_record.record(svc, planned, current)
     assert [(e["event"], e.get("formats")) for e in logs] == [("annotation.exported", ["json", "txt"])]
-    [rec] = svc.state.recordings()
+    [rec] = svc.state.recordings.all()
     assert rec.status == Status.EXPORTED
     with capture_logs() as logs:
         export_record.record(svc, dataclasses.replace(planned, rec=rec), current)

@@ -32,7 +32,7 @@ def test_a_recording_replaced_before_its_last_unit_is_reviewed_gets_nothing_writ
         export.reviews(svc, GO)
         assert export_stitch.run(svc, GO) == 0
     assert stem_outputs(storage) == []
-    assert svc.state.get(parent.id).status == Status.SUPERSEDED
+    assert svc.state.recordings.get(parent.id).status == Status.SUPERSEDED
     assert "units.waiting" in [e["event"] for e in logs]
 
 
@@ -40,4 +40,4 @@ def test_nothing_to_stitch_costs_one_read(tmp_path: Path) -> None:
     svc, _, storage, _ = services(tmp_path)
     storage.put_audio("b", "a.mp3")
     run_cycle(svc)
-    assert export_stitch.run(svc, GO) == 0 and svc.state.stitch_due() == []
+    assert export_stitch.run(svc, GO) == 0 and svc.state.recordings.stitch_due() == []

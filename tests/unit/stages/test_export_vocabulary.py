@@ -36,13 +36,15 @@ def test_words_added_in_enough_reviews_reach_the_file_and_the_engine(tmp_path: P
     ls.annotate(tasks[0], "please call mister Kowalczyk today about Zyxel")
     with capture_logs() as logs:
         run_cycle(svc)
-    assert svc.state.vocabulary() == [] and "syncd/vocabulary.txt" not in storage.keys("b"), "one review is not enough"
+    assert svc.state.reports.vocabulary() == [] and "syncd/vocabulary.txt" not in storage.keys("b"), (
+        "one review is not enough"
+    )
     assert not [e for e in logs if e["event"] == "vocabulary.updated"]
 
     ls.annotate(tasks[1], "please call Kowalczyk today")
     with capture_logs() as logs:
         run_cycle(svc)
-    assert svc.state.vocabulary() == ["Kowalczyk"]
+    assert svc.state.reports.vocabulary() == ["Kowalczyk"]
     assert storage.text("b", "syncd/vocabulary.txt") == "Kowalczyk\t2\n"
     assert [e["words"] for e in logs if e["event"] == "vocabulary.updated"] == [1]
     storage.put_audio("b", "d.mp3")
@@ -51,7 +53,7 @@ def test_words_added_in_enough_reviews_reach_the_file_and_the_engine(tmp_path: P
 
     ls.annotate(tasks[1], "please call mister kowalski today")  # the edit takes the word back
     run_cycle(svc)
-    assert svc.state.vocabulary() == [] and storage.text("b", "syncd/vocabulary.txt") == ""
+    assert svc.state.reports.vocabulary() == [] and storage.text("b", "syncd/vocabulary.txt") == ""
 
 
 def test_whisper_hotwords_only_when_asked() -> None:
@@ -132,9 +134,9 @@ def test_a_vocabulary_that_cannot_be_written_is_retried_later_not_every_run(tmp_
     failed = [e for e in logs if e["event"] == "vocabulary.update_failed"]
     assert len(failed) == 1 and "AccessDenied" in failed[0]["error"] and failed[0]["log_level"] == "error"
     storage.write = real_write  # type: ignore[method-assign]
-    svc.state.set_cursor("vocabulary-retry-at", "1")  # the retry time has come
+    svc.state.cursors.set("vocabulary-retry-at", "1")  # the retry time has come
     run_cycle(svc)
-    assert svc.state.vocabulary() == ["Kowalczyk"]
+    assert svc.state.reports.vocabulary() == ["Kowalczyk"]
 
 
 def test_the_words_are_counted_again_only_after_a_review_changed_them(tmp_path: Path) -> None:
@@ -143,12 +145,12 @@ def test_the_words_are_counted_again_only_after_a_review_changed_them(tmp_path: 
     storage.put_audio("b", "a.mp3")
     run_cycle(svc)
     counted = []
-    real_top = svc.state.top_added_words
-    svc.state.top_added_words = lambda *a: counted.append(a) or real_top(*a)  # type: ignore[method-assign]
+    real_top = svc.state.reports.top_added_words
+    svc.state.reports.top_added_words = lambda *a: counted.append(a) or real_top(*a)  # type: ignore[method-assign]
     run_cycle(svc)
     run_cycle(svc)
     assert counted == [], "an idle export run never counts the words"
     ls.annotate(next(iter(ls.tasks)), "call Kowalczyk")
     run_cycle(svc)
     run_cycle(svc)
-    assert len(counted) == 1 and svc.state.vocabulary() == ["Kowalczyk"]
+    assert len(counted) == 1 and svc.state.reports.vocabulary() == ["Kowalczyk"]

@@ -49,9 +49,9 @@ def _finish_transcription(
     engine.confidence = score
     scan.run(svc, GO)
     transcribe.run(svc, GO)
-    [rec] = [r for r in svc.state.recordings() if r.key == key]
+    [rec] = [r for r in svc.state.recordings.all() if r.key == key]
     assert rec.status == Status.TRANSCRIBED
-    svc.state.update(rec.id, ready_at=at)
+    svc.state.recordings.update(rec.id, ready_at=at)
 
 
 def _timeline(
@@ -73,7 +73,7 @@ def _timeline(
         import_.run(svc, GO)
         if len(svc.labelstudio.imports) > before:  # type: ignore[attr-defined]
             sent.append(moment - start)
-        if done == len(scores) and not svc.state.count(Status.TRANSCRIBED):
+        if done == len(scores) and not svc.state.recordings.count(Status.TRANSCRIBED):
             return sent
     raise AssertionError("the timeline never imported everything")
 
@@ -102,7 +102,7 @@ def test_import_least_confident_first_then_recovers_stranded_rows(stack: Stack) 
     assert import_.run(svc, GO) == 3
     assert [t["data"]["source"] for t in ls.imports[0]] == ["s3://b/b.mp3", "s3://b/c.mp3", "s3://b/a.mp3"]
     assert ls.model_version == "fake-1"
-    assert {r.status for r in svc.state.recordings()} == {Status.IMPORTED}
+    assert {r.status for r in svc.state.recordings.all()} == {Status.IMPORTED}
     assert import_.run(svc, GO) == 0 and len(ls.imports) == 1
 
 
@@ -111,13 +111,13 @@ def test_import_adopts_tasks_that_landed_before_a_crash(stack: Stack) -> None:
     storage.put_audio("b", "a.mp3")
     scan.run(svc, GO)
     transcribe.run(svc, GO)
-    [rec] = svc.state.due(Status.TRANSCRIBED)
+    [rec] = svc.state.recordings.due(Status.TRANSCRIBED)
     ls.import_tasks(1, [task_for(rec, "whole", "fake-1")])  # landed; the state commit did not
-    svc.state.move(rec.id, Status.TRANSCRIBED, Status.IMPORTING)
+    svc.state.recordings.move(rec.id, Status.TRANSCRIBED, Status.IMPORTING)
     with capture_logs() as logs:
         assert import_.run(svc, GO) == 1
     assert len(ls.tasks) == 1 and [e["event"] for e in logs].count("task.recovered") == 1
-    assert svc.state.get(rec.id).status == Status.IMPORTED
+    assert svc.state.recordings.get(rec.id).status == Status.IMPORTED
 
 
 def test_forty_recordings_over_a_minute_take_at_most_three_requests_lowest_score_first(
@@ -135,7 +135,7 @@ def test_forty_recordings_over_a_minute_take_at_most_three_requests_lowest_score
     _check_order_and_waits(ls, sent, scores, every=1.5)
     assert sent[0] == import_.TICK  # the first after a quiet spell goes at the first tick
     assert all(b - a >= 30 for a, b in itertools.pairwise(sent))  # never more often than the interval
-    assert {r.status for r in svc.state.recordings()} == {Status.IMPORTED}
+    assert {r.status for r in svc.state.recordings.all()} == {Status.IMPORTED}
 
 
 def test_full_batches_go_at_once_and_the_confident_ones_left_behind_wait_the_interval(
@@ -205,4 +205,4 @@ def test_an_importer_frozen_between_choosing_a_batch_and_sending_it_sends_nothin
     assert len(ls.imports) == 1, "only b's request went out"
     [fenced] = [e for e in logs if e["event"] == "lease.fenced"]
     assert (fenced["lease"], fenced["stage"]) == ("import", "import")
-    assert {r.status for r in b.state.recordings()} == {Status.IMPORTED}
+    assert {r.status for r in b.state.recordings.all()} == {Status.IMPORTED}

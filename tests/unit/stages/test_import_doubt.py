@@ -39,7 +39,7 @@ def test_timed_out_import_stays_in_doubt_until_label_studio_has_committed(stack:
         import_.run(svc, GO)
     [doubt] = events(logs, "import.in_doubt")
     assert doubt["recordings"] == 4 and "ReadTimeout" in doubt["reason"] and doubt["log_level"] == "warning"
-    assert svc.state.counts()["importing"] == 4
+    assert svc.state.recordings.counts()["importing"] == 4
 
     with capture_logs() as logs:  # Label Studio is still committing: nothing is imported again meanwhile
         assert import_.run(svc, GO) == 0
@@ -53,8 +53,8 @@ def test_timed_out_import_stays_in_doubt_until_label_studio_has_committed(stack:
         assert import_.run(svc, GO) == 4
     assert len(ls.imports) == 1 and set(per_syncd_id(ls).values()) == {1} and len(ls.tasks) == 4
     assert len(events(logs, "task.recovered")) == 4
-    assert svc.state.counts()["importing"] == 0
-    assert {r.reason for r in svc.state.recordings()} == {None}
+    assert svc.state.recordings.counts()["importing"] == 0
+    assert {r.reason for r in svc.state.recordings.all()} == {None}
 
 
 def test_in_doubt_rows_label_studio_proves_absent_are_imported_again_once(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_refused_import_is_requeued_at_once(stack: Stack) -> None:
     ls.import_faults.append((LabelStudioError("HTTP 400: bad prediction", 400), "lost"))
     with capture_logs() as logs, pytest.raises(LabelStudioError):
         import_.run(svc, GO)
-    assert not events(logs, "import.in_doubt") and svc.state.counts()["transcribed"] == 1
+    assert not events(logs, "import.in_doubt") and svc.state.recordings.counts()["transcribed"] == 1
     assert import_.run(svc, GO) == 1 and len(ls.tasks) == 1
 
 
@@ -124,7 +124,7 @@ def test_in_doubt_shows_in_metrics(stack: Stack) -> None:
     transcribe.run(svc, GO)
     ls.import_faults.append((requests.ReadTimeout("read timed out"), "late"))
     metrics = Metrics()
-    metrics.watch_state(svc.state.counts)
+    metrics.watch_state(svc.state.recordings.counts)
     metrics.watch_import_doubt(lambda: import_doubt.in_doubt(svc.state))
     assert "syncd_import_in_doubt_recordings 0.0" in metrics.render().decode()
     with capture_logs() as logs, pytest.raises(requests.ReadTimeout):
@@ -156,7 +156,7 @@ def test_in_doubt_shows_in_health_and_fails_it_once_overdue(stack: Stack) -> Non
     assert not ok and body["status"] == "failing" and body["checks"]["import"]["ok"] is False
     ls.settle()
     due = import_doubt.Doubt.name(1)
-    svc.state.change_cursor(due, lambda raw: dataclasses.replace(import_doubt.Doubt.load(raw), until=0.0).dump())  # type: ignore[arg-type]
+    svc.state.cursors.change(due, lambda raw: dataclasses.replace(import_doubt.Doubt.load(raw), until=0.0).dump())  # type: ignore[arg-type]
     assert import_.run(svc, GO) == 2
     ok, body = health_report(svc.settings, "running", 1.0, healthy_probes(svc.settings), svc.state)
     assert ok and "import" not in body["checks"]

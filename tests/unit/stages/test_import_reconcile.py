@@ -64,8 +64,8 @@ def test_state_restored_from_an_older_backup_adopts_instead_of_importing_twice(s
             stage.run(restored, GO)
     assert len(ls.tasks) == 4 and set(per_syncd_id(ls).values()) == {1}
     assert len(events(logs, "task.recovered")) == 2 and not events(logs, "task.imported")
-    assert {r.status for r in restored.state.recordings()} == {Status.IMPORTED}
-    assert {r.task_id for r in restored.state.recordings()} == set(ls.tasks)
+    assert {r.status for r in restored.state.recordings.all()} == {Status.IMPORTED}
+    assert {r.task_id for r in restored.state.recordings.all()} == set(ls.tasks)
 
 
 def test_lost_state_adopts_each_task_as_its_recording_becomes_ready(stack: Stack, tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_lost_state_adopts_each_task_as_its_recording_becomes_ready(stack: Stack
             import_.run(fresh, GO)
     assert len(ls.tasks) == 4 and set(per_syncd_id(ls).values()) == {1}
     assert len(events(logs, "task.recovered")) == 4 and not events(logs, "task.imported")
-    assert {r.status for r in fresh.state.recordings()} == {Status.IMPORTED}
+    assert {r.status for r in fresh.state.recordings.all()} == {Status.IMPORTED}
 
 
 def test_tasks_that_landed_without_their_predictions_get_them_when_adopted(tmp_path: Path) -> None:
@@ -137,7 +137,7 @@ def test_predictions_left_unchecked_during_an_outage_are_checked_by_the_next_run
         assert import_.run(svc, GO) == 4
     ls.drop_predictions = False
     assert events(logs, "import.predictions_unchecked") and not events(logs, "task.prediction_restored")
-    assert svc.state.cursor(import_reconcile.unchecked_name(1)) == str(min(ls.tasks))
+    assert svc.state.cursors.get(import_reconcile.unchecked_name(1)) == str(min(ls.tasks))
     assert all(not t["predictions"] for t in ls.tasks.values())
     assert status_report(svc.state)["predictions_unchecked"] == {"1": 4}, "shown, with its task count"
     assert "project 1: 4 tasks" in format_status(status_report(svc.state))
@@ -151,7 +151,10 @@ def test_predictions_left_unchecked_during_an_outage_are_checked_by_the_next_run
         import_.run(svc, GO)
     assert len(events(logs, "task.prediction_restored")) == 4
     assert all(len(t["predictions"]) == 1 for t in ls.tasks.values()) and len(ls.tasks) == 4
-    assert svc.state.cursor(import_reconcile.unchecked_name(1)) is None and svc.state.unchecked_predictions() == {}
+    assert (
+        svc.state.cursors.get(import_reconcile.unchecked_name(1)) is None
+        and svc.state.tasks.unchecked_predictions() == {}
+    )
     with capture_logs() as logs:
         import_.run(svc, GO)
     assert not events(logs, "task.prediction_restored")

@@ -44,7 +44,7 @@ def test_units_are_tasks_with_clips_and_the_recording_is_written_once_all_are_re
     assert [(s["start"], s["end"]) for s in doc["segments"]] == [(s.start, s.end) for s in asr.segments]
     assert [s["text"] for s in doc["segments"]][:4] == ["late 0 0", "late 0 1", "late 0 2", "late 1 0"]
     assert [u["start"] for u in doc["review"]["units"]] == [0.0, 29.0, 59.0]
-    assert svc.state.get(parent.id).status == Status.EXPORTED
+    assert svc.state.recordings.get(parent.id).status == Status.EXPORTED
     assert export_stitch.run(svc, GO) == 0, "written once per change"
 
 
@@ -52,10 +52,10 @@ def test_a_recording_with_no_pause_to_cut_at_is_reviewed_whole(tmp_path: Path) -
     svc, ls, storage, _ = services(tmp_path, review={"max_task_minutes": 0.5})
     storage.put_audio("b", KEY, tone_wav(SECONDS))
     scan.run(svc, GO)
-    (rec,) = svc.state.recordings()
+    (rec,) = svc.state.recordings.all()
     one = Transcript(segments=(Segment(0.0, 80.0, "one long turn"),), engine="fake", model="fake-1", duration=80.0)
-    svc.state.move(rec.id, Status.DISCOVERED, Status.TRANSCRIBING)
-    svc.state.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=one, duration=80.0)
+    svc.state.recordings.move(rec.id, Status.DISCOVERED, Status.TRANSCRIBING)
+    svc.state.recordings.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=one, duration=80.0)
     with capture_logs() as logs:
         assert import_.run(svc, GO) == 1
     assert "recording.not_split" in [e["event"] for e in logs]
@@ -66,11 +66,11 @@ def test_corrupt_audio_fails_the_split_with_its_reason(tmp_path: Path) -> None:
     svc, _, storage, _ = services(tmp_path, review={"max_task_minutes": 0.5})
     storage.put_audio("b", KEY, b"not audio at all" * 100)
     scan.run(svc, GO)
-    (rec,) = svc.state.recordings()
-    svc.state.move(rec.id, Status.DISCOVERED, Status.TRANSCRIBING)
-    svc.state.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=transcript(), duration=87.0)
+    (rec,) = svc.state.recordings.all()
+    svc.state.recordings.move(rec.id, Status.DISCOVERED, Status.TRANSCRIBING)
+    svc.state.recordings.move(rec.id, Status.TRANSCRIBING, Status.TRANSCRIBED, transcript=transcript(), duration=87.0)
     assert import_.run(svc, GO) == 0
-    failed = svc.state.get(rec.id)
+    failed = svc.state.recordings.get(rec.id)
     assert (
         failed.status == Status.FAILED and failed.reason and failed.reason.startswith("cannot split into review units")
     )
@@ -79,8 +79,8 @@ def test_corrupt_audio_fails_the_split_with_its_reason(tmp_path: Path) -> None:
 
 def test_a_clip_is_named_by_its_recordings_version_and_its_span(tmp_path: Path) -> None:
     svc, *_ = services(tmp_path)
-    [(rec_id, _)] = svc.state.add_objects([S3Object("b", "calls/long.wav", "e1", 5)])
-    parent = svc.state.get(rec_id)
+    [(rec_id, _)] = svc.state.recordings.add_objects([S3Object("b", "calls/long.wav", "e1", 5)])
+    parent = svc.state.recordings.get(rec_id)
     unit = units.Unit(index=1, count=3, start=900.25, end=1800.5, segments=())
     key = import_split.clip_key("syncd/units/", parent, unit)
     assert key == f"syncd/units/{parent.syncd_id}/000900250-001800500.flac"

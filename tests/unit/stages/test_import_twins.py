@@ -29,7 +29,7 @@ def _one_imported(tmp_path: Path, **labelstudio: str) -> tuple[Stack, int]:
     scan.run(svc, GO)
     transcribe.run(svc, GO)
     import_.run(svc, GO)
-    [rec] = svc.state.recordings()
+    [rec] = svc.state.recordings.all()
     assert rec.task_id is not None
     return stack, rec.task_id
 
@@ -55,8 +55,8 @@ def test_a_twin_reviewed_instead_of_the_original_is_kept_its_review_exported_and
     ls.annotate(twin, "the reviewer worked on the twin")
     logs = _reconcile(svc)
     assert [(e["task"], e["kept"]) for e in events(logs, "task.twin_deleted")] == [(original, [twin])]
-    assert set(ls.tasks) == {twin} and svc.state.twins() == {}
-    [rec] = svc.state.recordings()
+    assert set(ls.tasks) == {twin} and svc.state.twins.all() == {}
+    [rec] = svc.state.recordings.all()
     assert rec.task_id == twin, "the recording follows the reviewed twin"
     export.run(svc, GO)
     assert storage.text("b", "a.transcript.txt").strip().endswith("the reviewer worked on the twin")
@@ -67,7 +67,7 @@ def test_an_unreviewed_twin_is_deleted_by_default(tmp_path: Path) -> None:
     twin = _twin(ls, original)
     logs = _reconcile(svc)
     assert [e["task"] for e in events(logs, "task.twin_deleted")] == [twin]
-    assert set(ls.tasks) == {original} and svc.state.twins() == {}
+    assert set(ls.tasks) == {original} and svc.state.twins.all() == {}
     assert per_syncd_id(ls).most_common(1)[0][1] == 1
 
 
@@ -81,7 +81,7 @@ def test_an_unreviewed_twin_is_kept_and_named_with_keep(tmp_path: Path) -> None:
     report = status_report(svc.state)
     assert [(t["key"], t["tasks"], t["reviewed"]) for t in report["twins"]] == [("a.mp3", [original, twin], [])]
     assert "a.mp3: tasks" in format_status(report)
-    assert svc.state.twin_counts() == {"reviewed": 0, "unreviewed": 1}
+    assert svc.state.twins.counts() == {"reviewed": 0, "unreviewed": 1}
     assert not events(_reconcile(svc), "task.twins_kept"), "looked at again only every TWIN_RECHECK seconds"
 
 
@@ -92,7 +92,7 @@ def test_two_reviewed_twins_export_the_newest_are_both_named_and_degrade_health(
     ls.annotate(twin, "newest review, on the twin")
     _reconcile(svc)
     assert set(ls.tasks) == {original, twin}, "reviewed twins are never deleted"
-    [group] = svc.state.twins().values()
+    [group] = svc.state.twins.all().values()
     assert group["reviewed"] == [original, twin]
     export.run(svc, GO)
     assert storage.text("b", "a.transcript.txt").strip().endswith("newest review, on the twin")
@@ -100,8 +100,8 @@ def test_two_reviewed_twins_export_the_newest_are_both_named_and_degrade_health(
     _, body = health_report(svc.settings, "running", 0.0, healthy_probes(svc.settings), svc.state)
     assert body["status"] == "degraded" and body["checks"]["twins"] == {"ok": False, "reviewed": 1, "unreviewed": 0}
     metrics = Metrics()
-    metrics.watch_twins(svc.state.twin_counts)
+    metrics.watch_twins(svc.state.twins.counts)
     assert 'syncd_task_twins{state="reviewed"} 1.0' in metrics.render().decode()
     ls.delete_task(original)  # a person resolves it
     import_twins.repair_twins(svc, now=1e12)
-    assert svc.state.twins() == {}
+    assert svc.state.twins.all() == {}

@@ -19,12 +19,12 @@ def test_scan_records_new_versions_once_and_skips_empty(stack: Stack) -> None:
         assert scan.run(svc, GO) == 0
     events = [e["event"] for e in logs]
     assert events.count("audio.discovered") == 1 and events.count("audio.skipped") == 1
-    assert svc.state.counts()["skipped"] == 1
+    assert svc.state.recordings.counts()["skipped"] == 1
     storage.put_audio("b", "calls/a.mp3", b"new take")
     with capture_logs() as logs:
         assert scan.run(svc, GO) == 1
     assert "audio.replaced" in [e["event"] for e in logs]
-    assert [r.status for r in svc.state.recordings() if r.key == "calls/a.mp3"] == [
+    assert [r.status for r in svc.state.recordings.all() if r.key == "calls/a.mp3"] == [
         Status.SUPERSEDED,
         Status.DISCOVERED,
     ]
@@ -41,4 +41,4 @@ def test_scan_works_a_page_at_a_time(stack: Stack) -> None:
     storage.put_audio("b", "calls/3.mp3", b"retake")
     assert scan.run(svc, GO) == 1
     assert scan.run(svc, GO) == 0
-    assert svc.state.counts()["discovered"] == 5 and svc.state.counts()["superseded"] == 1
+    assert svc.state.recordings.counts()["discovered"] == 5 and svc.state.recordings.counts()["superseded"] == 1

@@ -19,7 +19,7 @@ def _imported(svc: Services, storage: FakeStorage, key: str) -> int:
     scan.run(svc, GO)
     transcribe.run(svc, GO)
     import_.run(svc, GO)
-    (rec,) = [r for r in svc.state.recordings() if r.key == key]
+    (rec,) = [r for r in svc.state.recordings.all() if r.key == key]
     assert rec.task_id is not None
     return rec.task_id
 
@@ -34,11 +34,11 @@ def test_deleted_audio_keeps_its_task_marked_by_default(tmp_path: Path) -> None:
     (deleted,) = [e for e in logs if e["event"] == "audio.deleted"]
     assert deleted["tasks"] == {task: "marked"} and deleted["found_by"] == "event" and deleted["was"] == "imported"
     assert ls.tasks[task]["data"]["deleted_from_s3"] and ls.tasks[task]["data"]["key"] == "calls/a.mp3"
-    assert svc.state.recordings()[0].status == Status.DELETED
+    assert svc.state.recordings.all()[0].status == Status.DELETED
     etag = storage.put_audio("b", "calls/a.mp3")  # put back: the same version is current again, with its task
     queue.send(s3_event("ObjectCreated:Put", "calls/a.mp3", etag))
     scan.run(svc, GO)
-    assert svc.state.recordings()[0].status == Status.IMPORTED and len(ls.tasks) == 1
+    assert svc.state.recordings.all()[0].status == Status.IMPORTED and len(ls.tasks) == 1
     assert "deleted_from_s3" not in ls.tasks[task]["data"], "the mark goes with the audio's return"
 
 
@@ -64,9 +64,9 @@ def test_a_key_s3_still_holds_is_never_marked_deleted(tmp_path: Path) -> None:
     with capture_logs() as logs:
         assert scan_deletions.notice(svc, source, "a.mp3", "event") == 0
     assert [e["event"] for e in logs] == ["audio.still_there"]
-    assert [r.status for r in svc.state.recordings()] == [Status.DISCOVERED]
+    assert [r.status for r in svc.state.recordings.all()] == [Status.DISCOVERED]
     del storage.objects[("b", "a.mp3")]
     assert scan_deletions.notice(svc, source, "a.mp3", "listing") == 1
     assert scan_deletions.notice(svc, source, "a.mp3", "listing") == 0, "once"
-    [rec] = svc.state.recordings()
+    [rec] = svc.state.recordings.all()
     assert rec.status == Status.DELETED and rec.reason == "deleted from S3 (found by listing)"

@@ -11,7 +11,6 @@ from structlog.testing import capture_logs
 
 from syncd.domain.recording import Status
 from syncd.stages import scan
-from syncd.state import outages
 from syncd.state.outages import DependencyDownError
 from tests.unit.fakes import GO, services
 from tests.unit.scenarios import QUEUE, FakeQueue, evented, s3_event
@@ -38,7 +37,7 @@ def test_a_lost_event_is_found_by_the_full_listing(tmp_path: Path) -> None:
     scan.run(svc, GO)
     storage.put_audio("b", "calls/no event.mp3")
     assert scan.run(svc, GO) == 0, "no event, and the full listing is not due"
-    svc.state.set_cursor(scan.full_listing_name(svc.settings.sources[0]), "0")
+    svc.state.cursors.set(scan.full_listing_name(svc.settings.sources[0]), "0")
     assert scan.run(svc, GO) == 1
 
 
@@ -50,7 +49,7 @@ def test_an_event_s3_contradicts_changes_nothing(tmp_path: Path) -> None:
     with capture_logs() as logs:
         assert scan.run(svc, GO) == 0
     assert not [e for e in logs if e["event"] in ("audio.discovered", "audio.deleted")]
-    assert [r.status for r in svc.state.recordings()] == [Status.DISCOVERED]
+    assert [r.status for r in svc.state.recordings.all()] == [Status.DISCOVERED]
 
 
 def test_an_unreadable_queue_is_an_sqs_outage_that_holds_no_other_source(tmp_path: Path) -> None:
@@ -64,9 +63,9 @@ def test_an_unreadable_queue_is_an_sqs_outage_that_holds_no_other_source(tmp_pat
     with capture_logs() as logs, pytest.raises(DependencyDownError):
         scan.run(svc, GO)
     assert [e["key"] for e in logs if e["event"] == "audio.discovered"] == ["x.mp3"], "the other source is scanned"
-    assert not outages.get(svc.state, "sqs").ok
+    assert not svc.state.outages.get("sqs").ok
     assert [e["dependency"] for e in logs if e["event"] == "dependency.down"] == ["sqs"]
     queue.batches = real  # type: ignore[method-assign]
     with capture_logs() as logs:
         scan.run(svc, GO)
-    assert outages.get(svc.state, "sqs").ok and [e["event"] for e in logs].count("dependency.up") == 1
+    assert svc.state.outages.get("sqs").ok and [e["event"] for e in logs].count("dependency.up") == 1

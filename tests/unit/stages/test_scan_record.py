@@ -22,7 +22,7 @@ def test_a_key_whose_outputs_s3_cannot_hold_is_skipped_at_discovery(tmp_path: Pa
         assert scan.run(svc, GO) == 0
     (skipped,) = [e for e in logs if e["event"] == "audio.skipped"]
     assert "1024-byte key limit" in skipped["reason"]
-    assert svc.state.recordings()[0].status == Status.SKIPPED
+    assert svc.state.recordings.all()[0].status == Status.SKIPPED
 
 
 def test_reverted_upload_makes_the_old_version_current_and_rewrites_its_review(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_reverted_upload_makes_the_old_version_current_and_rewrites_its_review(t
     storage.put_audio("b", "a.mp3", b"version X")  # reverted: X's ETag again
     with capture_logs() as logs:
         assert run_cycle(svc)
-    x, y = svc.state.recordings()
+    x, y = svc.state.recordings.all()
     assert (x.status, y.status) == (Status.EXPORTED, Status.SUPERSEDED)
     assert [e["recording"] for e in logs if e["event"] == "audio.restored"] == [x.id]
     assert storage.text("b", "a.transcript.txt") == "review of X\n"
@@ -79,7 +79,7 @@ def test_record_page_records_each_version_once(tmp_path: Path) -> None:
     assert scan_record.record_page(svc, source, page) == 1
     assert scan_record.record_page(svc, source, page) == 0
     assert scan_record.record_page(svc, source, [S3Object("b", "a.mp3", "e2", 5)]) == 1, "a new version"
-    assert {(r.key, r.etag, r.status) for r in svc.state.recordings()} == {
+    assert {(r.key, r.etag, r.status) for r in svc.state.recordings.all()} == {
         ("a.mp3", "e1", Status.SUPERSEDED),
         ("a.mp3", "e2", Status.DISCOVERED),
         ("b.mp3", "e1", Status.SKIPPED),

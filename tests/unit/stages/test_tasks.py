@@ -55,9 +55,9 @@ def test_a_read_from_a_given_floor_remembers_the_tasks_and_leaves_the_cursor(sta
     upload(storage, KEYS[:2])
     for stage in (scan, transcribe, import_):
         stage.run(svc, GO)
-    before = svc.state.cursor(tasks.TaskCursor.name(1))
+    before = svc.state.cursors.get(tasks.TaskCursor.name(1))
     ls.add_foreign(count=1)
     found = tasks.see_new_tasks(svc, 1, floor=0)
-    assert ls.reads[-1] == 0 and len(found) == 3 and svc.state.seen_task_count(1) == 3
-    assert svc.state.cursor(tasks.TaskCursor.name(1)) == before
+    assert ls.reads[-1] == 0 and len(found) == 3 and svc.state.tasks.seen_task_count(1) == 3
+    assert svc.state.cursors.get(tasks.TaskCursor.name(1)) == before
     assert tasks.task_cursor(svc, 1) == tasks.TaskCursor.load(before)

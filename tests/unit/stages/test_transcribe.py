@@ -15,7 +15,6 @@ from structlog.testing import capture_logs
 from syncd.domain.recording import Status
 from syncd.pipeline import run_stage
 from syncd.stages import BY_NAME, scan, transcribe
-from syncd.state import outages
 from syncd.transcribers.aws import AwsTranscriber, job_name
 from syncd.transcribers.base import TranscriptionError
 from tests.unit.fakes import GO, Stack, services
@@ -39,7 +38,7 @@ def test_retryable_errors_still_spend_attempts(tmp_path: Path) -> None:
     _discover(svc, storage)
     engine.fail = {"a.mp3": TranscriptionError("output not there yet", retryable=True)}
     transcribe.run(svc, threading.Event())
-    rec = next(r for r in svc.state.recordings() if r.key == "a.mp3")
+    rec = next(r for r in svc.state.recordings.all() if r.key == "a.mp3")
     assert rec.status == Status.TRANSCRIBING and rec.attempts == 1
 
 
@@ -57,19 +56,19 @@ def test_a_recording_that_keeps_killing_the_daemon_ends_failed(tmp_path: Path) -
     for _ in range(3):
         with pytest.raises(Crash):
             transcribe.run(svc, threading.Event())
-    (rec,) = svc.state.recordings()
+    (rec,) = svc.state.recordings.all()
     assert rec.status == Status.TRANSCRIBING and rec.attempts == 3, "each attempt counted before its work"
 
     with capture_logs() as logs:
         transcribe.run(svc, threading.Event())  # the next start sees the budget spent: no fourth crash
-    (rec,) = svc.state.recordings()
+    (rec,) = svc.state.recordings.all()
     assert rec.status == Status.FAILED and "stopped 3 times while transcribing" in (rec.reason or "")
     assert [e["event"] for e in logs if e["event"].startswith("transcription.")] == ["transcription.failed"]
 
-    svc.state.requeue_failed()
+    svc.state.recordings.requeue_failed()
     engine.while_polling = None
     transcribe.run(svc, threading.Event())
-    (rec,) = svc.state.recordings()
+    (rec,) = svc.state.recordings.all()
     assert rec.status == Status.TRANSCRIBED and rec.attempts == 0
 
 
@@ -80,8 +79,8 @@ def test_an_outage_during_in_process_work_gives_the_attempt_back(tmp_path: Path)
     engine.in_process = True  # type: ignore[attr-defined]
     engine.fail = {"a.mp3": EndpointConnectionError(endpoint_url="http://s3")}
     assert not run_stage(svc, BY_NAME["transcribe"], threading.Event()).ok
-    (rec,) = svc.state.recordings()
-    assert rec.attempts == 0 and outages.get(svc.state, "s3").ok is False
+    (rec,) = svc.state.recordings.all()
+    assert rec.attempts == 0 and svc.state.outages.get("s3").ok is False
 
 
 def test_a_failed_transcribe_job_is_never_adopted_again(aws: AwsTranscriber, tmp_path: Path) -> None:
@@ -105,7 +104,7 @@ def test_transcribe_completes_and_failures_are_counted(stack: Stack) -> None:
     scan.run(svc, GO)
     with capture_logs() as logs:
         assert transcribe.run(svc, GO) == 1
-    by_key = {r.key: r for r in svc.state.recordings()}
+    by_key = {r.key: r for r in svc.state.recordings.all()}
     assert by_key["a.mp3"].status == Status.TRANSCRIBED and by_key["a.mp3"].score == pytest.approx(0.8)
     assert (by_key["bad.mp3"].status, by_key["bad.mp3"].reason) == (Status.FAILED, "not audio")
     assert [e["event"] for e in logs if e["event"].startswith("transcription.")] == [
@@ -120,10 +119,10 @@ def test_transcript_of_a_version_replaced_meanwhile_is_discarded(stack: Stack) -
     svc, _, storage, engine = stack
     storage.put_audio("b", "a.mp3")
     scan.run(svc, GO)
-    [rec] = svc.state.due(Status.DISCOVERED)
+    [rec] = svc.state.recordings.due(Status.DISCOVERED)
     engine.while_polling = lambda: (storage.put_audio("b", "a.mp3", b"replaced"), scan.run(svc, GO))
     with capture_logs() as logs:
         transcribe.run(svc, GO)
-    assert svc.state.get(rec.id).status == Status.SUPERSEDED
-    assert svc.state.get(rec.id).transcript_json is None
+    assert svc.state.recordings.get(rec.id).status == Status.SUPERSEDED
+    assert svc.state.recordings.get(rec.id).transcript_json is None
     assert any(e["event"] == "transcription.discarded" for e in logs)

@@ -19,11 +19,11 @@ def state(tmp_path: Path) -> StateStore:
 
 def test_cursor_and_reopen_keeps_state(tmp_path: Path) -> None:
     state = new_store(tmp_path, "s.db")
-    state.set_cursor("export:1", "2026-01-02T03:04:05.000000Z")
-    [(rec, _)] = state.add_objects([s3_object("a.mp3")])
+    state.cursors.set("export:1", "2026-01-02T03:04:05.000000Z")
+    [(rec, _)] = state.recordings.add_objects([s3_object("a.mp3")])
     state.close()
     again = new_store(tmp_path, "s.db")
-    assert again.cursor("export:1") == "2026-01-02T03:04:05.000000Z"
-    assert again.cursor("export:2") is None
-    oldest = again.oldest_pending()
+    assert again.cursors.get("export:1") == "2026-01-02T03:04:05.000000Z"
+    assert again.cursors.get("export:2") is None
+    oldest = again.recordings.oldest_pending()
     assert oldest is not None and (oldest.id, oldest.status) == (rec, Status.DISCOVERED)

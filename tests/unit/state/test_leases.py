@@ -26,7 +26,7 @@ def test_concurrent_claims_never_share_a_recording(tmp_path: Path) -> None:
         mine = got.setdefault(me.name, [])
         while batch := me.state.leases.claim(Status.DISCOVERED, 7, me.name, me.lease_seconds):
             mine += [rec.id for rec in batch]
-            me.state.transition([rec.id for rec in batch], Status.DISCOVERED, Status.TRANSCRIBING)
+            me.state.recordings.transition([rec.id for rec in batch], Status.DISCOVERED, Status.TRANSCRIBING)
 
     threads = [threading.Thread(target=work, args=(me,)) for me in fleet]
     for thread in threads:
@@ -113,17 +113,17 @@ def test_writes_under_a_lease_taken_since_are_refused_and_write_nothing(tmp_path
     store_a, store_b = new_store(tmp_path), new_store(tmp_path)
     generation = store_a.leases.take("import", "a", 0.05)
     assert generation is not None
-    ((rec_id, _),) = store_a.add_objects([S3Object("b", "k.wav", "e", 1)])
+    ((rec_id, _),) = store_a.recordings.add_objects([S3Object("b", "k.wav", "e", 1)])
     time.sleep(0.1)  # a froze; its lease ran out
     assert store_b.leases.take("import", "b", 30) == generation + 1
     with store_a.db.fenced(Fence("import", "a", generation)):
         with pytest.raises(FencedError, match="held by 'b'"):
-            store_a.transition([rec_id], Status.DISCOVERED, Status.TRANSCRIBING)
+            store_a.recordings.transition([rec_id], Status.DISCOVERED, Status.TRANSCRIBING)
         with pytest.raises(FencedError):
-            store_a.set_cursor("task-cursor:1", "x")
-    assert store_b.get(rec_id).status == Status.DISCOVERED and store_b.cursor("task-cursor:1") is None
+            store_a.cursors.set("import-tasks:1", "x")
+    assert store_b.recordings.get(rec_id).status == Status.DISCOVERED and store_b.cursors.get("import-tasks:1") is None
     with store_b.db.fenced(Fence("import", "b", generation + 1)):
-        assert store_b.transition([rec_id], Status.DISCOVERED, Status.TRANSCRIBING) == [rec_id]
+        assert store_b.recordings.transition([rec_id], Status.DISCOVERED, Status.TRANSCRIBING) == [rec_id]
 
 
 def test_extend_outlasts_a_request_survives_the_heartbeat_and_refuses_a_lease_taken_since(tmp_path: Path) -> None:
@@ -151,7 +151,7 @@ def test_on_postgresql_a_skewed_instance_clock_still_gives_one_holder(tmp_path: 
     ahead.leases.clock = lambda: time.time() + 3600
     assert honest.leases.take("export", "a", 30) and not ahead.leases.take("export", "b", 30)
     assert ahead.leases.holder("export") == "a"
-    honest.add_objects([S3Object("b", "k.wav", "e", 1)])
+    honest.recordings.add_objects([S3Object("b", "k.wav", "e", 1)])
     assert len(honest.leases.claim(Status.DISCOVERED, 10, "a", 30)) == 1
     assert ahead.leases.claim(Status.DISCOVERED, 10, "b", 30) == []
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, text
 from structlog.testing import capture_logs
 
 from syncd import __version__
 from syncd.domain.recording import S3Object, Status
 from syncd.errors import ConfigError
 from syncd.state import StateStore, legacy, migrate
+from syncd.state.db import make_engine, url_for
+from syncd.state.outages import Dependency
+from syncd.state.refusals import Refusal
+from tests.unit.fakes import new_target
 
 
 def _legacy_file(path: Path, version: int) -> None:
@@ -33,12 +42,12 @@ def test_a_pre_alembic_state_file_is_carried_to_head_with_its_rows(tmp_path: Pat
     path = tmp_path / "old.db"
     _legacy_file(path, version)
     store = StateStore(path)
-    [rec] = store.recordings()
+    [rec] = store.recordings.all()
     assert (rec.syncd_id, rec.key, rec.status) == ("sid", "calls/a.wav", Status.TRANSCRIBED)
     with store.db.engine.connect() as conn:
         assert migrate.current(conn) == migrate.head()
         assert legacy.user_version(conn) == legacy.LAST
-    added = store.add_objects([S3Object(bucket="b", key="calls/b.wav", etag="e2", size=1)])
+    added = store.recordings.add_objects([S3Object(bucket="b", key="calls/b.wav", etag="e2", size=1)])
     assert [obj.key for _, obj in added] == ["calls/b.wav"]
 
 
@@ -56,13 +65,13 @@ def test_opening_twice_migrates_once(tmp_path: Path) -> None:
     one wrote are there (a re-run baseline would have failed on the existing tables, or emptied them)."""
     with capture_logs() as first:
         store = StateStore(tmp_path / "s.db")
-    store.add_objects([S3Object(bucket="b", key="a.wav", etag="e1", size=1)])
+    store.recordings.add_objects([S3Object(bucket="b", key="a.wav", etag="e1", size=1)])
     store.close()
     with capture_logs() as second:
         again = StateStore(tmp_path / "s.db")
     assert [e["revision"] for e in first if e["event"] == "state.migrated"] == [migrate.head()]
     assert [e for e in second if e["event"] == "state.migrated"] == []
-    assert [r.key for r in again.recordings()] == ["a.wav"]
+    assert [r.key for r in again.recordings.all()] == ["a.wav"]
     with again.db.engine.connect() as conn:
         assert migrate.current(conn) == migrate.head()
 
@@ -119,3 +128,48 @@ def test_a_schema_newer_than_this_release_is_refused_with_what_to_do(tmp_path: P
     assert "restore the copy the upgrade left" in str(refused.value)
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0099",)]
+
+
+def _upgrade_to(engine: Engine, revision: str) -> None:
+    """The schema an earlier release left: Alembic's own revisions up to ``revision``, nothing after it."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def test_twins_outages_and_refusals_move_from_cursor_documents_to_their_tables(tmp_path: Path) -> None:
+    """Revision 0005: the JSON documents releases up to 0004 kept in the cursors table, written as they wrote them,
+    arrive in the new tables field by field; their cursor rows go, every other cursor stays."""
+    target = new_target(tmp_path, "old.db")
+    engine = make_engine(url_for(target))
+    _upgrade_to(engine, "0004")
+    down = Dependency("s3", False, "HTTP 503", 100.0, 3, 140.5)
+    refused = Refusal("webhook", 2, "http://10.0.0.5/hook", "SSRF protection", 99.25)
+    twins = {
+        "sid-a": {"tasks": [4, 9], "reviewed": [4, 9], "key": "calls/a.wav", "checked": 50.0},
+        "sid-b": {"tasks": [5, 6], "reviewed": [], "checked": 0},
+    }
+    documents = {
+        "task-twins": json.dumps(twins, sort_keys=True),
+        "dependency:s3": json.dumps(asdict(down)),
+        "dependency:transcribe": json.dumps(asdict(Dependency("transcribe", ok=True))),
+        "refused:webhook:2": json.dumps(asdict(refused)),
+        "export:2": '{"at": "2026-12-03T13:32:39.244869Z", "id": 6}',
+    }
+    with engine.begin() as conn:
+        for name, value in documents.items():
+            conn.execute(text("INSERT INTO cursors (name, value) VALUES (:n, :v)"), {"n": name, "v": value})
+    engine.dispose()
+
+    store = StateStore(target)
+    assert store.schema()[0] == migrate.head() == "0005"
+    assert store.twins.all() == {
+        "sid-a": twins["sid-a"],
+        "sid-b": {"tasks": [5, 6], "reviewed": [], "checked": 0.0},
+    }
+    assert store.outages.all_known() == {"s3": down, "transcribe": Dependency("transcribe", ok=True)}
+    assert store.refusals.all_known() == [refused]
+    rows = store.db.read("SELECT name, value FROM cursors")
+    assert {r["name"]: r["value"] for r in rows} == {"export:2": documents["export:2"]}

@@ -15,7 +15,6 @@ from syncd.daemon.health import health_report
 from syncd.domain.recording import Status
 from syncd.pipeline import run_stage
 from syncd.stages import BY_NAME
-from syncd.state import outages
 from syncd.transcribers.base import OutageError
 from tests.unit.fakes import healthy_probes, services
 
@@ -33,7 +32,7 @@ _probes = healthy_probes
 
 def _due_again(svc: Any) -> None:
     """Let the back-off run out now, as `syncd retry` does (the test does not wait for it)."""
-    outages.retry_now(svc.state)
+    svc.state.outages.retry_now()
 
 
 def test_outage_spends_no_attempts_fails_the_cycle_and_health_names_it(tmp_path: Path) -> None:
@@ -54,12 +53,12 @@ def test_outage_spends_no_attempts_fails_the_cycle_and_health_names_it(tmp_path:
     assert len(failed) == 10 and {e["cause"] for e in failed} == {"unavailable"}
     assert [e["event"] for e in logs].count("dependency.down") == 1
     assert not [e for e in logs if e["event"] in ("transcription.failed", "transcription.retrying")]
-    assert {r.status for r in svc.state.recordings()} == {Status.TRANSCRIBING}
-    assert {r.attempts for r in svc.state.recordings()} == {0}
+    assert {r.status for r in svc.state.recordings.all()} == {Status.TRANSCRIBING}
+    assert {r.attempts for r in svc.state.recordings.all()} == {0}
 
     # While waiting for the back-off, the stage does not call the engine at all.
     polls = len(engine.started)
-    outages.mark_down(svc.state, "transcribe", "still down", 60, svc.log)
+    svc.state.outages.mark_down("transcribe", "still down", 60, svc.log)
     assert not run_stage(svc, BY_NAME["transcribe"], threading.Event()).ok
     assert len(engine.started) == polls
 
@@ -78,7 +77,7 @@ def test_outage_spends_no_attempts_fails_the_cycle_and_health_names_it(tmp_path:
     _due_again(svc)
     with capture_logs() as logs:
         assert run_stage(svc, BY_NAME["transcribe"], threading.Event()).ok
-    assert {r.status for r in svc.state.recordings()} == {Status.TRANSCRIBED}
+    assert {r.status for r in svc.state.recordings.all()} == {Status.TRANSCRIBED}
     assert [e["dependency"] for e in logs if e["event"] == "dependency.up"] == ["transcribe"]
     ok, body = health_report(svc.settings, "running", 1.0, _probes(svc.settings), svc.state)
     assert ok and body["checks"]["transcribe"]["up"] is True and "down" not in body
@@ -86,7 +85,7 @@ def test_outage_spends_no_attempts_fails_the_cycle_and_health_names_it(tmp_path:
 
 def test_health_tolerates_a_short_outage_within_the_grace(tmp_path: Path) -> None:
     svc, *_ = services(tmp_path, http={"dependency_grace": 3600})
-    outages.mark_down(svc.state, "transcribe", "ThrottlingException", 60, svc.log)
+    svc.state.outages.mark_down("transcribe", "ThrottlingException", 60, svc.log)
     ok, body = health_report(svc.settings, "running", 1.0, _probes(svc.settings), svc.state)
     assert ok and body["checks"]["transcribe"]["up"] is False and body["down"] == ["transcribe"]
 
@@ -95,6 +94,6 @@ def test_backoff_doubles_up_to_the_cap(tmp_path: Path) -> None:
     svc, *_ = services(tmp_path)
     delays = []
     for _ in range(8):
-        dep = outages.mark_down(svc.state, "transcribe", "down", 40, svc.log)
+        dep = svc.state.outages.mark_down("transcribe", "down", 40, svc.log)
         delays.append(round(dep.retry_at - time.time()))
     assert delays == [5, 10, 20, 40, 40, 40, 40, 40]

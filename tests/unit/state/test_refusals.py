@@ -14,7 +14,6 @@ from syncd.commands.check import refusal_checks
 from syncd.commands.status import format_status, status_report
 from syncd.daemon.health import health_report
 from syncd.daemon.metrics import Metrics
-from syncd.state import refusals
 from tests.unit.fakes import FakeLabelStudio, healthy_probes, services
 
 SSRF = "URL resolves to a reserved network address (block: 127.0.0.0/8)"
@@ -67,12 +66,12 @@ def test_a_refused_webhook_and_storage_show_everywhere_until_accepted(tmp_path: 
     text = format_status(status_report(svc.state))
     assert "webhook on project 1 (http://127.0.0.1:9464/webhook): HTTP 403" in text
     assert "meanwhile reviews reach S3 by the export poll only" in text
-    checks = {c.name: c for c in refusal_checks(svc.settings, refusals.all_known(svc.state))}
+    checks = {c.name: c for c in refusal_checks(svc.settings, svc.state.refusals.all_known())}
     assert not checks["labelstudio.webhook"].ok and SSRF in checks["labelstudio.webhook"].detail
     assert not checks["labelstudio.storage"].ok
 
     metrics = Metrics()
-    metrics.watch_refused(lambda: refusals.counts(svc.state))
+    metrics.watch_refused(lambda: svc.state.refusals.counts())
     samples = {
         (s.name, s.labels.get("what")): s.value
         for family in text_string_to_metric_families(metrics.render().decode())
@@ -84,11 +83,11 @@ def test_a_refused_webhook_and_storage_show_everywhere_until_accepted(tmp_path: 
     ls.refuse = False
     svc.projects._ensure_storages(1)
     svc.projects.register_webhook(1, "http://127.0.0.1:9464/webhook", "s3cret")
-    assert refusals.all_known(svc.state) == []
+    assert svc.state.refusals.all_known() == []
     _, body = health_report(svc.settings, "running", 1.0, healthy_probes(svc.settings), svc.state)
     assert body["status"] == "ok" and body["checks"]["labelstudio_refused"] == {"ok": True, "refused": []}
     assert "refused by Label Studio: nothing" in format_status(status_report(svc.state))
-    assert [c.ok for c in refusal_checks(svc.settings, refusals.all_known(svc.state))] == [True]
+    assert [c.ok for c in refusal_checks(svc.settings, svc.state.refusals.all_known())] == [True]
 
 
 def test_a_storage_error_that_is_no_refusal_still_stops_the_set_up(tmp_path: Path) -> None:
@@ -103,4 +102,4 @@ def test_a_storage_error_that_is_no_refusal_still_stops_the_set_up(tmp_path: Pat
         assert exc.status_code == 502
     else:
         raise AssertionError("a 502 is an outage, not a refusal")
-    assert refusals.all_known(svc.state) == []
+    assert svc.state.refusals.all_known() == []
