@@ -113,7 +113,7 @@ class Services:
     def _project_sure(self) -> None:
         """Project set-up runs under the ``project`` lease (``Instance.exclusively``): re-check it before each call
         that creates something in Label Studio, with the margin of one request."""
-        self.instance.sure(PROJECT, self.settings.labelstudio.timeout + 1)
+        self.instance.sure(PROJECT, self.settings.labelstudio.lease_margin)
 
     def connect(self, *, warm: bool = False) -> None:
         """Label Studio answers and the project is ready, every source bucket is readable and (unless the operator

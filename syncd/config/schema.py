@@ -77,6 +77,12 @@ class LabelStudioSettings(_Section):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @property
+    def lease_margin(self) -> float:
+        """Seconds a lease must still hold before a request that creates or deletes something in Label Studio: the
+        request's own timeout and one second, so a holder frozen before the request sends nothing."""
+        return self.timeout + 1
+
 
 class S3Settings(_Section):
     """S3 connection shared by all sources (AWS, or any S3-compatible store)."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from syncd.config import Settings
+from syncd.domain.moments import iso
 from syncd.errors import ProbeError
 from syncd.labelstudio.probe import labelstudio_alive
 from syncd.s3.probe import buckets_readable, quick_s3_client
@@ -64,10 +64,6 @@ class Probes:
         }
 
 
-def _iso(moment: float | None) -> str | None:
-    return None if moment is None else datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
-
-
 def dependency_checks(settings: Settings, state: StateStore | None) -> dict[str, dict[str, Any]]:
     """Each service a stage has met, as a check: failing once it has been down longer than http.dependency_grace."""
     if state is None:
@@ -78,7 +74,7 @@ def dependency_checks(settings: Settings, state: StateStore | None) -> dict[str,
         checks[name] = {
             "ok": dep.ok or down <= settings.http.dependency_grace,
             "up": dep.ok,
-            "down_since": _iso(dep.down_since),
+            "down_since": iso(dep.down_since),
             "down_seconds": None if dep.ok else down,
             "error": dep.error,
         }
@@ -143,7 +139,7 @@ def health_report(
             "ok": time.time() <= doubt["retry_at"] + limit,
             "in_doubt": doubt["recordings"],
             "reason": doubt["reason"],
-            "retry_at": _iso(doubt["retry_at"]),
+            "retry_at": iso(doubt["retry_at"]),
         }
     ok = phase == "running" and all(check["ok"] for check in checks.values())
     down = sorted(name for name, check in checks.items() if check.get("up") is False)
