@@ -35,6 +35,7 @@ from devstack.transcribe import (
     seed_formula,
     upload_with_results,
 )
+from devstack.waiting import WaitTimeoutError, until
 
 __all__ = [
     "LS_PASSWORD",
@@ -57,6 +58,7 @@ __all__ = [
     "Stack",
     "StackError",
     "SyncdProcess",
+    "WaitTimeoutError",
     "aws_config",
     "call_sentences",
     "evented_bucket",
@@ -72,5 +74,6 @@ __all__ = [
     "running_stack",
     "seed_formula",
     "speak",
+    "until",
     "upload_with_results",
 ]

@@ -15,15 +15,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
 import boto3
 import jwt
 import requests
+
+from devstack.waiting import until
+from syncd.domain.moments import iso
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_DIR = ROOT / ".stack"
@@ -92,15 +94,25 @@ def free_seaweed_port(taken: set[int]) -> int:
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float, ok: tuple[int, ...] = (200,)) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise StackError(f"{proc.args!r} exited with {proc.returncode}; see {log}:\n{_tail(log)}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url, timeout=2).status_code in ok:
-                return
-        time.sleep(0.3)
-    raise StackError(f"{url} not ready after {timeout:.0f}s; see {log}:\n{_tail(log)}")
+    def answered() -> int | None:
+        status = requests.get(url, timeout=2).status_code
+        return status if status in ok else None
+
+    until(
+        answered,
+        timeout,
+        f"{url} to answer {ok}; see {log}",
+        interval=0.3,
+        ignore=(requests.RequestException,),
+        abort=exited(proc),
+        detail=lambda: _tail(log),
+        error=StackError,
+    )
+
+
+def exited(proc: subprocess.Popen[Any]) -> Callable[[], str | None]:
+    """``until``'s ``abort`` for a wait on a process: it gives up once the process has exited."""
+    return lambda: None if proc.poll() is None else f"{proc.args!r} exited with {proc.returncode}"
 
 
 def _tail(log: Path, lines: int = 30) -> str:
@@ -374,7 +386,7 @@ def template_release(venv: Path) -> str:
 def _moment(epoch: float | None) -> str:
     if epoch is None:
         return "never"
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+    return iso(epoch)
 
 
 def _csrf(session: requests.Session, url: str) -> dict[str, str]:
@@ -475,20 +487,25 @@ class SeaweedS3(Service):
     def wait(self, timeout: float = 60) -> None:
         assert self.proc is not None
         wait_http(self.url, self.proc, self.log_path, timeout, ok=(200, 403))
-        deadline = time.monotonic() + timeout
         probe = f"syncd-probe-{os.getpid()}"
-        while True:
-            try:
-                client = self.client()
-                client.create_bucket(Bucket=probe)
-                client.put_object(Bucket=probe, Key="x", Body=b"x")
-                client.delete_object(Bucket=probe, Key="x")
-                client.delete_bucket(Bucket=probe)
-                return
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    raise StackError(f"SeaweedFS S3 not writable: {exc}; see {self.log_path}") from exc
-                time.sleep(0.5)
+
+        def writable() -> bool:
+            client = self.client()
+            client.create_bucket(Bucket=probe)
+            client.put_object(Bucket=probe, Key="x", Body=b"x")
+            client.delete_object(Bucket=probe, Key="x")
+            client.delete_bucket(Bucket=probe)
+            return True
+
+        until(
+            writable,
+            timeout,
+            f"SeaweedFS S3 to be writable; see {self.log_path}",
+            interval=0.5,
+            ignore=(Exception,),
+            abort=exited(self.proc),
+            error=StackError,
+        )
 
     def client(self) -> Any:
         return boto3.client(
@@ -558,20 +575,23 @@ class Postgres(Service):
 
     def wait(self, timeout: float = 60) -> None:
         assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise StackError(f"postgres exited with {self.proc.returncode}:\n{_tail(self.log_path)}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    pass
-                with self.connect() as conn:
-                    conn.execute("SELECT 1")
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise StackError(f"postgres did not answer in {timeout:.0f}s:\n{_tail(self.log_path)}") from None
-                time.sleep(0.2)
+
+        def answers() -> bool:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                pass
+            with self.connect() as conn:
+                conn.execute("SELECT 1")
+            return True
+
+        until(
+            answers,
+            timeout,
+            "postgres to answer",
+            ignore=(Exception,),
+            abort=exited(self.proc),
+            detail=lambda: _tail(self.log_path),
+            error=StackError,
+        )
         if self.fresh:
             with self.connect(autocommit=True) as conn:
                 conn.execute("CREATE DATABASE syncd")

@@ -9,12 +9,12 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from devstack.services import VENV_BIN, Stack
+from devstack.waiting import until
 
 
 def run_syncd(
@@ -108,15 +108,26 @@ class SyncdProcess:
 
     def wait(self, event: str, timeout: float = 60, after: int = 0, **fields: Any) -> int:
         """Index of the first `event` (with these field values) at or after `after`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def found() -> tuple[int] | None:
             for i, record in enumerate(self.events[after:], start=after):
                 if record["event"] == event and all(record.get(k) == v for k, v in fields.items()):
-                    return i
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"no {event} {fields} within {timeout}s; saw {[e['event'] for e in self.events]}")
+                    return (i,)
+            return None
+
+        def ended() -> str | None:
+            over = self.proc.poll() is not None and not self._reader.is_alive()
+            return f"syncd exited with {self.proc.returncode}" if over else None
+
+        (index,) = until(
+            found,
+            timeout,
+            f"{event} {fields}",
+            interval=0.1,
+            abort=ended,
+            describe=lambda _: f"events {[e['event'] for e in self.events]}",
+        )
+        return index
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM, wait for the exit, then for the reader to reach the pipe's end: on a loaded machine it can lag

@@ -69,7 +69,7 @@ class Projects:
         project = self.labelstudio.ensure_project(max_speakers, title=str(current["id"]))
         self.current_id = project
         for pid in self.all():
-            self._ensure_storages(pid)
+            self.ensure_storages(pid)
         self.log.info("project.ready", project=project, title=current["title"], projects=self.all())
         return project
 
@@ -94,7 +94,7 @@ class Projects:
             self.state.tasks.add_project(pid, title, seq)
         return self.state.tasks.projects()[-1]
 
-    def _ensure_storages(self, project: int) -> None:
+    def ensure_storages(self, project: int) -> None:
         """The S3 storage that presigns each bucket's audio; one Label Studio refuses (SSRF protection, permissions:
         HTTP 400/403) is recorded and logged, and syncd carries on without it: tasks import, their audio does not
         play until it is accepted."""
@@ -143,7 +143,7 @@ class Projects:
         self.sure()
         project = self.labelstudio.ensure_project(max_speakers, title=intent["title"], like=intent["like"])
         fault_point("import.after_project_created")
-        self._ensure_storages(project)
+        self.ensure_storages(project)
         if self.webhook:
             self.sure()
             self.register_webhook(project, *self.webhook)

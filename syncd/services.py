@@ -85,7 +85,7 @@ class Services:
         instance = Instance.from_settings(settings.instance, state)
         urls = {source.queue_url for source in settings.sources if source.queue_url}
         queues = {url: Queue(settings.s3, url) for url in sorted(urls)}
-        sure = partial(instance.sure, PROJECT, settings.labelstudio.timeout + 1)
+        sure = partial(instance.sure, PROJECT, settings.labelstudio.lease_margin)
         projects = Projects(settings, state, labelstudio, storage_credentials(settings), log, sure=sure)
         return cls(settings, state, storage, transcriber, labelstudio, queues, instance, projects, log, paced)
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from syncd.audio.decode import AudioError, decoded_frames
 from syncd.heartbeat import beat
+from syncd.log import describe_error
 
 SUFFIX = ".flac"
 
@@ -44,7 +45,7 @@ def cut(source: Path, spans: list[tuple[float, float]], folder: Path) -> list[Pa
                         writer.write(block[:, a:b])
                 position += block.shape[1]
     except av.error.FFmpegError as exc:
-        raise AudioError(f"{type(exc).__name__}: {exc}") from exc
+        raise AudioError(describe_error(exc)) from exc
     return paths
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from syncd.log import describe_error
+
 SAMPLE_RATE = 16_000
 FRAME = SAMPLE_RATE // 10
 """Samples in one 100 ms frame: the unit in which a quiet cut point is searched."""
@@ -61,7 +63,7 @@ def probe(path: Path) -> AudioInfo:
                 duration = (container.duration or 0) / 1_000_000
             return AudioInfo(duration=max(duration, 0.0), channels=int(stream.codec_context.channels or 1))
     except av.error.FFmpegError as exc:
-        raise AudioError(f"{type(exc).__name__}: {exc}") from exc
+        raise AudioError(describe_error(exc)) from exc
 
 
 def blocks(path: Path, channels: int) -> Iterator[np.ndarray]:
@@ -81,7 +83,7 @@ def blocks(path: Path, channels: int) -> Iterator[np.ndarray]:
             for out in resampler.resample(None):
                 yield _planar(out.to_ndarray(), channels)
     except av.error.FFmpegError as exc:
-        raise AudioError(f"{type(exc).__name__}: {exc}") from exc
+        raise AudioError(describe_error(exc)) from exc
 
 
 def decoded_frames(container: Any, stream: Any) -> Iterator[Any]:

@@ -7,7 +7,7 @@ work); it never creates the Label Studio project or registers storage.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -187,9 +187,15 @@ def _transcribe(settings: Settings) -> str:
     return f"transcribe:ListTranscriptionJobs allowed in {settings.s3.region}"
 
 
-def run_checks(settings: Settings, config_path: str, out: Callable[[str], None] = print) -> int:
+def run_checks(
+    settings: Settings,
+    config_path: str,
+    out: Callable[[str], None] = print,
+    run: Callable[[Settings, str], Iterable[Check]] = checks,
+) -> int:
+    """Prints each check as it is done and the tally; ``run`` yields the checks (``checks``, or a test's own)."""
     failed = 0
-    for check in checks(settings, config_path):
+    for check in run(settings, config_path):
         out(check.line())
         failed += not check.ok
     out(f"{'all checks passed' if not failed else f'{failed} check(s) failed'}")

@@ -26,6 +26,7 @@ from typing import Any
 
 from syncd import __version__, errors
 from syncd.errors import ConfigError
+from syncd.log import describe_error
 from syncd.transcribers.whisper_model import MODEL_FILES, SERVICE_HF_CACHE, known_models, repo_id_for
 
 MANIFESTS = "syncd-manifests"
@@ -199,9 +200,9 @@ def _hub_errors(repo_id: str, revision: str, endpoint: str) -> Iterator[None]:
         raise
     except Exception as exc:
         if errors.classify(exc) == errors.UNAVAILABLE:
-            raise ModelError(f"cannot reach {endpoint}: {type(exc).__name__}: {exc}", errors.UNAVAILABLE) from exc
+            raise ModelError(f"cannot reach {endpoint}: {describe_error(exc)}", errors.UNAVAILABLE) from exc
         if isinstance(exc, OSError):  # the cache cannot be written: not root, disk full
-            raise ModelError(f"{type(exc).__name__}: {exc}", errors.CHECK_FAILED) from exc
+            raise ModelError(describe_error(exc), errors.CHECK_FAILED) from exc
         raise
 
 

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from syncd import __version__, errors
 from syncd.config import Settings
+from syncd.domain.moments import iso
 from syncd.domain.recording import PENDING
 from syncd.state import StateStore, migrate, refusals
 from syncd.state.cluster import silent
-
-
-def _iso(moment: float | None) -> str | None:
-    return None if moment is None else datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
 
 
 def _instances(store: StateStore, lease_seconds: float) -> list[dict[str, Any]]:
@@ -32,7 +28,7 @@ def _instances(store: StateStore, lease_seconds: float) -> list[dict[str, Any]]:
             "pid": i["pid"],
             "roles": i["roles"].split(","),
             "version": i["version"],
-            "started": _iso(i["started_at"]),
+            "started": iso(i["started_at"]),
             "last_seen_seconds": round(now - i["seen_at"], 1),
             "silent": silent(i, lease_seconds, now),
             "holds": i["holds"],
@@ -74,16 +70,16 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
             "bucket": oldest.bucket,
             "key": oldest.key,
             "status": oldest.status,
-            "since": _iso(oldest.updated_at),
+            "since": iso(oldest.updated_at),
             "age_seconds": round(now - oldest.updated_at, 1),
         },
         "dependencies": {
             name: {
                 "ok": dep.ok,
-                "down_since": _iso(dep.down_since),
+                "down_since": iso(dep.down_since),
                 "down_seconds": None if dep.ok else round(dep.down_seconds(now), 1),
                 "error": dep.error,
-                "retry_at": None if dep.ok else _iso(dep.retry_at),
+                "retry_at": None if dep.ok else iso(dep.retry_at),
             }
             for name, dep in sorted(store.outages.all_known().items())
         },
@@ -95,7 +91,7 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
                 "key": p["key"],
                 "reason": p["reason"],
                 "attempts": p["attempts"],
-                "at": _iso(p["updated_at"]),
+                "at": iso(p["updated_at"]),
             }
             for p in store.export_queue.parked_exports()
         ],
@@ -105,7 +101,7 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
                 "key": group.get("key"),
                 "tasks": group["tasks"],
                 "reviewed": group.get("reviewed", []),
-                "checked": _iso(group.get("checked") or None),
+                "checked": iso(group.get("checked") or None),
             }
             for sid, group in sorted(store.twins.all().items())
         ],
@@ -116,7 +112,7 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
                 "target": r.target,
                 "reason": r.reason,
                 "means": r.consequence,
-                "at": _iso(r.at),
+                "at": iso(r.at),
             }
             for r in store.refusals.all_known()
         ],
@@ -130,7 +126,7 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
                 "status": r.status,
                 "reason": r.reason,
                 "attempts": r.attempts,
-                "at": _iso(r.updated_at),
+                "at": iso(r.updated_at),
             }
             for r in store.recordings.last_errors()
         ],
@@ -139,7 +135,7 @@ def status_report(store: StateStore, lease_seconds: float = 30.0) -> dict[str, A
 
 def _webhooks_waiting(store: StateStore) -> dict[str, Any]:
     count, oldest = store.export_queue.webhook_backlog()
-    return {"count": count, "oldest": _iso(oldest)}
+    return {"count": count, "oldest": iso(oldest)}
 
 
 def format_status(report: dict[str, Any]) -> str:

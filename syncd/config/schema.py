@@ -1,7 +1,7 @@
 """The configuration schema: the single source of truth for validation, defaults and config.example.toml.
 
-It is one thing, kept whole: one model per TOML table, each key with its default, its allowed values and the
-description the sample config and `config validate` print.
+One model per TOML table, each key with its default, its allowed values and the description the sample config and
+`config validate` print.
 
 Settings come from one TOML file. Secrets never live in it: the file names an environment variable or a file
 (systemd's ``LoadCredential=`` puts them under ``$CREDENTIALS_DIRECTORY``) and the value is read from there.
@@ -17,6 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from syncd.config.secrets import read_secret
 from syncd.domain.formats import OUTPUT_FORMATS, OutputFormat
 from syncd.domain.recording import AUDIO_SUFFIXES
+
+__long__ = (
+    "The whole config file as one tree: config.example.toml, `config validate` and the documented keys are generated"
+    " by walking these models down from `Settings`, each table a frozen `_Section` that refuses unknown keys; split by"
+    " table, a reader would follow one file's tree, in the order the file is written, through a dozen modules."
+)
 
 
 class _Section(BaseModel):
@@ -76,6 +82,12 @@ class LabelStudioSettings(_Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @property
+    def lease_margin(self) -> float:
+        """Seconds a lease must still hold before a request that creates or deletes something in Label Studio: the
+        request's own timeout and one second, so a holder frozen before the request sends nothing."""
+        return self.timeout + 1
 
 
 class S3Settings(_Section):

@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from syncd.config import Settings
+from syncd.domain.moments import iso
 from syncd.errors import ProbeError
 from syncd.labelstudio.probe import labelstudio_alive
 from syncd.s3.probe import buckets_readable, quick_s3_client
@@ -40,9 +40,16 @@ def _probe(fn: Callable[[], None]) -> dict[str, Any]:
 class Probes:
     """The reachability checks of /healthz, run at most once per ``ttl`` seconds however many requests ask."""
 
-    def __init__(self, settings: Settings, ttl: float = PROBE_TTL) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ttl: float = PROBE_TTL,
+        checks: Callable[[Settings], dict[str, dict[str, Any]]] | None = None,
+    ) -> None:
+        """``checks`` runs one round (``reachability``, or a test's own)."""
         self.settings = settings
         self.ttl = ttl
+        self._checks = checks or reachability
         self.rounds = 0
         self._lock = threading.Lock()
         self._checked = -float("inf")
@@ -51,21 +58,18 @@ class Probes:
     def results(self) -> dict[str, dict[str, Any]]:
         with self._lock:  # a request arriving while a round runs waits for it and shares its answer
             if time.monotonic() - self._checked >= self.ttl:
-                self._results = self._round()
+                self._results = self._checks(self.settings)
                 self._checked = time.monotonic()
                 self.rounds += 1
             return {name: dict(check) for name, check in self._results.items()}
 
-    def _round(self) -> dict[str, dict[str, Any]]:
-        settings = self.settings
-        return {
-            "labelstudio": _probe(lambda: labelstudio_alive(settings, timeout=2)),
-            "s3": _probe(lambda: buckets_readable(settings, quick_s3_client(settings))),
-        }
 
-
-def _iso(moment: float | None) -> str | None:
-    return None if moment is None else datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
+def reachability(settings: Settings) -> dict[str, dict[str, Any]]:
+    """One round of /healthz's probes: Label Studio answers, the source buckets are readable."""
+    return {
+        "labelstudio": _probe(lambda: labelstudio_alive(settings, timeout=2)),
+        "s3": _probe(lambda: buckets_readable(settings, quick_s3_client(settings))),
+    }
 
 
 def dependency_checks(settings: Settings, state: StateStore | None) -> dict[str, dict[str, Any]]:
@@ -78,7 +82,7 @@ def dependency_checks(settings: Settings, state: StateStore | None) -> dict[str,
         checks[name] = {
             "ok": dep.ok or down <= settings.http.dependency_grace,
             "up": dep.ok,
-            "down_since": _iso(dep.down_since),
+            "down_since": iso(dep.down_since),
             "down_seconds": None if dep.ok else down,
             "error": dep.error,
         }
@@ -143,7 +147,7 @@ def health_report(
             "ok": time.time() <= doubt["retry_at"] + limit,
             "in_doubt": doubt["recordings"],
             "reason": doubt["reason"],
-            "retry_at": _iso(doubt["retry_at"]),
+            "retry_at": iso(doubt["retry_at"]),
         }
     ok = phase == "running" and all(check["ok"] for check in checks.values())
     down = sorted(name for name, check in checks.items() if check.get("up") is False)

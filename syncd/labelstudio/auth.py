@@ -21,6 +21,7 @@ import httpx
 import jwt
 
 from syncd.config import LabelStudioSettings
+from syncd.domain.moments import iso
 
 LEGACY = "legacy"
 PERSONAL = "personal access token"
@@ -50,7 +51,7 @@ def token_kind(token: str) -> str:
     if expires is None:
         raise TokenError("is a JWT without an expiry, which Label Studio never issues: create a new one")
     if datetime.fromtimestamp(expires, UTC) <= datetime.now(UTC):
-        moment = datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds")
+        moment = iso(expires)
         raise TokenError(f"expired at {moment}: create a new personal access token (Account & Settings)")
     return PERSONAL
 
@@ -87,7 +88,7 @@ def issued_ahead(token: str, now: float | None = None) -> str:
     ahead = issued - (time.time() if now is None else now)
     if ahead < 1:
         return ""
-    moment = datetime.fromtimestamp(issued, UTC).isoformat(timespec="seconds")
+    moment = iso(issued)
     return (
         f"; the token was issued at {moment}, {ahead:.0f} s later than this machine's clock reads: Label Studio"
         " refuses a token issued in its future, so check that its clock and the issuing server's are right"

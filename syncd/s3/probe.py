@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from syncd import errors
 from syncd.config import Settings
 from syncd.errors import ProbeError, classify
+from syncd.log import describe_error
 from syncd.s3.storage import boto_client, is_conflict
 
 
@@ -55,7 +56,7 @@ def _s3_reason(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         return f"{error.get('Code', '?')} {error.get('Message', '')}".strip()
-    return f"{type(exc).__name__}: {exc}"
+    return describe_error(exc)
 
 
 def quick_s3_client(settings: Settings) -> Any:

@@ -15,6 +15,7 @@ import re
 import time
 
 from syncd.domain.formats import normalize_words
+from syncd.log import describe_error
 from syncd.services import Services
 from syncd.state import keys
 
@@ -54,7 +55,7 @@ def refresh(svc: Services) -> bool:
         _publish(svc, top)
     except Exception as exc:
         svc.state.cursors.set(keys.VOCABULARY_RETRY.name, str(time.time() + RETRY_AFTER))
-        error = f"{type(exc).__name__}: {exc}"[:300]
+        error = describe_error(exc)[:300]
         svc.log.error("vocabulary.update_failed", words=len(words), error=error, retry_in_seconds=RETRY_AFTER)
         return False
     svc.state.reports.set_vocabulary(words)

@@ -30,6 +30,7 @@ from urllib3.exceptions import NewConnectionError
 from syncd.domain.recording import Recording, Status
 from syncd.faults import fault_point
 from syncd.labelstudio.client import LabelStudioError
+from syncd.log import describe_error
 from syncd.services import Services
 from syncd.stages import import_doubt, import_reconcile, import_split, import_twins, tasks
 from syncd.state import keys
@@ -104,7 +105,7 @@ def _failed(svc: Services, project: int, batch: Batch, exc: Exception) -> None:
         _release(svc, batch)
         svc.state.cursors.change(import_doubt.Doubt.name(project), import_doubt.landed)
         return
-    import_doubt.enter_doubt(svc, project, f"{type(exc).__name__}: {exc}"[:300])
+    import_doubt.enter_doubt(svc, project, describe_error(exc)[:300])
 
 
 def _commit(svc: Services, project: int, batch: Batch, task_ids: list[int]) -> int:
@@ -156,7 +157,7 @@ def _import(svc: Services, project: int, stop: threading.Event, room: int) -> in
             if batch:
                 fault_point("import.before_send")
                 # The lease must outlast the request: a holder frozen since it chose the batch sends nothing.
-                svc.instance.sure("import", svc.settings.labelstudio.timeout + 1)
+                svc.instance.sure("import", svc.settings.labelstudio.lease_margin)
             in_flight = (batch, pool.submit(svc.labelstudio.import_tasks, project, batch.tasks)) if batch else None
             if done:
                 imported += _commit(svc, project, *done)

@@ -10,17 +10,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
+from syncd.domain.moments import iso
 from syncd.domain.recording import Status
 from syncd.services import Services
 from syncd.stages import import_reconcile, tasks
 from syncd.state import StateStore, keys
-
-
-def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -79,11 +75,11 @@ def enter_doubt(svc: Services, project: int, reason: str, floor: int = 0) -> Dou
     doubt = Doubt.load(svc.state.cursors.change(Doubt.name(project), wait))
     assert doubt is not None and doubt.until is not None
     rows = svc.state.recordings.due(Status.IMPORTING, limit=100_000)
-    note = f"import in doubt ({reason}); Label Studio is asked again at {_iso(doubt.until)}"
+    note = f"import in doubt ({reason}); Label Studio is asked again at {iso(doubt.until)}"
     with svc.state.batch():
         for rec in rows:
             svc.state.recordings.update(rec.id, reason=note, next_attempt_at=doubt.until)
-    svc.log.warning("import.in_doubt", project=project, recordings=len(rows), reason=reason, retry_at=_iso(doubt.until))
+    svc.log.warning("import.in_doubt", project=project, recordings=len(rows), reason=reason, retry_at=iso(doubt.until))
     return doubt
 
 
@@ -110,7 +106,7 @@ def settle_doubt(svc: Services, project: int) -> int:
             return 0
     elif time.time() < doubt.until:
         svc.log.warning(
-            "import.in_doubt", project=project, recordings=waiting, reason=doubt.reason, retry_at=_iso(doubt.until)
+            "import.in_doubt", project=project, recordings=waiting, reason=doubt.reason, retry_at=iso(doubt.until)
         )
         return 0
     import_reconcile.look(svc, project, doubt.floor)

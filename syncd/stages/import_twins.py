@@ -62,7 +62,7 @@ def _repair(svc: Services, sid: str, where: dict[int, int], rec: Recording | Non
     ids = {"syncd_id": sid} | ({"recording": rec.id, "key": rec.key} if rec is not None else {})
     if svc.settings.labelstudio.on_duplicate == "delete-unreviewed":
         for task_id in sorted(set(found) - keep):
-            svc.instance.sure("import", svc.settings.labelstudio.timeout + 1)
+            svc.instance.sure("import", svc.settings.labelstudio.lease_margin)
             svc.labelstudio.delete_task(task_id)
             svc.state.tasks.forget_tasks(where[task_id], [task_id])
             del found[task_id]

@@ -6,10 +6,10 @@ and its task handled as ``sources.on_audio_deleted`` says. Transcripts already w
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from syncd.config import SourceSettings
+from syncd.domain.moments import iso
 from syncd.domain.recording import Recording
 from syncd.log import describe_error
 from syncd.services import Services
@@ -75,7 +75,7 @@ def _marked(svc: Services, rec: Recording) -> dict[str, Any]:
     """The task's data as syncd imported it, plus when its audio was found deleted (a Data Manager column)."""
     return {
         **_data(svc, rec),
-        "deleted_from_s3": datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="seconds"),
+        "deleted_from_s3": iso(time.time()),
     }
 
 

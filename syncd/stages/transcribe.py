@@ -22,6 +22,7 @@ from syncd.domain.transcript import Transcript
 from syncd.errors import classify
 from syncd.faults import fault_point
 from syncd.heartbeat import beat
+from syncd.log import describe_error
 from syncd.services import Services
 from syncd.state import outages
 from syncd.transcribers.base import OutageError, Progress, TranscriptionError, works_in_process
@@ -32,13 +33,13 @@ def _outage(exc: Exception) -> OutageError | None:
     if isinstance(exc, OutageError):
         return exc
     if not isinstance(exc, TranscriptionError) and classify(exc) == errors.UNAVAILABLE:
-        return OutageError("s3", f"{type(exc).__name__}: {exc}")
+        return OutageError("s3", describe_error(exc))
     return None
 
 
 def _fail(svc: Services, rec: Recording, exc: Exception, *, counted: bool = False) -> None:
     retryable = exc.retryable if isinstance(exc, TranscriptionError) else True
-    reason = exc.reason if isinstance(exc, TranscriptionError) else f"{type(exc).__name__}: {exc}"
+    reason = exc.reason if isinstance(exc, TranscriptionError) else describe_error(exc)
     gave_up = svc.state.recordings.record_failure(
         rec.id,
         Status.DISCOVERED,

@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from syncd.config import S3Settings, TranscriberSettings
 from syncd.domain.recording import AUDIO_FORMATS, Recording
 from syncd.domain.transcript import Transcript
+from syncd.log import describe_error
 from syncd.s3.storage import Storage, boto_client
 from syncd.transcribers.aws_output import TranscribeOutputError, parse_transcribe_output
 from syncd.transcribers.base import OutageError, Progress, TranscriptionError, no_progress
@@ -70,7 +71,7 @@ def _as_transcription_error(exc: Exception, action: str, dependency: str = "tran
         if code in _THROTTLED or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
             return OutageError(dependency, reason)
         return TranscriptionError(reason, retryable=False)
-    return OutageError(dependency, f"{action}: {type(exc).__name__}: {exc}")
+    return OutageError(dependency, f"{action}: {describe_error(exc)}")
 
 
 class AwsTranscriber:
@@ -210,7 +211,7 @@ class AwsTranscriber:
         except TranscribeOutputError as exc:
             raise TranscriptionError(f"malformed output s3://{bucket}/{key}: {exc}", retryable=False) from exc
         except (ValueError, LookupError, TypeError, AttributeError) as exc:  # not JSON, or JSON of the wrong shape
-            reason = f"malformed output s3://{bucket}/{key}: {type(exc).__name__}: {exc}"
+            reason = f"malformed output s3://{bucket}/{key}: {describe_error(exc)}"
             raise TranscriptionError(reason[:500], retryable=False) from exc
         language = transcript.language or job.get("LanguageCode") or self.settings.language or None
         return dataclasses.replace(transcript, language=language)

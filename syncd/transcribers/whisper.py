@@ -30,7 +30,7 @@ from syncd.audio.decode import SAMPLE_RATE, AudioError, Window, blocks, clips, p
 from syncd.config import WhisperSettings
 from syncd.domain.recording import Recording
 from syncd.domain.transcript import Segment, Transcript, Word
-from syncd.log import get_logger
+from syncd.log import describe_error, get_logger
 from syncd.s3.storage import Storage
 from syncd.transcribers.base import Progress, TranscriptionError, no_progress
 from syncd.transcribers.whisper_model import EnginePlan, plan
@@ -252,7 +252,7 @@ class WhisperTranscriber:
         except TranscriptionError:
             raise
         except Exception as exc:  # faster-whisper and PyAV fail on bad input with many types
-            raise TranscriptionError(f"cannot transcribe audio: {type(exc).__name__}: {exc}", retryable=False) from exc
+            raise TranscriptionError(f"cannot transcribe audio: {describe_error(exc)}", retryable=False) from exc
         if not result.samples:
             raise TranscriptionError("audio has no samples", retryable=False)
         return Transcript(

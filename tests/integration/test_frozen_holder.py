@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from devstack import PG_PASSWORD, ROOT, Postgres
+from devstack import PG_PASSWORD, ROOT, Postgres, until
 from syncd.state import StateStore
 from syncd.state.cluster import Instance
 
@@ -67,10 +67,13 @@ def test_a_holder_frozen_inside_a_transaction_neither_stalls_the_others_nor_writ
     )
     watchdog = threading.Timer(0, lambda: None)
     try:
-        deadline = time.monotonic() + 60
-        while not _stopped(proc.pid):
-            assert proc.poll() is None and time.monotonic() < deadline, "the holder never reached its freeze"
-            time.sleep(0.05)
+        until(
+            lambda: _stopped(proc.pid),
+            60,
+            "the holder to reach its freeze",
+            interval=0.05,
+            abort=lambda: None if proc.poll() is None else f"the holder exited with {proc.returncode}",
+        )
         frozen = time.monotonic()
         # Were the lock not freed, taking the lease would queue behind it: wake the holder late, and fail on time.
         watchdog = threading.Timer(4 * LEASE, proc.send_signal, (signal.SIGCONT,))
@@ -79,9 +82,8 @@ def test_a_holder_frozen_inside_a_transaction_neither_stalls_the_others_nor_writ
         store = StateStore(url, hold_limit=HOLD)
         other = Instance("other", ("export",), LEASE, store)
         other.join()
-        while not other.may_run("export"):  # each try returns; none waits on the frozen holder's lock
-            assert time.monotonic() - frozen < 4 * LEASE, "the lease was never taken from the frozen holder"
-            time.sleep(0.1)
+        # each try returns; none waits on the frozen holder's lock
+        until(lambda: other.may_run("export"), 4 * LEASE, "the lease taken from the frozen holder", interval=0.1)
         taken = time.monotonic() - frozen
         assert taken <= LEASE + 1, f"taken {taken:.1f}s after the freeze"
         assert store.leases.holder("export") == "other"

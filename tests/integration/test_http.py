@@ -12,7 +12,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack import PG_PASSWORD, SENTENCES, Postgres, Stack, free_port, speak, upload_with_results
+from devstack import PG_PASSWORD, SENTENCES, Postgres, Stack, free_port, speak, until, upload_with_results
 from devstack import SyncdProcess as Daemon
 from syncd.config import parse
 from syncd.daemon import Daemon as DaemonCore
@@ -31,15 +31,15 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def _wait_object(s3: Any, bucket: str, key: str, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
     started = time.monotonic()
-    while time.monotonic() < deadline:
-        try:
-            s3.head_object(Bucket=bucket, Key=key)
-            return time.monotonic() - started
-        except s3.exceptions.ClientError:
-            time.sleep(0.1)
-    raise AssertionError(f"s3://{bucket}/{key} not written within {timeout}s")
+    until(
+        lambda: s3.head_object(Bucket=bucket, Key=key),
+        timeout,
+        f"s3://{bucket}/{key} to be written",
+        interval=0.1,
+        ignore=(s3.exceptions.ClientError,),
+    )
+    return time.monotonic() - started
 
 
 @pytest.fixture
@@ -147,10 +147,14 @@ def test_daemon_events_are_counted_and_a_missing_secret_on_reload_keeps_the_runn
     daemon = Daemon(config_file, stack)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while _samples(_get(f"{base}/metrics")).get(_event("cycle.completed", "debug"), 0) < 1:
-            assert time.monotonic() < deadline and daemon.proc.poll() is None, "".join(daemon.lines)[-3000:]
-            time.sleep(0.5)
+        until(
+            lambda: _samples(_get(f"{base}/metrics")).get(_event("cycle.completed", "debug"), 0) >= 1,
+            60,
+            "a first cycle in /metrics",
+            interval=0.5,
+            abort=lambda: None if daemon.proc.poll() is None else f"syncd exited with {daemon.proc.returncode}",
+            detail=lambda: "".join(daemon.lines)[-3000:],
+        )
         assert requests.post(f"{base}/webhook", json={}, timeout=10).status_code == 401
 
         config_file.write_text(config.replace(str(secret), str(tmp_path / "gone")))
@@ -159,10 +163,12 @@ def test_daemon_events_are_counted_and_a_missing_secret_on_reload_keeps_the_runn
         assert "gone" in failed["error"] and failed["kept"] == "running config"
 
         cycles = _samples(_get(f"{base}/metrics"))[_event("cycle.completed", "debug")]
-        deadline = time.monotonic() + 30
-        while _samples(_get(f"{base}/metrics")).get(_event("cycle.completed", "debug"), 0) <= cycles:
-            assert time.monotonic() < deadline, "no cycle after the failed reload"
-            time.sleep(0.5)
+        until(
+            lambda: _samples(_get(f"{base}/metrics")).get(_event("cycle.completed", "debug"), 0) > cycles,
+            30,
+            "a cycle after the failed reload",
+            interval=0.5,
+        )
         samples = _samples(_get(f"{base}/metrics"))
         assert samples[_event("webhook.rejected", "warning")] == 1
         assert samples[_event("config.reload_failed", "error")] == 1

@@ -31,6 +31,7 @@ from devstack import (
     free_port,
     log_events,
     run_syncd,
+    until,
     upload_with_results,
 )
 from syncd import errors
@@ -73,16 +74,6 @@ def _samples(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-
-
-def _wait(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not within {timeout}s")
 
 
 def test_behind_a_sub_path_with_ssrf_on_refusals_show_everywhere_and_reviews_arrive_by_polling(
@@ -131,7 +122,8 @@ def test_behind_a_sub_path_with_ssrf_on_refusals_show_everywhere_and_reviews_arr
         # Meanwhile a review still reaches S3, by the export poll.
         task = as_dict(users.labelstudio.client().tasks.get(str(imported["task"])))
         users.labelstudio.client().annotations.create(id=task["id"], result=task["predictions"][0]["result"])
-        _wait(lambda: s3.list_objects_v2(Bucket=bucket, Prefix="calls/a.transcript").get("KeyCount"), 60, "export")
+        listed = lambda: s3.list_objects_v2(Bucket=bucket, Prefix="calls/a.transcript").get("KeyCount")  # noqa: E731
+        until(listed, 60, "export", interval=0.3)
         assert not [e for e in daemon.events if e["event"] == "webhook.exported"]
     finally:
         assert daemon.stop() == 0
@@ -215,7 +207,7 @@ def test_a_token_refused_mid_run_is_a_labelstudio_outage_until_accepted_again(
 
         server.token_settings(personal=True, legacy=False)
         daemon.wait("dependency.up", timeout=60, dependency="labelstudio")
-        _wait(lambda: requests.get(f"{base}/healthz", timeout=10).status_code == 200, 30, "healthy again")
+        until(lambda: requests.get(f"{base}/healthz", timeout=10).status_code == 200, 30, "healthy again", interval=0.3)
     finally:
         server.token_settings(personal=True, legacy=False)
         assert daemon.stop() == 0

@@ -9,7 +9,6 @@ S3 and moto are the session stack's.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from devstack import OLD_LS_VENV, LabelStudio, Stack, SyncdProcess, free_port, seed_formula, upload_with_results
+from devstack import OLD_LS_VENV, LabelStudio, Stack, SyncdProcess, free_port, seed_formula, until, upload_with_results
 from syncd.labelstudio import as_dict
 
 RECORDINGS = {
@@ -42,22 +41,22 @@ def server(request: pytest.FixtureRequest, stack: Stack) -> LabelStudio:
 
 
 def _wait_imported(daemon: SyncdProcess, count: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while sum(e["event"] == "task.imported" for e in daemon.events) < count:
-        assert time.monotonic() < deadline, [e["event"] for e in daemon.events]
-        assert daemon.proc.poll() is None, daemon.lines[-20:]
-        time.sleep(0.2)
+    until(
+        lambda: sum(e["event"] == "task.imported" for e in daemon.events) >= count,
+        timeout,
+        f"{count} task.imported",
+        abort=lambda: None if daemon.proc.poll() is None else f"syncd exited: {daemon.lines[-20:]}",
+        describe=lambda _: f"events {[e['event'] for e in daemon.events]}",
+    )
 
 
 def _wait_object(s3: Any, bucket: str, key: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            s3.head_object(Bucket=bucket, Key=key)
-            return
-        except s3.exceptions.ClientError:
-            time.sleep(0.2)
-    raise AssertionError(f"s3://{bucket}/{key} not written within {timeout}s")
+    until(
+        lambda: s3.head_object(Bucket=bucket, Key=key),
+        timeout,
+        f"s3://{bucket}/{key} to be written",
+        ignore=(s3.exceptions.ClientError,),
+    )
 
 
 def test_smoke_on_the_oldest_and_newest_supported_release(

@@ -28,6 +28,7 @@ from devstack import (
     evented_bucket,
     on_moto_events,
     project_tasks,
+    until,
     upload_with_results,
 )
 from syncd.domain.recording import Status
@@ -186,37 +187,43 @@ def _wake_self_stopped(fleet: Fleet, state: StateStore, stop: threading.Event) -
 
 
 def _wait(state: StateStore, done: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if done(state.recordings.counts()):
-            return
-        time.sleep(1)
-    raise AssertionError(f"{what} not reached in {timeout:.0f}s: {state.recordings.counts()}")
+    until(
+        lambda: done(state.recordings.counts()),
+        timeout,
+        what,
+        interval=1,
+        describe=lambda _: str(state.recordings.counts()),
+    )
 
 
 def _predicted(ls: Any, title: str, timeout: float) -> None:
     """Every task holds its prediction: one that Label Studio stored without it (a batch cut short by a kill) gets it
     back from the next import tick, whether or not new audio waits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lacking = [t["id"] for t in project_tasks(ls, title) if not t["predictions"]]
-        if not lacking:
-            return
-        time.sleep(1)
-    raise AssertionError(f"tasks still without their prediction after {timeout:.0f}s: {lacking}")
+    lacking: list[int] = []
+
+    def all_predicted() -> bool:
+        lacking[:] = [t["id"] for t in project_tasks(ls, title) if not t["predictions"]]
+        return not lacking
+
+    until(all_predicted, timeout, "every task's prediction", interval=1, describe=lambda _: f"lacking {lacking}")
 
 
 def _leader_failover(fleet: Fleet, state: StateStore) -> float:
     """Kill whoever holds the export lease, keep it down, and time how long until another instance holds it."""
-    deadline = time.monotonic() + 30
-    while (not (holder := state.leases.holder("export")) or holder in fleet.frozen) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert holder, "no instance took the export lease"
+    holder = until(
+        lambda: (h := state.leases.holder("export")) and h not in fleet.frozen and h,
+        30,
+        "an instance, not frozen, to hold the export lease",
+        describe=lambda _: f"holder {state.leases.holder('export')}, frozen {sorted(fleet.frozen)}",
+    )
     fleet.kill(holder, _holds(state).get(holder, []))
     killed = time.monotonic()
-    while (now := state.leases.holder("export")) in (holder, None):
-        assert time.monotonic() - killed < 4 * LEASE, "the export lease was never taken over"
-        time.sleep(0.1)
+    now = until(
+        lambda: (h := state.leases.holder("export")) not in (holder, None) and h,
+        4 * LEASE,
+        "another instance to take the export lease over",
+        interval=0.1,
+    )
     failover = time.monotonic() - killed
     fleet.start(holder)
     print(f"export lease: {holder} killed, {now} took over after {failover:.1f}s (lease {LEASE:.0f}s)")

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from devstack import SyncdProcess, run_syncd, running_stack, upload_with_results
+from devstack import SyncdProcess, WaitTimeoutError, run_syncd, running_stack, until, upload_with_results
 from syncd.domain.recording import syncd_id
 from syncd.s3.storage import output_key
 
@@ -166,11 +166,18 @@ def test_soak_under_chaos(tmp_path: Path) -> None:
             reviewer.stop.set()
             reviewer.join(30)
 
-        deadline = time.monotonic() + SETTLE_SECONDS
-        settled, newest = False, {}
-        while not settled and time.monotonic() < deadline:
-            time.sleep(3)
-            settled, newest = _settled(s3, ls, project, keys)
+        newest: dict[str, str] = {}
+
+        def caught_up() -> bool:
+            done, found = _settled(s3, ls, project, keys)
+            newest.clear()
+            newest.update(found)
+            return done
+
+        try:
+            settled = until(caught_up, SETTLE_SECONDS, "every review exported", interval=3)
+        except WaitTimeoutError:
+            settled = False  # the checks below name what was lost
         daemon.stop()
 
         tasks = list(ls.tasks.list(project=project, fields="all", resolve_uri=False, page_size=1000))

@@ -3,14 +3,13 @@ failing, health names the state meanwhile, and nothing is lost or imported twice
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from devstack import PG_PASSWORD, Postgres, Stack, SyncdProcess, free_port, project_tasks, upload_with_results
+from devstack import PG_PASSWORD, Postgres, Stack, SyncdProcess, free_port, project_tasks, until, upload_with_results
 
 RECORDINGS = {"db/a.mp3": "single_speaker.json", "db/b.mp3": "two_speakers.json"}
 LATER = {"db/c.mp3": "spanish.json"}
@@ -38,15 +37,6 @@ def _health_body(port: int, status: int) -> dict[str, Any] | None:
     return response.json() if response.status_code == status else None
 
 
-def _until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"{what} not seen within {timeout:.0f}s")
-
-
 def test_state_database_down_at_start_and_while_running(
     stack: Stack, s3: Any, ls: Any, bucket: str, tmp_path: Path
 ) -> None:
@@ -63,22 +53,22 @@ def test_state_database_down_at_start_and_while_running(
         pg.start()
         pg.wait()
         daemon.wait("daemon.started", timeout=60)
-        _until(lambda: len(project_tasks(ls, title)) == 2, 60, "two tasks")
-        body = _until(lambda: _health_body(port, 200), 60, "a healthy daemon")
+        until(lambda: len(project_tasks(ls, title)) == 2, 60, "two tasks", interval=0.5)
+        body = until(lambda: _health_body(port, 200), 60, "a healthy daemon", interval=0.5)
         assert body["instance"] == {"name": "db-fault", "roles": ["scan", "transcribe", "import", "export"],
                                     "holds": ["export", "import", "scan"]}  # fmt: skip
 
         # Down while running: health names the state, stages fail as "unavailable", nothing is lost.
         mark = len(daemon.events)
         pg.stop(keep=True)
-        body = _until(lambda: _health_body(port, 503), 30, "/healthz 503")
+        body = until(lambda: _health_body(port, 503), 30, "/healthz 503", interval=0.5)
         assert body["down"] == ["state"] and body["checks"]["state"]["ok"] is False and PG_PASSWORD not in str(body)
         daemon.wait("stage.failed", after=mark, timeout=30, cause="unavailable")
         upload_with_results(s3, bucket, LATER)
         pg.start()
         pg.wait()
-        _until(lambda: len(project_tasks(ls, title)) == 3, 90, "the third task, after the outage")
-        _until(lambda: _health_body(port, 200), 60, "healthy again")
+        until(lambda: len(project_tasks(ls, title)) == 3, 90, "the third task, after the outage", interval=0.5)
+        until(lambda: _health_body(port, 200), 60, "healthy again", interval=0.5)
         assert daemon.stop() == 0
     finally:
         daemon.kill()

@@ -26,3 +26,7 @@ def test_roles_name_the_stages() -> None:
     assert "instance.roles.1 = 'gpu'" in message and "'scan', 'transcribe', 'import' or 'export'" in message
     assert "lists a role twice" in error_for({**MINIMAL, "instance": {"roles": ["scan", "scan"]}})
     assert "instance.roles" in error_for({**MINIMAL, "instance": {"roles": []}})
+
+
+def test_a_lease_outlasts_one_label_studio_request_by_a_second() -> None:
+    assert parse({**MINIMAL, "labelstudio": {"timeout": 7.5}}).labelstudio.lease_margin == 8.5

@@ -52,7 +52,7 @@ def test_a_webhook_on_an_instance_without_the_export_lease_waits_in_the_state_fo
     a, b, storage, task_id = reviewed_on_two_instances(tmp_path)
     receiver, holder = Daemon("b.toml", b.settings), Daemon("a.toml", a.settings)
     receiver.svc, holder.svc = b, a
-    receiver.webhook._secret = SECRET
+    receiver.webhook.register(b.settings, b, SECRET)  # no public_url: the secret only, nothing registered
     payload = {"action": "ANNOTATION_CREATED", "task": {"id": task_id, "project": 1}, "annotation": {"id": 1}}
     assert receiver.webhook_delivery({HEADER: SECRET}, json.dumps(payload).encode())[0] == 202
     receiver._export_webhooks()

@@ -51,15 +51,21 @@ def test_a_second_live_process_under_the_same_name_is_refused(tmp_path: Path) ->
 def test_project_set_up_waits_for_the_other_instance(tmp_path: Path) -> None:
     a, b = instances(tmp_path, "a", "b", lease=5)
     order: list[str] = []
+    refused = threading.Event()
+
+    def waiting() -> bool:
+        """``exclusively`` asks whether to stop each time it found the lease held: b is waiting now."""
+        refused.set()
+        return False
 
     def set_up(me: Instance) -> None:
-        with me.exclusively(PROJECT):
+        with me.exclusively(PROJECT, stop=waiting):
             order.append(f"{me.name} set up")
 
     with a.exclusively(PROJECT):
         other = threading.Thread(target=set_up, args=(b,))
         other.start()
-        time.sleep(0.3)
+        assert refused.wait(10), "b never found the lease held"
         order.append("a set up")
     other.join(10)
     assert order == ["a set up", "b set up"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from syncd.state.db import Database
 from tests.unit.fakes import new_store
@@ -20,13 +21,23 @@ def _value(db: Database, name: str) -> str | None:
     return db.scalar("SELECT value FROM cursors WHERE name = ?", (name,))
 
 
+def _commits(db: Database) -> list[object]:
+    """Every commit on the database's engine from now on (SQLAlchemy's ``commit`` connection event)."""
+    seen: list[object] = []
+    event.listen(db.engine, "commit", seen.append)
+    return seen
+
+
 def test_nested_transactions_commit_once_and_reads_inside_see_their_writes(tmp_path: Path) -> None:
     db = _db(tmp_path)
+    commits = _commits(db)
     with db.tx() as outer:
         outer.execute("INSERT INTO cursors (name, value) VALUES (?, ?)", ("a", "1"))
         with db.tx() as inner:
             inner.executemany("INSERT INTO cursors (name, value) VALUES (?, ?)", [("b", "2"), ("c", "3")])
+        assert commits == [], "the inner transaction joined the outer one: nothing committed yet"
         assert _value(db, "b") == "2", "a read inside the transaction sees its writes"
+    assert len(commits) == 1
     assert [_value(db, n) for n in "abc"] == ["1", "2", "3"]
 
 

@@ -48,7 +48,7 @@ def test_a_refused_webhook_and_storage_show_everywhere_until_accepted(tmp_path: 
     ls = RefusingLabelStudio()
     svc, *_ = services(tmp_path, client=ls, http={"public_url": "http://127.0.0.1:9464"})
     with capture_logs() as logs:
-        svc.projects._ensure_storages(1)
+        svc.projects.ensure_storages(1)
         svc.projects.register_webhook(1, "http://127.0.0.1:9464/webhook", "s3cret")
     failed = {e["event"]: e for e in logs if e["event"].endswith("register_failed")}
     assert failed["webhook.register_failed"]["error"] == f"HTTP 403: {SSRF}"
@@ -81,7 +81,7 @@ def test_a_refused_webhook_and_storage_show_everywhere_until_accepted(tmp_path: 
     assert samples == {("syncd_labelstudio_refused", "webhook"): 1, ("syncd_labelstudio_refused", "storage"): 1}
 
     ls.refuse = False
-    svc.projects._ensure_storages(1)
+    svc.projects.ensure_storages(1)
     svc.projects.register_webhook(1, "http://127.0.0.1:9464/webhook", "s3cret")
     assert svc.state.refusals.all_known() == []
     _, body = health_report(svc.settings, "running", 1.0, healthy_probes(svc.settings), svc.state)
@@ -97,7 +97,7 @@ def test_a_storage_error_that_is_no_refusal_still_stops_the_set_up(tmp_path: Pat
 
     svc, *_ = services(tmp_path, client=Down())
     try:
-        svc.projects._ensure_storages(1)
+        svc.projects.ensure_storages(1)
     except ApiError as exc:
         assert exc.status_code == 502
     else:
