@@ -15,6 +15,7 @@ CODE = [ROOT, *(ROOT.parent / d for d in ("tests", "bench", "devstack", "scripts
 """Where code that names cursors lives: the package, the tests, the benchmarks, the real-stack helpers, the scripts."""
 MAX_ROOT_MODULES = 10
 MAX_LINES = 500
+MAX_ROOMS = 24
 
 
 def _modules() -> dict[str, Path]:
@@ -61,6 +62,20 @@ def _stage_of(module: str) -> str | None:
 def test_the_package_root_holds_few_modules() -> None:
     root = sorted(p.name for p in ROOT.glob("*.py"))
     assert len(root) <= MAX_ROOT_MODULES, root
+
+
+def _room(module: str) -> str:
+    """The room a module belongs to as the house is drawn: a module at the package root is a room, a package is one,
+    and each stage (with its steps) is one, beside the bookkeeping the stages share."""
+    parts = module.split(".")
+    if module.startswith("syncd.stages.") and parts[2] != "__init__":
+        return f"stages.{_stage_of(module) or 'tasks'}"
+    return parts[1] if len(parts) > 1 else "syncd"
+
+
+def test_the_house_has_few_rooms() -> None:
+    rooms = sorted({_room(m) for m in MODULES if m not in ("syncd", "syncd.__main__", "syncd.stages")})
+    assert len(rooms) <= MAX_ROOMS, rooms
 
 
 def test_no_stage_imports_another_stage() -> None:
