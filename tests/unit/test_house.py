@@ -225,8 +225,8 @@ def _dotted(node: ast.AST) -> list[str] | None:
 
 
 def _calls(function: Function) -> list[Function]:
-    """The package's functions ``function`` calls, in source order (calls on objects, ``svc.state.recordings.get``, are not
-    followed: they are the clients', not the stages')."""
+    """The package's functions ``function`` calls, in source order (calls on objects, ``svc.state.recordings.get``,
+    are not followed: they are the clients', not the stages')."""
     module, name = function
     owner = name.split(".")[0] if "." in name else None
     found = []
