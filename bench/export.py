@@ -123,9 +123,9 @@ def labelstudio_export(stack: Stack, project: int) -> tuple[int, float] | str:
         return f"timed out after {REFERENCE_TIMEOUT:.0f} s"
     except requests.RequestException as exc:
         return f"failed: {type(exc).__name__}: {str(exc)[:200]}"
-    if state.recordings.get("status") != "completed":
-        return f"ended {state.recordings.get('status')}: {str(state.recordings.get('traceback') or '')[-200:]}"
-    return int(state.recordings.get("last_sync_count") or 0), seconds
+    if state.get("status") != "completed":
+        return f"ended {state.get('status')}: {str(state.get('traceback') or '')[-200:]}"
+    return int(state.get("last_sync_count") or 0), seconds
 
 
 def count_objects(svc: Services, prefix: str, suffix: str = "") -> int:

@@ -100,7 +100,7 @@ SECTIONS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                     (f'job_state:syncd_recordings:max{{{J}, state="failed"}}', "failed recordings"),
                     (f"job:syncd_import_in_doubt_recordings:max{{{J}}}", "import in doubt"),
                 ),
-                description="See the README's Runbook: SyncdItemsParked, SyncdRecordingsFailed,"
+                description="See the runbook (docs/how-to/runbook.md): SyncdItemsParked, SyncdRecordingsFailed,"
                 " SyncdImportInDoubtOverdue.",
             ),
         ),

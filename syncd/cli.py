@@ -15,7 +15,10 @@ from syncd.log import configure, get_logger
 
 DEFAULT_CONFIG = os.environ.get("SYNCD_CONFIG", "/etc/syncd/config.toml")
 
-EPILOG = "exit codes:\n" + "\n".join(f"  {code:<3} {text}" for code, text in errors.DOC.items())
+EPILOG = "exit codes:\n" + "\n".join(
+    textwrap.fill(text, 100, initial_indent=f"  {code:<3} ", subsequent_indent=" " * 6)
+    for code, text in errors.DOC.items()
+)
 
 
 def _settings(args: argparse.Namespace, *, report: bool = False) -> Settings:

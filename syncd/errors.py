@@ -25,7 +25,9 @@ DOC = {
     UNAVAILABLE: "Label Studio or S3 unreachable",
     SOFTWARE: "internal error (a bug; please report it)",
     NOPERM: "credentials rejected by Label Studio or S3",
-    CONFIG: "invalid configuration or missing secret",
+    CONFIG: "invalid configuration or missing secret, a store without conditional writes, or a Label Studio token"
+    " that can never work (expired, revoked, an access token, a legacy token where legacy tokens are off); systemd"
+    " does not restart on it",
 }
 
 

@@ -104,7 +104,8 @@ class Projects:
             except Exception as exc:
                 if getattr(exc, "status_code", None) not in (400, 403):
                     raise
-                self._refused(refusals.STORAGE, project, bucket, exc, bucket=bucket)
+                error, means = self._refused(refusals.STORAGE, project, bucket, exc)
+                self.log.error("storage.register_failed", project=project, bucket=bucket, error=error, means=means)
                 continue
             self.state.refusals.clear(refusals.STORAGE, project)
 
@@ -155,12 +156,11 @@ class Projects:
         self.log.info("project.rollover", project=project, title=intent["title"], previous=previous, reason=reason)
         return project
 
-    def _refused(self, what: str, project: int, target: str, exc: Exception, **where: str) -> None:
-        """Record and log what Label Studio refused to register (``<what>.register_failed``), with what it means."""
+    def _refused(self, what: str, project: int, target: str, exc: Exception) -> tuple[str, str]:
+        """Record what Label Studio refused to register; the reason in its words, and what the refusal means."""
         reason = refused_reason(exc)
         self.state.refusals.record(what, project, target, reason)
-        means = refusals.CONSEQUENCE[what]
-        self.log.error(f"{what}.register_failed", project=project, **where, error=reason, means=means)
+        return reason, refusals.CONSEQUENCE[what]
 
     def register_webhook(self, project: int, url: str, secret: str) -> None:
         """Our webhook on one project; a refusal is recorded (`syncd status`, /healthz, `syncd check`) and logged, and
@@ -168,7 +168,8 @@ class Projects:
         try:
             hook, created = self.labelstudio.ensure_webhook(project, url, secret)
         except Exception as exc:
-            self._refused(refusals.WEBHOOK, project, url, exc, url=url)
+            error, means = self._refused(refusals.WEBHOOK, project, url, exc)
+            self.log.error("webhook.register_failed", project=project, url=url, error=error, means=means)
             return
         self.state.refusals.clear(refusals.WEBHOOK, project)
         self.log.info("webhook.registered", webhook=hook, project=project, url=url, created=created)

@@ -33,13 +33,13 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot render {value!r}")
 
 
-def _default(field: FieldInfo) -> Any:
+def default(field: FieldInfo) -> Any:
     if field.default_factory is not None:
         return field.default_factory()  # type: ignore[call-arg]
     return field.default
 
 
-def _is_section(field: FieldInfo) -> bool:
+def is_section(field: FieldInfo) -> bool:
     annotation = field.annotation
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
@@ -48,11 +48,16 @@ def _comment(text: str) -> list[str]:
     return [f"# {line}" for line in textwrap.wrap(text, 112)]
 
 
-def _allowed(field: FieldInfo) -> str:
+def allowed(field: FieldInfo) -> list[str]:
+    """The values a ``Literal`` key (or a list of them) takes; empty for a free-form key."""
     args = get_args(field.annotation)
     if get_origin(field.annotation) is list and args:
         args = get_args(args[0])
-    literals = [a for a in args if isinstance(a, str)]
+    return [a for a in args if isinstance(a, str)]
+
+
+def _allowed(field: FieldInfo) -> str:
+    literals = allowed(field)
     return f" One of: {', '.join(literals)}." if literals else ""
 
 
@@ -61,11 +66,11 @@ def _section(name: str, model: type[BaseModel], lines: list[str], values: dict[s
     lines += ["", *_comment(model.__doc__ or ""), header]
     nested = []
     for key, field in model.model_fields.items():
-        if _is_section(field):
+        if is_section(field):
             nested.append((key, field))
             continue
         lines += _comment((field.description or "") + _allowed(field))
-        value = (values or {}).get(key, _default(field))
+        value = (values or {}).get(key, default(field))
         if value is PydanticUndefined:
             raise ValueError(f"{name}.{key} needs an example value")
         prefix = "" if values and key in values else "# "
@@ -78,7 +83,7 @@ def _section(name: str, model: type[BaseModel], lines: list[str], values: dict[s
 def render() -> str:
     lines = HEADER.rstrip("\n").splitlines()
     for key, field in Settings.model_fields.items():
-        if _is_section(field):
+        if is_section(field):
             assert isinstance(field.annotation, type)
             _section(key, field.annotation, lines)
         else:

@@ -320,8 +320,8 @@ class ReviewSettings(_Section):
         ' segment\'s cue ("listen for: ...") and marks the segment [check], the segments layout puts a short "Check'
         ' word" mark on the waveform; the task data counts them (flagged_words). Hints only, never written to the'
         " outputs; 0 turns them off. 0.4 is the highest threshold at which a flag was right (its word changed by the"
-        " reviewer) at least half the time on clean and on noisy fast speech (bench/flags.py; README); `syncd"
-        " report` shows what other thresholds would give on your reviews.",
+        " reviewer) at least half the time on clean and on noisy fast speech (bench/flags.py;"
+        " docs/how-to/review-at-scale.md); `syncd report` shows what other thresholds would give on your reviews.",
     )
     max_task_minutes: float = Field(
         0.0,

@@ -45,6 +45,24 @@ def _headers(environ: dict[str, Any]) -> CaseInsensitiveDict[str]:
     return headers
 
 
+ENDPOINTS = (
+    (
+        "GET",
+        "/healthz",
+        "200 while every stage makes progress and every dependency answers, 503 otherwise; a JSON body"
+        " names each check, the dependency that is down and why",
+    ),
+    ("GET", "/metrics", "Prometheus text exposition of every metric (see the metrics reference)"),
+    (
+        "POST",
+        WEBHOOK_PATH,
+        "Label Studio's webhook deliveries (annotation created, updated, deleted), checked against"
+        " the shared secret header; 200 once the delivery is kept in the state for the export",
+    ),
+)
+"""What the daemon's HTTP listener (``[http]``) answers: method, path, meaning. Anything else is a 404 naming these."""
+
+
 def wsgi_app(app: App) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     def respond(start: StartResponse, status: int, body: bytes, content_type: str) -> list[bytes]:
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
@@ -65,7 +83,7 @@ def wsgi_app(app: App) -> Callable[[dict[str, Any], StartResponse], Iterable[byt
             length = int(environ.get("CONTENT_LENGTH") or 0)  # waitress has already refused bad or huge ones
             status, body = app.webhook_delivery(_headers(environ), environ["wsgi.input"].read(length))
             return as_json(start, status, body)
-        return as_json(start, 404, {"error": "not found", "endpoints": ["/healthz", "/metrics", WEBHOOK_PATH]})
+        return as_json(start, 404, {"error": "not found", "endpoints": [path for _, path, _ in ENDPOINTS]})
 
     return application
 

@@ -211,7 +211,10 @@ class Metrics:
         self.registry.register(_StateCollector(counts, "syncd_parked", doc, "stage"))
 
     def watch_projects(self, counts: Callable[[], dict[str, int]]) -> None:
-        doc = "Tasks in each Label Studio project syncd writes to or reads from, as last seen (rollover: see README)"
+        doc = (
+            "Tasks in each Label Studio project syncd writes to or reads from, as last seen (rollover:"
+            " docs/how-to/large-projects.md)"
+        )
         self.registry.register(_StateCollector(counts, "syncd_project_tasks", doc, "project"))
 
     def watch_leases(self, held: Callable[[], dict[str, int]]) -> None:

@@ -39,11 +39,32 @@ class Status(StrEnum):
     SKIPPED = "skipped"
     SUPERSEDED = "superseded"
     DELETED = "deleted"
-    """The object is gone from S3 (an event said so, or a full listing no longer found it); its task and
-    transcripts are kept or the task deleted, as ``sources.on_audio_deleted`` says."""
     SPLIT = "split"
-    """Longer than ``review.max_task_minutes``: reviewed as units (recordings of their own, ``parent_id`` set), and
-    its transcripts are written once every unit is reviewed."""
+
+
+MEANING: dict[Status, str] = {
+    Status.DISCOVERED: "found in S3 and waiting for transcription (or sent back to it after an interrupted try)",
+    Status.TRANSCRIBING: "claimed by a transcriber: a local whisper run or an Amazon Transcribe job",
+    Status.TRANSCRIBED: "the machine transcript is stored; waiting to be imported into Label Studio",
+    Status.ACCEPTED: "confident enough to auto-accept (review.auto_accept_above) and not drawn for audit: exported"
+    " without a task",
+    Status.IMPORTING: "in an import batch; a batch in doubt (timed out, 5xx, crash) waits here until Label Studio is"
+    " asked again",
+    Status.IMPORTED: "a task in Label Studio awaits review",
+    Status.EXPORTED: "a review (or the auto-accepted transcript) is written beside the audio; an edited review exports"
+    " again",
+    Status.FAILED: "the input itself failed (corrupt audio, a malformed transcript) after its attempts, with a reason;"
+    " `syncd retry` re-queues it",
+    Status.SKIPPED: "never transcribed: empty, larger than the configured limit, or a key whose outputs would pass S3's"
+    " 1024-byte key limit",
+    Status.SUPERSEDED: "another version (ETag) of the object replaced it; that version has its own recording and task",
+    Status.DELETED: "the object is gone from S3 (an event said so, or a full listing no longer found it); its task is"
+    " kept or deleted as sources.on_audio_deleted says",
+    Status.SPLIT: "longer than review.max_task_minutes: reviewed as units (recordings of their own, parent_id set),"
+    " exported once every unit is",
+}
+"""What each status means, as `syncd status`'s reader and the states reference need it."""
+assert set(MEANING) == set(Status)
 
 
 PENDING = (Status.DISCOVERED, Status.TRANSCRIBING, Status.TRANSCRIBED, Status.ACCEPTED, Status.IMPORTING)

@@ -24,7 +24,7 @@ def labelstudio_alive(settings: Settings, timeout: float = 3.0) -> None:
 
 OLDEST = (1, 17, 0)
 NEWEST = (1, 23, 2)
-"""The Label Studio releases syncd is tested against (README "Label Studio: versions, tokens, sub-paths, SSRF")."""
+"""The Label Studio releases syncd is tested against (docs/how-to/label-studio.md)."""
 SUPPORTED = f"{'.'.join(map(str, OLDEST))} to {'.'.join(map(str, NEWEST))}"
 
 

@@ -19,6 +19,13 @@ META_ANNOTATION = "syncd-annotation"
 META_UPDATED = "syncd-updated-at"
 META_SOURCE = "syncd-source-etag"
 META_REDACTED = "syncd-redacted"
+METADATA = {
+    META_ANNOTATION: "id of the Label Studio annotation the output was written from",
+    META_UPDATED: "that annotation's updated_at: with the id, the review's version (an older one never overwrites it)",
+    META_SOURCE: "ETag of the audio version the review describes (nothing is written beside another version)",
+    META_REDACTED: '"PII" when Amazon Transcribe redacted personal information in the transcript; absent otherwise',
+}
+"""The S3 user metadata on every output (``x-amz-meta-<name>``), and what each one holds."""
 
 
 Version = tuple[str, int]

@@ -50,8 +50,13 @@ def _fail(svc: Services, rec: Recording, exc: Exception, *, counted: bool = Fals
     )
     if gave_up:
         svc.state.recordings.update(rec.id, job_name=None)
-    event = "transcription.failed" if gave_up else "transcription.retrying"
-    svc.log.warning(event, recording=rec.id, bucket=rec.bucket, key=rec.key, job=rec.job_name, reason=reason)
+        svc.log.warning(
+            "transcription.failed", recording=rec.id, bucket=rec.bucket, key=rec.key, job=rec.job_name, reason=reason
+        )
+    else:
+        svc.log.warning(
+            "transcription.retrying", recording=rec.id, bucket=rec.bucket, key=rec.key, job=rec.job_name, reason=reason
+        )
 
 
 class _Run:

@@ -25,7 +25,7 @@ PROMETHEUS = ROOT / "deploy" / "prometheus"
 RULE_FILES = (PROMETHEUS / "rules.yml", PROMETHEUS / "alerts.yml")
 TEST_FILES = (PROMETHEUS / "alerts_test.yml", PROMETHEUS / "alerts_daily_test.yml")
 DASHBOARD = ROOT / "deploy" / "grafana" / "syncd.json"
-README = ROOT / "README.md"
+RUNBOOK = ROOT / "docs" / "how-to" / "runbook.md"
 PROMETHEUS_OWN = {"up"}
 """Series Prometheus itself writes for each target, which rules may use beside syncd's."""
 GRAFANA_RANGES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
@@ -84,21 +84,20 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
 
 
 def _anchor(heading: str) -> str:
-    """GitHub's anchor for a README heading."""
+    """The anchor of a heading, as MkDocs (and GitHub) make it."""
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-def test_every_alert_has_a_severity_annotations_and_a_runbook_section_in_the_readme() -> None:
-    readme = README.read_text()
-    runbook = readme.split("\n## Runbook\n", 1)[1].split("\n## ", 1)[0]
-    sections = {_anchor(line.removeprefix("### ")) for line in runbook.splitlines() if line.startswith("### ")}
+def test_every_alert_has_a_severity_annotations_and_a_runbook_section() -> None:
+    runbook = RUNBOOK.read_text()
+    sections = {_anchor(line.removeprefix("## ")) for line in runbook.splitlines() if line.startswith("## ")}
     for alert in ALERTS:
         name = alert["alert"]
         assert alert["labels"]["severity"] in ("critical", "warning"), name
         assert {"summary", "description", "runbook_url"} <= set(alert["annotations"]), name
-        assert alert["annotations"]["runbook_url"] == f"README.md#{_anchor(name)}", name
-        assert _anchor(name) in sections, f"README Runbook has no section {name}"
-        assert f"| [{name}](#{_anchor(name)}) |" in runbook, f"README alert table has no row for {name}"
+        assert alert["annotations"]["runbook_url"] == f"docs/how-to/runbook.md#{_anchor(name)}", name
+        assert _anchor(name) in sections, f"{RUNBOOK.relative_to(ROOT)} has no section {name}"
+        assert f"| [{name}](#{_anchor(name)}) |" in runbook, f"the runbook's table has no row for {name}"
     assert len(sections) == len(ALERTS), "a Runbook section for an alert that does not exist"
 
 
