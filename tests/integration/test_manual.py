@@ -28,7 +28,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     out = tmp_path_factory.mktemp("site")
     mkdocs = Path(sys.executable).with_name("mkdocs")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    subprocess.run([str(mkdocs), "build", "--strict", "--quiet", "-d", str(out)], cwd=ROOT, env=env, check=True)
+    subprocess.run([str(mkdocs), "build", "--strict", "-d", str(out)], cwd=ROOT, env=env, check=True)
     handler = functools.partial(_Quiet, directory=str(out))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
