@@ -59,4 +59,5 @@ def _id(ref: Any) -> int | None:
         ref = ref.get("id")
     if isinstance(ref, bool):
         return None
-    return int(ref) if isinstance(ref, int | str) and str(ref).isdecimal() else None
+    number = int(ref) if isinstance(ref, int | str) and str(ref).isdecimal() else 0
+    return number or None  # Label Studio's ids start at 1
