@@ -4,7 +4,6 @@ a person with curl) is a task to export, an action ignored, or a 400 with a reas
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from hypothesis import example, given
@@ -69,5 +68,5 @@ def test_a_delivery_is_a_task_an_ignored_action_or_a_named_refusal(
         return
     if status == 202:
         delivery = task_to_export(body)
-        assert QUEUED == [(delivery.task, delivery.project)] and isinstance(delivery.task, int) and delivery.task > 0
+        assert [(delivery.task, delivery.project)] == QUEUED and isinstance(delivery.task, int) and delivery.task > 0
     border.took()
