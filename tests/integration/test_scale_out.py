@@ -293,6 +293,8 @@ def test_three_instances_with_random_kills_lose_and_repeat_nothing(
             assert meta[META_ANNOTATION] == str(rec.annotation_id) and meta[META_SOURCE] == rec.etag, (key, fmt)
     events = fleet.events()
     (tmp_path / "events.jsonl").write_text("".join(json.dumps(e, default=str) + "\n" for e in events))
+    for n, (name, proc) in enumerate(fleet.ran):  # every line each process wrote, JSON or not, to read a loss by
+        (tmp_path / f"run-{n:02d}-{name}.log").write_text("".join(proc.lines))
     written = Counter(
         (e["annotation"], fmt) for e in events if e["event"] == "annotation.exported" for fmt in e["formats"]
     )

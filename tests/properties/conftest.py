@@ -4,7 +4,7 @@ Each test draws inputs with Hypothesis and asserts the property: syncd never cra
 and each input is either handled or refused with a named reason. ``Border`` counts what was tried and how each
 input ended; the session prints one table (and ``$SYNCD_PROPERTIES_REPORT``, if set, gets it as JSON).
 
-Profiles (``HYPOTHESIS_PROFILE``): ``suite`` (the default, bounded for ``./scripts/test``) and ``nightly`` (20x the
+Profiles (``HYPOTHESIS_PROFILE``): ``suite`` (the default, bounded for ``./scripts/test``) and ``nightly`` (25x the
 examples, no deadline): ``HYPOTHESIS_PROFILE=nightly .venv/bin/pytest tests/properties``.
 """
 
@@ -27,7 +27,7 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-settings.register_profile("nightly", max_examples=6000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile("nightly", max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 

@@ -76,6 +76,8 @@ def _first_part(problem: str) -> str:
 @pytest.mark.border("config value")
 @given(configs())
 @example({"sources": [{"bucket": "recordings"}]})
+@example({"\x85": ""})
+@example({"sources": [{"bucket": "recordings"}], "labelstudio": {"a.b c": 1}})
 @example({"sources": [{"bucket": "recordings"}], "transcriber": {"engine": "google"}})
 @example({"sources": [{"bucket": "recordings"}], "state": {"url": "postgresql://syncd:hunter2@db/syncd", "path": 1}})
 def test_a_config_runs_or_every_problem_names_its_key(border: Border, raw: dict[str, Any]) -> None:

@@ -58,7 +58,7 @@ item = (
     st.fixed_dictionaries({}, optional={"id": region, "from_name": from_name, "type": json_any, "value": value})
     | json_any
 )
-results = st.lists(item, max_size=12) | st.lists(item, min_size=50, max_size=120) | json_any
+results = st.lists(item, max_size=12) | st.lists(item, min_size=30, max_size=60) | json_any
 """A result as Label Studio could hold it: mostly the shapes syncd writes, bent; sometimes anything at all."""
 
 

@@ -86,6 +86,35 @@ def _fixture(name: str) -> dict[str, Any]:
 @example(_fixture("two_speakers_new.json"))
 @example(_fixture("channels.json"))
 @example(_fixture("single_speaker.json"))
+@example({"results": {"transcripts": [], "language_identification": [{"code": "", "score": ""}]}})
+@example({"results": {"transcripts": [], "language_identification": [{"code": "en-US", "score": "inf"}]}})
+@example({"results": {"items": [{"type": "pronunciation", "alternatives": [""]}]}})
+@example(
+    {"results": {"audio_segments": [{"id": 0}], "channel_labels": {"channels": [{"items": [{"alternatives": [""]}]}]}}}
+)
+@example(
+    {
+        "results": {
+            "items": [
+                {
+                    "type": "pronunciation",
+                    "start_time": "1",
+                    "end_time": "2",
+                    "alternatives": [{"content": "x", "confidence": ""}],
+                }
+            ]
+        }
+    }
+)
+@example(
+    {
+        "results": {
+            "items": [
+                {"type": "pronunciation", "start_time": "inf", "end_time": "inf", "alternatives": [{"content": "x"}]}
+            ]
+        }
+    }
+)
 def test_a_transcribe_output_becomes_a_transcript_or_is_refused_by_name(border: Border, doc: Any) -> None:
     try:
         transcript = parse_transcribe_output(doc)

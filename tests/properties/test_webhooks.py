@@ -54,6 +54,7 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> WebhookEndpoint:
 @pytest.mark.border("webhook payload")
 @given(bodies)
 @example(b"[" * 100_000)
+@example(json.dumps({"action": "ANNOTATION_CREATED", "task": {"id": "0"}, "annotation": {"task": 0}}).encode())
 @example(json.dumps({"action": "ANNOTATION_CREATED", "task": {"id": "\u00b2"}}).encode())
 @example(json.dumps({"action": "ANNOTATION_UPDATED", "annotation": {"task": 12}, "project": {"id": 3}}).encode())
 def test_a_delivery_is_a_task_an_ignored_action_or_a_named_refusal(
