@@ -390,13 +390,14 @@ def corrected_segments(result: list[dict[str, Any]], asr: Transcript, layout: st
     if layout == "whole":
         return _whole_segments(result, asr)
     asr_by_region = {region_id(i): seg for i, seg in enumerate(asr.segments)}
+    longest = LONGEST
     segments = []
     for region in _regions(result).values():
         if region.start is None or (region.hint and not region.texts):
             continue
         origin = asr_by_region.get(region.rid)
-        start_s = _seconds(region.rid, "start", region.start)
-        start, end = round(start_s, 3), round(_region_end(region.rid, start_s, region.end, origin), 3)
+        start_s = _seconds(region.rid, "start", region.start, longest)
+        start, end = round(start_s, 3), round(_region_end(region.rid, start_s, region.end, origin, longest), 3)
         if not region.texts:
             if log is not None:
                 log.warning(
@@ -444,23 +445,28 @@ def _transcript_segments(result: list[dict[str, Any]], asr: Transcript, log: Any
     return segments
 
 
-def _seconds(rid: str, name: str, value: Any) -> float:
+LONGEST = 360_000.0
+"""No region starts or ends past 100 hours: past it a time is no place in a recording (Amazon Transcribe takes 4 h),
+and the subtitle formats cannot write it."""
+
+
+def _seconds(rid: str, name: str, value: Any, longest: float) -> float:
     """A region time as seconds; a value that is no number is the result's fault, named so a person can fix it."""
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"region {rid!r}: {name} {value!r} is not a number of seconds") from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"region {rid!r}: {name} {value!r} is not a time in the audio")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > longest:
+        raise ValueError(f"region {rid!r}: {name} {value!r} is not a time in the audio (0 to {longest:.0f} s)")
     return seconds
 
 
-def _region_end(rid: str, start: float, end: Any, origin: Segment | None) -> float:
+def _region_end(rid: str, start: float, end: Any, origin: Segment | None, longest: float) -> float:
     """A region saved with a start and no end (results written through the API can lack it) ends where its ASR
     segment ended, or at its start: a point in time, never a failed export."""
     if end is None:
         return origin.end if origin and origin.end >= start else start
-    return max(_seconds(rid, "end", end), start)
+    return max(_seconds(rid, "end", end, longest), start)
 
 
 def _whole_segments(result: list[dict[str, Any]], asr: Transcript) -> list[Segment]:

@@ -187,9 +187,13 @@ def _word(item: dict[str, Any], n: int, text: str, speakers: dict[tuple[float, f
     )
 
 
+_LONGEST = 360_000.0
+"""Past 100 hours a time is no place in a recording (a batch job takes 4 h at most): the output is wrong."""
+
+
 def _seconds(item: dict[str, Any], key: str) -> float:
     seconds = _finite(item.get(key))
-    if seconds is None or seconds < 0:
+    if seconds is None or not 0 <= seconds <= _LONGEST:
         raise TranscribeOutputError(f"Transcribe output has a bad or missing {key!r}: {item!r}")
     return round(seconds, 3)
 

@@ -8,11 +8,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+from devstack import Stack, run_syncd
 from devstack.broken_audio import Sample, corpus
 from syncd.config.schema import ScheduleSettings
+from syncd.labelstudio import as_dict
+from syncd.state import StateStore
 
 MEMORY_BOUND_MB = 400
 """Peak RSS of the decoding process, interpreter and imports included (about 100 MB of it)."""
@@ -91,3 +96,62 @@ def test_broken_audio_decodes_to_its_length_or_fails_by_name_within_time_and_mem
     print(f"peak RSS {peak:.0f} MB; slowest {Path(str(slowest['name'])).name} {float(slowest['wall']):.1f} s")  # type: ignore[arg-type]
     assert wrong == []
     assert peak < MEMORY_BOUND_MB, peak
+
+
+E2E = {
+    "intact.mp3": "task",
+    "truncated-{half}.mp3": "task",
+    "stereo.mp3": "task",
+    "rate-8000.wav": "task",
+    "lies-longer.wav": "task",
+    "noise-body.wav": "task",
+    "one-sample.wav": "failed",
+    "lies-rate.wav": "failed",
+    "noise-body.flac": "failed",
+    "garbage-0.wav": "failed",
+    "truncated-12.mp3": "failed",
+}
+"""A sample of the corpus through the whole forward path, and what each must become."""
+
+
+def test_a_sample_of_the_corpus_becomes_tasks_of_their_length_or_failures_with_reasons(
+    stack: Stack, s3: Any, ls: Any, bucket: str, config_file: Path, tmp_path: Path
+) -> None:
+    samples = {s.path.name: s for s in corpus(tmp_path / "corpus", long_minutes=0)}
+    half = next(
+        n
+        for n in samples
+        if n.startswith("truncated-")
+        and n.endswith(".mp3")
+        and n not in ("truncated-1.mp3", "truncated-12.mp3", "truncated-44.mp3", "truncated-200.mp3")
+    )
+    chosen = {name.format(half=half.split("-")[1].split(".")[0]): want for name, want in E2E.items()}
+    for name in chosen:
+        s3.upload_file(str(samples[name].path), bucket, f"calls/{name}")
+    run_syncd(["once", "-c", str(config_file)], stack)
+
+    state = StateStore(str(tmp_path / "state.db"))
+    recordings = {r.key.removeprefix("calls/"): r for r in state.recordings.all()}
+    assert sorted(recordings) == sorted(chosen), "every file is recorded: none lost"
+    tasks = {t["data"]["key"]: t for t in _tasks(ls, stack, config_file)}
+    for name, want in chosen.items():
+        rec, sample = recordings[name], samples[name]
+        if want == "failed":
+            assert rec.status == "failed" and rec.reason, (name, rec.status, rec.reason)
+            assert f"calls/{name}" not in tasks, name
+            continue
+        assert rec.status == "imported", (name, rec.status, rec.reason)
+        duration = float(tasks[f"calls/{name}"]["data"]["duration"])
+        if sample.seconds is not None:
+            assert duration <= sample.seconds + 0.1 and (sample.at_most or duration >= sample.seconds - 0.1), (
+                name,
+                duration,
+                sample.seconds,
+            )
+    print({name: (r.status, (r.reason or "")[:60]) for name, r in recordings.items()})
+
+
+def _tasks(ls: Any, stack: Stack, config_file: Path) -> list[dict[str, Any]]:
+    title = tomllib.loads(config_file.read_text())["labelstudio"]["project"]
+    project = next(p.id for p in ls.projects.list() if p.title == title)
+    return [as_dict(t) for t in ls.tasks.list(project=project, fields="all", resolve_uri=False)]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from syncd.domain.formats import OUTPUT_FORMATS, Review, render
 from syncd.domain.transcript import Segment, Transcript, Word
-from syncd.labelstudio.layouts import SPEAKER, TEXT, WORD, corrected_segments, prediction_result
+from syncd.labelstudio.layouts import SPEAKER, TEXT, WORD, corrected_segments, prediction_result, result_layout
 from tests.properties.conftest import Border
 
 ASR = Transcript(
@@ -78,6 +78,7 @@ def _given_texts(result: Any) -> set[str]:
 
 def _check(result: Any, layout: str, border: Border) -> None:
     try:
+        layout = result_layout(result, layout)  # what the review was made with decides how it reads
         segments = corrected_segments(result, ASR, layout)
     except ValueError as exc:
         border.refused_for(str(exc))
@@ -110,6 +111,7 @@ def test_a_transcript_review_is_written_or_refused_by_name(border: Border, resul
 @given(results)
 @example(prediction_result(ASR, "segments"))
 @example([{"id": "r", "from_name": TEXT, "value": {"start": 1, "end": float("inf"), "text": ["x"]}}])
+@example([{"id": "seg-0", "from_name": TEXT, "value": {"start": 86400000000000.0, "text": ["0"]}}])
 @example([{"id": "r", "from_name": TEXT, "value": {"start": 1, "text": "a string"}}])
 @example(
     [{"id": f"r{i}", "from_name": TEXT, "value": {"start": i, "end": i + 1, "text": [f"t{i}"]}} for i in range(3000)]
@@ -128,5 +130,6 @@ def test_a_segments_review_is_written_or_refused_by_name(border: Border, result:
 @given(results)
 @example(prediction_result(ASR, "whole"))
 @example([{"from_name": TEXT, "value": {"text": "one string\nnot a list"}}])
+@example([{"from_name": TEXT, "value": {"text": ["0"]}}, {"from_name": TEXT, "value": {"text": ["0"]}}])
 def test_a_whole_review_is_written_or_refused_by_name(border: Border, result: Any) -> None:
     _check(result, "whole", border)

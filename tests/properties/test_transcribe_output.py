@@ -19,7 +19,7 @@ from tests.properties.conftest import Border
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "transcribe"
 
-number = st.floats(0, 5000) | st.floats() | st.integers(-5, 10**6)
+number = st.floats(0, 5000) | st.floats() | st.integers(-5, 10**6) | st.just(86400000000000.0)
 as_text = number.map(str) | st.text(max_size=8)
 seconds = as_text | number | st.none()
 confidence = st.floats(0, 1).map(lambda c: f"{c:.4f}") | st.floats().map(str) | st.text(max_size=5) | st.none()
@@ -133,4 +133,5 @@ def test_a_transcribe_output_becomes_a_transcript_or_is_refused_by_name(border: 
     assert transcript.confidence is None or 0 <= transcript.confidence <= 1
     assert transcript.duration is None or math.isfinite(transcript.duration)
     json.dumps(transcript.to_dict(), allow_nan=False)
+    assert all(w.end <= 360_000 for w in transcript.words)
     border.took()
