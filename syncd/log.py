@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TextIO
 
@@ -87,6 +88,36 @@ def drop_below(level: str) -> structlog.typing.Processor:
     return drop
 
 
+_WRITE = threading.Lock()
+"""Held for every line this process writes, ours and the libraries': a line is never split by another's."""
+
+
+class LineWriter:
+    """structlog's logger: each event one ``write`` of the whole line, then a flush. ``PrintLogger`` prints the text
+    and its newline as two writes; with ``PYTHONUNBUFFERED=1`` (common in containers) those are two system calls,
+    and a library's warning on stderr, which journald and a pipe merge into the same stream, can land between them:
+    the JSON line loses its end and the event is lost to every reader of the log."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def msg(self, message: str) -> None:
+        stream = self._stream or sys.stdout
+        with _WRITE:
+            stream.write(message + "\n")
+            stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = failure = err = log = msg
+
+
+class _LineHandler(logging.StreamHandler):
+    """The libraries' log lines (stdlib logging, on stderr), written under the same lock as ours."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with _WRITE:
+            super().emit(record)
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Logs go to ``stream``, or else to whatever ``sys.stdout`` is when each line is written."""
     use_console = fmt == "console" or (fmt == "auto" and (stream or sys.stdout).isatty())
@@ -103,11 +134,17 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=lambda *_: LineWriter(stream),
         cache_logger_on_first_use=False,
     )
     # Libraries log through stdlib logging; keep them quiet and on stderr unless asked.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    handler = _LineHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _LineHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
     for noisy in ("botocore", "urllib3", "httpx", "faster_whisper", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

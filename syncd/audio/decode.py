@@ -18,6 +18,8 @@ import numpy as np
 from syncd.log import describe_error
 
 SAMPLE_RATE = 16_000
+MIN_RATE = 4_000
+"""Below this a header lies (a 1 Hz WAV would decode its seconds of samples to a day of "audio"): telephony is 8 kHz."""
 FRAME = SAMPLE_RATE // 10
 """Samples in one 100 ms frame: the unit in which a quiet cut point is searched."""
 
@@ -57,6 +59,8 @@ def probe(path: Path) -> AudioInfo:
             if not container.streams.audio:
                 raise AudioError("the file has no audio stream")
             stream = container.streams.audio[0]
+            if stream.rate and stream.rate < MIN_RATE:
+                raise AudioError(f"sample rate {stream.rate} Hz is below {MIN_RATE} Hz: no speech is recorded that way")
             if stream.duration is not None and stream.time_base is not None:
                 duration = float(stream.duration * stream.time_base)
             else:

@@ -3,6 +3,7 @@ the bad value with any password masked, what is allowed)."""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -22,6 +23,10 @@ def load(path: str | Path) -> Settings:
         raise ConfigError(f"config file not found: {path}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (TOML files are UTF-8): byte {exc.start}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     return parse(raw, source=str(path))
 
 
@@ -33,8 +38,17 @@ def parse(raw: dict[str, Any], source: str = "config") -> Settings:
         raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(lines)) from None
 
 
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    """A key's path as TOML writes it: bare parts as they are, any other part quoted (a key with a space, a control
+    character or a dot in it is shown for what it is, never as a path it is not)."""
+    return ".".join(str(p) if isinstance(p, int) or _BARE_KEY.match(str(p)) else json.dumps(str(p)) for p in loc)
+
+
 def _describe(err: Any) -> str:
-    key = ".".join(str(p) for p in err["loc"])
+    key = _key(err["loc"])
     if err["type"] == "extra_forbidden":
         return f"{key}: unknown key; allowed here: {', '.join(_allowed_keys(err['loc'][:-1]))}"
     if err["type"] == "missing":

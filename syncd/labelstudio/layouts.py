@@ -20,6 +20,7 @@ texts per region keep one).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -192,15 +193,36 @@ def config_layout(label_config: str | None, default: str) -> str:
     return default
 
 
-def result_layout(result: Iterable[dict[str, Any]], default: str) -> str:
+def result_items(result: Any) -> list[dict[str, Any]]:
+    """The items of a result that can be read, each with a ``value`` object: Label Studio stores whatever a tool sent
+    (through its API any JSON passes), and an item that is no object, or a value that is none, holds nothing to read.
+    A result that is no list at all is refused (ValueError): it cannot be a review."""
+    if not isinstance(result, list):
+        raise ValueError(f"the annotation's result is a {type(result).__name__}, not a list of items")
+    return [
+        {**item, "value": item["value"] if isinstance(item.get("value"), dict) else {}}
+        for item in result
+        if isinstance(item, dict)
+    ]
+
+
+def strings(value: Any) -> list[str]:
+    """A ``text`` or ``labels`` value as its strings: a list of them as Label Studio writes it, or one string as an API
+    client may; never the characters of a string, nor the repr of a number or an object."""
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def result_layout(result: Any, default: str) -> str:
     """The layout a review's result was made with: per-segment text controls, regions with times, or one text box
     (``default`` when the result holds no text at all)."""
     found = None
-    for item in result:
+    for item in result_items(result):
         name = str(item.get("from_name"))
         if SEGMENT_TEXT.match(name):
             return "transcript"
-        if (item.get("value") or {}).get("start") is not None:
+        if item["value"].get("start") is not None:
             found = "segments"
         elif name == TEXT and found is None:
             found = "whole"
@@ -329,8 +351,8 @@ class _Region:
 def _regions(result: Iterable[dict[str, Any]]) -> dict[str, _Region]:
     """Result items grouped by region id, in the order Label Studio lists them."""
     regions: dict[str, _Region] = {}
-    for item in result:
-        value = item.get("value") or {}
+    for item in result_items(result):
+        value = item["value"]
         rid = str(item.get("id"))
         region = regions.setdefault(rid, _Region(rid))
         if region.start is None and value.get("start") is not None:
@@ -339,10 +361,10 @@ def _regions(result: Iterable[dict[str, Any]]) -> dict[str, _Region]:
             region.end = value["end"]
         if item.get("from_name") == WORD:
             region.hint = True
-        elif item.get("from_name") == SPEAKER and value.get("labels"):
-            region.speaker = str(value["labels"][0])
+        elif item.get("from_name") == SPEAKER and strings(value.get("labels")):
+            region.speaker = strings(value["labels"])[0]
         elif item.get("from_name") == TEXT:
-            region.texts += [str(t) for t in value.get("text") or [] if str(t).strip()]
+            region.texts += [t for t in strings(value.get("text")) if t.strip()]
     return regions
 
 
@@ -368,13 +390,14 @@ def corrected_segments(result: list[dict[str, Any]], asr: Transcript, layout: st
     if layout == "whole":
         return _whole_segments(result, asr)
     asr_by_region = {region_id(i): seg for i, seg in enumerate(asr.segments)}
+    longest = LONGEST
     segments = []
     for region in _regions(result).values():
         if region.start is None or (region.hint and not region.texts):
             continue
         origin = asr_by_region.get(region.rid)
-        start_s = _seconds(region.rid, "start", region.start)
-        start, end = round(start_s, 3), round(_region_end(region.rid, start_s, region.end, origin), 3)
+        start_s = _seconds(region.rid, "start", region.start, longest)
+        start, end = round(start_s, 3), round(_region_end(region.rid, start_s, region.end, origin, longest), 3)
         if not region.texts:
             if log is not None:
                 log.warning(
@@ -401,11 +424,10 @@ def _transcript_segments(result: list[dict[str, Any]], asr: Transcript, log: Any
     """One segment per text control, at its ASR segment's times, with its speaker: a reviewer edits texts only, so
     every segment keeps its span. A segment whose text was emptied writes nothing (and is logged)."""
     texts: dict[int, list[str]] = {}
-    for item in result:
+    for item in result_items(result):
         found = SEGMENT_TEXT.match(str(item.get("from_name")))
         if found:
-            value = item.get("value") or {}
-            texts.setdefault(int(found.group(1)), []).extend(str(t) for t in value.get("text") or [] if str(t).strip())
+            texts.setdefault(int(found.group(1)), []).extend(t for t in strings(item["value"].get("text")) if t.strip())
     if unknown := sorted(i for i in texts if i >= len(asr.segments)):
         raise ValueError(f"text_{unknown[0]} names no segment: the transcript has {len(asr.segments)}")
     segments = []
@@ -423,29 +445,38 @@ def _transcript_segments(result: list[dict[str, Any]], asr: Transcript, log: Any
     return segments
 
 
-def _seconds(rid: str, name: str, value: Any) -> float:
+LONGEST = 360_000.0
+"""No region starts or ends past 100 hours: past it a time is no place in a recording (Amazon Transcribe takes 4 h),
+and the subtitle formats cannot write it."""
+
+
+def _seconds(rid: str, name: str, value: Any, longest: float) -> float:
     """A region time as seconds; a value that is no number is the result's fault, named so a person can fix it."""
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"region {rid!r}: {name} {value!r} is not a number of seconds") from None
-    if seconds != seconds or seconds < 0:
-        raise ValueError(f"region {rid!r}: {name} {value!r} is not a time in the audio")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > longest:
+        raise ValueError(f"region {rid!r}: {name} {value!r} is not a time in the audio (0 to {longest:.0f} s)")
     return seconds
 
 
-def _region_end(rid: str, start: float, end: Any, origin: Segment | None) -> float:
+def _region_end(rid: str, start: float, end: Any, origin: Segment | None, longest: float) -> float:
     """A region saved with a start and no end (results written through the API can lack it) ends where its ASR
     segment ended, or at its start: a point in time, never a failed export."""
     if end is None:
         return origin.end if origin and origin.end >= start else start
-    return max(_seconds(rid, "end", end), start)
+    return max(_seconds(rid, "end", end, longest), start)
 
 
 def _whole_segments(result: list[dict[str, Any]], asr: Transcript) -> list[Segment]:
     """Lines map back onto ASR segment times when the reviewer kept one line per segment; else one span."""
-    texts = [t for item in result if item.get("from_name") == TEXT for t in (item.get("value") or {}).get("text", [])]
-    lines = [line.strip() for text in texts for line in text.splitlines() if line.strip()]
+    texts = [
+        t for item in result_items(result) if item.get("from_name") == TEXT for t in strings(item["value"].get("text"))
+    ]
+    lines = [" ".join(line.split()) for text in texts for line in text.splitlines() if line.strip()]
+    if not lines:
+        return []  # the reviewer emptied the box: nothing was said, so no cue, as an emptied segment writes none
     if lines and len(lines) == len(asr.segments):
         return [
             Segment(

@@ -35,7 +35,10 @@ class Delivery(NamedTuple):
 
 def task_to_export(body: bytes) -> Delivery:
     """The task (and its project) a delivery asks us to export; ValueError for a payload that is not one."""
-    payload = json.loads(body or b"{}")
+    try:
+        payload = json.loads(body or b"{}")
+    except RecursionError:
+        raise ValueError("payload is nested too deeply to be a Label Studio delivery") from None
     if not isinstance(payload, dict):
         raise ValueError("payload is not a JSON object")
     action = str(payload.get("action", ""))
@@ -54,4 +57,7 @@ def _id(ref: Any) -> int | None:
     """An id given bare or as an object's ``id`` (Label Studio nests some, not others)."""
     if isinstance(ref, dict):
         ref = ref.get("id")
-    return int(ref) if isinstance(ref, int | str) and str(ref).isdigit() else None
+    if isinstance(ref, bool):
+        return None
+    number = int(ref) if isinstance(ref, int | str) and str(ref).isdecimal() else 0
+    return number or None  # Label Studio's ids start at 1

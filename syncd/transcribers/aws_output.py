@@ -9,6 +9,7 @@ Call Analytics output is a different document (PascalCase, milliseconds) and is 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -79,12 +80,22 @@ def _transcript_text(results: dict[str, Any]) -> str:
     return " ".join(str(t.get("transcript", "")) for t in transcripts if isinstance(t, dict)).strip()
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """An object of the output, or an empty one where the output holds something else: it then says nothing."""
+    return value if isinstance(value, dict) else {}
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list in the output (speaker segments, channels, audio segments, redactions)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _segments(results: dict[str, Any]) -> list[Segment]:
     items: list[dict[str, Any]] = results.get("items") or []
-    audio_segments = results.get("audio_segments") or []
-    if audio_segments and all("id" in item for item in items):
+    audio_segments = _objects(results.get("audio_segments"))
+    if audio_segments and all(isinstance(item, dict) and "id" in item for item in items):
         return _from_audio_segments(_tokens(items, _speaker_map(results)), audio_segments)
-    channels = (results.get("channel_labels") or {}).get("channels") or []
+    channels = _objects(_object(results.get("channel_labels")).get("channels"))
     if channels:
         return _from_channels(channels)
     return _split([t.word for t in _tokens(items, _speaker_map(results))])
@@ -94,7 +105,8 @@ def _from_audio_segments(tokens: list[_Token], audio_segments: list[dict[str, An
     by_id = {item_id: n for n, tok in enumerate(tokens) for item_id in tok.ids}
     segments = []
     for seg in audio_segments:
-        indexes = sorted({by_id[i] for i in seg.get("items") or () if i in by_id})
+        ids = seg.get("items") if isinstance(seg.get("items"), list) else []
+        indexes = sorted({by_id[i] for i in ids if isinstance(i, int | str) and i in by_id})
         if not indexes:
             continue
         words = [tokens[n].word for n in indexes]
@@ -108,7 +120,8 @@ def _from_channels(channels: list[dict[str, Any]]) -> list[Segment]:
     segments: list[Segment] = []
     for channel in channels:
         label = channel.get("channel_label")
-        words = [replace(t.word, speaker=t.word.speaker or label) for t in _tokens(channel.get("items") or [])]
+        items = channel.get("items") if isinstance(channel.get("items"), list) else []
+        words = [replace(t.word, speaker=t.word.speaker or label) for t in _tokens(items)]
         segments.extend(_split(words))
     return sorted(segments, key=lambda s: (s.start, s.end))
 
@@ -116,8 +129,8 @@ def _from_channels(channels: list[dict[str, Any]]) -> list[Segment]:
 def _speaker_map(results: dict[str, Any]) -> dict[tuple[float, float], str]:
     """Speaker of each pronunciation by (start, end): the only link older outputs give."""
     out: dict[tuple[float, float], str] = {}
-    for seg in (results.get("speaker_labels") or {}).get("segments") or ():
-        for item in seg.get("items") or ():
+    for seg in _objects(_object(results.get("speaker_labels")).get("segments")):
+        for item in _objects(seg.get("items")):
             label = item.get("speaker_label") or seg.get("speaker_label")
             out[(_seconds(item, "start_time"), _seconds(item, "end_time"))] = label
     return out
@@ -148,34 +161,41 @@ def _kind_and_content(item: Any, n: int) -> tuple[str, str]:
     if not isinstance(item, dict):
         raise TranscribeOutputError(f"Transcribe output item {n} is not an object")
     kind = item.get("type")
-    alternatives = item.get("alternatives") or []
-    if kind not in ("pronunciation", "punctuation") or not alternatives:
+    alternatives = item.get("alternatives")
+    best = alternatives[0] if isinstance(alternatives, list) and alternatives else None
+    if kind not in ("pronunciation", "punctuation") or not isinstance(best, dict):
         raise TranscribeOutputError(f"Transcribe output item {n} has no usable 'type' or 'alternatives'")
-    return kind, str(alternatives[0].get("content", ""))
+    return kind, str(best.get("content", ""))
 
 
 def _word(item: dict[str, Any], n: int, text: str, speakers: dict[tuple[float, float], str]) -> Word:
     if "start_time" not in item or "end_time" not in item:
         raise TranscribeOutputError(f"Transcribe output pronunciation item {n} has no start_time/end_time")
     start, end = _seconds(item, "start_time"), _seconds(item, "end_time")
+    if end < start:
+        raise TranscribeOutputError(f"Transcribe output pronunciation item {n} ends before it starts: {item!r}")
     best = item["alternatives"][0]
     # A redacted word's confidence is that it is PII, not that it was heard right: it does not rank the task.
-    raw = None if best.get("redactions") else best.get("confidence")
+    raw = None if best.get("redactions") else _finite(best.get("confidence"))
     speaker = item.get("speaker_label") or item.get("channel_label") or speakers.get((start, end))
     return Word(
         start=start,
         end=end,
         text=text,
-        confidence=None if raw is None else round(float(raw), 4),
+        confidence=round(raw, 4) if raw is not None and 0 <= raw <= 1 else None,
         speaker=speaker,
     )
 
 
+_LONGEST = 360_000.0
+"""Past 100 hours a time is no place in a recording (a batch job takes 4 h at most): the output is wrong."""
+
+
 def _seconds(item: dict[str, Any], key: str) -> float:
-    try:
-        return round(float(item[key]), 3)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise TranscribeOutputError(f"Transcribe output has a bad or missing {key!r}: {item!r}") from exc
+    seconds = _finite(item.get(key))
+    if seconds is None or not 0 <= seconds <= _LONGEST:
+        raise TranscribeOutputError(f"Transcribe output has a bad or missing {key!r}: {item!r}")
+    return round(seconds, 3)
 
 
 def _split(words: list[Word]) -> list[Segment]:
@@ -202,31 +222,49 @@ def _breaks(current: list[Word], nxt: Word) -> bool:
     )
 
 
+def _finite(value: Any) -> float | None:
+    """A number Transcribe wrote (as a string, mostly), or None for one that is absent, no number, NaN or infinite."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _scored(entries: Any, code: str, score: str) -> list[tuple[str, float]]:
+    """(language, score) of each entry of a language list that names both; the others say nothing usable."""
+    found = []
+    for entry in entries if isinstance(entries, list) else []:
+        value = _finite(entry.get(score)) if isinstance(entry, dict) and entry.get(code) else None
+        if value is not None:
+            found.append((str(entry[code]), value))
+    return found
+
+
 def _language(results: dict[str, Any]) -> str | None:
     if results.get("language_code"):
         return str(results["language_code"])
-    scored = results.get("language_identification") or []
-    if scored:
-        return str(max(scored, key=lambda c: float(c.get("score", 0)))["code"])
-    spoken = results.get("language_codes") or []
-    if spoken:
-        return str(max(spoken, key=lambda c: float(c.get("duration_in_seconds", 0)))["language_code"])
+    for entries, code, score in _LANGUAGE_LISTS:
+        scored = _scored(results.get(entries), code, score)
+        if scored:
+            return max(scored, key=lambda c: c[1])[0]
     return None
+
+
+_LANGUAGE_LISTS = (
+    ("language_identification", "code", "score"),
+    ("language_codes", "language_code", "duration_in_seconds"),
+)
 
 
 def _extra(doc: dict[str, Any], results: dict[str, Any], words: list[Word]) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if doc.get("accountId"):
         extra["account_id"] = str(doc["accountId"])
-    if results.get("language_identification"):
-        extra["language_identification"] = [
-            {"code": c["code"], "score": float(c["score"])} for c in results["language_identification"]
-        ]
-    if results.get("language_codes"):
-        extra["language_codes"] = [
-            {"language_code": c["language_code"], "duration": float(c["duration_in_seconds"])}
-            for c in results["language_codes"]
-        ]
+    if identified := _scored(results.get("language_identification"), "code", "score"):
+        extra["language_identification"] = [{"code": c, "score": score} for c, score in identified]
+    if spoken := _scored(results.get("language_codes"), "language_code", "duration_in_seconds"):
+        extra["language_codes"] = [{"language_code": c, "duration": seconds} for c, seconds in spoken]
     masked = sum(1 for w in words if "***" in w.text)
     if masked:
         extra["vocabulary_filtered_words"] = masked
@@ -239,12 +277,12 @@ def _extra(doc: dict[str, Any], results: dict[str, Any], words: list[Word]) -> d
 def _redactions(results: dict[str, Any]) -> dict[str, int]:
     """PII entity type -> words Transcribe replaced with [PII]."""
     found: dict[str, int] = {}
-    items = [*(results.get("items") or ())]
-    for channel in (results.get("channel_labels") or {}).get("channels") or ():
-        items += channel.get("items") or ()
+    items = _objects(results.get("items"))
+    for channel in _objects(_object(results.get("channel_labels")).get("channels")):
+        items += _objects(channel.get("items"))
     for item in items:
-        for alternative in (item.get("alternatives") or [])[:1]:
-            for redaction in alternative.get("redactions") or ():
+        for alternative in _objects(item.get("alternatives"))[:1]:
+            for redaction in _objects(alternative.get("redactions")):
                 kind = str(redaction.get("type") or "PII")
                 found[kind] = found.get(kind, 0) + 1
     return found

@@ -230,6 +230,14 @@ def _leader_failover(fleet: Fleet, state: StateStore) -> float:
     return failover
 
 
+def _json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
 def _review_all(ls: Any, title: str) -> dict[int, int]:
     """Submit one review per task (its prediction with one line corrected); task id -> annotation id."""
     annotations = {}
@@ -293,6 +301,8 @@ def test_three_instances_with_random_kills_lose_and_repeat_nothing(
             assert meta[META_ANNOTATION] == str(rec.annotation_id) and meta[META_SOURCE] == rec.etag, (key, fmt)
     events = fleet.events()
     (tmp_path / "events.jsonl").write_text("".join(json.dumps(e, default=str) + "\n" for e in events))
+    for n, (name, proc) in enumerate(fleet.ran):  # every line each process wrote, JSON or not, to read a loss by
+        (tmp_path / f"run-{n:02d}-{name}.log").write_text("".join(proc.lines))
     written = Counter(
         (e["annotation"], fmt) for e in events if e["event"] == "annotation.exported" for fmt in e["formats"]
     )
@@ -321,14 +331,22 @@ def test_three_instances_with_random_kills_lose_and_repeat_nothing(
     }
     print(json.dumps(report, indent=1))
     (tmp_path / "scale-out.json").write_text(json.dumps(report | {"kill_log": fleet.kills}, indent=1))
-    # Every recording was transcribed (the state holds its transcript and job). Its log events are counted, not
-    # required: 2 of 6 runs here lost both `transcription.submitted` and `.completed` of one recording from a live
-    # process whose neighbours in the same claim logged both (cause not found); the untold ones are printed.
+    # Every recording was transcribed (the state holds its transcript and job), and the log says so: each one's
+    # `transcription.submitted` and `.completed` are in some instance's output. (They went missing in 1 run of 3 while
+    # syncd printed a line as two writes: a library warning on stderr landed between the text and its newline.)
     assert all(r.transcript is not None and r.job_name for r in recordings.values())
-    completed = {e["recording"] for e in events if e["event"] == "transcription.completed"}
-    untold = [r.key for r in recordings.values() if r.id not in completed]
-    print(f"transcribed without a transcription.completed event: {untold}")
-    assert len(untold) <= 1, untold
+    told = {e["event"]: set() for e in events}
+    for e in events:
+        if e.get("recording") is not None:
+            told[e["event"]].add(e["recording"])
+    untold = {
+        name: sorted(r.key for r in recordings.values() if r.id not in told.get(name, set()))
+        for name in ("transcription.submitted", "transcription.completed")
+    }
+    print(f"transcribed without their events: {untold}")
+    assert untold == {"transcription.submitted": [], "transcription.completed": []}
+    broken = [line for _, proc in fleet.ran for line in proc.lines if line.startswith("{") and not _json(line)]
+    assert broken == [], broken[:3]
     assert sum(bool(s["transcribed"]) for s in split.values()) >= 2, "transcription spread over the instances"
     assert len(fleet.kills) >= 3
     assert failover <= LEASE + 1, "a killed leader's work resumes within one lease period (plus scheduling)"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -92,3 +95,57 @@ def test_the_console_renderer_is_chosen_on_a_terminal_or_when_asked() -> None:
     finally:
         log.configure("info", "json", None)
     assert "hello" in out.getvalue() and not out.getvalue().startswith("{")
+
+
+class _Writes(io.StringIO):
+    """A stream that keeps each ``write`` apart, as a pipe or journald sees the system calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_each_event_is_one_write_of_the_whole_line() -> None:
+    """Two writes (the text, then its newline: ``print``'s way) let another writer's line land inside ours when
+    stdout is unbuffered; one write per line cannot be split by a line of the same process."""
+    out = _Writes()
+    log.configure("info", "json", out)
+    try:
+        log.get_logger().info("audio.discovered", key="calls/a.mp3")
+        log.get_logger().warning("dependency.down", dependency="s3")
+    finally:
+        log.configure("info", "json", None)
+    assert [w.endswith("}\n") and w.count("\n") == 1 for w in out.writes] == [True, True], out.writes
+
+
+def test_a_library_line_never_lands_inside_an_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events (stdout) and the libraries' warnings (stderr) are written under one lock, so with both streams merged
+    (journald, a pipe) from many threads every line stays whole."""
+    merged = _Writes()
+    monkeypatch.setattr(sys, "stderr", merged)
+    log.configure("info", "json", merged)
+    try:
+
+        def ours() -> None:
+            for i in range(300):
+                log.get_logger().info("scan.completed", listed=i)
+
+        def theirs() -> None:
+            for i in range(300):
+                logging.getLogger("apscheduler.scheduler").warning("job skipped %d", i)
+
+        threads = [threading.Thread(target=f) for f in (ours, theirs, ours, theirs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        log.configure("info", "json", None)
+    lines = merged.getvalue().splitlines()
+    assert len(lines) == 1200
+    assert all(json.loads(line)["event"] == "scan.completed" for line in lines if line.startswith("{"))
+    assert sum(line.startswith("WARNING apscheduler.scheduler: job skipped") for line in lines) == 600
