@@ -85,6 +85,10 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _objects(value: Any) -> list[dict[str, Any]]:
     """The objects of a list in the output (speaker segments, channels, audio segments, redactions)."""
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
@@ -105,8 +109,7 @@ def _from_audio_segments(tokens: list[_Token], audio_segments: list[dict[str, An
     by_id = {item_id: n for n, tok in enumerate(tokens) for item_id in tok.ids}
     segments = []
     for seg in audio_segments:
-        ids = seg.get("items") if isinstance(seg.get("items"), list) else []
-        indexes = sorted({by_id[i] for i in ids if isinstance(i, int | str) and i in by_id})
+        indexes = sorted({by_id[i] for i in _list(seg.get("items")) if isinstance(i, int | str) and i in by_id})
         if not indexes:
             continue
         words = [tokens[n].word for n in indexes]
@@ -120,8 +123,7 @@ def _from_channels(channels: list[dict[str, Any]]) -> list[Segment]:
     segments: list[Segment] = []
     for channel in channels:
         label = channel.get("channel_label")
-        items = channel.get("items") if isinstance(channel.get("items"), list) else []
-        words = [replace(t.word, speaker=t.word.speaker or label) for t in _tokens(items)]
+        words = [replace(t.word, speaker=t.word.speaker or label) for t in _tokens(_list(channel.get("items")))]
         segments.extend(_split(words))
     return sorted(segments, key=lambda s: (s.start, s.end))
 
@@ -132,7 +134,8 @@ def _speaker_map(results: dict[str, Any]) -> dict[tuple[float, float], str]:
     for seg in _objects(_object(results.get("speaker_labels")).get("segments")):
         for item in _objects(seg.get("items")):
             label = item.get("speaker_label") or seg.get("speaker_label")
-            out[(_seconds(item, "start_time"), _seconds(item, "end_time"))] = label
+            if label:
+                out[(_seconds(item, "start_time"), _seconds(item, "end_time"))] = str(label)
     return out
 
 
