@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+LONGEST_SECONDS = 360_000.0
+"""No time in a recording lies past 100 hours (an Amazon Transcribe batch job takes 4 h at most): a later one is a
+broken input, and the subtitle formats cannot write it."""
+
 
 @dataclass(frozen=True)
 class Word:

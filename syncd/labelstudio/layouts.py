@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from syncd.domain.transcript import Segment, Transcript, Word
+from syncd.domain.transcript import LONGEST_SECONDS, Segment, Transcript, Word
 
 AUDIO = "audio"
 TEXT = "transcription"
@@ -361,8 +361,8 @@ def _regions(result: Iterable[dict[str, Any]]) -> dict[str, _Region]:
             region.end = value["end"]
         if item.get("from_name") == WORD:
             region.hint = True
-        elif item.get("from_name") == SPEAKER and strings(value.get("labels")):
-            region.speaker = strings(value["labels"])[0]
+        elif item.get("from_name") == SPEAKER and (labels := strings(value.get("labels"))):
+            region.speaker = labels[0]
         elif item.get("from_name") == TEXT:
             region.texts += [t for t in strings(value.get("text")) if t.strip()]
     return regions
@@ -390,14 +390,13 @@ def corrected_segments(result: list[dict[str, Any]], asr: Transcript, layout: st
     if layout == "whole":
         return _whole_segments(result, asr)
     asr_by_region = {region_id(i): seg for i, seg in enumerate(asr.segments)}
-    longest = LONGEST
     segments = []
     for region in _regions(result).values():
         if region.start is None or (region.hint and not region.texts):
             continue
         origin = asr_by_region.get(region.rid)
-        start_s = _seconds(region.rid, "start", region.start, longest)
-        start, end = round(start_s, 3), round(_region_end(region.rid, start_s, region.end, origin, longest), 3)
+        start_s = _seconds(region.rid, "start", region.start)
+        start, end = round(start_s, 3), round(_region_end(region.rid, start_s, region.end, origin), 3)
         if not region.texts:
             if log is not None:
                 log.warning(
@@ -445,28 +444,23 @@ def _transcript_segments(result: list[dict[str, Any]], asr: Transcript, log: Any
     return segments
 
 
-LONGEST = 360_000.0
-"""No region starts or ends past 100 hours: past it a time is no place in a recording (Amazon Transcribe takes 4 h),
-and the subtitle formats cannot write it."""
-
-
-def _seconds(rid: str, name: str, value: Any, longest: float) -> float:
+def _seconds(rid: str, name: str, value: Any) -> float:
     """A region time as seconds; a value that is no number is the result's fault, named so a person can fix it."""
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"region {rid!r}: {name} {value!r} is not a number of seconds") from None
-    if not math.isfinite(seconds) or seconds < 0 or seconds > longest:
-        raise ValueError(f"region {rid!r}: {name} {value!r} is not a time in the audio (0 to {longest:.0f} s)")
+    if not math.isfinite(seconds) or not 0 <= seconds <= LONGEST_SECONDS:
+        raise ValueError(f"region {rid!r}: {name} {value!r} is not a time in the audio (0 to {LONGEST_SECONDS:.0f} s)")
     return seconds
 
 
-def _region_end(rid: str, start: float, end: Any, origin: Segment | None, longest: float) -> float:
+def _region_end(rid: str, start: float, end: Any, origin: Segment | None) -> float:
     """A region saved with a start and no end (results written through the API can lack it) ends where its ASR
     segment ended, or at its start: a point in time, never a failed export."""
     if end is None:
         return origin.end if origin and origin.end >= start else start
-    return max(_seconds(rid, "end", end, longest), start)
+    return max(_seconds(rid, "end", end), start)
 
 
 def _whole_segments(result: list[dict[str, Any]], asr: Transcript) -> list[Segment]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from syncd.domain.transcript import Segment, Transcript, Word
+from syncd.domain.transcript import LONGEST_SECONDS, Segment, Transcript, Word
 
 ENGINE = "aws"
 MAX_GAP_S = 1.5
@@ -91,7 +91,7 @@ def _list(value: Any) -> list[Any]:
 
 def _objects(value: Any) -> list[dict[str, Any]]:
     """The objects of a list in the output (speaker segments, channels, audio segments, redactions)."""
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+    return [v for v in _list(value) if isinstance(v, dict)]
 
 
 def _segments(results: dict[str, Any]) -> list[Segment]:
@@ -190,13 +190,9 @@ def _word(item: dict[str, Any], n: int, text: str, speakers: dict[tuple[float, f
     )
 
 
-_LONGEST = 360_000.0
-"""Past 100 hours a time is no place in a recording (a batch job takes 4 h at most): the output is wrong."""
-
-
 def _seconds(item: dict[str, Any], key: str) -> float:
     seconds = _finite(item.get(key))
-    if seconds is None or not 0 <= seconds <= _LONGEST:
+    if seconds is None or not 0 <= seconds <= LONGEST_SECONDS:
         raise TranscribeOutputError(f"Transcribe output has a bad or missing {key!r}: {item!r}")
     return round(seconds, 3)
 
